@@ -1,0 +1,268 @@
+// Package activities holds the side effects of the instance workflows: Query
+// Order through the marketplace's open API, the merchant application's
+// tenant operations through a Provisioner, and the read-model writes. Each
+// activity is idempotent and marks failures that retrying cannot fix as
+// non-retryable, so the workflow records them instead of looping.
+package activities
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/fulfillment-server/fulfillment/koogallery"
+	"github.com/fulfillment-server/fulfillment/provisioner"
+	"github.com/fulfillment-server/fulfillment/store"
+	"github.com/fulfillment-server/fulfillment/workflows"
+)
+
+// OrderSource reads orders from the marketplace (koogallery.OpenAPIClient).
+type OrderSource interface {
+	QueryOrder(ctx context.Context, orderID, orderLineID string) (*koogallery.QueryOrderResult, error)
+}
+
+// Activities are the instance workflows' activities, registered under the
+// names in workflows.ActivityNames.
+type Activities struct {
+	Orders      OrderSource
+	Provisioner provisioner.Provisioner
+	Store       *store.DB
+	Sealer      store.Sealer
+	Lifecycle   LifecycleConfig
+	Alerts      Alerter
+	Usage       UsagePusher
+}
+
+// Error types of non-retryable failures, visible in the workflow history.
+const (
+	errTypeOrder       = "OrderUnavailable"
+	errTypeProvisioner = "ProvisionerRejected"
+)
+
+// FetchOrder reads one order line through Query Order (SPEC §6.1).
+func (a *Activities) FetchOrder(ctx context.Context, in workflows.FetchOrderInput) (workflows.Order, error) {
+	res, err := a.Orders.QueryOrder(ctx, in.OrderID, in.OrderLineID)
+	if err != nil {
+		msg := fmt.Sprintf("Query Order %s: %v", in.OrderID, err)
+		if !koogallery.IsRetryable(err) {
+			return workflows.Order{}, temporal.NewNonRetryableApplicationError(msg, errTypeOrder, nil)
+		}
+		return workflows.Order{}, errors.New(msg)
+	}
+	if res.OrderInfo == nil {
+		return workflows.Order{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("Query Order %s answered without orderInfo", in.OrderID), errTypeOrder, nil)
+	}
+	line, ok := res.OrderInfo.Line(in.OrderLineID)
+	if !ok {
+		return workflows.Order{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("order %s has no line %s", in.OrderID, in.OrderLineID), errTypeOrder, nil)
+	}
+	order, err := orderFromLine(res.OrderInfo, line)
+	if err != nil || in.ClaimFor == "" || order.ChargingMode != string(koogallery.ChargingOnDemand) {
+		return order, err
+	}
+	// A pay-per-use order has one instance per billing item (SPEC §1.2):
+	// a second instance for the same orderId + productId would meter and
+	// bill it twice.
+	owner, err := a.Store.ClaimBillingItem(ctx, order.OrderID, order.ProductID, in.ClaimFor)
+	if err != nil {
+		return workflows.Order{}, err
+	}
+	if owner != in.ClaimFor {
+		return workflows.Order{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf(
+			"billing item %s of order %s is already served by instance %s: a pay-per-use order has one instance per billing item; "+
+				"skip to abandon this duplicate", order.ProductID, order.OrderID, owner), errTypeOrder, nil)
+	}
+	return order, nil
+}
+
+func orderFromLine(info *koogallery.OrderInfo, line koogallery.OrderLine) (workflows.Order, error) {
+	product := line.Product()
+	o := workflows.Order{
+		OrderID:      info.OrderID,
+		OrderLineID:  line.OrderLineID,
+		OrderType:    string(info.OrderType),
+		ChargingMode: string(line.ChargingMode),
+		SkuCode:      product.SkuCode,
+		ProductID:    product.ProductID,
+		PeriodType:   line.PeriodType,
+		PeriodNumber: line.PeriodNumber,
+	}
+	if product.LinearValue != nil {
+		v := int64(*product.LinearValue)
+		o.LinearValue = &v
+	}
+	if info.BuyerInfo != nil {
+		o.CustomerID, o.CustomerName = info.BuyerInfo.CustomerID, info.BuyerInfo.CustomerName
+	}
+	expire, ok, err := line.ExpireAt()
+	if err != nil {
+		return workflows.Order{}, temporal.NewNonRetryableApplicationError(err.Error(), errTypeOrder, nil)
+	}
+	if ok {
+		o.ExpireTime = &expire
+	}
+	return o, nil
+}
+
+// Provision creates the tenant and seals its initial credentials into the
+// database; only the non-secret access information goes back to the
+// workflow, so credentials never appear in the workflow history.
+func (a *Activities) Provision(ctx context.Context, in workflows.ProvisionInput) (workflows.AppInfo, error) {
+	t, err := a.Provisioner.Provision(ctx, provisioner.ProvisionRequest{
+		InstanceID:   in.InstanceID,
+		OrderID:      in.Order.OrderID,
+		OrderLineID:  in.Order.OrderLineID,
+		ChargingMode: in.Order.ChargingMode,
+		PeriodType:   in.Order.PeriodType,
+		PeriodNumber: in.Order.PeriodNumber,
+		ExpireTime:   in.Order.ExpireTime,
+		Spec:         specOf(in.Order),
+		Customer:     provisioner.Customer{ID: in.Order.CustomerID, Name: in.Order.CustomerName},
+		Debug:        in.Debug,
+	})
+	if err != nil {
+		return workflows.AppInfo{}, provisionerError(err)
+	}
+	app := workflows.AppInfo{FrontEndURL: t.FrontEndURL, AdminURL: t.AdminURL, Memo: t.Memo}
+	if t.UserName != "" || t.Password != "" {
+		sealed, err := a.Sealer.Seal(t.UserName, t.Password)
+		if err != nil {
+			return workflows.AppInfo{}, err
+		}
+		if err := a.Store.SaveCredentials(ctx, in.InstanceID, sealed); err != nil {
+			return workflows.AppInfo{}, err
+		}
+		app.HasCredentials = true
+	}
+	return app, nil
+}
+
+// Freeze makes the tenant unusable, keeping its data.
+func (a *Activities) Freeze(ctx context.Context, in workflows.TenantInput) error {
+	return provisionerError(a.Provisioner.Freeze(ctx, tenantRequest(in)))
+}
+
+// Unfreeze makes the tenant usable again.
+func (a *Activities) Unfreeze(ctx context.Context, in workflows.TenantInput) error {
+	return provisionerError(a.Provisioner.Unfreeze(ctx, tenantRequest(in)))
+}
+
+// Release deletes the tenant and its data.
+func (a *Activities) Release(ctx context.Context, in workflows.TenantInput) error {
+	return provisionerError(a.Provisioner.Release(ctx, tenantRequest(in)))
+}
+
+// Upgrade applies the spec of an upgrade order.
+func (a *Activities) Upgrade(ctx context.Context, in workflows.UpgradeInput) error {
+	return provisionerError(a.Provisioner.Upgrade(ctx, provisioner.UpgradeRequest{
+		InstanceID: in.InstanceID, OrderID: in.Order.OrderID, Debug: in.Debug, Spec: specOf(in.Order),
+	}))
+}
+
+// CheckChange asks whether the tenant fits a target spec.
+func (a *Activities) CheckChange(ctx context.Context, in workflows.CheckChangeInput) (workflows.ChangeCheckResult, error) {
+	v, err := a.Provisioner.CheckChange(ctx, provisioner.ChangeRequest{
+		InstanceID: in.InstanceID,
+		Debug:      in.Debug,
+		Current:    specOf(in.Current),
+		Target:     provisioner.Spec{SkuCode: in.Target.SkuCode, ProductID: in.Target.ProductID, LinearValue: in.Target.LinearValue},
+	})
+	if err != nil {
+		return workflows.ChangeCheckResult{}, provisionerError(err)
+	}
+	return workflows.ChangeCheckResult{Allowed: v.Allowed, Reason: v.Reason}, nil
+}
+
+// SaveInstance writes the read model and the timeline. It is idempotent: a
+// revision already stored or an event key already appended changes nothing.
+func (a *Activities) SaveInstance(ctx context.Context, in workflows.SaveInput) error {
+	s := in.Snapshot
+	row := store.Instance{
+		InstanceID:  s.InstanceID,
+		OrderID:     s.OrderID,
+		OrderLineID: s.OrderLineID,
+		State:       string(s.State),
+		Reason:      s.Reason,
+		Debug:       s.Debug,
+		ExpireTime:  s.ExpireTime,
+		Revision:    s.Revision,
+	}
+	if o := s.Order; o != nil {
+		row.ChargingMode, row.OrderType = o.ChargingMode, o.OrderType
+		row.SkuCode, row.ProductID, row.LinearValue = o.SkuCode, o.ProductID, o.LinearValue
+		row.PeriodType, row.PeriodNumber = o.PeriodType, o.PeriodNumber
+		row.CustomerID, row.CustomerName = o.CustomerID, o.CustomerName
+	}
+	if app := s.AppInfo; app != nil {
+		row.FrontEndURL, row.AdminURL, row.Memo = app.FrontEndURL, app.AdminURL, app.Memo
+	}
+	if len(s.Deadlines) > 0 {
+		next := s.Deadlines[0]
+		row.NextDeadlineKind, row.NextDeadlineAt = next.Kind, &next.At
+	}
+	details, err := json.Marshal(detailsOf(s))
+	if err != nil {
+		return temporal.NewNonRetryableApplicationError("encode instance details: "+err.Error(), "BadSnapshot", nil)
+	}
+	row.Details = details
+	events := make([]store.Event, 0, len(in.Events))
+	for _, e := range in.Events {
+		events = append(events, store.Event{Key: e.Key, Kind: e.Kind, Message: e.Message, OccurredAt: e.At.UTC()})
+	}
+	_, err = a.Store.SaveInstance(ctx, row, events)
+	return err
+}
+
+// detailsOf presents what the workflow shows beyond the state.
+func detailsOf(s workflows.Snapshot) store.InstanceDetails {
+	d := store.InstanceDetails{FrozenBy: s.FrozenBy, UnfreezeDueAt: s.UnfreezeDueAt}
+	if s.State != workflows.StateProvisioning || s.Policy.Retention > 0 {
+		d.Policy = &store.PolicyDetails{
+			FreezeGrace:   s.Policy.FreezeGrace.String(),
+			Retention:     s.Policy.Retention.String(),
+			ReleasePolicy: s.Policy.ReleasePolicy,
+			Supervised:    s.Policy.Supervised,
+		}
+		if s.Policy.Supervised {
+			d.Policy.SupervisionSyncDelay = s.Policy.SupervisionSyncDelay.String()
+		}
+	}
+	if s.GraceExtension > 0 {
+		d.GraceExtension = s.GraceExtension.String()
+	}
+	if p := s.Parked; p != nil {
+		d.Parked = &store.ParkedDetails{Step: p.Step, Error: p.Error, Since: p.Since.UTC()}
+	}
+	if sup := s.Supervision; sup != nil {
+		d.Supervision = &store.SupervisionDetails{
+			Evidence: sup.Evidence, DeclaredStart: sup.DeclaredStart, DeliveredAt: sup.DeliveredAt,
+			AcceptedAt: sup.AcceptedAt, CompletedAt: sup.CompletedAt, Rejections: sup.Rejections,
+			AppealedFrom: string(sup.AppealedFrom), AppealReason: sup.AppealReason,
+		}
+	}
+	for _, dl := range s.Deadlines {
+		d.Deadlines = append(d.Deadlines, store.DeadlineDetails{Kind: dl.Kind, At: dl.At.UTC(), Why: dl.Why})
+	}
+	return d
+}
+
+func specOf(o workflows.Order) provisioner.Spec {
+	return provisioner.Spec{SkuCode: o.SkuCode, ProductID: o.ProductID, LinearValue: o.LinearValue}
+}
+
+func tenantRequest(in workflows.TenantInput) provisioner.TenantRequest {
+	return provisioner.TenantRequest{InstanceID: in.InstanceID, Debug: in.Debug, Reason: in.Reason}
+}
+
+// provisionerError marks permanent provisioner failures non-retryable.
+func provisionerError(err error) error {
+	if err == nil || !provisioner.IsPermanent(err) {
+		return err
+	}
+	return temporal.NewNonRetryableApplicationError(err.Error(), errTypeProvisioner, nil)
+}

@@ -1,0 +1,229 @@
+package activities_test
+
+import (
+	"context"
+	"errors"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/fulfillment-server/fulfillment/activities"
+	"github.com/fulfillment-server/fulfillment/internal/testenv"
+	"github.com/fulfillment-server/fulfillment/koogallery"
+	"github.com/fulfillment-server/fulfillment/koogallery/mockapi"
+	"github.com/fulfillment-server/fulfillment/provisioner"
+	"github.com/fulfillment-server/fulfillment/store"
+	"github.com/fulfillment-server/fulfillment/workflows"
+)
+
+const accessKey = "activities-test-key"
+
+func newOrders(t *testing.T) (*koogallery.OpenAPIClient, *mockapi.Server) {
+	t.Helper()
+	mock := mockapi.New(mockapi.Config{AK: "ak", SK: "sk"})
+	srv := httptest.NewServer(mock)
+	t.Cleanup(srv.Close)
+	c, err := koogallery.NewOpenAPIClient(koogallery.OpenAPIConfig{BaseURL: srv.URL, AK: "ak", SK: "sk"})
+	require.NoError(t, err)
+	return c, mock
+}
+
+// nonRetryable reports whether Temporal would stop retrying err.
+func nonRetryable(err error) bool {
+	var appErr *temporal.ApplicationError
+	return errors.As(err, &appErr) && appErr.NonRetryable()
+}
+
+func TestFetchOrderMapsTheOrderLine(t *testing.T) {
+	orders, mock := newOrders(t)
+	ten := koogallery.LinearValue(10)
+	expire := "20271121155959"
+	mock.AddOrder(koogallery.OrderInfo{
+		OrderID: "CS-1", OrderType: koogallery.OrderTypeNew, CreateTime: "20261120120000",
+		OrderLines: []koogallery.OrderLine{
+			{OrderLineID: "CS-1-000001", ChargingMode: koogallery.ChargingPeriod, ExpireTime: expire, PeriodType: "year", PeriodNumber: 1,
+				ProductInfo: []koogallery.ProductInfo{{SkuCode: "sku", ProductID: "prod", LinearValue: &ten}}},
+			{OrderLineID: "CS-1-000002", ChargingMode: koogallery.ChargingOnDemand},
+		},
+		BuyerInfo: &koogallery.BuyerInfo{CustomerID: "cust", CustomerName: "Buyer 买家"},
+	})
+	a := &activities.Activities{Orders: orders}
+
+	o, err := a.FetchOrder(t.Context(), workflows.FetchOrderInput{OrderID: "CS-1", OrderLineID: "CS-1-000001"})
+	require.NoError(t, err)
+	want := time.Date(2027, 11, 21, 15, 59, 59, 0, time.UTC)
+	ten64 := int64(10)
+	require.Equal(t, workflows.Order{
+		OrderID: "CS-1", OrderLineID: "CS-1-000001", OrderType: "NEW", ChargingMode: "PERIOD",
+		SkuCode: "sku", ProductID: "prod", LinearValue: &ten64, PeriodType: "year", PeriodNumber: 1,
+		ExpireTime: &want, CustomerID: "cust", CustomerName: "Buyer 买家",
+	}, o)
+
+	payPerUse, err := a.FetchOrder(t.Context(), workflows.FetchOrderInput{OrderID: "CS-1", OrderLineID: "CS-1-000002"})
+	require.NoError(t, err)
+	require.Nil(t, payPerUse.ExpireTime, "pay-per-use lines have no expiry")
+	require.Equal(t, "ON_DEMAND", payPerUse.ChargingMode)
+}
+
+// A pay-per-use order with two billing items (one line each): one instance
+// per orderId + productId; another instance for a billing item already
+// served is refused for good (SPEC §1.2).
+func TestFetchOrderClaimsPayPerUseBillingItems(t *testing.T) {
+	orders, mock := newOrders(t)
+	mock.AddOrder(koogallery.OrderInfo{
+		OrderID: "PPU-1", OrderType: koogallery.OrderTypeNew,
+		OrderLines: []koogallery.OrderLine{
+			{OrderLineID: "PPU-1-000001", ChargingMode: koogallery.ChargingOnDemand, ProductInfo: []koogallery.ProductInfo{{SkuCode: "sku", ProductID: "sms"}}},
+			{OrderLineID: "PPU-1-000002", ChargingMode: koogallery.ChargingOnDemand, ProductInfo: []koogallery.ProductInfo{{SkuCode: "sku", ProductID: "mms"}}},
+			{OrderLineID: "PPU-1-000003", ChargingMode: koogallery.ChargingOnDemand, ProductInfo: []koogallery.ProductInfo{{SkuCode: "sku", ProductID: "sms"}}},
+		},
+	})
+	a := &activities.Activities{Orders: orders, Store: testenv.NewStore(t)}
+	fetch := func(line, instance string) (workflows.Order, error) {
+		return a.FetchOrder(t.Context(), workflows.FetchOrderInput{OrderID: "PPU-1", OrderLineID: line, ClaimFor: instance})
+	}
+
+	sms, err := fetch("PPU-1-000001", "inst-sms")
+	require.NoError(t, err)
+	mms, err := fetch("PPU-1-000002", "inst-mms")
+	require.NoError(t, err)
+	again, err := fetch("PPU-1-000001", "inst-sms")
+	require.NoError(t, err, "the same instance fetching again")
+	_, dup := fetch("PPU-1-000003", "inst-sms-2")
+	_, unclaimed := a.FetchOrder(t.Context(), workflows.FetchOrderInput{OrderID: "PPU-1", OrderLineID: "PPU-1-000003"})
+
+	require.Equal(t, "sms", sms.ProductID)
+	require.Equal(t, "mms", mms.ProductID)
+	require.Equal(t, sms, again)
+	require.ErrorContains(t, dup, "billing item sms of order PPU-1 is already served by instance inst-sms")
+	require.True(t, nonRetryable(dup))
+	require.NoError(t, unclaimed, "fetching a renewal or upgrade order claims nothing")
+}
+
+func TestFetchOrderFailures(t *testing.T) {
+	orders, mock := newOrders(t)
+	mock.AddOrder(koogallery.OrderInfo{OrderID: "BAD-EXPIRY", OrderLines: []koogallery.OrderLine{{OrderLineID: "L", ExpireTime: "tomorrow"}}})
+	a := &activities.Activities{Orders: orders}
+
+	_, err := a.FetchOrder(t.Context(), workflows.FetchOrderInput{OrderID: "NO-SUCH-ORDER", OrderLineID: "x"})
+	require.Error(t, err)
+	require.True(t, nonRetryable(err), "an unknown order will not appear by retrying: %v", err)
+
+	_, err = a.FetchOrder(t.Context(), workflows.FetchOrderInput{OrderID: mockapi.OrderPeriodYearNew, OrderLineID: "no-such-line"})
+	require.True(t, nonRetryable(err), "%v", err)
+
+	_, err = a.FetchOrder(t.Context(), workflows.FetchOrderInput{OrderID: "BAD-EXPIRY", OrderLineID: "L"})
+	require.True(t, nonRetryable(err), "%v", err)
+
+	// An unreachable open API is retried.
+	down, err := koogallery.NewOpenAPIClient(koogallery.OpenAPIConfig{BaseURL: "http://127.0.0.1:1", AK: "ak", SK: "sk"})
+	require.NoError(t, err)
+	_, err = (&activities.Activities{Orders: down}).FetchOrder(t.Context(), workflows.FetchOrderInput{OrderID: "X", OrderLineID: "X-1"})
+	require.Error(t, err)
+	require.False(t, nonRetryable(err), "a network failure is retried: %v", err)
+}
+
+// stubProvisioner answers Provision with fixed credentials and fails the
+// other operations as told.
+type stubProvisioner struct {
+	provisioner.Provisioner
+	tenant provisioner.Tenant
+	err    error
+	got    provisioner.ProvisionRequest
+}
+
+func (s *stubProvisioner) Provision(_ context.Context, req provisioner.ProvisionRequest) (provisioner.Tenant, error) {
+	s.got = req
+	return s.tenant, s.err
+}
+
+func (s *stubProvisioner) Freeze(context.Context, provisioner.TenantRequest) error { return s.err }
+
+func TestProvisionSealsCredentialsOutOfTheWorkflow(t *testing.T) {
+	db := testenv.NewStore(t)
+	prov := &stubProvisioner{tenant: provisioner.Tenant{
+		FrontEndURL: "https://app/t/1", AdminURL: "https://app/t/1/admin", UserName: "管理员", Password: "S3cret-initial", Memo: "hi",
+	}}
+	a := &activities.Activities{Provisioner: prov, Store: db, Sealer: store.Sealer{AccessKey: accessKey}}
+	_, err := db.RecordNewInstance(t.Context(), "inst-1", store.NewCallback{
+		DedupKey: "newInstance:O:L", Activity: "newInstance", OrderID: "O", OrderLineID: "L", Body: []byte(`{}`),
+	})
+	require.NoError(t, err)
+	five := int64(5)
+	order := workflows.Order{OrderID: "O", OrderLineID: "L", ChargingMode: "PERIOD", SkuCode: "sku", ProductID: "p", LinearValue: &five, CustomerID: "c"}
+
+	app, err := a.Provision(t.Context(), workflows.ProvisionInput{InstanceID: "inst-1", Order: order, Debug: true})
+	require.NoError(t, err)
+	require.Equal(t, workflows.AppInfo{FrontEndURL: "https://app/t/1", AdminURL: "https://app/t/1/admin", Memo: "hi", HasCredentials: true}, app,
+		"nothing secret goes back to the workflow")
+	require.True(t, prov.got.Debug)
+	require.Equal(t, provisioner.Spec{SkuCode: "sku", ProductID: "p", LinearValue: &five}, prov.got.Spec)
+	require.Equal(t, "c", prov.got.Customer.ID)
+
+	views, err := db.LookupInstances(t.Context(), []string{"inst-1"})
+	require.NoError(t, err)
+	sealed := views["inst-1"].Credentials
+	require.NotNil(t, sealed)
+	require.NotContains(t, sealed.Password, "S3cret-initial")
+	user, password, err := store.Sealer{AccessKey: accessKey}.Open(*sealed)
+	require.NoError(t, err)
+	require.Equal(t, "管理员", user)
+	require.Equal(t, "S3cret-initial", password)
+}
+
+func TestProvisionerErrorsAreClassified(t *testing.T) {
+	db := testenv.NewStore(t)
+	prov := &stubProvisioner{err: provisioner.Permanent("provision", "plan does not exist")}
+	a := &activities.Activities{Provisioner: prov, Store: db, Sealer: store.Sealer{AccessKey: accessKey}}
+
+	_, err := a.Provision(t.Context(), workflows.ProvisionInput{InstanceID: "i"})
+	require.True(t, nonRetryable(err))
+	require.ErrorContains(t, err, "plan does not exist")
+	require.True(t, nonRetryable(a.Freeze(t.Context(), workflows.TenantInput{InstanceID: "i"})))
+
+	prov.err = errors.New("application answered 503")
+	_, err = a.Provision(t.Context(), workflows.ProvisionInput{InstanceID: "i"})
+	require.Error(t, err)
+	require.False(t, nonRetryable(err), "a transient failure is retried")
+}
+
+func TestSaveInstanceWritesTheReadModel(t *testing.T) {
+	db := testenv.NewStore(t)
+	a := &activities.Activities{Store: db}
+	expire := time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
+	seven := int64(7)
+	at := time.Date(2026, 11, 20, 10, 0, 0, 0, time.FixedZone("CST", 8*3600))
+	snap := workflows.Snapshot{
+		InstanceID: "inst-s", OrderID: "O", OrderLineID: "L", State: workflows.StateFrozen, Reason: "marketplace FREEZE",
+		Order:      &workflows.Order{ChargingMode: "PERIOD", OrderType: "NEW", SkuCode: "sku", ProductID: "p", LinearValue: &seven, PeriodType: "month", PeriodNumber: 1, CustomerID: "c", CustomerName: "n"},
+		AppInfo:    &workflows.AppInfo{FrontEndURL: "https://app/t", AdminURL: "https://app/a", Memo: "m"},
+		ExpireTime: &expire, Revision: 4,
+	}
+	require.NoError(t, a.SaveInstance(t.Context(), workflows.SaveInput{Snapshot: snap, Events: []workflows.Event{
+		{Key: "callback/x", Kind: "frozen", Message: "Tenant frozen.", At: at},
+	}}))
+	inst, err := db.Instance(t.Context(), "inst-s")
+	require.NoError(t, err)
+	require.Equal(t, "frozen", inst.State)
+	require.Equal(t, "marketplace FREEZE", inst.Reason)
+	require.Equal(t, "sku", inst.SkuCode)
+	require.Equal(t, int64(7), *inst.LinearValue)
+	require.Equal(t, "month", inst.PeriodType)
+	require.Equal(t, "https://app/t", inst.FrontEndURL)
+	require.True(t, inst.ExpireTime.Equal(expire))
+	require.Equal(t, int64(4), inst.Revision)
+	events, err := db.Events(t.Context(), "inst-s")
+	require.NoError(t, err)
+	require.Len(t, events, 1)
+	require.True(t, events[0].OccurredAt.Equal(at))
+
+	// A retried older save changes nothing.
+	snap.State, snap.Revision = workflows.StateActive, 3
+	require.NoError(t, a.SaveInstance(t.Context(), workflows.SaveInput{Snapshot: snap}))
+	inst, err = db.Instance(t.Context(), "inst-s")
+	require.NoError(t, err)
+	require.Equal(t, "frozen", inst.State)
+}

@@ -1,0 +1,111 @@
+package activities
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+
+	"github.com/fulfillment-server/fulfillment/workflows"
+)
+
+// LifecycleConfig is the worker's lifecycle configuration; each new
+// instance takes its policy from it once and keeps it.
+type LifecycleConfig struct {
+	FreezeGrace          time.Duration
+	Retention            time.Duration
+	ReleasePolicy        string
+	SupervisionSyncDelay time.Duration
+	DebugTTL             time.Duration
+	// SupervisedProducts lists the productIds or skuCodes that need
+	// service supervision; "*" means every product.
+	SupervisedProducts []string
+	// MeteringPeriod is the metering period of pay-per-use instances (an
+	// hour by default); the products in MeteringDailyProducts (productIds
+	// or skuCodes, "*" for all) are billed daily instead. MeteringPushDelay
+	// is how long after a period ends it is closed and pushed, so that
+	// usage reported a little late still counts in its period.
+	MeteringPeriod        time.Duration
+	MeteringDailyProducts []string
+	MeteringPushDelay     time.Duration
+}
+
+// matchesProduct reports whether a list of productIds or skuCodes ("*"
+// for every product) names the order's product.
+func matchesProduct(list []string, order workflows.Order) bool {
+	return slices.Contains(list, "*") ||
+		(order.ProductID != "" && slices.Contains(list, order.ProductID)) ||
+		(order.SkuCode != "" && slices.Contains(list, order.SkuCode))
+}
+
+// Policy settles the lifecycle policy of a new instance from the
+// configuration and its order.
+func (a *Activities) Policy(_ context.Context, in workflows.PolicyInput) (workflows.Policy, error) {
+	c := a.Lifecycle
+	period := c.MeteringPeriod
+	if period <= 0 {
+		period = time.Hour
+	}
+	if matchesProduct(c.MeteringDailyProducts, in.Order) {
+		period = 24 * time.Hour
+	}
+	return workflows.Policy{
+		FreezeGrace:          c.FreezeGrace,
+		Retention:            c.Retention,
+		ReleasePolicy:        c.ReleasePolicy,
+		SupervisionSyncDelay: c.SupervisionSyncDelay,
+		Supervised:           matchesProduct(c.SupervisedProducts, in.Order),
+		DebugTTL:             c.DebugTTL,
+		MeteringPeriod:       period,
+		MeteringPushDelay:    c.MeteringPushDelay,
+	}, nil
+}
+
+// Alerter tells operators about instances that need them.
+type Alerter struct {
+	// WebhookURL, when set, receives every alert as a JSON POST:
+	// {"instanceId","kind","message","at"}.
+	WebhookURL string
+	Client     *http.Client
+}
+
+// Alert logs the alert at error level and posts it to the webhook if one
+// is configured. A webhook that refuses the alert makes the activity retry.
+func (a *Activities) Alert(ctx context.Context, in workflows.AlertInput) error {
+	activity.GetLogger(ctx).Error("Instance needs an operator",
+		"alert", in.Kind, "instanceId", in.InstanceID, "message", in.Message)
+	if a.Alerts.WebhookURL == "" {
+		return nil
+	}
+	body, err := json.Marshal(map[string]any{
+		"instanceId": in.InstanceID, "kind": in.Kind, "message": in.Message, "at": time.Now().UTC(),
+	})
+	if err != nil {
+		return fmt.Errorf("encode alert: %w", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.Alerts.WebhookURL, bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("alert webhook request: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	client := a.Alerts.Client
+	if client == nil {
+		client = &http.Client{Timeout: 10 * time.Second}
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("alert webhook: %w", err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return fmt.Errorf("alert webhook answered %d", resp.StatusCode)
+	}
+	return nil
+}

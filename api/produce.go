@@ -1,0 +1,294 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/fulfillment-server/fulfillment/inbox"
+	"github.com/fulfillment-server/fulfillment/koogallery"
+	"github.com/fulfillment-server/fulfillment/store"
+	"github.com/fulfillment-server/fulfillment/workflows"
+)
+
+// Messages of the answers. They name what is wrong, never echo input or
+// internal errors.
+const (
+	msgSuccess            = "success"
+	msgAuthFailed         = "authentication failed"
+	msgBodyTooLarge       = "request body exceeds 1 MiB"
+	msgUnreadableBody     = "request body could not be read"
+	msgUnknown            = "instance does not exist"
+	msgUnavailable        = "service temporarily unavailable; please retry"
+	msgBusinessIDUsed     = "businessId already identifies another order line's instance"
+	msgProvisioningFailed = "the instance could not be provisioned yet; the merchant is fixing it, please retry"
+)
+
+// activityLabel keeps the metrics' activity label to the known names, so
+// hostile input cannot create new series.
+func activityLabel(a koogallery.Activity) string {
+	for _, known := range koogallery.Activities {
+		if a == known {
+			return string(a)
+		}
+	}
+	return "invalid"
+}
+
+// produce is the production interface (SPEC §1): verify the signature over
+// the raw body, parse, record durably, signal, answer with a signed body.
+func (s *Server) produce(c *gin.Context) {
+	start := time.Now()
+	activity := "invalid"
+	code := koogallery.ResultInternalError
+	defer func() { s.metrics.observeCallback(activity, string(code), time.Since(start)) }()
+
+	body, status, err := readBody(c)
+	if err != nil {
+		msg := msgUnreadableBody
+		if status == http.StatusRequestEntityTooLarge {
+			msg = msgBodyTooLarge
+		}
+		code = koogallery.ResultInvalidParam
+		s.answer(c, status, koogallery.Response{ResultCode: code, ResultMsg: msg})
+		return
+	}
+
+	query := c.Request.URL.Query()
+	// A verification error that is not an authentication failure means
+	// the signature and timestamp are valid but the nonce memory
+	// (Postgres) is unreachable.
+	verifyErr := s.verifier.Verify(c.Request.Context(), query, body)
+	if verifyErr != nil && koogallery.IsAuthError(verifyErr) {
+		s.log.Warn("Production-interface call refused", "reason", verifyErr.Error())
+		code = koogallery.ResultAuthFailed
+		s.answer(c, http.StatusOK, koogallery.Response{ResultCode: code, ResultMsg: msgAuthFailed})
+		return
+	}
+
+	req, err := koogallery.ParseRequest(body)
+	if err != nil {
+		var reqErr *koogallery.RequestError
+		msg := "invalid request"
+		if errors.As(err, &reqErr) {
+			msg = reqErr.Message
+		}
+		code = koogallery.ResultInvalidParam
+		s.answer(c, http.StatusOK, koogallery.Response{ResultCode: code, ResultMsg: msg})
+		return
+	}
+	activity = activityLabel(req.Activity())
+
+	if verifyErr != nil {
+		s.log.Error("Nonce store unavailable", "activity", activity, "error", verifyErr)
+		code = s.spoolOrFail(c, req, body, query.Get("nonce"))
+		return
+	}
+	switch r := req.(type) {
+	case *koogallery.QueryInstanceRequest:
+		code = s.queryInstance(c, r)
+	case *koogallery.ChangeInstanceCheckRequest:
+		code = s.changeInstanceCheck(c, r)
+	default:
+		code = s.recordAndSignal(c, req, body)
+	}
+}
+
+// spoolOrFail answers a verified callback that the database could not take.
+// A callback the marketplace may send only once goes to the local spool and
+// is answered 000000 (the spool is durable, and DrainSpool records it once
+// Postgres is back); any other is answered 000005, and the marketplace
+// sends it again. nonce is set when the database's nonce memory was
+// unreachable too: the spool then remembers it instead.
+func (s *Server) spoolOrFail(c *gin.Context, req koogallery.Request, body []byte, nonce string) koogallery.ResultCode {
+	fail := func() koogallery.ResultCode {
+		s.answer(c, http.StatusOK, koogallery.Response{ResultCode: koogallery.ResultInternalError, ResultMsg: msgUnavailable})
+		return koogallery.ResultInternalError
+	}
+	_, keyErr := inbox.DedupKey(req)
+	if s.cfg.Spool == nil || keyErr != nil || !koogallery.DeliveryOf(req).MustNotFail() {
+		return fail()
+	}
+	if nonce != "" {
+		fresh, err := s.cfg.Spool.ClaimNonce(nonce)
+		if err != nil {
+			s.log.Error("Spool unavailable", "error", err)
+			return fail()
+		}
+		if !fresh {
+			s.answer(c, http.StatusOK, koogallery.Response{ResultCode: koogallery.ResultAuthFailed, ResultMsg: msgAuthFailed})
+			return koogallery.ResultAuthFailed
+		}
+	}
+	if err := s.cfg.Spool.Put(body, s.cfg.Now()); err != nil {
+		s.log.Error("Spool unavailable", "error", err)
+		return fail()
+	}
+	s.log.Warn("Callback spooled to local disk while the database is unreachable", "activity", req.Activity())
+	s.answer(c, http.StatusOK, koogallery.Response{ResultCode: koogallery.ResultSuccess, ResultMsg: msgSuccess})
+	return koogallery.ResultSuccess
+}
+
+// readBody reads at most maxBodyBytes. A declared length over the limit is
+// refused before anything is read.
+func readBody(c *gin.Context) ([]byte, int, error) {
+	if c.Request.ContentLength > maxBodyBytes {
+		return nil, http.StatusRequestEntityTooLarge, errors.New("body too large")
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxBodyBytes))
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return nil, http.StatusRequestEntityTooLarge, err
+	}
+	if err != nil {
+		// The marketplace reads resultCode, so the answer is HTTP 200.
+		return nil, http.StatusOK, err
+	}
+	return body, http.StatusOK, nil
+}
+
+// recordAndSignal handles the callbacks that change an instance (and
+// orderNotify): 000000 is answered only once the callback is committed to
+// the inbox; delivery to the workflow is attempted at once and otherwise
+// left to the relay. The answer never depends on Temporal.
+func (s *Server) recordAndSignal(c *gin.Context, req koogallery.Request, body []byte) koogallery.ResultCode {
+	ctx := c.Request.Context()
+	rec, err := s.cfg.Inbox.Record(ctx, req, body)
+	switch {
+	case errors.Is(err, store.ErrUnknownInstance):
+		s.answer(c, http.StatusOK, koogallery.Response{ResultCode: koogallery.ResultInstanceNotFound, ResultMsg: msgUnknown})
+		return koogallery.ResultInstanceNotFound
+	case errors.Is(err, store.ErrInstanceIDTaken):
+		s.answer(c, http.StatusOK, koogallery.NewInstanceResponse{ResultCode: koogallery.ResultInvalidParam, ResultMsg: msgBusinessIDUsed})
+		return koogallery.ResultInvalidParam
+	case err != nil:
+		s.log.Error("Callback not recorded", "activity", req.Activity(), "error", err)
+		return s.spoolOrFail(c, req, body, "")
+	}
+	if !rec.Fresh {
+		s.log.Info("Callback redelivered", "activity", req.Activity(), "seq", rec.Callback.Seq,
+			"redeliveries", rec.Callback.Redeliveries, "delivered", rec.Callback.Delivered())
+	}
+
+	// The callback is durable: from here on the answer is 000000 whatever
+	// happens to the delivery, which the relay completes if need be.
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), directDeliveryTimeout)
+	if err := s.cfg.Inbox.DeliverNow(dctx, rec); err != nil {
+		s.log.Warn("Callback recorded; delivery left to the relay",
+			"activity", req.Activity(), "instanceId", rec.Key.InstanceID, "seq", rec.Callback.Seq, "error", err)
+	}
+	cancel()
+
+	if _, ok := req.(*koogallery.NewInstanceRequest); ok {
+		var retriedAt int64
+		if !rec.Fresh {
+			retriedAt = s.retryParkedProvisioning(ctx, rec)
+		}
+		if s.awaitProvisioning(ctx, rec.Key.InstanceID, retriedAt) == provisioningParked {
+			s.answer(c, http.StatusOK, koogallery.NewInstanceResponse{
+				ResultCode: koogallery.ResultInternalError, ResultMsg: msgProvisioningFailed, InstanceID: rec.Key.InstanceID,
+			})
+			return koogallery.ResultInternalError
+		}
+		s.answer(c, http.StatusOK, koogallery.NewInstanceResponse{
+			ResultCode: koogallery.ResultSuccess, ResultMsg: msgSuccess, InstanceID: rec.Key.InstanceID,
+		})
+		return koogallery.ResultSuccess
+	}
+	s.answer(c, http.StatusOK, koogallery.Response{ResultCode: koogallery.ResultSuccess, ResultMsg: msgSuccess})
+	return koogallery.ResultSuccess
+}
+
+// answer serialises v once, signs exactly those bytes (Body-Sign, SPEC §2.4)
+// and sends them. Every answer, errors included, is signed.
+func (s *Server) answer(c *gin.Context, status int, v any) {
+	body, err := koogallery.EncodeResponse(v)
+	if err != nil {
+		s.log.Error("Answer not encodable", "error", err)
+		body = []byte(`{"resultCode":"000005","resultMsg":"internal error"}`)
+	}
+	c.Header(koogallery.BodySignHeader, koogallery.BodySign(s.cfg.AccessKey, body))
+	c.Data(status, "application/json;charset=UTF-8", body)
+}
+
+// provisioningOutcome is what awaitProvisioning saw.
+type provisioningOutcome int
+
+const (
+	provisioningPending provisioningOutcome = iota // still going (or not waited for)
+	provisioningDone                               // the tenant exists
+	provisioningParked                             // provisioning failed and waits for an operator
+)
+
+// awaitProvisioning waits up to NewInstanceWait for the instance's tenant,
+// so that a provisioning failure is answered 000005 and KooGallery's own
+// retries (and its refund after 3 hours) apply. With no wait configured,
+// or when provisioning is merely slow, newInstance is answered at once and
+// provisioning continues (SPEC §1.2). A parked state saved at or before
+// revision staleUpTo is the failure a retry was just asked for, not news.
+func (s *Server) awaitProvisioning(ctx context.Context, instanceID string, staleUpTo int64) provisioningOutcome {
+	if s.cfg.NewInstanceWait <= 0 {
+		return provisioningPending
+	}
+	deadline := time.Now().Add(s.cfg.NewInstanceWait)
+	for {
+		views, err := s.cfg.Store.LookupInstances(ctx, []string{instanceID})
+		if err != nil {
+			return provisioningPending
+		}
+		if inst := views[instanceID].Instance; inst != nil {
+			switch {
+			case inst.FrontEndURL != "":
+				return provisioningDone
+			case inst.Revision > staleUpTo &&
+				(inst.State == string(workflows.StateParked) || inst.State == string(workflows.StateFailed)):
+				return provisioningParked
+			}
+		}
+		if time.Now().After(deadline) {
+			return provisioningPending
+		}
+		select {
+		case <-ctx.Done():
+			return provisioningPending
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// retryParkedProvisioning turns KooGallery's redelivery of newInstance into
+// a retry of a provisioning that parked: the marketplace retrying is the
+// moment to try again. It is recorded in the instance's timeline. It
+// returns the read model's revision when it asked for a retry, else 0.
+func (s *Server) retryParkedProvisioning(ctx context.Context, rec store.Recorded) int64 {
+	inst, err := s.cfg.Store.Instance(ctx, rec.Key.InstanceID)
+	if err != nil || inst.State != string(workflows.StateParked) {
+		return 0
+	}
+	var d store.InstanceDetails
+	if json.Unmarshal(inst.Details, &d) != nil || d.Parked == nil ||
+		(d.Parked.Step != workflows.StepProvision && d.Parked.Step != workflows.StepFetchOrder) {
+		return 0
+	}
+	op := workflows.OperatorRequest{
+		ID:     fmt.Sprintf("redelivery-%d-%d", rec.Callback.Seq, rec.Callback.Redeliveries),
+		Name:   workflows.OpRetry,
+		Reason: "KooGallery sent newInstance again",
+		Actor:  "koogallery",
+		At:     s.cfg.Now().UTC(),
+	}
+	sctx, cancel := context.WithTimeout(ctx, directDeliveryTimeout)
+	defer cancel()
+	if err := s.cfg.Temporal.SignalWorkflow(sctx, workflows.InstanceWorkflowID(rec.Key.InstanceID), "", workflows.OperatorSignal, op); err != nil {
+		s.log.Warn("Parked provisioning not retried on redelivery", "instanceId", rec.Key.InstanceID, "error", err)
+		return 0
+	}
+	s.log.Info("Parked provisioning retried on KooGallery's redelivery", "instanceId", rec.Key.InstanceID)
+	return inst.Revision
+}

@@ -1,0 +1,216 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+
+	"github.com/fulfillment-server/fulfillment/koogallery"
+	"github.com/fulfillment-server/fulfillment/store"
+	"github.com/fulfillment-server/fulfillment/workflows"
+)
+
+// changeCheckTimeout leaves margin under the marketplace's ~20 s timeout.
+const changeCheckTimeout = 15 * time.Second
+
+// queryInstance answers from the read model alone (SPEC §1.3), so the
+// marketplace's polling never wakes a worker. An instance is ready once its
+// tenant exists (it has access information), whatever its state after that
+// (active, grace, frozen, under supervision, parked on a later step). For a
+// list of IDs the answer is that of the least ready instance: 000003 if any
+// is unknown, else 000004 if any is still being provisioned (a parked
+// provisioning included: an operator can still finish it), else 000005 if
+// any failed, else 000000 with every instance's information.
+func (s *Server) queryInstance(c *gin.Context, req *koogallery.QueryInstanceRequest) koogallery.ResultCode {
+	ids := req.InstanceIDs()
+	views, err := s.cfg.Store.LookupInstances(c.Request.Context(), ids)
+	if err != nil {
+		s.log.Error("queryInstance: read model unavailable", "error", err)
+		return s.answerQuery(c, koogallery.ResultInternalError, msgUnavailable, nil)
+	}
+	var unknown, provisioning, failed []string
+	for _, id := range ids {
+		v, ok := views[id]
+		switch {
+		case !ok:
+			unknown = append(unknown, id)
+		case v.Instance == nil || v.Instance.State == string(workflows.StateProvisioning):
+			provisioning = append(provisioning, id)
+		case v.Instance.State == string(workflows.StateFailed):
+			failed = append(failed, id)
+		case v.Instance.State != string(workflows.StateReleased) && v.Instance.FrontEndURL == "":
+			// Parked before the tenant existed.
+			provisioning = append(provisioning, id)
+		}
+	}
+	switch {
+	case len(unknown) > 0:
+		return s.answerQuery(c, koogallery.ResultInstanceNotFound, msgUnknown, nil)
+	case len(provisioning) > 0:
+		return s.answerQuery(c, koogallery.ResultProcessing, "instance is being provisioned", nil)
+	case len(failed) > 0:
+		return s.answerQuery(c, koogallery.ResultInternalError, "instance provisioning failed; the merchant is handling it", nil)
+	}
+
+	usage, err := s.cfg.Store.UsageTotals(c.Request.Context(), ids)
+	if err != nil {
+		s.log.Error("queryInstance: usage unavailable", "error", err)
+		return s.answerQuery(c, koogallery.ResultInternalError, msgUnavailable, nil)
+	}
+	info := make([]koogallery.InstanceInfo, 0, len(ids))
+	for _, id := range ids {
+		entry, err := s.instanceInfo(views[id])
+		if err != nil {
+			s.log.Error("queryInstance: credentials unusable", "instanceId", id, "error", err)
+			return s.answerQuery(c, koogallery.ResultInternalError, msgUnavailable, nil)
+		}
+		entry.UsageInfo = s.usageInfo(views[id].Instance, usage[id])
+		info = append(info, entry)
+	}
+	return s.answerQuery(c, koogallery.ResultSuccess, msgSuccess, info)
+}
+
+func (s *Server) answerQuery(c *gin.Context, code koogallery.ResultCode, msg string, info []koogallery.InstanceInfo) koogallery.ResultCode {
+	if info == nil {
+		info = []koogallery.InstanceInfo{}
+	}
+	s.answer(c, http.StatusOK, koogallery.QueryInstanceResponse{ResultCode: code, ResultMsg: msg, Info: info})
+	return code
+}
+
+// instanceInfo builds one instance's entry. A released instance has no
+// tenant left, so it is listed without appInfo.
+func (s *Server) instanceInfo(v store.InstanceView) (koogallery.InstanceInfo, error) {
+	out := koogallery.InstanceInfo{InstanceID: v.Key.InstanceID}
+	inst := v.Instance
+	if inst.State == string(workflows.StateReleased) {
+		return out, nil
+	}
+	app := &koogallery.AppInfo{FrontEndURL: inst.FrontEndURL, AdminURL: inst.AdminURL, Memo: inst.Memo}
+	if v.Credentials != nil {
+		user, password, err := s.sealer.Open(*v.Credentials)
+		if err != nil {
+			return out, err
+		}
+		if app.UserName, err = s.encryptField(user); err != nil {
+			return out, err
+		}
+		if app.Password, err = s.encryptField(password); err != nil {
+			return out, err
+		}
+	}
+	out.AppInfo = app
+	return out, nil
+}
+
+// encryptField applies KOOGALLERY_APPINFO_ENCRYPTION to one field.
+func (s *Server) encryptField(plain string) (string, error) {
+	if plain == "" {
+		return "", nil
+	}
+	switch s.cfg.Encryption {
+	case EncryptNone:
+		return plain, nil
+	case EncryptAES128:
+		return koogallery.EncryptField(s.cfg.AccessKey, koogallery.AES128, plain)
+	default:
+		return koogallery.EncryptField(s.cfg.AccessKey, koogallery.AES256, plain)
+	}
+}
+
+// changeInstanceCheck asks the instance's workflow, synchronously, whether
+// the target spec fits the tenant (SPEC §1.8). A rejection is answered with
+// ResultChangeRejected and the application's reason.
+func (s *Server) changeInstanceCheck(c *gin.Context, req *koogallery.ChangeInstanceCheckRequest) koogallery.ResultCode {
+	ctx := c.Request.Context()
+	reject := func(code koogallery.ResultCode, msg string) koogallery.ResultCode {
+		s.answer(c, http.StatusOK, koogallery.Response{ResultCode: code, ResultMsg: msg})
+		return code
+	}
+	views, err := s.cfg.Store.LookupInstances(ctx, []string{req.InstanceID})
+	if err != nil {
+		s.log.Error("changeInstanceCheck: read model unavailable", "error", err)
+		return reject(koogallery.ResultInternalError, msgUnavailable)
+	}
+	v, ok := views[req.InstanceID]
+	if !ok {
+		return reject(koogallery.ResultInstanceNotFound, msgUnknown)
+	}
+	state := workflows.StateProvisioning
+	if v.Instance != nil {
+		state = workflows.State(v.Instance.State)
+	}
+	if state != workflows.StateActive && state != workflows.StateGrace && state != workflows.StateFrozen {
+		return reject(koogallery.ResultChangeRejected, fmt.Sprintf("the instance is %s; its spec cannot be changed now", state))
+	}
+
+	target := workflows.ChangeCheckRequest{SkuCode: req.ProductInfo.SkuCode, ProductID: req.ProductInfo.ProductID}
+	if lv := req.ProductInfo.LinearValue; lv != nil {
+		n := int64(*lv)
+		target.LinearValue = &n
+	}
+	uctx, cancel := context.WithTimeout(ctx, changeCheckTimeout)
+	defer cancel()
+	result, err := s.askChangeCheck(uctx, req.InstanceID, target)
+	if err != nil {
+		var notFound *serviceerror.NotFound
+		if errors.As(err, &notFound) {
+			return reject(koogallery.ResultChangeRejected, "the instance is no longer running; its spec cannot be changed")
+		}
+		s.log.Error("changeInstanceCheck: instance workflow did not answer", "instanceId", req.InstanceID, "error", err)
+		return reject(koogallery.ResultInternalError, msgUnavailable)
+	}
+	if !result.Allowed {
+		reason := strings.TrimSpace(result.Reason)
+		if reason == "" {
+			reason = "the change does not fit the tenant's current usage"
+		}
+		return reject(koogallery.ResultChangeRejected, reason)
+	}
+	return reject(koogallery.ResultSuccess, "change allowed")
+}
+
+func (s *Server) askChangeCheck(ctx context.Context, instanceID string, target workflows.ChangeCheckRequest) (workflows.ChangeCheckResult, error) {
+	handle, err := s.cfg.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID:   workflows.InstanceWorkflowID(instanceID),
+		UpdateName:   workflows.ChangeCheckUpdate,
+		Args:         []any{target},
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err != nil {
+		return workflows.ChangeCheckResult{}, err
+	}
+	var result workflows.ChangeCheckResult
+	err = handle.Get(ctx, &result)
+	return result, err
+}
+
+// usageInfo is the usage a pay-per-use instance or a package shows in
+// queryInstance (SPEC §1.3): a pay-per-use instance its cumulative billed
+// usage, a package what each instance it covers consumed. Both always
+// carry usageValue and statisticalTime.
+func (s *Server) usageInfo(inst *store.Instance, totals []store.UsageTotal) []koogallery.UsageInfo {
+	if inst == nil || (inst.ChargingMode != "ON_DEMAND" && inst.ChargingMode != "ON_DEMAND_PKG") {
+		return nil
+	}
+	now := koogallery.FormatTimeMillis(s.cfg.Now())
+	if len(totals) == 0 {
+		return []koogallery.UsageInfo{{UsageValue: 0, StatisticalTime: now}}
+	}
+	out := make([]koogallery.UsageInfo, 0, len(totals))
+	for _, t := range totals {
+		v, _ := strconv.ParseFloat(t.Quantity, 64) // Double(12,4) in the marketplace's table
+		out = append(out, koogallery.UsageInfo{
+			RelatedInstanceID: t.Related, UsageValue: v, StatisticalTime: koogallery.FormatTimeMillis(t.At),
+		})
+	}
+	return out
+}

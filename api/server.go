@@ -1,0 +1,162 @@
+// Package api is the HTTP surface of the server: the marketplace's
+// production interface (POST /produce), health and metrics, the admin API
+// for operators, and the demo tenants' pages. Handlers verify, record,
+// signal and answer; lifecycle work happens in the instance workflows.
+package api
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"go.temporal.io/sdk/client"
+
+	"github.com/fulfillment-server/fulfillment/inbox"
+	"github.com/fulfillment-server/fulfillment/koogallery"
+	"github.com/fulfillment-server/fulfillment/store"
+)
+
+// Temporal is the part of the Temporal client the API uses directly (the
+// inbox signals through its own).
+type Temporal interface {
+	CheckHealth(ctx context.Context, req *client.CheckHealthRequest) (*client.CheckHealthResponse, error)
+	UpdateWorkflow(ctx context.Context, options client.UpdateWorkflowOptions) (client.WorkflowUpdateHandle, error)
+	SignalWorkflow(ctx context.Context, workflowID, runID, signalName string, arg any) error
+}
+
+// AppInfoEncryption says how appInfo.userName and password are sent in
+// queryInstance answers (SPEC §2.6, §7.3).
+type AppInfoEncryption string
+
+// The supported encryptions.
+const (
+	EncryptAES256 AppInfoEncryption = "aes256"
+	EncryptAES128 AppInfoEncryption = "aes128"
+	EncryptNone   AppInfoEncryption = "none"
+)
+
+// Config wires a Server.
+type Config struct {
+	Store    *store.DB
+	Inbox    *inbox.Inbox
+	Temporal Temporal
+	// AccessKey verifies requests, signs answers and seals credentials.
+	AccessKey  string
+	Encryption AppInfoEncryption
+	// AdminToken guards /v1; empty disables the admin API (every call 401).
+	AdminToken string
+	// UsageToken is what the merchant's application reports usage with
+	// (POST /v1/usage); the admin token works there too.
+	UsageToken string
+	// NewInstanceWait is how long newInstance waits for provisioning before
+	// answering; zero answers at once.
+	NewInstanceWait time.Duration
+	// Spool keeps callbacks the marketplace may send only once while the
+	// database is unreachable; nil answers them 000005 like the others.
+	Spool *inbox.Spool
+	// DemoTenants serves /demo/tenants/ when the demo provisioner is used.
+	DemoTenants http.Handler
+	Logger      *slog.Logger
+	Metrics     *Metrics
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Server handles HTTP requests.
+type Server struct {
+	cfg      Config
+	verifier *koogallery.Verifier
+	sealer   store.Sealer
+	log      *slog.Logger
+	metrics  *Metrics
+}
+
+// maxBodyBytes bounds a /produce request body; the largest documented body
+// is a few hundred bytes.
+const maxBodyBytes = 1 << 20
+
+// directDeliveryTimeout bounds the answer's own SignalWithStart: past it the
+// callback is already durable and the relay delivers it.
+const directDeliveryTimeout = 3 * time.Second
+
+// New returns a Server.
+func New(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics(nil, Gauges{})
+	}
+	if cfg.Encryption == "" {
+		cfg.Encryption = EncryptAES256
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Server{
+		cfg:      cfg,
+		verifier: &koogallery.Verifier{AccessKey: cfg.AccessKey, Nonces: cfg.Store, Now: cfg.Now},
+		sealer:   store.Sealer{AccessKey: cfg.AccessKey},
+		log:      cfg.Logger,
+		metrics:  cfg.Metrics,
+	}
+}
+
+// Handler returns the router.
+func (s *Server) Handler() http.Handler {
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.Use(s.recoverer(), s.requestLog())
+	r.POST("/produce", s.produce)
+	r.GET("/healthz", s.healthz)
+	r.GET("/readyz", s.readyz)
+	r.GET("/metrics", gin.WrapH(s.metrics.Handler()))
+
+	r.POST("/v1/usage", s.usageAuth(), s.postUsage)
+	admin := r.Group("/v1", s.adminAuth())
+	admin.GET("/instances", s.listInstances)
+	admin.GET("/instances/:instanceId", s.getInstance)
+	admin.GET("/instances/:instanceId/usage", s.getUsage)
+	admin.POST("/instances/:instanceId/signals/:name", s.signal)
+
+	if s.cfg.DemoTenants != nil {
+		r.Any("/demo/tenants/*path", gin.WrapH(s.cfg.DemoTenants))
+		admin.POST("/demo/maintenance", s.demoMaintenance)
+	}
+	r.NoRoute(func(c *gin.Context) {
+		c.JSON(http.StatusNotFound, gin.H{"error": "no such endpoint"})
+	})
+	return r
+}
+
+// requestLog logs each request without its query string: the marketplace's
+// query carries the request signature, which must not reach the logs.
+func (s *Server) requestLog() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		start := time.Now()
+		c.Next()
+		s.log.Info("HTTP request",
+			"method", c.Request.Method,
+			"path", c.Request.URL.Path,
+			"status", c.Writer.Status(),
+			"duration_ms", time.Since(start).Milliseconds(),
+		)
+	}
+}
+
+// recoverer turns a panic into an answer without echoing it. On /produce
+// the answer is a signed 000005, as the marketplace expects of any answer.
+func (s *Server) recoverer() gin.HandlerFunc {
+	return gin.CustomRecoveryWithWriter(io.Discard, func(c *gin.Context, err any) {
+		s.log.Error("Handler panicked", "path", c.Request.URL.Path, "panic", err)
+		if c.Request.URL.Path == "/produce" {
+			s.answer(c, http.StatusOK, koogallery.Response{ResultCode: koogallery.ResultInternalError, ResultMsg: msgUnavailable})
+			c.Abort()
+			return
+		}
+		c.AbortWithStatusJSON(http.StatusInternalServerError, gin.H{"error": "internal error"})
+	})
+}

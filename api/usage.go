@@ -1,0 +1,258 @@
+package api
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/fulfillment-server/fulfillment/koogallery"
+	"github.com/fulfillment-server/fulfillment/store"
+	"github.com/fulfillment-server/fulfillment/workflows"
+)
+
+// Limits of usage intake.
+const (
+	maxUsageRecords   = 10000
+	maxUsageBodyBytes = 16 << 20
+	maxUsageKey       = 128
+	maxMeter          = 64
+	// usageFutureSkew tolerates the application's clock running ahead.
+	usageFutureSkew = 5 * time.Minute
+)
+
+// UsageIntake is the body of POST /v1/usage.
+type UsageIntake struct {
+	Records []UsageIn `json:"records"`
+}
+
+// UsageIn is one usage record from the merchant's application.
+type UsageIn struct {
+	InstanceID string `json:"instanceId"`
+	// Meter names what is measured (a billing item); informational.
+	Meter string `json:"meter"`
+	// Quantity is a JSON number (or a numeric string): > 0, at most 4
+	// decimals.
+	Quantity json.RawMessage `json:"quantity"`
+	// Time is when the usage happened, RFC 3339: it decides the period.
+	Time string `json:"time"`
+	// IdempotencyKey makes a resent record a duplicate, not new usage.
+	IdempotencyKey string `json:"idempotencyKey"`
+}
+
+// UsageRejection says why a record was refused.
+type UsageRejection struct {
+	Index int    `json:"index"`
+	Error string `json:"error"`
+}
+
+// usageAuth admits the admin token or the usage token (the one the
+// merchant's application reports usage with), compared in constant time.
+func (s *Server) usageAuth() gin.HandlerFunc {
+	admin := sha256.Sum256([]byte(s.cfg.AdminToken))
+	usage := sha256.Sum256([]byte(s.cfg.UsageToken))
+	return func(c *gin.Context) {
+		token, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
+		got := sha256.Sum256([]byte(token))
+		adminOK := s.cfg.AdminToken != "" && subtle.ConstantTimeCompare(got[:], admin[:]) == 1
+		usageOK := s.cfg.UsageToken != "" && subtle.ConstantTimeCompare(got[:], usage[:]) == 1
+		if !ok || !(adminOK || usageOK) {
+			c.Header("WWW-Authenticate", `Bearer realm="fulfillment"`)
+			c.AbortWithStatusJSON(http.StatusUnauthorized, gin.H{"error": "missing or wrong bearer token (FULFILLMENT_USAGE_TOKEN or FULFILLMENT_ADMIN_TOKEN)"})
+			return
+		}
+		c.Next()
+	}
+}
+
+// postUsage serves POST /v1/usage: a batch of usage records, all validated
+// before any is stored, stored once per idempotency key.
+func (s *Server) postUsage(c *gin.Context) {
+	raw, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxUsageBodyBytes))
+	if err != nil {
+		c.JSON(http.StatusRequestEntityTooLarge, gin.H{"error": fmt.Sprintf("the body must be at most %d bytes", maxUsageBodyBytes)})
+		return
+	}
+	var in UsageIntake
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&in); err != nil {
+		c.JSON(http.StatusBadRequest, gin.H{"error": `the body must be {"records": [{"instanceId", "meter", "quantity", "time", "idempotencyKey"}, …]}`})
+		return
+	}
+	if len(in.Records) == 0 || len(in.Records) > maxUsageRecords {
+		c.JSON(http.StatusBadRequest, gin.H{"error": fmt.Sprintf("send from 1 to %d records", maxUsageRecords)})
+		return
+	}
+	records, rejected, err := s.validateUsage(c, in.Records)
+	if err != nil {
+		s.adminUnavailable(c, err)
+		return
+	}
+	if len(rejected) > 0 {
+		shown := rejected[:min(len(rejected), 50)]
+		c.JSON(http.StatusBadRequest, gin.H{
+			"error":   fmt.Sprintf("%d of %d records are invalid; nothing was stored", len(rejected), len(in.Records)),
+			"records": shown,
+		})
+		return
+	}
+	accepted, err := s.cfg.Store.InsertUsage(c.Request.Context(), records)
+	if err != nil {
+		s.adminUnavailable(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"accepted": accepted, "duplicates": len(records) - accepted})
+}
+
+// validateUsage checks every record; instances are looked up at once.
+func (s *Server) validateUsage(c *gin.Context, in []UsageIn) ([]store.Usage, []UsageRejection, error) {
+	ids := make([]string, 0, len(in))
+	seen := map[string]bool{}
+	for _, r := range in {
+		if !seen[r.InstanceID] && r.InstanceID != "" && len(r.InstanceID) <= 64 {
+			seen[r.InstanceID] = true
+			ids = append(ids, r.InstanceID)
+		}
+	}
+	targets, err := s.cfg.Store.UsageTargets(c.Request.Context(), ids)
+	if err != nil {
+		return nil, nil, err
+	}
+	now := s.cfg.Now()
+	out := make([]store.Usage, 0, len(in))
+	var rejected []UsageRejection
+	keys := map[string]int{}
+	for i, r := range in {
+		u, err := validUsage(r, targets, now)
+		if err == nil {
+			if first, dup := keys[r.IdempotencyKey]; dup && !sameUsage(in[first], r) {
+				err = fmt.Errorf("idempotencyKey is also used by record %d with other values", first)
+			}
+			keys[r.IdempotencyKey] = i
+		}
+		if err != nil {
+			rejected = append(rejected, UsageRejection{Index: i, Error: err.Error()})
+			continue
+		}
+		out = append(out, u)
+	}
+	return out, rejected, nil
+}
+
+func sameUsage(a, b UsageIn) bool {
+	return a.InstanceID == b.InstanceID && a.Meter == b.Meter && a.Time == b.Time && bytes.Equal(a.Quantity, b.Quantity)
+}
+
+func validUsage(r UsageIn, targets map[string]store.UsageTarget, now time.Time) (store.Usage, error) {
+	switch {
+	case r.IdempotencyKey == "":
+		return store.Usage{}, errors.New("idempotencyKey is required")
+	case len(r.IdempotencyKey) > maxUsageKey || !utf8.ValidString(r.IdempotencyKey) || strings.ContainsRune(r.IdempotencyKey, 0):
+		return store.Usage{}, fmt.Errorf("idempotencyKey must be valid text of at most %d bytes", maxUsageKey)
+	case r.Meter == "" || len(r.Meter) > maxMeter || !utf8.ValidString(r.Meter) || strings.ContainsRune(r.Meter, 0):
+		return store.Usage{}, fmt.Errorf("meter is required: text of at most %d bytes", maxMeter)
+	}
+	target, ok := targets[r.InstanceID]
+	switch {
+	case !ok:
+		return store.Usage{}, errors.New("instanceId is unknown")
+	case target.ChargingMode != "ON_DEMAND":
+		return store.Usage{}, errors.New("instanceId is not a pay-per-use instance")
+	case target.State == string(workflows.StateReleased):
+		return store.Usage{}, errors.New("instanceId is released")
+	}
+	q, err := usageQuantity(r.Quantity)
+	if err != nil {
+		return store.Usage{}, err
+	}
+	at, err := time.Parse(time.RFC3339Nano, r.Time)
+	switch {
+	case err != nil:
+		return store.Usage{}, errors.New("time must be RFC 3339, such as 2026-11-20T10:15:00Z")
+	case at.After(now.Add(usageFutureSkew)):
+		return store.Usage{}, errors.New("time is in the future")
+	case now.Sub(at) > koogallery.UsageMaxAge:
+		return store.Usage{}, errors.New("time is older than 21 days: the marketplace no longer accepts it")
+	}
+	return store.Usage{IdempotencyKey: r.IdempotencyKey, InstanceID: r.InstanceID, Meter: r.Meter, Quantity: q, OccurredAt: at.UTC()}, nil
+}
+
+// usageQuantity reads a quantity given as a JSON number or numeric string.
+func usageQuantity(raw json.RawMessage) (string, error) {
+	text := strings.TrimSpace(string(raw))
+	if unquoted, ok := strings.CutPrefix(text, `"`); ok {
+		text = strings.TrimSuffix(unquoted, `"`)
+	}
+	v, err := koogallery.ParseUsageValue(text)
+	if err == nil {
+		err = v.Validate()
+	}
+	if err != nil {
+		return "", errors.New("quantity must be a number greater than 0 with at most 4 decimals")
+	}
+	return v.String(), nil
+}
+
+// UsageView is GET /v1/instances/{id}/usage.
+type UsageView struct {
+	InstanceID string              `json:"instanceId"`
+	Summary    store.UsageSummary  `json:"summary"`
+	Periods    []store.UsagePeriod `json:"periods"`
+}
+
+// getUsage serves GET /v1/instances/{id}/usage?from=…&to=…&limit=…: the
+// instance's metering periods (what was pushed under which metering_sn,
+// what is pending or expired) and its totals.
+func (s *Server) getUsage(c *gin.Context) {
+	ctx := c.Request.Context()
+	id := c.Param("instanceId")
+	if _, err := s.cfg.Store.InstanceKey(ctx, id); err != nil {
+		if errors.Is(err, store.ErrUnknownInstance) {
+			c.JSON(http.StatusNotFound, gin.H{"error": "no such instance"})
+			return
+		}
+		s.adminUnavailable(c, err)
+		return
+	}
+	from, to := time.Unix(0, 0).UTC(), time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+	for name, into := range map[string]*time.Time{"from": &from, "to": &to} {
+		if raw := c.Query(name); raw != "" {
+			t, err := time.Parse(time.RFC3339, raw)
+			if err != nil {
+				c.JSON(http.StatusBadRequest, gin.H{"error": name + " must be an RFC 3339 time"})
+				return
+			}
+			*into = t
+		}
+	}
+	limit := 1000
+	if raw := c.Query("limit"); raw != "" {
+		var n int
+		if _, err := fmt.Sscanf(raw, "%d", &n); err != nil || n < 1 || n > 10000 || fmt.Sprint(n) != raw {
+			c.JSON(http.StatusBadRequest, gin.H{"error": "limit must be a number from 1 to 10000"})
+			return
+		}
+		limit = n
+	}
+	summary, err := s.cfg.Store.UsageSummaryOf(ctx, id)
+	if err != nil {
+		s.adminUnavailable(c, err)
+		return
+	}
+	periods, err := s.cfg.Store.UsagePeriodsOf(ctx, id, from, to, limit)
+	if err != nil {
+		s.adminUnavailable(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, UsageView{InstanceID: id, Summary: summary, Periods: periods})
+}

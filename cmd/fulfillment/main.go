@@ -1,0 +1,79 @@
+// Command fulfillment is the KooGallery fulfillment server: the marketplace's
+// production interface, the instance workflows' worker, and the tools around
+// them. Run "fulfillment help" for the commands.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `fulfillment: the KooGallery SaaS fulfillment server.
+
+Usage: fulfillment <command> [flags]
+
+Commands:
+  serve         run the API and the worker in one process (applies migrations first)
+  api           run only the HTTP API (production interface, admin API, relay)
+  worker        run only the Temporal worker of the instance workflows
+  migrate       apply the database migrations and exit (-create-db: create the database if missing)
+  sign          sign a request body like the marketplace (SPEC §2.2); prints the query string
+  decrypt       decrypt an appInfo field (SPEC §2.6) with the access key
+  emulator      KooGallery, played locally: 'fulfillment emulator help'
+  help          show this text
+
+Configuration comes from environment variables; README.md lists them all.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "fulfillment:", err)
+		os.Exit(1)
+	}
+}
+
+// errUsage asks for the usage text to be shown.
+var errUsage = errors.New("unknown command; run 'fulfillment help'")
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stdout, usage)
+		return errUsage
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	case "sign":
+		return runSign(rest, getenv, stdin, stdout)
+	case "decrypt":
+		return runDecrypt(rest, getenv, stdout)
+	case "emulator":
+		return runEmulator(ctx, rest, getenv, stdout)
+	}
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg)
+	switch cmd {
+	case "serve":
+		return runServe(ctx, cfg, log, true, true)
+	case "api":
+		return runServe(ctx, cfg, log, true, false)
+	case "worker":
+		return runServe(ctx, cfg, log, false, true)
+	case "migrate":
+		return runMigrate(ctx, cfg, log, rest)
+	default:
+		return errUsage
+	}
+}

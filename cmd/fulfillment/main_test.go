@@ -1,0 +1,168 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/fulfillment-server/fulfillment/koogallery"
+)
+
+func env(vars map[string]string) func(string) string {
+	return func(k string) string { return vars[k] }
+}
+
+func TestConfigDefaults(t *testing.T) {
+	c, err := loadConfig(env(nil))
+	require.NoError(t, err)
+	require.Equal(t, ":8080", c.HTTPAddr)
+	require.Equal(t, "http://localhost:8080", c.PublicURL)
+	require.Equal(t, "127.0.0.1:7233", c.TemporalAddress)
+	require.Equal(t, "default", c.TemporalNamespace)
+	require.Equal(t, "fulfillment", c.TaskQueue)
+	require.Equal(t, "aes256", c.AppInfoEncryption)
+	require.Equal(t, "https://mkt.myhuaweicloud.com", c.APIURL)
+	require.Equal(t, "demo", c.Provisioner)
+	// Every default belongs to a variable the binary reads.
+	for name := range defaults {
+		require.Contains(t, EnvVars, name)
+	}
+}
+
+func TestConfigRejectsBadValues(t *testing.T) {
+	for name, vars := range map[string]map[string]string{
+		"encryption":                           {"KOOGALLERY_APPINFO_ENCRYPTION": "rot13"},
+		"log level":                            {"LOG_LEVEL": "loud"},
+		"log format":                           {"LOG_FORMAT": "xml"},
+		"provisioner":                          {"PROVISIONER": "ftp://app"},
+		"metering period not dividing a day":   {"METERING_PERIOD": "7h"},
+		"metering period longer than a day":    {"METERING_PERIOD": "48h"},
+		"metering period zero":                 {"METERING_PERIOD": "0s"},
+		"push delay as long as the period":     {"METERING_PERIOD": "10s", "METERING_PUSH_DELAY": "10s"},
+		"push delay past the collection":       {"METERING_PUSH_DELAY": "3h", "METERING_PERIOD": "24h"},
+		"usage token equal to the admin token": {"FULFILLMENT_USAGE_TOKEN": "t", "FULFILLMENT_ADMIN_TOKEN": "t"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := loadConfig(env(vars))
+			require.Error(t, err)
+		})
+	}
+}
+
+func TestConfigMetering(t *testing.T) {
+	c, err := loadConfig(env(nil))
+	require.NoError(t, err)
+	require.Equal(t, time.Hour, c.MeteringPeriod)
+	require.Equal(t, 5*time.Minute, c.MeteringPushDelay)
+	require.Empty(t, c.MeteringDailyProducts)
+
+	c, err = loadConfig(env(map[string]string{
+		"METERING_PERIOD": "2s", "METERING_PUSH_DELAY": "500ms", "METERING_DAILY_PRODUCTS": " sku-sms, ,prod-mms ",
+	}))
+	require.NoError(t, err)
+	require.Equal(t, 2*time.Second, c.MeteringPeriod)
+	require.Equal(t, 500*time.Millisecond, c.MeteringPushDelay)
+	require.Equal(t, []string{"sku-sms", "prod-mms"}, c.MeteringDailyProducts)
+}
+
+func TestConfigRequirements(t *testing.T) {
+	c, err := loadConfig(env(nil))
+	require.NoError(t, err)
+	require.ErrorContains(t, c.requireForAPI(), "KOOGALLERY_ACCESS_KEY")
+	err = c.requireForWorker()
+	require.ErrorContains(t, err, "KOOGALLERY_ACCESS_KEY")
+	require.ErrorContains(t, err, "KOOGALLERY_AK and KOOGALLERY_SK")
+
+	c, err = loadConfig(env(map[string]string{
+		"KOOGALLERY_ACCESS_KEY": "k", "KOOGALLERY_AK": "a", "KOOGALLERY_SK": "s", "PROVISIONER": "https://app.example.com/kg",
+	}))
+	require.NoError(t, err)
+	require.NoError(t, c.requireForAPI())
+	require.ErrorContains(t, c.requireForWorker(), "PROVISIONER_KEY")
+}
+
+func TestServeRefusesToStartWithoutAccessKey(t *testing.T) {
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"serve"}, env(map[string]string{"LOG_LEVEL": "error"}), nil, &out)
+	require.ErrorContains(t, err, "KOOGALLERY_ACCESS_KEY is required")
+}
+
+func TestConfigLogValueHidesSecrets(t *testing.T) {
+	c, err := loadConfig(env(map[string]string{
+		"KOOGALLERY_ACCESS_KEY": "access-secret-1", "FULFILLMENT_ADMIN_TOKEN": "admin-secret-2", "FULFILLMENT_USAGE_TOKEN": "usage-secret-8",
+		"KOOGALLERY_AK": "ak-secret-3", "KOOGALLERY_SK": "sk-secret-4", "PROVISIONER_KEY": "prov-secret-5",
+		"DATABASE_URL": "postgres://user:db-secret-6@db:5432/x", "PROVISIONER": "https://u:prov-url-secret-7@app.example.com/kg",
+	}))
+	require.NoError(t, err)
+	var buf bytes.Buffer
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("config", "config", c)
+	for _, secret := range []string{"access-secret-1", "admin-secret-2", "ak-secret-3", "sk-secret-4", "prov-secret-5", "db-secret-6", "prov-url-secret-7", "usage-secret-8"} {
+		require.NotContains(t, buf.String(), secret)
+	}
+	require.Contains(t, buf.String(), `"access_key":"(set)"`)
+}
+
+func TestSignProducesAVerifiableQuery(t *testing.T) {
+	body := `{"activity":"newInstance","orderId":"O","orderLineId":"O-1","businessId":"b"}`
+	var out bytes.Buffer
+	require.NoError(t, run(context.Background(), []string{"sign", "-key", "abcde", "-body", body}, env(nil), nil, &out))
+	query, err := url.ParseQuery(strings.TrimSpace(out.String()))
+	require.NoError(t, err)
+	v := &koogallery.Verifier{AccessKey: "abcde", Nonces: freshNonces{}}
+	require.NoError(t, v.Verify(context.Background(), query, []byte(body)))
+
+	// From standard input, with the key from the environment.
+	out.Reset()
+	require.NoError(t, run(context.Background(), []string{"sign"}, env(map[string]string{"KOOGALLERY_ACCESS_KEY": "abcde"}),
+		strings.NewReader(body), &out))
+	query, err = url.ParseQuery(strings.TrimSpace(out.String()))
+	require.NoError(t, err)
+	require.NoError(t, v.Verify(context.Background(), query, []byte(body)))
+
+	require.ErrorContains(t, run(context.Background(), []string{"sign", "-body", body}, env(nil), nil, &out), "no access key")
+}
+
+func TestDecryptReadsWhatQueryInstanceSends(t *testing.T) {
+	for _, size := range []koogallery.KeySize{koogallery.AES256, koogallery.AES128} {
+		enc, err := koogallery.EncryptField("abcde", size, "初始密码-Pa55")
+		require.NoError(t, err)
+		args := []string{"decrypt", "-key", "abcde", enc}
+		if size == koogallery.AES128 {
+			args = []string{"decrypt", "-key", "abcde", "-aes128", enc}
+		}
+		var out bytes.Buffer
+		require.NoError(t, run(context.Background(), args, env(nil), nil, &out))
+		require.Equal(t, "初始密码-Pa55\n", out.String())
+	}
+	var out bytes.Buffer
+	require.Error(t, run(context.Background(), []string{"decrypt", "-key", "abcde", "A1b2C3d4E5f6G7h8garbage"}, env(nil), nil, &out))
+}
+
+func TestUnknownCommand(t *testing.T) {
+	var out bytes.Buffer
+	require.ErrorIs(t, run(context.Background(), []string{"launch"}, env(nil), nil, &out), errUsage)
+	require.ErrorIs(t, run(context.Background(), nil, env(nil), nil, &out), errUsage)
+	require.Contains(t, out.String(), "Usage: fulfillment <command>")
+}
+
+// freshNonces accepts every nonce.
+type freshNonces struct{}
+
+func (freshNonces) Claim(context.Context, string, time.Time) (bool, error) { return true, nil }
+
+// TestREADMEDocumentsEveryVariable keeps the README's configuration table
+// true: every variable the binary reads is documented there.
+func TestREADMEDocumentsEveryVariable(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	for _, name := range EnvVars {
+		require.Contains(t, string(readme), "`"+name+"`", "README.md does not document %s", name)
+	}
+}

@@ -1,0 +1,267 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
+	sdkworker "go.temporal.io/sdk/worker"
+
+	"github.com/fulfillment-server/fulfillment/activities"
+	"github.com/fulfillment-server/fulfillment/api"
+	"github.com/fulfillment-server/fulfillment/inbox"
+	"github.com/fulfillment-server/fulfillment/koogallery"
+	"github.com/fulfillment-server/fulfillment/provisioner"
+	"github.com/fulfillment-server/fulfillment/store"
+	"github.com/fulfillment-server/fulfillment/worker"
+)
+
+// Intervals of the background loops.
+const (
+	relayInterval     = 2 * time.Second
+	nonceSweepEvery   = time.Minute
+	workerRetryPause  = 3 * time.Second
+	shutdownGrace     = 15 * time.Second
+	relayDirectGrace  = 5 * time.Second
+	httpHeaderTimeout = 10 * time.Second
+)
+
+// runServe runs the API (with the relay and the nonce sweeper), the worker,
+// or both, until ctx ends. Neither waits for Temporal: the API records
+// callbacks while Temporal is away, and the worker keeps trying to start.
+func runServe(ctx context.Context, cfg Config, log *slog.Logger, withAPI, withWorker bool) error {
+	if withAPI {
+		if err := cfg.requireForAPI(); err != nil {
+			return err
+		}
+	}
+	if withWorker {
+		if err := cfg.requireForWorker(); err != nil {
+			return err
+		}
+	}
+	log.Info("Starting", "api", withAPI, "worker", withWorker, "config", cfg)
+
+	db, err := store.Open(ctx, string(cfg.DatabaseURL))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if withAPI && withWorker {
+		applied, err := db.Migrate(ctx)
+		if err != nil {
+			return err
+		}
+		if len(applied) > 0 {
+			log.Info("Migrations applied", "migrations", applied)
+		}
+	} else {
+		pending, err := db.PendingMigrations(ctx)
+		if err != nil {
+			return err
+		}
+		if len(pending) > 0 {
+			return fmt.Errorf("the database lacks migrations %s: run 'fulfillment migrate' first", strings.Join(pending, ", "))
+		}
+	}
+
+	tc, err := client.NewLazyClient(client.Options{
+		HostPort:  cfg.TemporalAddress,
+		Namespace: cfg.TemporalNamespace,
+		Logger:    sdklog.NewStructuredLogger(log.With("component", "temporal")),
+	})
+	if err != nil {
+		return fmt.Errorf("temporal client: %w", err)
+	}
+	defer tc.Close()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, 2)
+
+	if withWorker {
+		prov, err := newProvisioner(cfg, db)
+		if err != nil {
+			return err
+		}
+		orders, err := koogallery.NewOpenAPIClient(koogallery.OpenAPIConfig{
+			BaseURL: cfg.APIURL, FallbackURL: cfg.APIFallbackURL, AK: string(cfg.AK), SK: string(cfg.SK),
+		})
+		if err != nil {
+			return err
+		}
+		acts := &activities.Activities{
+			Orders: orders, Provisioner: prov, Store: db, Sealer: store.Sealer{AccessKey: string(cfg.AccessKey)},
+			Lifecycle: activities.LifecycleConfig{
+				FreezeGrace: cfg.FreezeGrace, Retention: cfg.Retention, ReleasePolicy: cfg.ReleasePolicy,
+				SupervisionSyncDelay: cfg.SupervisionSyncDelay, DebugTTL: cfg.DebugTTL,
+				SupervisedProducts: cfg.SupervisedProducts,
+				MeteringPeriod:     cfg.MeteringPeriod, MeteringDailyProducts: cfg.MeteringDailyProducts,
+				MeteringPushDelay: cfg.MeteringPushDelay,
+			},
+			Alerts: activities.Alerter{WebhookURL: cfg.AlertWebhookURL},
+			Usage:  activities.OpenAPIUsagePusher{Client: orders, AccessKey: string(cfg.AccessKey)},
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			runWorker(ctx, cfg, log, tc, acts)
+		}()
+	}
+
+	if withAPI {
+		ib := &inbox.Inbox{Store: db, Temporal: tc, TaskQueue: cfg.TaskQueue, Logger: log, DirectGrace: relayDirectGrace}
+		spool := &inbox.Spool{Dir: cfg.SpoolDir}
+		var demo http.Handler
+		if cfg.Provisioner == "demo" {
+			demo = provisioner.DemoHandler(db)
+		}
+		server := api.New(api.Config{
+			Store: db, Inbox: ib, Temporal: tc,
+			AccessKey:       string(cfg.AccessKey),
+			Encryption:      api.AppInfoEncryption(cfg.AppInfoEncryption),
+			AdminToken:      string(cfg.AdminToken),
+			UsageToken:      string(cfg.UsageToken),
+			NewInstanceWait: cfg.NewInstanceWait,
+			Spool:           spool,
+			DemoTenants:     demo,
+			Logger:          log,
+			Metrics: api.NewMetrics(nil, api.Gauges{
+				RelayBacklog: db.UndeliveredCount, InstancesByState: db.CountByState, SpoolBacklog: spool.Backlog,
+				UsagePending: db.PendingUsageCount,
+			}),
+		})
+		if cfg.AdminToken == "" {
+			log.Warn("FULFILLMENT_ADMIN_TOKEN is not set: the admin API answers 401 to every call")
+		}
+		wg.Add(3)
+		go func() { defer wg.Done(); ib.RunRelay(ctx, relayInterval) }()
+		go func() { defer wg.Done(); ib.RunSpoolDrain(ctx, spool, relayInterval) }()
+		go func() { defer wg.Done(); sweepNonces(ctx, db, log) }()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- serveHTTP(ctx, cfg.HTTPAddr, server.Handler(), log)
+		}()
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errs:
+	}
+	cancel()
+	wg.Wait()
+	log.Info("Stopped")
+	return runErr
+}
+
+// runWorker starts the worker, retrying while Temporal is unreachable, and
+// stops it when ctx ends.
+func runWorker(ctx context.Context, cfg Config, log *slog.Logger, tc client.Client, acts *activities.Activities) {
+	for {
+		err := worker.EnsureSearchAttributes(ctx, tc, cfg.TemporalNamespace)
+		if err == nil {
+			w := worker.New(tc, cfg.TaskQueue, acts, sdkworker.Options{})
+			if err = w.Start(); err == nil {
+				log.Info("Worker started", "task_queue", cfg.TaskQueue)
+				<-ctx.Done()
+				w.Stop()
+				return
+			}
+		}
+		log.Warn("Worker not started; retrying", "error", err, "temporal_address", cfg.TemporalAddress)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(workerRetryPause):
+		}
+	}
+}
+
+func newProvisioner(cfg Config, db *store.DB) (provisioner.Provisioner, error) {
+	if cfg.Provisioner == "demo" {
+		return &provisioner.Demo{Store: db, PublicURL: cfg.PublicURL}, nil
+	}
+	return provisioner.NewHTTP(cfg.Provisioner, string(cfg.ProvisionerKey), nil)
+}
+
+// serveHTTP serves until ctx ends, then drains in-flight requests.
+func serveHTTP(ctx context.Context, addr string, h http.Handler, log *slog.Logger) error {
+	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: httpHeaderTimeout}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	log.Info("HTTP listening", "addr", ln.Addr().String())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	select {
+	case err := <-done:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("http shutdown: %w", err)
+	}
+	if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// sweepNonces forgets expired nonces, once a minute.
+func sweepNonces(ctx context.Context, db *store.DB, log *slog.Logger) {
+	t := time.NewTicker(nonceSweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := db.DeleteExpiredNonces(ctx, time.Now()); err != nil && ctx.Err() == nil {
+				log.Warn("Nonce sweep failed", "error", err)
+			}
+		}
+	}
+}
+
+func runMigrate(ctx context.Context, cfg Config, log *slog.Logger, args []string) error {
+	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
+	createDB := fs.Bool("create-db", false, "create the database first when it does not exist")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *createDB {
+		created, err := store.CreateDatabase(ctx, string(cfg.DatabaseURL))
+		if err != nil {
+			return err
+		}
+		if created {
+			log.Info("Database created", "database", redactURL(string(cfg.DatabaseURL)))
+		}
+	}
+	db, err := store.Open(ctx, string(cfg.DatabaseURL))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	applied, err := db.Migrate(ctx)
+	if err != nil {
+		return err
+	}
+	log.Info("Migrations applied", "count", len(applied), "migrations", applied)
+	return nil
+}

@@ -1,0 +1,232 @@
+package emulator
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/fulfillment-server/fulfillment/koogallery"
+	"github.com/fulfillment-server/fulfillment/store"
+)
+
+// Activities are the emulator's side effects.
+type Activities struct {
+	Store *store.DB
+	// ProductionURL is the merchant's production interface.
+	ProductionURL string
+	// AccessKey signs the calls, checks the answers' Body-Sign.
+	AccessKey string
+	// MerchantAdminURL and MerchantAdminToken, when set, receive the
+	// supervision steps taken in the consoles, as the merchant's
+	// operators would relay them (this server's admin API).
+	MerchantAdminURL   string
+	MerchantAdminToken string
+	HTTP               *http.Client
+}
+
+// CallInput is one production-interface call.
+type CallInput struct {
+	// MessageID names the call in the console's failed calls.
+	MessageID  string
+	PurchaseID string
+	Activity   string
+	Body       string
+	Debug      bool
+}
+
+// CallResult is the merchant's answer. The access information of a
+// queryInstance answer is stored by the activity, not returned.
+type CallResult struct {
+	ResultCode string
+	ResultMsg  string
+	InstanceID string
+}
+
+// SaveInput writes a purchase and its new timeline events.
+type SaveInput struct {
+	Purchase store.EmulatorPurchase
+	Events   []store.EmulatorEvent
+}
+
+// RelayInput tells the merchant's server a supervision step.
+type RelayInput struct {
+	InstanceID string
+	Signal     string
+	Body       string
+}
+
+// answer is a production-interface answer.
+type answer struct {
+	ResultCode string                    `json:"resultCode"`
+	ResultMsg  string                    `json:"resultMsg"`
+	InstanceID string                    `json:"instanceId"`
+	Info       []koogallery.InstanceInfo `json:"info"`
+}
+
+// Call signs and sends a call like the marketplace (SPEC §2.2), checks the
+// answer's Body-Sign (§2.4) and judges it as the marketplace does (§4.2):
+// anything but HTTP 200 with 000000 fails (000004 too for newInstance), and
+// so does an answer without a valid Body-Sign. Each failure is recorded as
+// a failed call (生产接口消息) before the error makes the activity retry.
+func (a *Activities) Call(ctx context.Context, in CallInput) (CallResult, error) {
+	res, err := a.send(ctx, in)
+	if err != nil {
+		if in.Activity != string(koogallery.ActivityQueryInstance) {
+			if rerr := a.Store.RecordEmulatorFailure(ctx, in.MessageID, in.PurchaseID, in.Activity, in.Body, err.Error(), time.Now()); rerr != nil {
+				return CallResult{}, rerr
+			}
+		}
+		return CallResult{}, temporal.NewApplicationError(err.Error(), "CallFailed")
+	}
+	if in.MessageID != "" {
+		if err := a.Store.ResolveEmulatorMessage(ctx, in.MessageID, time.Now()); err != nil {
+			return CallResult{}, err
+		}
+	}
+	return res, nil
+}
+
+func (a *Activities) send(ctx context.Context, in CallInput) (CallResult, error) {
+	body := []byte(in.Body)
+	query := koogallery.SignedQuery(a.AccessKey, body, time.Now())
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, withQuery(a.ProductionURL, query), bytes.NewReader(body))
+	if err != nil {
+		return CallResult{}, fmt.Errorf("build request: %w", err)
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("Content-Type", "application/json;charset=utf8")
+	client := a.HTTP
+	if client == nil {
+		client = &http.Client{Timeout: 20 * time.Second}
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return CallResult{}, fmt.Errorf("no answer: %w", errors.Unwrap(err))
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return CallResult{}, fmt.Errorf("answer not read: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return CallResult{}, fmt.Errorf("HTTP %d", resp.StatusCode)
+	}
+	if err := koogallery.VerifyBodySign(resp.Header.Get(koogallery.BodySignHeader), a.AccessKey, raw); err != nil {
+		return CallResult{}, errors.New("the answer has no valid Body-Sign header")
+	}
+	var ans answer
+	if err := json.Unmarshal(raw, &ans); err != nil {
+		return CallResult{}, errors.New("the answer is not JSON")
+	}
+	res := CallResult{ResultCode: ans.ResultCode, ResultMsg: ans.ResultMsg, InstanceID: ans.InstanceID}
+	failed := fmt.Errorf("resultCode %s: %s", ans.ResultCode, ans.ResultMsg)
+	switch koogallery.Activity(in.Activity) {
+	case koogallery.ActivityNewInstance:
+		if ans.ResultCode != string(koogallery.ResultSuccess) && ans.ResultCode != string(koogallery.ResultProcessing) {
+			return CallResult{}, failed
+		}
+		if ans.InstanceID == "" {
+			return CallResult{}, errors.New("the answer has no instanceId")
+		}
+	case koogallery.ActivityQueryInstance:
+		switch ans.ResultCode {
+		case string(koogallery.ResultProcessing):
+		case string(koogallery.ResultSuccess):
+			if err := a.keepAppInfo(ctx, in.PurchaseID, ans); err != nil {
+				return CallResult{}, err
+			}
+		default:
+			return CallResult{}, failed
+		}
+	case koogallery.ActivityChangeInstanceCheck:
+		// Any result code is the merchant's verdict.
+	default:
+		if ans.ResultCode != string(koogallery.ResultSuccess) {
+			return CallResult{}, failed
+		}
+	}
+	return res, nil
+}
+
+// keepAppInfo stores the access information the buyer is shown; userName
+// and password stay as received (encrypted).
+func (a *Activities) keepAppInfo(ctx context.Context, purchaseID string, ans answer) error {
+	if len(ans.Info) == 0 || ans.Info[0].AppInfo == nil || ans.Info[0].AppInfo.FrontEndURL == "" {
+		return errors.New("queryInstance answered 000000 without appInfo.frontEndUrl")
+	}
+	app := ans.Info[0].AppInfo
+	return a.Store.SaveEmulatorAppInfo(ctx, store.EmulatorAppInfo{
+		PurchaseID: purchaseID, FrontEndURL: app.FrontEndURL, AdminURL: app.AdminURL,
+		UserName: app.UserName, Password: app.Password, Memo: app.Memo,
+	})
+}
+
+func withQuery(base string, q url.Values) string {
+	sep := "?"
+	if strings.Contains(base, "?") {
+		sep = "&"
+	}
+	return base + sep + q.Encode()
+}
+
+// SaveOrder stores an order the emulator sold.
+func (a *Activities) SaveOrder(ctx context.Context, o store.EmulatorOrder) error {
+	return a.Store.SaveEmulatorOrder(ctx, o)
+}
+
+// Save writes a purchase and its timeline.
+func (a *Activities) Save(ctx context.Context, in SaveInput) error {
+	return a.Store.SaveEmulatorPurchase(ctx, in.Purchase, in.Events)
+}
+
+// Relay posts a supervision step to the merchant's admin API. It reports
+// false when no admin API is configured.
+func (a *Activities) Relay(ctx context.Context, in RelayInput) (bool, error) {
+	if a.MerchantAdminURL == "" {
+		return false, nil
+	}
+	u := strings.TrimRight(a.MerchantAdminURL, "/") + "/v1/instances/" + url.PathEscape(in.InstanceID) + "/signals/" + in.Signal
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(in.Body))
+	if err != nil {
+		return false, temporal.NewNonRetryableApplicationError("build relay request: "+err.Error(), "RelayFailed", nil)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+a.MerchantAdminToken)
+	req.Header.Set("X-Operator", "koogallery-emulator")
+	client := a.HTTP
+	if client == nil {
+		client = &http.Client{Timeout: 10 * time.Second}
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return false, fmt.Errorf("relay %s: %w", in.Signal, err)
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	switch {
+	case resp.StatusCode == http.StatusAccepted || resp.StatusCode == http.StatusOK:
+		return true, nil
+	case resp.StatusCode >= 500:
+		return false, fmt.Errorf("relay %s: HTTP %d", in.Signal, resp.StatusCode)
+	default:
+		return false, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("relay %s: HTTP %d %s", in.Signal, resp.StatusCode, strings.TrimSpace(string(msg))), "RelayRefused", nil)
+	}
+}
+
+func mustJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("emulator: encode %T: %v", v, err))
+	}
+	return string(b)
+}

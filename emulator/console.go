@@ -1,0 +1,540 @@
+package emulator
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/fulfillment-server/fulfillment/koogallery"
+	"github.com/fulfillment-server/fulfillment/store"
+)
+
+// Register registers the emulator's workflow and activities on a worker.
+func Register(r interface {
+	RegisterWorkflowWithOptions(w any, options workflow.RegisterOptions)
+	RegisterActivityWithOptions(a any, options activity.RegisterOptions)
+}, acts *Activities) {
+	r.RegisterWorkflowWithOptions(PurchaseWorkflow, workflow.RegisterOptions{Name: PurchaseWorkflowName})
+	r.RegisterActivityWithOptions(acts.Call, activity.RegisterOptions{Name: CallActivity})
+	r.RegisterActivityWithOptions(acts.SaveOrder, activity.RegisterOptions{Name: SaveOrderActivity})
+	r.RegisterActivityWithOptions(acts.Save, activity.RegisterOptions{Name: SaveActivity})
+	r.RegisterActivityWithOptions(acts.Relay, activity.RegisterOptions{Name: RelayActivity})
+}
+
+// ConsoleConfig wires the console.
+type ConsoleConfig struct {
+	Store     *store.DB
+	Temporal  client.Client
+	TaskQueue string
+	Scale     float64
+	// Emulated durations of the marketplace's rules.
+	Retention        time.Duration
+	SupervisionDelay time.Duration
+	// AccessKey and Encryption decrypt the access information for the
+	// emulated buyer ("aes256", "aes128", "none").
+	AccessKey  string
+	Encryption string
+	// OpenAPI serves the marketplace's open API (Query Order, usage push)
+	// under /api/; the usage console reads its refusals and arms its
+	// failures.
+	OpenAPI *OpenAPI
+	Logger  *slog.Logger
+}
+
+// Console is the emulated buyer's and seller's consoles over HTTP.
+type Console struct {
+	cfg ConsoleConfig
+	now func() time.Time
+}
+
+// NewConsole returns the console.
+func NewConsole(cfg ConsoleConfig) *Console {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Scale < 1 {
+		cfg.Scale = 1
+	}
+	return &Console{cfg: cfg, now: time.Now}
+}
+
+// Handler routes the console and the open API.
+//
+//	POST /emulator/purchases                       buy (BuyRequest)
+//	GET  /emulator/purchases                       list
+//	GET  /emulator/purchases/{id}                  purchase, orders, access information, timeline, failed calls
+//	POST /emulator/purchases/{id}/actions/{kind}   a buyer's or console action (Action)
+//	GET  /emulator/messages?status=failed          failed production-interface calls
+//	POST /emulator/messages/{id}/restart           restart one (重新启动)
+//	GET  /emulator/usage?instanceId=…|purchaseId=…  usage records received, with totals (话单管理)
+//	POST /emulator/usage/failures                  make the next usage pushes fail (UsageFailures)
+//	     /api/mkp-openapi-public/...                the open API
+func (c *Console) Handler() http.Handler {
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.Use(gin.CustomRecoveryWithWriter(io.Discard, func(g *gin.Context, err any) {
+		c.cfg.Logger.Error("Emulator console panicked", "path", g.Request.URL.Path, "panic", err)
+		g.AbortWithStatusJSON(http.StatusInternalServerError, gin.H{"error": "internal error"})
+	}))
+	r.GET("/healthz", func(g *gin.Context) { g.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	e := r.Group("/emulator")
+	e.POST("/purchases", c.buy)
+	e.GET("/purchases", c.list)
+	e.GET("/purchases/:id", c.show)
+	e.POST("/purchases/:id/actions/:kind", c.action)
+	e.GET("/messages", c.messages)
+	e.POST("/messages/:id/restart", c.restart)
+	e.GET("/usage", c.usage)
+	e.POST("/usage/failures", c.failUsage)
+	if c.cfg.OpenAPI != nil {
+		r.Any("/api/*path", gin.WrapH(c.cfg.OpenAPI))
+	}
+	r.NoRoute(func(g *gin.Context) { g.JSON(http.StatusNotFound, gin.H{"error": "no such endpoint"}) })
+	return r
+}
+
+// Bought is the answer to a purchase.
+type Bought struct {
+	PurchaseID  string `json:"purchaseId"`
+	OrderID     string `json:"orderId"`
+	OrderLineID string `json:"orderLineId"`
+	WorkflowID  string `json:"workflowId"`
+}
+
+func (c *Console) buy(g *gin.Context) {
+	var req BuyRequest
+	if err := decodeStrict(g, &req); err != nil {
+		g.JSON(http.StatusBadRequest, gin.H{"error": err.Error()})
+		return
+	}
+	if err := req.Validate(); err != nil {
+		g.JSON(http.StatusBadRequest, gin.H{"error": err.Error()})
+		return
+	}
+	now := c.now()
+	id := newOrderID(now)
+	// Visible at once; the workflow's own saves (revision 1 on) take over.
+	if err := c.cfg.Store.SaveEmulatorPurchase(g.Request.Context(), store.EmulatorPurchase{
+		PurchaseID: id, State: StateOrdering, ChargingMode: req.BillingMode, ProductID: req.ProductID,
+		Supervised: req.Supervised, Debug: req.Debug,
+	}, nil); err != nil {
+		c.unavailable(g, err)
+		return
+	}
+	_, err := c.cfg.Temporal.ExecuteWorkflow(g.Request.Context(), client.StartWorkflowOptions{
+		ID: PurchaseWorkflowID(id), TaskQueue: c.cfg.TaskQueue,
+	}, PurchaseWorkflowName, PurchaseInput{
+		PurchaseID: id, Buy: req, Clock: Clock{Scale: c.cfg.Scale, Origin: now.UTC()},
+		Retention: c.cfg.Retention, SupervisionDelay: c.cfg.SupervisionDelay,
+	})
+	if err != nil {
+		c.cfg.Logger.Error("Purchase not started", "error", err)
+		g.JSON(http.StatusServiceUnavailable, gin.H{"error": "Temporal is unavailable; retry later"})
+		return
+	}
+	c.cfg.Logger.Info("Emulated purchase", "purchaseId", id, "mode", req.BillingMode, "debug", req.Debug)
+	g.JSON(http.StatusCreated, Bought{PurchaseID: id, OrderID: id, OrderLineID: id + "-000001", WorkflowID: PurchaseWorkflowID(id)})
+}
+
+func (c *Console) list(g *gin.Context) {
+	limit := 100
+	if raw := g.Query("limit"); raw != "" {
+		n, err := strconv.Atoi(raw)
+		if err != nil || n < 1 || n > 1000 {
+			g.JSON(http.StatusBadRequest, gin.H{"error": "limit must be from 1 to 1000"})
+			return
+		}
+		limit = n
+	}
+	ps, err := c.cfg.Store.EmulatorPurchases(g.Request.Context(), limit)
+	if err != nil {
+		c.unavailable(g, err)
+		return
+	}
+	g.JSON(http.StatusOK, gin.H{"purchases": ps})
+}
+
+// PurchaseView is everything the consoles show of a purchase.
+type PurchaseView struct {
+	store.EmulatorPurchase
+	EmulatedNow *time.Time              `json:"emulatedNow,omitempty"`
+	Orders      []OrderView             `json:"orders"`
+	AppInfo     *AppInfoView            `json:"appInfo,omitempty"`
+	Timeline    []store.EmulatorEvent   `json:"timeline"`
+	Failed      []store.EmulatorMessage `json:"failedCalls,omitempty"`
+}
+
+// OrderView is one order of a purchase.
+type OrderView struct {
+	OrderID     string     `json:"orderId"`
+	OrderLineID string     `json:"orderLineId"`
+	OrderType   string     `json:"orderType"`
+	SkuCode     string     `json:"skuCode"`
+	Quantity    *int64     `json:"quantity,omitempty"`
+	ExpireTime  *time.Time `json:"expireTime,omitempty"`
+	CreatedAt   time.Time  `json:"createdAt"`
+}
+
+// AppInfoView is the access information as the buyer sees it: decrypted.
+type AppInfoView struct {
+	FrontEndURL string `json:"frontEndUrl"`
+	AdminURL    string `json:"adminUrl,omitempty"`
+	UserName    string `json:"userName,omitempty"`
+	Password    string `json:"password,omitempty"`
+	Memo        string `json:"memo,omitempty"`
+	// DecryptError says why the credentials could not be decrypted.
+	DecryptError string `json:"decryptError,omitempty"`
+}
+
+func (c *Console) show(g *gin.Context) {
+	ctx := g.Request.Context()
+	id := g.Param("id")
+	p, err := c.cfg.Store.EmulatorPurchase(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		g.JSON(http.StatusNotFound, gin.H{"error": "no such purchase"})
+		return
+	}
+	if err != nil {
+		c.unavailable(g, err)
+		return
+	}
+	view := PurchaseView{EmulatorPurchase: p}
+	emNow := Clock{Scale: c.cfg.Scale, Origin: p.CreatedAt}.EmulatedAt(c.now()).UTC()
+	view.EmulatedNow = &emNow
+	orders, err := c.cfg.Store.EmulatorOrdersOf(ctx, id)
+	if err != nil {
+		c.unavailable(g, err)
+		return
+	}
+	for _, o := range orders {
+		view.Orders = append(view.Orders, OrderView{OrderID: o.OrderID, OrderLineID: o.OrderLineID, OrderType: o.OrderType,
+			SkuCode: o.SkuCode, Quantity: o.LinearValue, ExpireTime: o.ExpireTime, CreatedAt: o.CreatedAt})
+	}
+	if app, err := c.cfg.Store.EmulatorAppInfo(ctx, id); err == nil {
+		view.AppInfo = c.decrypt(app)
+	} else if !errors.Is(err, store.ErrNotFound) {
+		c.unavailable(g, err)
+		return
+	}
+	if view.Timeline, err = c.cfg.Store.EmulatorEvents(ctx, id); err != nil {
+		c.unavailable(g, err)
+		return
+	}
+	msgs, err := c.cfg.Store.EmulatorMessages(ctx, "", 1000)
+	if err != nil {
+		c.unavailable(g, err)
+		return
+	}
+	for _, m := range msgs {
+		if m.PurchaseID == id {
+			view.Failed = append(view.Failed, m)
+		}
+	}
+	g.JSON(http.StatusOK, view)
+}
+
+// decrypt shows the buyer the credentials, as the marketplace's console does.
+func (c *Console) decrypt(a store.EmulatorAppInfo) *AppInfoView {
+	v := &AppInfoView{FrontEndURL: a.FrontEndURL, AdminURL: a.AdminURL, Memo: a.Memo}
+	open := func(s string) (string, error) {
+		switch {
+		case s == "" || c.cfg.Encryption == "none":
+			return s, nil
+		case c.cfg.Encryption == "aes128":
+			return koogallery.DecryptField(c.cfg.AccessKey, koogallery.AES128, s)
+		default:
+			return koogallery.DecryptField(c.cfg.AccessKey, koogallery.AES256, s)
+		}
+	}
+	var err1, err2 error
+	v.UserName, err1 = open(a.UserName)
+	v.Password, err2 = open(a.Password)
+	if err := errors.Join(err1, err2); err != nil {
+		v.UserName, v.Password = "", ""
+		v.DecryptError = "the credentials do not decrypt with the access key (" + c.cfg.Encryption + ")"
+	}
+	return v
+}
+
+func (c *Console) action(g *gin.Context) {
+	kind := g.Param("kind")
+	if !slices.Contains(Actions, kind) || kind == ActRestart {
+		g.JSON(http.StatusNotFound, gin.H{"error": "unknown action; use one of " + strings.Join(slices.DeleteFunc(slices.Clone(Actions), func(a string) bool { return a == ActRestart }), ", ")})
+		return
+	}
+	var a Action
+	if g.Request.ContentLength != 0 {
+		if err := decodeStrict(g, &a); err != nil {
+			g.JSON(http.StatusBadRequest, gin.H{"error": err.Error()})
+			return
+		}
+	}
+	a.Kind = kind
+	c.send(g, g.Param("id"), a)
+}
+
+func (c *Console) messages(g *gin.Context) {
+	status := g.Query("status")
+	if status != "" && status != store.MessageFailed && status != store.MessageResolved {
+		g.JSON(http.StatusBadRequest, gin.H{"error": "status must be failed or resolved"})
+		return
+	}
+	msgs, err := c.cfg.Store.EmulatorMessages(g.Request.Context(), status, 1000)
+	if err != nil {
+		c.unavailable(g, err)
+		return
+	}
+	g.JSON(http.StatusOK, gin.H{"messages": msgs})
+}
+
+func (c *Console) restart(g *gin.Context) {
+	m, err := c.cfg.Store.EmulatorMessage(g.Request.Context(), g.Param("id"))
+	if errors.Is(err, store.ErrNotFound) {
+		g.JSON(http.StatusNotFound, gin.H{"error": "no such failed call"})
+		return
+	}
+	if err != nil {
+		c.unavailable(g, err)
+		return
+	}
+	if m.Status == store.MessageResolved {
+		g.JSON(http.StatusConflict, gin.H{"error": "this call was answered already"})
+		return
+	}
+	c.send(g, m.PurchaseID, Action{Kind: ActRestart, MessageID: m.ID})
+}
+
+// send delivers an action to the purchase's workflow; the workflow
+// validates it against the purchase's state before accepting it.
+func (c *Console) send(g *gin.Context, purchaseID string, a Action) {
+	ctx, cancel := context.WithTimeout(g.Request.Context(), 10*time.Second)
+	defer cancel()
+	h, err := c.cfg.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID: PurchaseWorkflowID(purchaseID), UpdateName: ActionSignal, Args: []any{a},
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err == nil {
+		err = h.Get(ctx, nil)
+	}
+	var notFound *serviceerror.NotFound
+	switch {
+	case err == nil:
+		g.JSON(http.StatusAccepted, gin.H{"purchaseId": purchaseID, "action": a.Kind, "status": "accepted"})
+	case errors.As(err, &notFound):
+		g.JSON(http.StatusNotFound, gin.H{"error": "no such purchase, or its life is over"})
+	case isRejection(err):
+		g.JSON(http.StatusConflict, gin.H{"error": rejectionMessage(err)})
+	default:
+		c.cfg.Logger.Error("Action not delivered", "purchaseId", purchaseID, "action", a.Kind, "error", err)
+		g.JSON(http.StatusServiceUnavailable, gin.H{"error": "Temporal is unavailable; retry later"})
+	}
+}
+
+func (c *Console) unavailable(g *gin.Context, err error) {
+	c.cfg.Logger.Error("Emulator database unavailable", "path", g.Request.URL.Path, "error", err)
+	g.JSON(http.StatusServiceUnavailable, gin.H{"error": "database unavailable; retry later"})
+}
+
+func decodeStrict(g *gin.Context, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(g.Writer, g.Request.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("the body must be a JSON object with the documented fields: %v", err)
+	}
+	return nil
+}
+
+// newOrderID makes an order ID in the marketplace's style: CS, the time to
+// the minute, five random characters (CS2211181819B4LVS).
+func newOrderID(now time.Time) string {
+	const alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+	var b [5]byte
+	_, _ = rand.Read(b[:])
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return "CS" + now.UTC().Format("0601021504") + string(b[:])
+}
+
+// isRejection reports an update refused by the workflow's validator: the
+// action does not fit the purchase's state.
+func isRejection(err error) bool {
+	var appErr *temporal.ApplicationError
+	return errors.As(err, &appErr)
+}
+
+func rejectionMessage(err error) string {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		return appErr.Message()
+	}
+	return "refused"
+}
+
+// UsageView is the seller console's usage records (话单管理) of one
+// instance: every record the marketplace accepted, by period, and totals.
+type UsageView struct {
+	InstanceID string `json:"instanceId"`
+	// PurchaseID is the emulated purchase that has the instance.
+	PurchaseID string        `json:"purchaseId,omitempty"`
+	Records    []UsageRecord `json:"records"`
+	Totals     UsageTotals   `json:"totals"`
+}
+
+// UsageRecord is one usage record as the marketplace received it.
+type UsageRecord struct {
+	MeteringSN string    `json:"meteringSn"`
+	BeginTime  time.Time `json:"beginTime"`
+	EndTime    time.Time `json:"endTime"`
+	RecordTime time.Time `json:"recordTime"`
+	// UsageValue is the exact decimal, in its shortest form ("12.5").
+	UsageValue        string    `json:"usageValue"`
+	RelatePkgInstance string    `json:"relatePkgInstance,omitempty"`
+	ReceivedAt        time.Time `json:"receivedAt"`
+}
+
+// UsageTotals sums an instance's usage records.
+type UsageTotals struct {
+	Records int `json:"records"`
+	// UsageValue is the exact sum of the records' usage_value.
+	UsageValue string `json:"usageValue"`
+	// RefusedPushes counts the pushes naming the instance that the open
+	// API refused since the emulator started; LastRefusal is the latest.
+	RefusedPushes int           `json:"refusedPushes"`
+	LastRefusal   *UsageRefusal `json:"lastRefusal,omitempty"`
+}
+
+// usage serves GET /emulator/usage?instanceId=… or ?purchaseId=….
+func (c *Console) usage(g *gin.Context) {
+	ctx := g.Request.Context()
+	instanceID, purchaseID := g.Query("instanceId"), g.Query("purchaseId")
+	if (instanceID == "") == (purchaseID == "") {
+		g.JSON(http.StatusBadRequest, gin.H{"error": "give either instanceId or purchaseId"})
+		return
+	}
+	var p store.EmulatorPurchase
+	var err error
+	if purchaseID != "" {
+		p, err = c.cfg.Store.EmulatorPurchase(ctx, purchaseID)
+	} else {
+		p, err = c.cfg.Store.EmulatorPurchaseOfInstance(ctx, instanceID)
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		what := "no purchase has instance " + instanceID
+		if purchaseID != "" {
+			what = "no such purchase"
+		}
+		g.JSON(http.StatusNotFound, gin.H{"error": what})
+		return
+	}
+	if err != nil {
+		c.unavailable(g, err)
+		return
+	}
+	view := UsageView{InstanceID: p.InstanceID, PurchaseID: p.PurchaseID, Records: []UsageRecord{}}
+	if p.InstanceID == "" {
+		// newInstance has not been answered yet: no instance, no usage.
+		view.Totals.UsageValue = "0"
+		g.JSON(http.StatusOK, view)
+		return
+	}
+	rows, err := c.cfg.Store.EmulatorUsageOf(ctx, p.InstanceID)
+	if err != nil {
+		c.unavailable(g, err)
+		return
+	}
+	values := make([]string, 0, len(rows))
+	for _, r := range rows {
+		view.Records = append(view.Records, UsageRecord{
+			MeteringSN: r.MeteringSN, BeginTime: r.BeginTime.UTC(), EndTime: r.EndTime.UTC(), RecordTime: r.RecordTime.UTC(),
+			UsageValue: plainDecimal(r.UsageValue), RelatePkgInstance: r.RelatePkgInstance, ReceivedAt: r.ReceivedAt.UTC(),
+		})
+		values = append(values, r.UsageValue)
+	}
+	sum, err := sumDecimals(values)
+	if err != nil {
+		c.cfg.Logger.Error("Usage records not summed", "instanceId", p.InstanceID, "error", err)
+		g.JSON(http.StatusInternalServerError, gin.H{"error": "the usage records could not be summed"})
+		return
+	}
+	view.Totals.Records, view.Totals.UsageValue = len(rows), sum
+	if c.cfg.OpenAPI != nil {
+		refused := c.cfg.OpenAPI.Refusals(p.InstanceID)
+		view.Totals.RefusedPushes, view.Totals.LastRefusal = refused.Count, refused.Last
+	}
+	g.JSON(http.StatusOK, view)
+}
+
+// failUsage serves POST /emulator/usage/failures: the next pushes fail.
+func (c *Console) failUsage(g *gin.Context) {
+	if c.cfg.OpenAPI == nil {
+		g.JSON(http.StatusNotFound, gin.H{"error": "this emulator serves no open API"})
+		return
+	}
+	var f UsageFailures
+	if err := decodeStrict(g, &f); err != nil {
+		g.JSON(http.StatusBadRequest, gin.H{"error": err.Error()})
+		return
+	}
+	if err := f.Validate(); err != nil {
+		g.JSON(http.StatusBadRequest, gin.H{"error": err.Error()})
+		return
+	}
+	c.cfg.OpenAPI.FailUsage(f.Count, f.Status, f.Code)
+	c.cfg.Logger.Info("Usage pushes armed to fail", "count", f.Count, "status", f.Status, "code", f.Code)
+	g.JSON(http.StatusOK, f)
+}
+
+// plainDecimal writes a decimal from the database (numeric, "12.5000") in
+// its shortest form ("12.5").
+func plainDecimal(s string) string {
+	if !strings.Contains(s, ".") {
+		return s
+	}
+	return strings.TrimSuffix(strings.TrimRight(s, "0"), ".")
+}
+
+// sumDecimals adds non-negative decimals exactly, in units of the smallest
+// fraction any of them has.
+func sumDecimals(values []string) (string, error) {
+	scale := 0
+	for _, v := range values {
+		if _, frac, ok := strings.Cut(v, "."); ok {
+			scale = max(scale, len(frac))
+		}
+	}
+	sum := new(big.Int)
+	for _, v := range values {
+		whole, frac, _ := strings.Cut(v, ".")
+		n, ok := new(big.Int).SetString(whole+frac+strings.Repeat("0", scale-len(frac)), 10)
+		if !ok || n.Sign() < 0 || strings.ContainsAny(whole+frac, "+-") {
+			return "", fmt.Errorf("usage value %q is not a plain decimal", v)
+		}
+		sum.Add(sum, n)
+	}
+	digits := sum.String()
+	if scale == 0 {
+		return digits, nil
+	}
+	if len(digits) <= scale {
+		digits = strings.Repeat("0", scale-len(digits)+1) + digits
+	}
+	return plainDecimal(digits[:len(digits)-scale] + "." + digits[len(digits)-scale:]), nil
+}

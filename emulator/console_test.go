@@ -1,0 +1,264 @@
+package emulator
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/fulfillment-server/fulfillment/internal/testenv"
+	"github.com/fulfillment-server/fulfillment/koogallery"
+	"github.com/fulfillment-server/fulfillment/store"
+)
+
+const (
+	testAK = "emulator-test-ak"
+	testSK = "emulator-test-sk"
+)
+
+// usageConsole serves the console and the open API of an emulator whose
+// clock runs a day per 10 s, with one purchase that has an instance; it
+// returns the console's client and the merchant's open-API client.
+func usageConsole(t *testing.T, db *store.DB, purchaseID, instanceID string) (*Client, *koogallery.OpenAPIClient, *OpenAPI) {
+	t.Helper()
+	require.NoError(t, db.SaveEmulatorPurchase(context.Background(), store.EmulatorPurchase{
+		PurchaseID: purchaseID, State: StateInService, ChargingMode: ModeOnDemand, ProductID: "demo-product",
+		InstanceID: instanceID, Revision: 1,
+	}, nil))
+	open := NewOpenAPI(db, testAK, testSK, key, nil)
+	console := NewConsole(ConsoleConfig{Store: db, Scale: 8640, OpenAPI: open, AccessKey: key})
+	srv := httptest.NewServer(console.Handler())
+	t.Cleanup(srv.Close)
+	merchant, err := koogallery.NewOpenAPIClient(koogallery.OpenAPIConfig{BaseURL: srv.URL, AK: testAK, SK: testSK})
+	require.NoError(t, err)
+	return &Client{BaseURL: srv.URL}, merchant, open
+}
+
+// usageRecord is one record of a real-time period.
+func usageRecord(instanceID, sn string, begin, end time.Time, value string) koogallery.UsageRecord {
+	v, err := koogallery.ParseUsageValue(value)
+	if err != nil {
+		panic(err)
+	}
+	return koogallery.UsageRecord{
+		InstanceID: instanceID, MeteringSN: sn, UsageValue: v, RecordTime: koogallery.FormatUsageTime(time.Now()),
+		BeginTime: koogallery.FormatUsageTime(begin), EndTime: koogallery.FormatUsageTime(end),
+	}
+}
+
+func openAPIError(t *testing.T, err error) *koogallery.OpenAPIError {
+	t.Helper()
+	var oe *koogallery.OpenAPIError
+	require.ErrorAs(t, err, &oe)
+	return oe
+}
+
+// TestUsageConsoleListsWhatTheMarketplaceReceived: the seller console's
+// usage records (话单管理) of an instance, by period, with exact totals and
+// the pushes refused. The periods are real time while the emulated clock
+// runs 8640 times faster: the open API judges them by the real clock, as
+// the merchant's metering runs.
+func TestUsageConsoleListsWhatTheMarketplaceReceived(t *testing.T) {
+	db := testenv.NewStore(t)
+	ctx := context.Background()
+	emu, merchant, _ := usageConsole(t, db, "P-USAGE", "inst-usage")
+	hour := time.Now().UTC().Truncate(time.Hour)
+
+	first := []koogallery.UsageRecord{
+		usageRecord("inst-usage", "sn-1", hour.Add(-2*time.Hour), hour.Add(-time.Hour), "0.1"),
+		usageRecord("inst-usage", "sn-2", hour.Add(-time.Hour), hour, "0.2"),
+	}
+	require.NoError(t, merchant.PushUsage(ctx, key, first), "real-time periods are accepted whatever EMULATOR_TIME_SCALE")
+	require.NoError(t, merchant.PushUsage(ctx, key, first), "a resent batch is answered MKT.0000")
+	require.NoError(t, merchant.PushUsage(ctx, key, []koogallery.UsageRecord{
+		usageRecord("inst-usage", "sn-other", hour.Add(-time.Hour), hour, "7"),
+	}), "another metering_sn for a period already received is ignored, not refused")
+
+	armed, err := emu.FailUsage(ctx, UsageFailures{Count: 1})
+	require.NoError(t, err)
+	require.Equal(t, UsageFailures{Count: 1, Status: 500, Code: "MKT.0999"}, armed, "the defaults")
+	last := usageRecord("inst-usage", "sn-3", hour, hour.Add(time.Minute), "1.2345")
+	oe := openAPIError(t, merchant.PushUsage(ctx, key, []koogallery.UsageRecord{last}))
+	require.Equal(t, 500, oe.HTTPStatus)
+	require.Equal(t, "MKT.0999", oe.Code)
+	require.True(t, koogallery.IsRetryable(oe), "the default failure is one a merchant retries")
+	require.NoError(t, merchant.PushUsage(ctx, key, []koogallery.UsageRecord{last}), "one push failed, the next passes")
+
+	// A merchant signing with the wrong SK is refused too, and counted.
+	wrong, err := koogallery.NewOpenAPIClient(koogallery.OpenAPIConfig{BaseURL: emu.BaseURL, AK: testAK, SK: "not-" + testSK})
+	require.NoError(t, err)
+	require.Equal(t, "MKT.0154", openAPIError(t, wrong.PushUsage(ctx, key, []koogallery.UsageRecord{last})).Code)
+
+	byInstance, err := emu.Usage(ctx, "inst-usage")
+	require.NoError(t, err)
+	require.Equal(t, "inst-usage", byInstance.InstanceID)
+	require.Equal(t, "P-USAGE", byInstance.PurchaseID)
+	require.Len(t, byInstance.Records, 3, "one record per period")
+	for i, want := range []struct {
+		sn, value  string
+		begin, end time.Time
+	}{
+		{"sn-1", "0.1", hour.Add(-2 * time.Hour), hour.Add(-time.Hour)},
+		{"sn-2", "0.2", hour.Add(-time.Hour), hour},
+		{"sn-3", "1.2345", hour, hour.Add(time.Minute)},
+	} {
+		r := byInstance.Records[i]
+		require.Equal(t, want.sn, r.MeteringSN)
+		require.Equal(t, want.value, r.UsageValue, "the value as pushed, not 0.1000")
+		require.True(t, want.begin.Equal(r.BeginTime) && want.end.Equal(r.EndTime), "record %d: %+v", i, r)
+		require.WithinDuration(t, time.Now(), r.ReceivedAt, time.Minute)
+	}
+	require.Equal(t, 3, byInstance.Totals.Records)
+	require.Equal(t, "1.5345", byInstance.Totals.UsageValue, "summed exactly, never through a float")
+	require.Equal(t, 2, byInstance.Totals.RefusedPushes)
+	require.NotNil(t, byInstance.Totals.LastRefusal)
+	require.Equal(t, 401, byInstance.Totals.LastRefusal.HTTPStatus)
+	require.Equal(t, "MKT.0154", byInstance.Totals.LastRefusal.Code)
+
+	byPurchase, err := emu.PurchaseUsage(ctx, "P-USAGE")
+	require.NoError(t, err)
+	require.Equal(t, byInstance, byPurchase, "the same page, by purchase")
+}
+
+func TestUsageConsoleLookups(t *testing.T) {
+	db := testenv.NewStore(t)
+	ctx := context.Background()
+	emu, _, _ := usageConsole(t, db, "P-LOOKUP", "inst-lookup")
+	require.NoError(t, db.SaveEmulatorPurchase(ctx, store.EmulatorPurchase{
+		PurchaseID: "P-ORDERING", State: StateOrdering, ChargingMode: ModeOnDemand, ProductID: "demo-product",
+	}, nil))
+
+	empty, err := emu.Usage(ctx, "inst-lookup")
+	require.NoError(t, err)
+	require.Equal(t, UsageView{InstanceID: "inst-lookup", PurchaseID: "P-LOOKUP", Records: []UsageRecord{},
+		Totals: UsageTotals{UsageValue: "0"}}, empty)
+	ordering, err := emu.PurchaseUsage(ctx, "P-ORDERING")
+	require.NoError(t, err, "a purchase whose newInstance is not answered yet has no usage")
+	require.Empty(t, ordering.Records)
+	require.Equal(t, "0", ordering.Totals.UsageValue)
+
+	for name, tc := range map[string]struct {
+		query  string
+		status int
+		error  string
+	}{
+		"unknown instance":      {"instanceId=nobody", http.StatusNotFound, "no purchase has instance nobody"},
+		"unknown purchase":      {"purchaseId=CSNOBODY", http.StatusNotFound, "no such purchase"},
+		"neither":               {"", http.StatusBadRequest, "give either instanceId or purchaseId"},
+		"both":                  {"instanceId=inst-lookup&purchaseId=P-LOOKUP", http.StatusBadRequest, "give either instanceId or purchaseId"},
+		"empty instance filter": {"instanceId=", http.StatusBadRequest, "give either instanceId or purchaseId"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var out UsageView
+			err := emu.do(ctx, http.MethodGet, "/emulator/usage?"+tc.query, nil, &out)
+			var apiErr *APIError
+			require.ErrorAs(t, err, &apiErr)
+			require.Equal(t, tc.status, apiErr.Status)
+			require.Equal(t, tc.error, apiErr.Message)
+		})
+	}
+}
+
+// TestUsageFailuresAreValidatedThenArmed: the console refuses what it
+// cannot arm with a clear reason, fills the defaults (the status the
+// marketplace pairs with the code), and the armed pushes fail as asked.
+func TestUsageFailuresAreValidatedThenArmed(t *testing.T) {
+	db := testenv.NewStore(t)
+	ctx := context.Background()
+	emu, merchant, open := usageConsole(t, db, "P-FAIL", "inst-fail")
+
+	for name, tc := range map[string]struct{ body, error string }{
+		"no count":             {`{}`, "count must be from 1 to 1000"},
+		"zero":                 {`{"count":0}`, "count must be from 1 to 1000"},
+		"too many":             {`{"count":1001}`, "count must be from 1 to 1000"},
+		"negative":             {`{"count":-2}`, "count must be from 1 to 1000"},
+		"success status":       {`{"count":1,"status":200}`, "status must be an HTTP error status, from 400 to 599"},
+		"not an HTTP status":   {`{"count":1,"status":600}`, "status must be an HTTP error status, from 400 to 599"},
+		"success code":         {`{"count":1,"code":"MKT.0000"}`, "code MKT.0000 is the success code; give a failure code: MKT.0999, MKT.0100, "},
+		"unknown code":         {`{"count":1,"code":"MKT.1234"}`, "code must be one of the open API's failure codes (SPEC §6.3): MKT.0999, "},
+		"Query Order's code":   {`{"count":1,"code":"MKT.0250"}`, "code must be one of the open API's failure codes"},
+		"unknown field":        {`{"count":1,"times":2}`, "the body must be a JSON object with the documented fields"},
+		"count as text":        {`{"count":"1"}`, "the body must be a JSON object with the documented fields"},
+		"not JSON":             {`fail please`, "the body must be a JSON object with the documented fields"},
+		"empty body":           {``, "the body must be a JSON object with the documented fields"},
+		"status as an HTTP ok": {`{"count":1,"status":204,"code":"MKT.0101"}`, "status must be an HTTP error status"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			resp, err := http.Post(emu.BaseURL+"/emulator/usage/failures", "application/json", bytes.NewBufferString(tc.body))
+			require.NoError(t, err)
+			defer resp.Body.Close()
+			require.Equal(t, http.StatusBadRequest, resp.StatusCode)
+			var out struct{ Error string }
+			require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
+			require.Contains(t, out.Error, tc.error)
+		})
+	}
+	require.Zero(t, open.mock.UsageCalls(), "nothing was pushed")
+
+	for _, tc := range []struct{ in, want UsageFailures }{
+		{UsageFailures{Count: 2}, UsageFailures{Count: 2, Status: 500, Code: "MKT.0999"}},
+		{UsageFailures{Count: 1, Code: "MKT.0102"}, UsageFailures{Count: 1, Status: 400, Code: "MKT.0102"}},
+		{UsageFailures{Count: 1, Code: "MKT.0151"}, UsageFailures{Count: 1, Status: 401, Code: "MKT.0151"}},
+		{UsageFailures{Count: 1000, Status: 503}, UsageFailures{Count: 1000, Status: 503, Code: "MKT.0999"}},
+	} {
+		got, err := emu.FailUsage(ctx, tc.in)
+		require.NoError(t, err)
+		require.Equal(t, tc.want, got)
+	}
+
+	// Arming again replaces what was left: two pushes fail with 503, the
+	// third passes.
+	_, err := emu.FailUsage(ctx, UsageFailures{Count: 2, Status: 503, Code: "MKT.9002"})
+	require.NoError(t, err)
+	hour := time.Now().UTC().Truncate(time.Hour)
+	batch := []koogallery.UsageRecord{usageRecord("inst-fail", "sn-f", hour.Add(-time.Hour), hour, "3")}
+	for range 2 {
+		oe := openAPIError(t, merchant.PushUsage(ctx, key, batch))
+		require.Equal(t, 503, oe.HTTPStatus)
+		require.Equal(t, "MKT.9002", oe.Code)
+		require.Equal(t, "injected failure", oe.Message)
+	}
+	require.NoError(t, merchant.PushUsage(ctx, key, batch))
+	v, err := emu.Usage(ctx, "inst-fail")
+	require.NoError(t, err)
+	require.Equal(t, 1, v.Totals.Records)
+	require.Equal(t, "3", v.Totals.UsageValue)
+	require.Equal(t, 2, v.Totals.RefusedPushes)
+	require.Equal(t, &UsageRefusal{At: v.Totals.LastRefusal.At, HTTPStatus: 503, Code: "MKT.9002", Message: "injected failure"}, v.Totals.LastRefusal)
+	require.Equal(t, 3, open.mock.UsageCalls())
+
+	// A console without the open API has nothing to arm.
+	bare := httptest.NewServer(NewConsole(ConsoleConfig{Store: db}).Handler())
+	t.Cleanup(bare.Close)
+	_, err = (&Client{BaseURL: bare.URL}).FailUsage(ctx, UsageFailures{Count: 1})
+	var apiErr *APIError
+	require.ErrorAs(t, err, &apiErr)
+	require.Equal(t, http.StatusNotFound, apiErr.Status)
+}
+
+func TestSumDecimalsIsExact(t *testing.T) {
+	for _, tc := range []struct {
+		in   []string
+		want string
+	}{
+		{nil, "0"},
+		{[]string{"0.1000", "0.2000"}, "0.3"},
+		{[]string{"0.1", "0.2", "0.0001"}, "0.3001"},
+		{[]string{"12", "0.5"}, "12.5"},
+		{[]string{"99999999999999999999.9999", "0.0001"}, "100000000000000000000"},
+		{[]string{"0.0001"}, "0.0001"},
+	} {
+		got, err := sumDecimals(tc.in)
+		require.NoError(t, err)
+		require.Equal(t, tc.want, got, "%v", tc.in)
+	}
+	for _, bad := range []string{"-1", "1e3", "x", "+2"} {
+		_, err := sumDecimals([]string{bad})
+		require.Error(t, err, bad)
+	}
+}

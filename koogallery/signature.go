@@ -1,0 +1,277 @@
+package koogallery
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The query parameters that carry a V2 request signature (§2.2).
+const (
+	paramSignature = "signature"
+	paramTimestamp = "timestamp"
+	paramNonce     = "nonce"
+)
+
+// DefaultSignatureWindow is how far a request's timestamp may be from the
+// server clock, either way, before the request is refused (§2.2).
+const DefaultSignatureWindow = 60 * time.Second
+
+const (
+	// maxNonceLen bounds what reaches the nonce store. The documented
+	// nonces are 16 to 64 characters (§2.2).
+	maxNonceLen = 128
+	// nonceMargin keeps a nonce a little longer than the request could be
+	// accepted, so that clock differences between the replicas sharing a
+	// nonce store cannot reopen the replay window.
+	nonceMargin = 10 * time.Second
+)
+
+// Signature verification failures. Each means result code 000001
+// (ResultAuthFailed); IsAuthError reports any of them. Errors returned by
+// Verify wrap them, so test with errors.Is.
+var (
+	// ErrMissingSignatureParams means signature, timestamp or nonce is
+	// absent, repeated or malformed.
+	ErrMissingSignatureParams = errors.New("missing or malformed signature parameters")
+	// ErrBadSignature means the signature does not match the body and
+	// parameters.
+	ErrBadSignature = errors.New("bad request signature")
+	// ErrStaleTimestamp means the timestamp is outside the verifier's
+	// window.
+	ErrStaleTimestamp = errors.New("request timestamp outside the accepted window")
+	// ErrReplayedNonce means the nonce was already used by an accepted
+	// request.
+	ErrReplayedNonce = errors.New("request nonce already used")
+)
+
+// IsAuthError reports whether err means the caller failed authentication
+// (result code 000001) rather than the server failing (000005).
+func IsAuthError(err error) bool {
+	return errors.Is(err, ErrMissingSignatureParams) || errors.Is(err, ErrBadSignature) ||
+		errors.Is(err, ErrStaleTimestamp) || errors.Is(err, ErrReplayedNonce)
+}
+
+// Sign computes the SaaS 2.0 request signature of body (§2.2): the
+// uppercase hex of HMAC-SHA256(accessKey, accessKey + nonce + timestamp +
+// lower(hex(HMAC-SHA256(accessKey, body)))). The timestamp is used exactly
+// as written in the query string and body is hashed byte for byte, so the
+// signer must send those same bytes.
+func Sign(accessKey, nonce, timestamp string, body []byte) string {
+	return strings.ToUpper(hex.EncodeToString(requestMAC(accessKey, nonce, timestamp, body)))
+}
+
+func requestMAC(accessKey, nonce, timestamp string, body []byte) []byte {
+	key := []byte(accessKey)
+	inner := hmac.New(sha256.New, key)
+	inner.Write(body)
+	var innerHex [2 * sha256.Size]byte
+	hex.Encode(innerHex[:], inner.Sum(nil)) // lowercase, as the spec requires
+	outer := hmac.New(sha256.New, key)
+	io.WriteString(outer, accessKey)
+	io.WriteString(outer, nonce)
+	io.WriteString(outer, timestamp)
+	outer.Write(innerHex[:])
+	return outer.Sum(nil)
+}
+
+// SignKit computes the x-sign header of the 联营 kit sync calls (§2.3):
+// the uppercase hex of HMAC-SHA256(accessKey, accessKey + nonce + timestamp
+// + body). Unlike Sign, the raw body is appended, not hashed first. The
+// case of the documented hex is not known, so verifiers must compare it
+// case-insensitively.
+func SignKit(accessKey, nonce, timestamp string, body []byte) string {
+	mac := hmac.New(sha256.New, []byte(accessKey))
+	io.WriteString(mac, accessKey)
+	io.WriteString(mac, nonce)
+	io.WriteString(mac, timestamp)
+	mac.Write(body)
+	return strings.ToUpper(hex.EncodeToString(mac.Sum(nil)))
+}
+
+// SignedQuery returns the signature, timestamp and nonce query parameters
+// for sending body as the marketplace does: a random nonce of 32 hex
+// characters and now in milliseconds. The emulator and the CLI use it.
+func SignedQuery(accessKey string, body []byte, now time.Time) url.Values {
+	var b [16]byte
+	rand.Read(b[:]) // never fails: crypto/rand crashes the program instead
+	nonce := strings.ToUpper(hex.EncodeToString(b[:]))
+	ts := strconv.FormatInt(now.UnixMilli(), 10)
+	return url.Values{
+		paramSignature: {Sign(accessKey, nonce, ts, body)},
+		paramTimestamp: {ts},
+		paramNonce:     {nonce},
+	}
+}
+
+// NonceStore remembers the nonces of accepted requests so that a captured
+// request cannot be replayed inside the timestamp window. Several server
+// replicas must share one store (a database table, not process memory).
+type NonceStore interface {
+	// Claim records nonce until the given time and reports whether it was
+	// new. It must be atomic: of two concurrent claims of one nonce, only
+	// one is fresh. Nonces past their until time may be forgotten.
+	Claim(ctx context.Context, nonce string, until time.Time) (fresh bool, err error)
+}
+
+// Verifier checks the signature of SaaS 2.0 requests (§2.2). AccessKey and
+// Nonces are required; the zero values of the other fields mean the
+// defaults.
+type Verifier struct {
+	// AccessKey is the key bound to the 基础接口 interface type (§2.1).
+	AccessKey string
+	// Window is the accepted distance between the request's timestamp and
+	// the server clock, either way; zero or negative means
+	// DefaultSignatureWindow.
+	Window time.Duration
+	// Nonces blocks replays.
+	Nonces NonceStore
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Verify authenticates one request from its query parameters and its raw
+// body, exactly as received: verify before decoding the JSON, because a
+// re-encoded body hashes differently.
+//
+// The checks run from cheapest to the one with side effects: parameters
+// present and well-formed, HMAC (constant time, hex case ignored), timestamp
+// within the window, and only then the nonce claim, so unauthenticated
+// traffic never writes to the nonce store. Timestamps of 13 digits are
+// milliseconds, 10 digits seconds (§7.1).
+//
+// A failed check returns an error wrapping ErrMissingSignatureParams,
+// ErrBadSignature, ErrStaleTimestamp or ErrReplayedNonce (answer 000001). A
+// failing NonceStore returns its error wrapped, which is none of those
+// (answer 000005, so the marketplace retries). Error texts never contain
+// the signature or the key.
+func (v *Verifier) Verify(ctx context.Context, query url.Values, body []byte) error {
+	if v.AccessKey == "" {
+		return errors.New("verify request signature: verifier has no access key")
+	}
+	if v.Nonces == nil {
+		return errors.New("verify request signature: verifier has no nonce store")
+	}
+	sig, err := signatureParam(query)
+	if err != nil {
+		return err
+	}
+	rawTS, ts, err := timestampParam(query)
+	if err != nil {
+		return err
+	}
+	nonce, err := nonceParam(query)
+	if err != nil {
+		return err
+	}
+	if !hmac.Equal(requestMAC(v.AccessKey, nonce, rawTS, body), sig) {
+		return ErrBadSignature
+	}
+	window := v.Window
+	if window <= 0 {
+		window = DefaultSignatureWindow
+	}
+	now := time.Now
+	if v.Now != nil {
+		now = v.Now
+	}
+	if skew := now().Sub(ts); skew > window || skew < -window {
+		return fmt.Errorf("%w: timestamp %s is %s from the server clock", ErrStaleTimestamp, rawTS, skew.Round(time.Millisecond))
+	}
+	// The request stays acceptable until ts+window, so the nonce must be
+	// remembered at least that long.
+	fresh, err := v.Nonces.Claim(ctx, nonce, ts.Add(window+nonceMargin))
+	if err != nil {
+		return fmt.Errorf("claim nonce %q: %w", nonce, err)
+	}
+	if !fresh {
+		return fmt.Errorf("%w: nonce %q", ErrReplayedNonce, nonce)
+	}
+	return nil
+}
+
+// queryParam returns the single value of a query parameter. A repeated
+// parameter is refused: two layers could otherwise disagree on which value
+// was verified.
+func queryParam(query url.Values, name string) (string, error) {
+	values := query[name]
+	switch {
+	case len(values) == 0 || values[0] == "":
+		return "", fmt.Errorf("%w: %s is missing", ErrMissingSignatureParams, name)
+	case len(values) > 1:
+		return "", fmt.Errorf("%w: %s is repeated", ErrMissingSignatureParams, name)
+	}
+	return values[0], nil
+}
+
+// signatureParam decodes the 64 hex characters of the signature, in either
+// case, into the 32 MAC bytes.
+func signatureParam(query url.Values) ([]byte, error) {
+	s, err := queryParam(query, paramSignature)
+	if err != nil {
+		return nil, err
+	}
+	if len(s) != 2*sha256.Size {
+		return nil, fmt.Errorf("%w: signature must be %d hex characters", ErrMissingSignatureParams, 2*sha256.Size)
+	}
+	sig, err := hex.DecodeString(s)
+	if err != nil {
+		return nil, fmt.Errorf("%w: signature is not hex", ErrMissingSignatureParams)
+	}
+	return sig, nil
+}
+
+// timestampParam returns the timestamp as received (it is part of the
+// signed text) and as a time: 13 digits are milliseconds, 10 digits
+// seconds; other lengths are refused rather than guessed.
+func timestampParam(query url.Values) (string, time.Time, error) {
+	s, err := queryParam(query, paramTimestamp)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return "", time.Time{}, fmt.Errorf("%w: timestamp is not all digits", ErrMissingSignatureParams)
+		}
+	}
+	if len(s) != 13 && len(s) != 10 {
+		return "", time.Time{}, fmt.Errorf("%w: timestamp must have 13 digits (milliseconds) or 10 (seconds), got %d",
+			ErrMissingSignatureParams, len(s))
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil { // cannot happen with at most 13 digits
+		return "", time.Time{}, fmt.Errorf("%w: timestamp out of range", ErrMissingSignatureParams)
+	}
+	if len(s) == 10 {
+		return s, time.Unix(n, 0), nil
+	}
+	return s, time.UnixMilli(n), nil
+}
+
+// nonceParam returns the nonce. Only visible ASCII is accepted: every
+// documented nonce is hex or alphanumeric, and the value is stored and
+// logged.
+func nonceParam(query url.Values) (string, error) {
+	s, err := queryParam(query, paramNonce)
+	if err != nil {
+		return "", err
+	}
+	if len(s) > maxNonceLen {
+		return "", fmt.Errorf("%w: nonce is longer than %d characters", ErrMissingSignatureParams, maxNonceLen)
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] > '~' {
+			return "", fmt.Errorf("%w: nonce has a character outside visible ASCII", ErrMissingSignatureParams)
+		}
+	}
+	return s, nil
+}

@@ -1,0 +1,144 @@
+package schema_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/fulfillment-server/fulfillment/internal/testenv"
+	"github.com/fulfillment-server/fulfillment/schema"
+)
+
+// openDB opens a fresh, empty database for one test.
+func openDB(t *testing.T) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("postgres", testenv.NewDatabase(t))
+	require.NoError(t, err)
+	t.Cleanup(func() { db.Close() })
+	require.NoError(t, db.PingContext(context.Background()))
+	return db
+}
+
+func migrationNames(t *testing.T) []string {
+	t.Helper()
+	ms, err := schema.Migrations()
+	require.NoError(t, err)
+	var names []string
+	for _, m := range ms {
+		names = append(names, m.Name)
+	}
+	return names
+}
+
+func appliedVersions(t *testing.T, db *sql.DB) []int {
+	t.Helper()
+	rows, err := db.Query(`SELECT version FROM schema_migrations ORDER BY version`)
+	require.NoError(t, err)
+	defer rows.Close()
+	var out []int
+	for rows.Next() {
+		var v int
+		require.NoError(t, rows.Scan(&v))
+		out = append(out, v)
+	}
+	require.NoError(t, rows.Err())
+	return out
+}
+
+func TestMigrationsAreNumberedInOrder(t *testing.T) {
+	ms, err := schema.Migrations()
+	require.NoError(t, err)
+	require.NotEmpty(t, ms)
+	for i, m := range ms {
+		require.Equal(t, i+1, m.Version, "migrations must be numbered 1, 2, 3… without gaps")
+		require.True(t, strings.HasPrefix(m.Name, fmt.Sprintf("%04d_", m.Version)), "name %q", m.Name)
+		require.True(t, strings.HasSuffix(m.Name, ".sql"), "name %q", m.Name)
+		require.NotEmpty(t, strings.TrimSpace(m.SQL), "migration %s is empty", m.Name)
+	}
+	require.Equal(t, "0001_foundation.sql", ms[0].Name)
+}
+
+func TestPendingOnEmptyDatabaseListsEverything(t *testing.T) {
+	db := openDB(t)
+	pending, err := schema.Pending(context.Background(), db)
+	require.NoError(t, err)
+	require.Equal(t, migrationNames(t), pending)
+}
+
+func TestMigrateAppliesOnce(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t)
+
+	applied, err := schema.Migrate(ctx, db)
+	require.NoError(t, err)
+	require.Equal(t, migrationNames(t), applied)
+
+	pending, err := schema.Pending(ctx, db)
+	require.NoError(t, err)
+	require.Empty(t, pending)
+
+	again, err := schema.Migrate(ctx, db)
+	require.NoError(t, err)
+	require.Empty(t, again)
+
+	ms, err := schema.Migrations()
+	require.NoError(t, err)
+	var want []int
+	for _, m := range ms {
+		want = append(want, m.Version)
+	}
+	require.Equal(t, want, appliedVersions(t, db))
+
+	// The foundation's tables exist.
+	for _, table := range []string{"koogallery_nonces", "instance_keys", "callbacks", "instances",
+		"instance_credentials", "instance_events", "demo_tenants"} {
+		var exists bool
+		require.NoError(t, db.QueryRow(`SELECT to_regclass($1) IS NOT NULL`, table).Scan(&exists))
+		require.True(t, exists, "table %s", table)
+	}
+}
+
+func TestConcurrentMigrateAppliesOnce(t *testing.T) {
+	ctx := context.Background()
+	url := testenv.NewDatabase(t)
+	// One pool per replica, as replicas starting at once would have.
+	const replicas = 4
+	dbs := make([]*sql.DB, replicas)
+	for i := range dbs {
+		db, err := sql.Open("postgres", url)
+		require.NoError(t, err)
+		t.Cleanup(func() { db.Close() })
+		dbs[i] = db
+	}
+
+	results := make([][]string, replicas)
+	errs := make([]error, replicas)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range dbs {
+		wg.Go(func() {
+			<-start
+			results[i], errs[i] = schema.Migrate(ctx, dbs[i])
+		})
+	}
+	close(start)
+	wg.Wait()
+
+	var all []string
+	for i := range dbs {
+		require.NoError(t, errs[i], "replica %d", i)
+		all = append(all, results[i]...)
+	}
+	// Every migration was applied by exactly one replica.
+	require.ElementsMatch(t, migrationNames(t), all)
+	require.Len(t, appliedVersions(t, dbs[0]), len(migrationNames(t)))
+
+	pending, err := schema.Pending(ctx, dbs[0])
+	require.NoError(t, err)
+	require.Empty(t, pending)
+}

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Runs the whole stack on this machine, in the foreground:
+#   - PostgreSQL at DATABASE_URL (a local cluster that is down is started),
+#     the database created and migrated;
+#   - the Temporal dev server from bin/ (gRPC :7233, UI :8233), persisted in
+#     .data/temporal.db, unless one already answers at TEMPORAL_ADDRESS;
+#   - fulfillment serve on :8080;
+#   - the KooGallery emulator on :8090 (its consoles and the open API), on
+#     an emulated clock (EMULATOR_TIME_SCALE, default one day per 10 s), with
+#     the server's lifecycle timers scaled to the same clock.
+# Ctrl-C stops what this script started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Local defaults. Real deployments set their own values.
+export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/fulfillment?sslmode=disable}"
+export TEMPORAL_ADDRESS="${TEMPORAL_ADDRESS:-127.0.0.1:7233}"
+export HTTP_ADDR="${HTTP_ADDR:-:8080}"
+export EMULATOR_ADDR="${EMULATOR_ADDR:-127.0.0.1:8090}"
+export EMULATOR_URL="${EMULATOR_URL:-http://${EMULATOR_ADDR}}"
+export KOOGALLERY_ACCESS_KEY="${KOOGALLERY_ACCESS_KEY:-local-access-key}"
+export KOOGALLERY_AK="${KOOGALLERY_AK:-local-ak}"
+export KOOGALLERY_SK="${KOOGALLERY_SK:-local-sk}"
+export KOOGALLERY_API_URL="${KOOGALLERY_API_URL:-${EMULATOR_URL}}"
+export FULFILLMENT_ADMIN_TOKEN="${FULFILLMENT_ADMIN_TOKEN:-local-admin-token}"
+export FULFILLMENT_USAGE_TOKEN="${FULFILLMENT_USAGE_TOKEN:-local-usage-token}"
+# Pay-per-use metering runs in real time (the emulator's clock cannot reach
+# into the merchant's periods): minute periods, pushed 5 s after each ends,
+# so that usage reaches the emulator while you watch. 1m divides a day.
+export METERING_PERIOD="${METERING_PERIOD:-1m}"
+export METERING_PUSH_DELAY="${METERING_PUSH_DELAY:-5s}"
+export EMULATOR_TIME_SCALE="${EMULATOR_TIME_SCALE:-1d=10s}"
+export LOG_FORMAT="${LOG_FORMAT:-text}"
+http_port=${HTTP_ADDR##*:}
+export EMULATOR_PRODUCTION_URL="${EMULATOR_PRODUCTION_URL:-http://127.0.0.1:${http_port}/produce}"
+export EMULATOR_MERCHANT_ADMIN_URL="${EMULATOR_MERCHANT_ADMIN_URL:-http://127.0.0.1:${http_port}}"
+export EMULATOR_MERCHANT_ADMIN_TOKEN="${EMULATOR_MERCHANT_ADMIN_TOKEN:-${FULFILLMENT_ADMIN_TOKEN}}"
+TEMPORAL_UI_PORT="${TEMPORAL_UI_PORT:-8233}"
+
+mkdir -p .data
+pids=()
+cleanup() {
+	for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+
+port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+
+# PostgreSQL: start the machine's own cluster when it is local and down.
+db_host=$(sed -E 's#^[a-z]+://([^@/]*@)?([^:/?]+).*#\2#' <<<"$DATABASE_URL")
+db_port=$(sed -nE 's#^[a-z]+://([^@/]*@)?[^:/?]+:([0-9]+).*#\2#p' <<<"$DATABASE_URL")
+db_port=${db_port:-5432}
+if ! port_open "$db_host" "$db_port"; then
+	if [[ "$db_host" == 127.0.0.1 || "$db_host" == localhost ]] && command -v pg_ctlcluster >/dev/null; then
+		echo "Starting the local PostgreSQL cluster..."
+		pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start
+	else
+		echo "PostgreSQL does not answer at $db_host:$db_port; start it or set DATABASE_URL." >&2
+		exit 1
+	fi
+fi
+
+make --no-print-directory bin/fulfillment bin/temporal >/dev/null
+bin/fulfillment migrate -create-db
+
+# The server's timers on the emulator's clock: a day of freeze grace, 16 days
+# of retention (one more than the marketplace's 15, so its release comes
+# first), 3 hours to complete a supervised order, 3 days for a debug tenant.
+scaled() { bin/fulfillment emulator scale "$1"; }
+export LIFECYCLE_FREEZE_GRACE="${LIFECYCLE_FREEZE_GRACE:-$(scaled 24h)}"
+export LIFECYCLE_RETENTION="${LIFECYCLE_RETENTION:-$(scaled 16d)}"
+export SUPERVISION_SYNC_DELAY="${SUPERVISION_SYNC_DELAY:-$(scaled 3h)}"
+export DEBUG_INSTANCE_TTL="${DEBUG_INSTANCE_TTL:-$(scaled 3d)}"
+
+# Temporal: reuse one that answers, else start the dev server.
+t_host=${TEMPORAL_ADDRESS%:*}
+t_port=${TEMPORAL_ADDRESS##*:}
+if port_open "$t_host" "$t_port"; then
+	echo "Using the Temporal server already at $TEMPORAL_ADDRESS."
+else
+	echo "Starting the Temporal dev server (log: .data/temporal.log)..."
+	bin/temporal server start-dev --ip "$t_host" --port "$t_port" --ui-port "$TEMPORAL_UI_PORT" \
+		--db-filename .data/temporal.db --log-level warn >.data/temporal.log 2>&1 &
+	pids+=($!)
+	for _ in $(seq 1 100); do port_open "$t_host" "$t_port" && break; sleep 0.2; done
+	port_open "$t_host" "$t_port" || { echo "Temporal did not start; see .data/temporal.log" >&2; exit 1; }
+fi
+
+bin/fulfillment serve &
+pids+=($!)
+bin/fulfillment emulator serve >.data/emulator.log 2>&1 &
+pids+=($!)
+
+emu_port=${EMULATOR_ADDR##*:}
+for _ in $(seq 1 100); do port_open 127.0.0.1 "$http_port" && port_open 127.0.0.1 "$emu_port" && break; sleep 0.2; done
+
+cat <<MSG
+
+  fulfillment   http://localhost:${http_port}   (POST /produce, /v1/instances, /v1/usage, /metrics, /readyz)
+  emulator      ${EMULATOR_URL}   (KooGallery: consoles and open API; log .data/emulator.log)
+                one emulated day = $(scaled 1d) real
+  Temporal      ${TEMPORAL_ADDRESS}   UI: http://localhost:${TEMPORAL_UI_PORT}
+  PostgreSQL    ${DATABASE_URL%%\?*}
+  keys          access key ${KOOGALLERY_ACCESS_KEY}, admin token ${FULFILLMENT_ADMIN_TOKEN}
+  pay-per-use   usage token ${FULFILLMENT_USAGE_TOKEN} (POST /v1/usage); periods of ${METERING_PERIOD} (real time),
+                pushed ${METERING_PUSH_DELAY} after each ends (fulfillment emulator usage ID shows them)
+
+  Buy a product, from another terminal in this directory:
+    bin/fulfillment emulator buy
+  then follow it with the watch command it prints, or play a whole life: make demo
+
+  Ctrl-C stops everything started here.
+MSG
+wait -n "${pids[@]}"

@@ -1,0 +1,40 @@
+package store
+
+import (
+	"fmt"
+
+	"github.com/fulfillment-server/fulfillment/koogallery"
+)
+
+// Sealer encrypts initial credentials for storage with the marketplace's
+// AES-256 field encryption keyed by the access key (SPEC §2.6), the same
+// key the server needs anyway to answer queryInstance.
+type Sealer struct {
+	AccessKey string
+}
+
+// Seal encrypts a user name and password for storage.
+func (s Sealer) Seal(userName, password string) (SealedCredentials, error) {
+	u, err := koogallery.EncryptField(s.AccessKey, koogallery.AES256, userName)
+	if err != nil {
+		return SealedCredentials{}, fmt.Errorf("seal user name: %w", err)
+	}
+	p, err := koogallery.EncryptField(s.AccessKey, koogallery.AES256, password)
+	if err != nil {
+		return SealedCredentials{}, fmt.Errorf("seal password: %w", err)
+	}
+	return SealedCredentials{UserName: u, Password: p}, nil
+}
+
+// Open decrypts stored credentials.
+func (s Sealer) Open(c SealedCredentials) (userName, password string, err error) {
+	userName, err = koogallery.DecryptField(s.AccessKey, koogallery.AES256, c.UserName)
+	if err != nil {
+		return "", "", fmt.Errorf("open sealed user name: %w", err)
+	}
+	password, err = koogallery.DecryptField(s.AccessKey, koogallery.AES256, c.Password)
+	if err != nil {
+		return "", "", fmt.Errorf("open sealed password: %w", err)
+	}
+	return userName, password, nil
+}

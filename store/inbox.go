@@ -1,0 +1,331 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+)
+
+// ErrUnknownInstance is returned when a callback names an instanceId that no
+// newInstance ever allocated.
+var ErrUnknownInstance = errors.New("unknown instance")
+
+// ErrInstanceIDTaken is returned when a newInstance for a new order line
+// carries a businessId already used as another line's instanceId.
+var ErrInstanceIDTaken = errors.New("businessId already names another order line's instance")
+
+// InstanceKey is the identity of an instance: the order line it was bought
+// by, as allocated when its first newInstance was recorded.
+type InstanceKey struct {
+	InstanceID  string    `db:"instance_id"`
+	OrderID     string    `db:"order_id"`
+	OrderLineID string    `db:"order_line_id"`
+	Debug       bool      `db:"debug"`
+	CreatedAt   time.Time `db:"created_at"`
+}
+
+// Callback is one row of the inbox: a marketplace call that was verified and
+// recorded, with the state of its delivery to the instance's workflow.
+type Callback struct {
+	Seq            int64        `db:"seq"`
+	DedupKey       string       `db:"dedup_key"`
+	Activity       string       `db:"activity"`
+	InstanceID     string       `db:"instance_id"`
+	OrderID        string       `db:"order_id"`
+	OrderLineID    string       `db:"order_line_id"`
+	Debug          bool         `db:"debug"`
+	Body           string       `db:"body"`
+	ReceivedAt     time.Time    `db:"received_at"`
+	Redeliveries   int          `db:"redeliveries"`
+	LastReceivedAt time.Time    `db:"last_received_at"`
+	DeliverAfter   time.Time    `db:"deliver_after"`
+	Attempts       int          `db:"attempts"`
+	LastError      string       `db:"last_error"`
+	DeliveredAt    sql.NullTime `db:"delivered_at"`
+	Outcome        string       `db:"outcome"`
+}
+
+// Delivered reports whether the callback reached its destination.
+func (c Callback) Delivered() bool { return c.DeliveredAt.Valid }
+
+const callbackColumns = `seq, dedup_key, activity, COALESCE(instance_id, '') AS instance_id,
+	order_id, order_line_id, debug, body, received_at, redeliveries, last_received_at,
+	deliver_after, attempts, last_error, delivered_at, outcome`
+
+// NewCallback is a verified callback to record.
+type NewCallback struct {
+	// DedupKey identifies the callback across redeliveries. For status
+	// changes it is completed by RecordCallback with the status episode.
+	DedupKey    string
+	Activity    string
+	InstanceID  string
+	OrderID     string
+	OrderLineID string
+	Debug       bool
+	Body        []byte
+	// Status is FREEZE or UNFREEZE for updateInstanceStatus, else empty.
+	Status string
+	// DeliverAfter delays the relay's first attempt, leaving the immediate
+	// delivery to the request that recorded it.
+	DeliverAfter time.Time
+}
+
+// Recorded is the outcome of recording a callback.
+type Recorded struct {
+	Key      InstanceKey
+	Callback Callback
+	// Fresh is false when the same callback had been recorded before; its
+	// redelivery count was raised instead.
+	Fresh bool
+}
+
+// RecordNewInstance records a newInstance callback. The first one for an
+// order line allocates the instanceId (the request's businessId, SPEC §1.2);
+// every later one, with any businessId, gets the same instance back.
+func (d *DB) RecordNewInstance(ctx context.Context, businessID string, in NewCallback) (Recorded, error) {
+	var out Recorded
+	err := d.inTx(ctx, func(tx *sqlx.Tx) error {
+		if _, err := tx.ExecContext(ctx, `
+			INSERT INTO instance_keys (instance_id, order_id, order_line_id, debug)
+			VALUES ($1, $2, $3, $4)
+			ON CONFLICT DO NOTHING`,
+			businessID, in.OrderID, in.OrderLineID, in.Debug); err != nil {
+			return fmt.Errorf("allocate instance for order line %s: %w", in.OrderLineID, err)
+		}
+		err := tx.GetContext(ctx, &out.Key, `
+			SELECT instance_id, order_id, order_line_id, debug, created_at
+			FROM instance_keys WHERE order_id = $1 AND order_line_id = $2 FOR NO KEY UPDATE`,
+			in.OrderID, in.OrderLineID)
+		if errors.Is(err, sql.ErrNoRows) {
+			// The insert hit the other unique key: the businessId is
+			// already another order line's instanceId.
+			return ErrInstanceIDTaken
+		}
+		if err != nil {
+			return fmt.Errorf("read instance of order line %s: %w", in.OrderLineID, err)
+		}
+		in.InstanceID = out.Key.InstanceID
+		out.Callback, out.Fresh, err = insertCallback(ctx, tx, in)
+		return err
+	})
+	if errors.Is(err, ErrInstanceIDTaken) {
+		return Recorded{}, err
+	}
+	if err != nil {
+		return Recorded{}, fmt.Errorf("record newInstance %s: %w", in.DedupKey, err)
+	}
+	return out, nil
+}
+
+// RecordCallback records a callback for an existing instance, serialised
+// with the instance's other callbacks by a row lock so that sequence numbers
+// follow arrival order. It returns ErrUnknownInstance for an instanceId that
+// was never allocated, or a callback without one.
+func (d *DB) RecordCallback(ctx context.Context, in NewCallback) (Recorded, error) {
+	var out Recorded
+	err := d.inTx(ctx, func(tx *sqlx.Tx) error {
+		var key struct {
+			InstanceKey
+			LastStatus    sql.NullString `db:"last_status"`
+			StatusEpisode int            `db:"status_episode"`
+		}
+		// The row lock serializes an instance's callbacks. NO KEY: usage
+		// intake's foreign-key checks (KEY SHARE) need not wait for it.
+		err := tx.GetContext(ctx, &key, `
+			SELECT instance_id, order_id, order_line_id, debug, created_at, last_status, status_episode
+			FROM instance_keys WHERE instance_id = $1 FOR NO KEY UPDATE`, in.InstanceID)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrUnknownInstance
+		}
+		if err != nil {
+			return fmt.Errorf("read instance %s: %w", in.InstanceID, err)
+		}
+		out.Key = key.InstanceKey
+		if in.Status != "" {
+			// A FREEZE while the last recorded status is FREEZE is the
+			// same callback sent again; an alternation starts a new one.
+			episode := key.StatusEpisode
+			if !key.LastStatus.Valid || key.LastStatus.String != in.Status {
+				episode++
+				if _, err := tx.ExecContext(ctx, `
+					UPDATE instance_keys SET last_status = $2, status_episode = $3 WHERE instance_id = $1`,
+					in.InstanceID, in.Status, episode); err != nil {
+					return fmt.Errorf("advance status episode of %s: %w", in.InstanceID, err)
+				}
+			}
+			in.DedupKey = fmt.Sprintf("%s:%d", in.DedupKey, episode)
+		}
+		out.Callback, out.Fresh, err = insertCallback(ctx, tx, in)
+		return err
+	})
+	if errors.Is(err, ErrUnknownInstance) {
+		return Recorded{}, err
+	}
+	if err != nil {
+		return Recorded{}, fmt.Errorf("record callback %s: %w", in.DedupKey, err)
+	}
+	return out, nil
+}
+
+// RecordNotice records a callback that concerns no instance (orderNotify).
+// It is complete once recorded, so it is stored as delivered.
+func (d *DB) RecordNotice(ctx context.Context, in NewCallback, outcome string) (Callback, bool, error) {
+	var out Callback
+	var fresh bool
+	err := d.inTx(ctx, func(tx *sqlx.Tx) error {
+		var err error
+		out, fresh, err = insertCallback(ctx, tx, in)
+		if err != nil || !fresh {
+			return err
+		}
+		return tx.GetContext(ctx, &out, `
+			UPDATE callbacks SET delivered_at = now(), outcome = $2 WHERE seq = $1
+			RETURNING `+callbackColumns, out.Seq, outcome)
+	})
+	if err != nil {
+		return Callback{}, false, fmt.Errorf("record notice %s: %w", in.DedupKey, err)
+	}
+	return out, fresh, nil
+}
+
+// insertCallback inserts the callback or, when its key is known, counts the
+// redelivery. xmax = 0 distinguishes an insert from an update.
+func insertCallback(ctx context.Context, tx *sqlx.Tx, in NewCallback) (Callback, bool, error) {
+	var row struct {
+		Callback
+		Inserted bool `db:"inserted"`
+	}
+	deliverAfter := in.DeliverAfter
+	if deliverAfter.IsZero() {
+		deliverAfter = time.Now()
+	}
+	var instanceID any
+	if in.InstanceID != "" {
+		instanceID = in.InstanceID
+	}
+	err := tx.GetContext(ctx, &row, `
+		INSERT INTO callbacks (dedup_key, activity, instance_id, order_id, order_line_id, debug, body, deliver_after)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+		ON CONFLICT (dedup_key) DO UPDATE
+		SET redeliveries = callbacks.redeliveries + 1, last_received_at = now()
+		RETURNING `+callbackColumns+`, (xmax = 0) AS inserted`,
+		in.DedupKey, in.Activity, instanceID, in.OrderID, in.OrderLineID, in.Debug, string(in.Body), deliverAfter)
+	if err != nil {
+		return Callback{}, false, fmt.Errorf("insert callback %s: %w", in.DedupKey, err)
+	}
+	return row.Callback, row.Inserted, nil
+}
+
+// InstanceKey returns the identity of an allocated instance.
+func (d *DB) InstanceKey(ctx context.Context, instanceID string) (InstanceKey, error) {
+	var k InstanceKey
+	err := d.x.GetContext(ctx, &k, `
+		SELECT instance_id, order_id, order_line_id, debug, created_at
+		FROM instance_keys WHERE instance_id = $1`, instanceID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return InstanceKey{}, ErrUnknownInstance
+	}
+	if err != nil {
+		return InstanceKey{}, fmt.Errorf("read instance %s: %w", instanceID, err)
+	}
+	return k, nil
+}
+
+// HasEarlierUndelivered reports whether the instance has a callback older
+// than seq still waiting for delivery; a newer one must then wait too, so
+// the workflow receives each instance's callbacks in arrival order.
+func (d *DB) HasEarlierUndelivered(ctx context.Context, instanceID string, seq int64) (bool, error) {
+	var exists bool
+	err := d.x.GetContext(ctx, &exists, `
+		SELECT EXISTS (SELECT 1 FROM callbacks
+		WHERE instance_id = $1 AND seq < $2 AND delivered_at IS NULL)`, instanceID, seq)
+	if err != nil {
+		return false, fmt.Errorf("look for undelivered callbacks of %s: %w", instanceID, err)
+	}
+	return exists, nil
+}
+
+// LeaseUndelivered takes up to limit callbacks due for delivery, oldest
+// first, and hides them from other relays for the lease duration. Replicas
+// racing for the same rows skip each other's locked rows.
+func (d *DB) LeaseUndelivered(ctx context.Context, limit int, lease time.Duration) ([]Callback, error) {
+	var out []Callback
+	err := d.x.SelectContext(ctx, &out, `
+		UPDATE callbacks SET deliver_after = now() + $2 * interval '1 millisecond'
+		WHERE seq IN (
+			SELECT seq FROM callbacks
+			WHERE delivered_at IS NULL AND deliver_after <= now()
+			ORDER BY seq LIMIT $1
+			FOR UPDATE SKIP LOCKED)
+		RETURNING `+callbackColumns, limit, lease.Milliseconds())
+	if err != nil {
+		return nil, fmt.Errorf("lease undelivered callbacks: %w", err)
+	}
+	// RETURNING does not keep the subquery's order.
+	slices.SortFunc(out, func(a, b Callback) int { return cmp.Compare(a.Seq, b.Seq) })
+	return out, nil
+}
+
+// MarkDelivered records that the callback reached its destination.
+func (d *DB) MarkDelivered(ctx context.Context, seq int64, outcome string) error {
+	_, err := d.x.ExecContext(ctx, `
+		UPDATE callbacks SET delivered_at = now(), outcome = $2, attempts = attempts + 1, last_error = ''
+		WHERE seq = $1 AND delivered_at IS NULL`, seq, outcome)
+	if err != nil {
+		return fmt.Errorf("mark callback %d delivered: %w", seq, err)
+	}
+	return nil
+}
+
+// MarkDeliveryFailed records a failed delivery attempt and when to retry.
+func (d *DB) MarkDeliveryFailed(ctx context.Context, seq int64, reason string, retryAt time.Time) error {
+	_, err := d.x.ExecContext(ctx, `
+		UPDATE callbacks SET attempts = attempts + 1, last_error = $2, deliver_after = $3
+		WHERE seq = $1 AND delivered_at IS NULL`, seq, reason, retryAt)
+	if err != nil {
+		return fmt.Errorf("mark callback %d failed: %w", seq, err)
+	}
+	return nil
+}
+
+// UndeliveredCount is the relay backlog.
+func (d *DB) UndeliveredCount(ctx context.Context) (int64, error) {
+	var n int64
+	if err := d.x.GetContext(ctx, &n, `SELECT count(*) FROM callbacks WHERE delivered_at IS NULL`); err != nil {
+		return 0, fmt.Errorf("count undelivered callbacks: %w", err)
+	}
+	return n, nil
+}
+
+// CallbacksOf lists an instance's callbacks in arrival order.
+func (d *DB) CallbacksOf(ctx context.Context, instanceID string) ([]Callback, error) {
+	var out []Callback
+	if err := d.x.SelectContext(ctx, &out, `SELECT `+callbackColumns+`
+		FROM callbacks WHERE instance_id = $1 ORDER BY seq`, instanceID); err != nil {
+		return nil, fmt.Errorf("list callbacks of %s: %w", instanceID, err)
+	}
+	return out, nil
+}
+
+// ReturnLeases makes leased callbacks due again at the given time, without
+// counting an attempt: the relay took them but left them for later (an
+// older callback of their instance must go first).
+func (d *DB) ReturnLeases(ctx context.Context, seqs []int64, at time.Time) error {
+	if len(seqs) == 0 {
+		return nil
+	}
+	_, err := d.x.ExecContext(ctx, `
+		UPDATE callbacks SET deliver_after = $2 WHERE seq = ANY($1) AND delivered_at IS NULL`,
+		pq.Array(seqs), at)
+	if err != nil {
+		return fmt.Errorf("return %d leased callbacks: %w", len(seqs), err)
+	}
+	return nil
+}

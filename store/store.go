@@ -1,0 +1,109 @@
+// Package store is the PostgreSQL data access of the server: the nonce
+// memory, the callback inbox, the instance read model with its timeline and
+// sealed credentials, and the demo provisioner's tenants. One method per
+// query; uniqueness and idempotency are enforced by the schema.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	neturl "net/url"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	_ "github.com/lib/pq" // the Postgres driver
+
+	"github.com/fulfillment-server/fulfillment/schema"
+)
+
+// ErrNotFound is returned when a looked-up row does not exist.
+var ErrNotFound = errors.New("not found")
+
+// DB is the server's database.
+type DB struct {
+	x *sqlx.DB
+}
+
+// Open connects to the database at url and checks that it answers.
+func Open(ctx context.Context, url string) (*DB, error) {
+	x, err := sqlx.Open("postgres", url)
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	// Callbacks are short transactions; a modest pool keeps a burst from
+	// exhausting the server's connection limit when several replicas run.
+	x.SetMaxOpenConns(20)
+	x.SetMaxIdleConns(10)
+	x.SetConnMaxIdleTime(5 * time.Minute)
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := x.PingContext(pingCtx); err != nil {
+		x.Close()
+		return nil, fmt.Errorf("connect to database: %w", err)
+	}
+	return &DB{x: x}, nil
+}
+
+// Close closes the connection pool.
+func (d *DB) Close() error { return d.x.Close() }
+
+// Ping checks that the database answers.
+func (d *DB) Ping(ctx context.Context) error { return d.x.PingContext(ctx) }
+
+// Migrate applies the embedded schema migrations.
+func (d *DB) Migrate(ctx context.Context) ([]string, error) { return schema.Migrate(ctx, d.x.DB) }
+
+// inTx runs fn in a transaction, committing when it returns nil.
+func (d *DB) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
+	tx, err := d.x.BeginTxx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() //nolint:errcheck // no-op after commit
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// PendingMigrations lists the schema migrations not yet applied.
+func (d *DB) PendingMigrations(ctx context.Context) ([]string, error) {
+	return schema.Pending(ctx, d.x.DB)
+}
+
+// CreateDatabase creates the database named in url when it does not exist,
+// connecting to the server's "postgres" database to do so. Local set-ups
+// use it; production databases are usually created by their operators.
+func CreateDatabase(ctx context.Context, url string) (created bool, err error) {
+	u, err := neturl.Parse(url)
+	if err != nil {
+		return false, fmt.Errorf("parse database URL: %w", err)
+	}
+	name := strings.TrimPrefix(u.Path, "/")
+	if name == "" || !safeIdentifier.MatchString(name) {
+		return false, fmt.Errorf("database name %q must be letters, digits and underscores", name)
+	}
+	admin := *u
+	admin.Path = "/postgres"
+	x, err := sqlx.Open("postgres", admin.String())
+	if err != nil {
+		return false, fmt.Errorf("open database server: %w", err)
+	}
+	defer x.Close()
+	var exists bool
+	if err := x.GetContext(ctx, &exists, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, name); err != nil {
+		return false, fmt.Errorf("look for database %s: %w", name, err)
+	}
+	if exists {
+		return false, nil
+	}
+	if _, err := x.ExecContext(ctx, `CREATE DATABASE `+name); err != nil {
+		return false, fmt.Errorf("create database %s: %w", name, err)
+	}
+	return true, nil
+}
+
+var safeIdentifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)

@@ -1,0 +1,494 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+)
+
+// Usage is one usage record reported by the merchant's application. Its
+// billed flag (in the table) says whether its period was billable at all;
+// how much of a period a package covered is on the period (quantity and
+// unbilled).
+// Quantity is a decimal string (at most 4 decimals), kept exact.
+type Usage struct {
+	IdempotencyKey string    `db:"idempotency_key" json:"idempotencyKey"`
+	InstanceID     string    `db:"instance_id" json:"instanceId"`
+	Meter          string    `db:"meter" json:"meter"`
+	Quantity       string    `db:"quantity" json:"quantity"`
+	OccurredAt     time.Time `db:"occurred_at" json:"time"`
+}
+
+// InsertUsage stores usage records; a record whose idempotency key is
+// already stored is skipped. It returns how many were new.
+func (d *DB) InsertUsage(ctx context.Context, records []Usage) (int, error) {
+	if len(records) == 0 {
+		return 0, nil
+	}
+	keys := make([]string, len(records))
+	instances := make([]string, len(records))
+	meters := make([]string, len(records))
+	quantities := make([]string, len(records))
+	times := make([]time.Time, len(records))
+	for i, r := range records {
+		keys[i], instances[i], meters[i], quantities[i], times[i] = r.IdempotencyKey, r.InstanceID, r.Meter, r.Quantity, r.OccurredAt
+	}
+	// One statement for the whole batch: thousands of records a call.
+	res, err := d.x.ExecContext(ctx, `
+		INSERT INTO usage_records (idempotency_key, instance_id, meter, quantity, occurred_at)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::numeric[], $5::timestamptz[])
+		ON CONFLICT (idempotency_key) DO NOTHING`,
+		pq.Array(keys), pq.Array(instances), pq.Array(meters), pq.Array(quantities), pq.Array(times))
+	if err != nil {
+		return 0, fmt.Errorf("insert %d usage records: %w", len(records), err)
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}
+
+// ClaimBillingItem records that an instance serves a pay-per-use order's
+// billing item (orderId + productId) and returns the instance that does:
+// this one, or the one that claimed it first.
+func (d *DB) ClaimBillingItem(ctx context.Context, orderID, productID, instanceID string) (string, error) {
+	var owner string
+	err := d.x.GetContext(ctx, &owner, `
+		WITH claimed AS (
+			INSERT INTO billing_items (order_id, product_id, instance_id) VALUES ($1, $2, $3)
+			ON CONFLICT (order_id, product_id) DO NOTHING RETURNING instance_id)
+		SELECT instance_id FROM claimed
+		UNION ALL
+		SELECT instance_id FROM billing_items WHERE order_id = $1 AND product_id = $2
+		LIMIT 1`, orderID, productID, instanceID)
+	if err != nil {
+		return "", fmt.Errorf("claim billing item %s/%s: %w", orderID, productID, err)
+	}
+	return owner, nil
+}
+
+// UsageTarget is what usage intake checks of an instance.
+type UsageTarget struct {
+	InstanceID   string `db:"instance_id"`
+	ChargingMode string `db:"charging_mode"`
+	State        string `db:"state"`
+}
+
+// UsageTargets returns the read model's charging mode and state of the
+// given instances that exist.
+func (d *DB) UsageTargets(ctx context.Context, ids []string) (map[string]UsageTarget, error) {
+	var rows []UsageTarget
+	if err := d.x.SelectContext(ctx, &rows, `
+		SELECT k.instance_id, COALESCE(i.charging_mode, '') AS charging_mode, COALESCE(i.state, '') AS state
+		FROM instance_keys k LEFT JOIN instances i ON i.instance_id = k.instance_id
+		WHERE k.instance_id = ANY($1)`, pq.Array(ids)); err != nil {
+		return nil, fmt.Errorf("look up usage targets: %w", err)
+	}
+	out := make(map[string]UsageTarget, len(rows))
+	for _, r := range rows {
+		out[r.InstanceID] = r
+	}
+	return out, nil
+}
+
+// Usage period states.
+const (
+	PeriodPending = "pending" // closed, to push
+	PeriodPushed  = "pushed"  // the marketplace has it
+	PeriodEmpty   = "empty"   // nothing to bill: no usage, or none billable
+	PeriodExpired = "expired" // older than 21 days before it could be pushed: not billable any more
+)
+
+// UsagePeriod is one metering period of an instance.
+type UsagePeriod struct {
+	InstanceID        string     `db:"instance_id" json:"instanceId"`
+	PeriodStart       time.Time  `db:"period_start" json:"begin"`
+	PeriodEnd         time.Time  `db:"period_end" json:"end"`
+	Quantity          string     `db:"quantity" json:"quantity"`
+	Unbilled          string     `db:"unbilled" json:"unbilled"`
+	MeteringSN        string     `db:"metering_sn" json:"meteringSn"`
+	RelatePkgInstance string     `db:"relate_pkg_instance" json:"relatePkgInstance,omitempty"`
+	State             string     `db:"state" json:"state"`
+	Attempts          int        `db:"attempts" json:"attempts"`
+	LastError         string     `db:"last_error" json:"lastError,omitempty"`
+	ClosedAt          time.Time  `db:"closed_at" json:"closedAt"`
+	PushedAt          *time.Time `db:"pushed_at" json:"pushedAt,omitempty"`
+}
+
+const usagePeriodColumns = `instance_id, period_start, period_end, quantity::text AS quantity, unbilled::text AS unbilled,
+	metering_sn, relate_pkg_instance, state, attempts, last_error, closed_at, pushed_at`
+
+// MeteringSN is the serial number of an instance's period: the same
+// instance and period always give the same number, so the marketplace
+// deduplicates any resend (SPEC §6.2: metering_sn, at most 64 characters).
+func MeteringSN(instanceID string, periodStart time.Time) string {
+	sum := sha256.Sum256([]byte(instanceID))
+	return "m" + hex.EncodeToString(sum[:10]) + "-" + periodStart.UTC().Format("20060102150405")
+}
+
+// ClosePeriod asks to close one metering period of an instance.
+type ClosePeriod struct {
+	InstanceID string
+	Start, End time.Time
+	// Billable is false for a span in which the instance was frozen: the
+	// usage is recorded as not billed.
+	Billable bool
+	At       time.Time
+}
+
+// ClosedPeriod is the result of closing a period.
+type ClosedPeriod struct {
+	UsagePeriod
+	// PackageExhausted is the package whose quota this period used up.
+	PackageExhausted string
+}
+
+// CloseUsagePeriod closes a period: the records that occurred before its
+// end and belong to no period yet (late ones included) are assigned to it
+// and summed. Usage covered by a package draws on the customer's oldest
+// package with quota left (drawOnPackage). Closing a period again returns
+// it as it was, so a retried activity changes nothing.
+func (d *DB) CloseUsagePeriod(ctx context.Context, in ClosePeriod) (ClosedPeriod, error) {
+	var out ClosedPeriod
+	err := d.inTx(ctx, func(tx *sqlx.Tx) error {
+		err := tx.GetContext(ctx, &out.UsagePeriod, `SELECT `+usagePeriodColumns+` FROM usage_periods
+			WHERE instance_id = $1 AND period_start = $2`, in.InstanceID, in.Start)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		var total string
+		if err := tx.GetContext(ctx, &total, `
+			WITH assigned AS (
+				UPDATE usage_records SET period_start = $2, billed = $4
+				WHERE instance_id = $1 AND period_start IS NULL AND occurred_at < $3
+				RETURNING quantity)
+			SELECT COALESCE(sum(quantity), 0)::text FROM assigned`,
+			in.InstanceID, in.Start, in.End, in.Billable); err != nil {
+			return fmt.Errorf("assign records: %w", err)
+		}
+		draw, err := drawOnPackage(ctx, tx, in, total)
+		if err != nil {
+			return err
+		}
+		state := PeriodPending
+		if isZero(draw.billable) {
+			state = PeriodEmpty
+		}
+		if err := tx.GetContext(ctx, &out.UsagePeriod, `
+			INSERT INTO usage_periods (instance_id, period_start, period_end, quantity, unbilled, metering_sn,
+				relate_pkg_instance, state, closed_at)
+			VALUES ($1, $2, $3, $4::numeric, $5::numeric, $6, $7, $8, $9)
+			RETURNING `+usagePeriodColumns,
+			in.InstanceID, in.Start, in.End, draw.billable, draw.unbilled, MeteringSN(in.InstanceID, in.Start),
+			draw.pkg, state, in.At); err != nil {
+			return fmt.Errorf("insert period: %w", err)
+		}
+		out.PackageExhausted = draw.exhausted
+		return nil
+	})
+	if err != nil {
+		return ClosedPeriod{}, fmt.Errorf("close period %s of %s: %w", in.Start.UTC().Format(time.RFC3339), in.InstanceID, err)
+	}
+	return out, nil
+}
+
+// packageDraw is how a period's usage is billed.
+type packageDraw struct {
+	billable string // pushed to the marketplace
+	unbilled string // not charged: over the quota, or while frozen
+	pkg      string // the package drawn on (relate_pkg_instance), or ""
+	// exhausted is set when no package covering the instance has quota
+	// left and the instance used some: the service must stop.
+	exhausted string
+}
+
+// drawOnPackage splits a period's total between the customer's package
+// quota and what is not billed. Packages are drawn oldest first, one per
+// period: the marketplace keeps one record per instance and period, so a
+// period cannot be split between two packages; what exceeds the package it
+// draws on is not billed. An instance that was ever covered by a package
+// stays under the stop-when-used-up rule: once no package has quota left,
+// its usage is not billed and it is reported exhausted. Without packages
+// the whole total is billed as plain pay-per-use.
+func drawOnPackage(ctx context.Context, tx *sqlx.Tx, in ClosePeriod, total string) (packageDraw, error) {
+	if !in.Billable {
+		return packageDraw{billable: "0", unbilled: total}, nil
+	}
+	var p struct {
+		ID   string `db:"package_instance_id"`
+		Left string `db:"left"`
+	}
+	err := tx.GetContext(ctx, &p, `
+		SELECT pk.package_instance_id, (pk.quota - pk.consumed)::text AS left
+		FROM usage_packages pk JOIN instances i ON i.customer_id = pk.customer_id AND i.sku_code = pk.sku_code
+		WHERE i.instance_id = $1 AND pk.active AND pk.consumed < pk.quota
+		ORDER BY pk.created_at, pk.package_instance_id LIMIT 1 FOR UPDATE OF pk`, in.InstanceID)
+	if errors.Is(err, sql.ErrNoRows) {
+		last, err := lastPackage(ctx, tx, in.InstanceID)
+		if err != nil || last == "" {
+			return packageDraw{billable: total, unbilled: "0"}, err
+		}
+		draw := packageDraw{billable: "0", unbilled: total}
+		if !isZero(total) {
+			draw.exhausted = last
+		}
+		return draw, nil
+	}
+	if err != nil {
+		return packageDraw{}, fmt.Errorf("find package: %w", err)
+	}
+	var r struct {
+		Take string `db:"take"`
+		Over string `db:"over"`
+		Used bool   `db:"used"`
+	}
+	if err := tx.GetContext(ctx, &r, `
+		SELECT LEAST($1::numeric, $2::numeric)::text AS take,
+		       GREATEST($1::numeric - $2::numeric, 0)::text AS over,
+		       $1::numeric >= $2::numeric AS used`, total, p.Left); err != nil {
+		return packageDraw{}, fmt.Errorf("split over quota: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE usage_packages SET consumed = consumed + $2::numeric
+		WHERE package_instance_id = $1`, p.ID, r.Take); err != nil {
+		return packageDraw{}, fmt.Errorf("draw on package %s: %w", p.ID, err)
+	}
+	draw := packageDraw{billable: r.Take, unbilled: r.Over, pkg: p.ID}
+	if r.Used && !isZero(total) {
+		// This package is used up; the service stops unless another
+		// package still has quota.
+		var more bool
+		if err := tx.GetContext(ctx, &more, `SELECT EXISTS (
+			SELECT 1 FROM usage_packages pk JOIN instances i ON i.customer_id = pk.customer_id AND i.sku_code = pk.sku_code
+			WHERE i.instance_id = $1 AND pk.active AND pk.consumed < pk.quota)`, in.InstanceID); err != nil {
+			return packageDraw{}, fmt.Errorf("look for quota left: %w", err)
+		}
+		if !more {
+			draw.exhausted = p.ID
+		}
+	}
+	return draw, nil
+}
+
+// lastPackage is the newest package ever bought for the instance's
+// customer and skuCode (used up, released or not), or "".
+func lastPackage(ctx context.Context, tx *sqlx.Tx, instanceID string) (string, error) {
+	var id string
+	err := tx.GetContext(ctx, &id, `
+		SELECT pk.package_instance_id
+		FROM usage_packages pk JOIN instances i ON i.customer_id = pk.customer_id AND i.sku_code = pk.sku_code
+		WHERE i.instance_id = $1 ORDER BY pk.created_at DESC, pk.package_instance_id DESC LIMIT 1`, instanceID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("look for packages: %w", err)
+	}
+	return id, nil
+}
+
+func isZero(decimal string) bool {
+	for _, c := range decimal {
+		if c != '0' && c != '.' {
+			return false
+		}
+	}
+	return true
+}
+
+// PendingUsagePeriods returns up to limit periods to push, oldest first.
+func (d *DB) PendingUsagePeriods(ctx context.Context, instanceID string, limit int) ([]UsagePeriod, error) {
+	out := []UsagePeriod{}
+	if err := d.x.SelectContext(ctx, &out, `SELECT `+usagePeriodColumns+` FROM usage_periods
+		WHERE instance_id = $1 AND state = 'pending' ORDER BY period_start LIMIT $2`, instanceID, limit); err != nil {
+		return nil, fmt.Errorf("list pending periods of %s: %w", instanceID, err)
+	}
+	return out, nil
+}
+
+// PendingUsageCount counts the periods of every instance waiting to be
+// pushed (a metric).
+func (d *DB) PendingUsageCount(ctx context.Context) (int64, error) {
+	var n int64
+	if err := d.x.GetContext(ctx, &n, `SELECT count(*) FROM usage_periods WHERE state = 'pending'`); err != nil {
+		return 0, fmt.Errorf("count pending usage periods: %w", err)
+	}
+	return n, nil
+}
+
+// MarkUsagePushed records that the marketplace accepted these periods.
+func (d *DB) MarkUsagePushed(ctx context.Context, instanceID string, starts []time.Time, at time.Time) error {
+	_, err := d.x.ExecContext(ctx, `UPDATE usage_periods SET state = 'pushed', pushed_at = $3,
+		attempts = attempts + 1, last_error = '' WHERE instance_id = $1 AND period_start = ANY($2) AND state = 'pending'`,
+		instanceID, pq.Array(starts), at)
+	if err != nil {
+		return fmt.Errorf("mark periods of %s pushed: %w", instanceID, err)
+	}
+	return nil
+}
+
+// MarkUsagePushFailed records a failed push of these periods.
+func (d *DB) MarkUsagePushFailed(ctx context.Context, instanceID string, starts []time.Time, reason string) error {
+	_, err := d.x.ExecContext(ctx, `UPDATE usage_periods SET attempts = attempts + 1, last_error = $3
+		WHERE instance_id = $1 AND period_start = ANY($2) AND state = 'pending'`, instanceID, pq.Array(starts), reason)
+	if err != nil {
+		return fmt.Errorf("mark periods of %s failed: %w", instanceID, err)
+	}
+	return nil
+}
+
+// ExpireUsagePeriods marks the pending periods that began before the given
+// time as expired (too old for the marketplace) and returns them.
+func (d *DB) ExpireUsagePeriods(ctx context.Context, instanceID string, before time.Time) ([]UsagePeriod, error) {
+	out := []UsagePeriod{}
+	if err := d.x.SelectContext(ctx, &out, `UPDATE usage_periods SET state = 'expired'
+		WHERE instance_id = $1 AND state = 'pending' AND period_start < $2 RETURNING `+usagePeriodColumns,
+		instanceID, before); err != nil {
+		return nil, fmt.Errorf("expire periods of %s: %w", instanceID, err)
+	}
+	return out, nil
+}
+
+// MarkUsageUnbilled excludes the usage that occurred while the instance was
+// frozen, in [from, to), from billing. Usage from before the freeze that is
+// reported late stays to be billed in the next period closed.
+func (d *DB) MarkUsageUnbilled(ctx context.Context, instanceID string, from, to time.Time) (int, error) {
+	res, err := d.x.ExecContext(ctx, `UPDATE usage_records SET period_start = $2, billed = false
+		WHERE instance_id = $1 AND period_start IS NULL AND occurred_at >= $2 AND occurred_at < $3`, instanceID, from, to)
+	if err != nil {
+		return 0, fmt.Errorf("exclude usage of %s while frozen: %w", instanceID, err)
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}
+
+// UsagePeriodsOf lists an instance's periods in a time range, oldest first.
+func (d *DB) UsagePeriodsOf(ctx context.Context, instanceID string, from, to time.Time, limit int) ([]UsagePeriod, error) {
+	out := []UsagePeriod{}
+	if err := d.x.SelectContext(ctx, &out, `SELECT `+usagePeriodColumns+` FROM usage_periods
+		WHERE instance_id = $1 AND period_start >= $2 AND period_start < $3 ORDER BY period_start LIMIT $4`,
+		instanceID, from, to, limit); err != nil {
+		return nil, fmt.Errorf("list periods of %s: %w", instanceID, err)
+	}
+	return out, nil
+}
+
+// UsageSummary totals an instance's usage by state.
+type UsageSummary struct {
+	Reported     string     `db:"reported" json:"reported"`
+	Unassigned   string     `db:"unassigned" json:"notYetClosed"`
+	Billed       string     `db:"billed" json:"billed"`
+	Pushed       string     `db:"pushed" json:"pushed"`
+	Pending      int        `db:"pending" json:"pendingPeriods"`
+	Expired      int        `db:"expired" json:"expiredPeriods"`
+	Unbilled     string     `db:"unbilled" json:"notBilled"`
+	LastClosedAt *time.Time `db:"last_closed" json:"lastClosedAt,omitempty"`
+	LastError    string     `db:"last_error" json:"lastError,omitempty"`
+}
+
+// UsageSummaryOf totals an instance's usage.
+func (d *DB) UsageSummaryOf(ctx context.Context, instanceID string) (UsageSummary, error) {
+	var s UsageSummary
+	err := d.x.GetContext(ctx, &s, `SELECT
+		(SELECT COALESCE(sum(quantity), 0)::numeric(24, 4)::text FROM usage_records WHERE instance_id = $1) AS reported,
+		(SELECT COALESCE(sum(quantity), 0)::numeric(24, 4)::text FROM usage_records WHERE instance_id = $1 AND period_start IS NULL) AS unassigned,
+		COALESCE(sum(quantity) FILTER (WHERE state IN ('pending', 'pushed')), 0)::numeric(24, 4)::text AS billed,
+		COALESCE(sum(quantity) FILTER (WHERE state = 'pushed'), 0)::numeric(24, 4)::text AS pushed,
+		count(*) FILTER (WHERE state = 'pending') AS pending,
+		count(*) FILTER (WHERE state = 'expired') AS expired,
+		(COALESCE(sum(unbilled), 0) + COALESCE(sum(quantity) FILTER (WHERE state = 'expired'), 0))::numeric(24, 4)::text AS unbilled,
+		max(closed_at) AS last_closed,
+		COALESCE((SELECT last_error FROM usage_periods WHERE instance_id = $1 AND state = 'pending' AND last_error <> ''
+			ORDER BY period_start DESC LIMIT 1), '') AS last_error
+		FROM usage_periods WHERE instance_id = $1`, instanceID)
+	if err != nil {
+		return UsageSummary{}, fmt.Errorf("sum usage of %s: %w", instanceID, err)
+	}
+	return s, nil
+}
+
+// UsageTotal is an instance's cumulative billed usage, for queryInstance.
+type UsageTotal struct {
+	InstanceID string    `db:"instance_id"`
+	Related    string    `db:"related"`
+	Quantity   string    `db:"quantity"`
+	At         time.Time `db:"at"`
+}
+
+// UsageTotals returns the cumulative billed usage of pay-per-use instances,
+// and for packages the amount each covered instance consumed.
+func (d *DB) UsageTotals(ctx context.Context, ids []string) (map[string][]UsageTotal, error) {
+	var rows []UsageTotal
+	if err := d.x.SelectContext(ctx, &rows, `
+		SELECT instance_id, '' AS related, sum(quantity)::text AS quantity, max(closed_at) AS at
+		FROM usage_periods WHERE instance_id = ANY($1) AND state IN ('pending', 'pushed')
+		GROUP BY instance_id
+		UNION ALL
+		SELECT relate_pkg_instance AS instance_id, instance_id AS related, sum(quantity)::text, max(closed_at)
+		FROM usage_periods WHERE relate_pkg_instance = ANY($1) AND state IN ('pending', 'pushed')
+		GROUP BY relate_pkg_instance, instance_id
+		ORDER BY 1, 2`, pq.Array(ids)); err != nil {
+		return nil, fmt.Errorf("total usage: %w", err)
+	}
+	out := map[string][]UsageTotal{}
+	for _, r := range rows {
+		out[r.InstanceID] = append(out[r.InstanceID], r)
+	}
+	return out, nil
+}
+
+// UsagePackage is a quota bought for a customer's instances of a skuCode.
+type UsagePackage struct {
+	PackageInstanceID string `db:"package_instance_id"`
+	CustomerID        string `db:"customer_id"`
+	SkuCode           string `db:"sku_code"`
+	Quota             string `db:"quota"`
+	Consumed          string `db:"consumed"`
+	Active            bool   `db:"active"`
+}
+
+// RegisterPackage records a package once, and returns the pay-per-use
+// instances it covers (the customer's instances of its skuCode).
+func (d *DB) RegisterPackage(ctx context.Context, p UsagePackage) ([]string, error) {
+	if _, err := d.x.ExecContext(ctx, `
+		INSERT INTO usage_packages (package_instance_id, customer_id, sku_code, quota) VALUES ($1, $2, $3, $4::numeric)
+		ON CONFLICT (package_instance_id) DO NOTHING`, p.PackageInstanceID, p.CustomerID, p.SkuCode, p.Quota); err != nil {
+		return nil, fmt.Errorf("register package %s: %w", p.PackageInstanceID, err)
+	}
+	covered := []string{}
+	if err := d.x.SelectContext(ctx, &covered, `SELECT instance_id FROM instances
+		WHERE customer_id = $1 AND sku_code = $2 AND charging_mode = 'ON_DEMAND' AND instance_id <> $3
+		ORDER BY instance_id`, p.CustomerID, p.SkuCode, p.PackageInstanceID); err != nil {
+		return nil, fmt.Errorf("list instances covered by %s: %w", p.PackageInstanceID, err)
+	}
+	return covered, nil
+}
+
+// DeactivatePackage stops a package (released or expired).
+func (d *DB) DeactivatePackage(ctx context.Context, packageInstanceID string) error {
+	if _, err := d.x.ExecContext(ctx, `UPDATE usage_packages SET active = false WHERE package_instance_id = $1`, packageInstanceID); err != nil {
+		return fmt.Errorf("deactivate package %s: %w", packageInstanceID, err)
+	}
+	return nil
+}
+
+// Package returns a package, or ErrNotFound.
+func (d *DB) Package(ctx context.Context, packageInstanceID string) (UsagePackage, error) {
+	var p UsagePackage
+	err := d.x.GetContext(ctx, &p, `SELECT package_instance_id, customer_id, sku_code, quota::text AS quota,
+		consumed::text AS consumed, active FROM usage_packages WHERE package_instance_id = $1`, packageInstanceID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return UsagePackage{}, ErrNotFound
+	}
+	if err != nil {
+		return UsagePackage{}, fmt.Errorf("read package %s: %w", packageInstanceID, err)
+	}
+	return p, nil
+}

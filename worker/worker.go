@@ -1,0 +1,84 @@
+// Package worker registers every workflow and activity of the server with a
+// Temporal worker, in one visible list, and prepares the namespace (the
+// search attributes the workflows set).
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"go.temporal.io/api/operatorservice/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+	sdkworker "go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/fulfillment-server/fulfillment/activities"
+	"github.com/fulfillment-server/fulfillment/workflows"
+)
+
+// New returns a worker for the task queue with every workflow and activity
+// registered. Start it with Run or Start.
+func New(c client.Client, taskQueue string, acts *activities.Activities, opts sdkworker.Options) sdkworker.Worker {
+	w := sdkworker.New(c, taskQueue, opts)
+	Register(w, acts)
+	return w
+}
+
+// Register registers the workflows and activities on any registry: a
+// worker, or a test environment.
+func Register(r interface {
+	RegisterWorkflowWithOptions(w any, options workflow.RegisterOptions)
+	RegisterActivityWithOptions(a any, options activity.RegisterOptions)
+}, acts *activities.Activities) {
+	r.RegisterWorkflowWithOptions(workflows.InstanceWorkflow, workflow.RegisterOptions{Name: workflows.InstanceWorkflowName})
+	r.RegisterWorkflowWithOptions(workflows.MeteringWorkflow, workflow.RegisterOptions{Name: workflows.MeteringWorkflowName})
+	for name, fn := range map[string]any{
+		workflows.FetchOrderActivity:        acts.FetchOrder,
+		workflows.ProvisionActivity:         acts.Provision,
+		workflows.FreezeActivity:            acts.Freeze,
+		workflows.UnfreezeActivity:          acts.Unfreeze,
+		workflows.UpgradeActivity:           acts.Upgrade,
+		workflows.ReleaseActivity:           acts.Release,
+		workflows.CheckChangeActivity:       acts.CheckChange,
+		workflows.SaveInstanceActivity:      acts.SaveInstance,
+		workflows.PolicyActivity:            acts.Policy,
+		workflows.AlertActivity:             acts.Alert,
+		workflows.ClosePeriodsActivity:      acts.CloseUsagePeriods,
+		workflows.PushUsageActivity:         acts.PushUsage,
+		workflows.ExcludeFrozenActivity:     acts.ExcludeFrozenUsage,
+		workflows.RegisterPackageActivity:   acts.RegisterPackage,
+		workflows.DeactivatePackageActivity: acts.DeactivatePackage,
+	} {
+		r.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
+	}
+}
+
+// EnsureSearchAttributes registers the workflows' custom search attributes
+// in the namespace when they are missing, so that a fresh server needs no
+// manual set-up before the Temporal UI can filter by state.
+func EnsureSearchAttributes(ctx context.Context, c client.Client, namespace string) error {
+	want := workflows.SearchAttributeTypes()
+	have, err := c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace})
+	if err != nil {
+		return fmt.Errorf("list search attributes of namespace %s: %w", namespace, err)
+	}
+	for name := range want {
+		if _, ok := have.GetCustomAttributes()[name]; ok {
+			delete(want, name)
+		}
+	}
+	if len(want) == 0 {
+		return nil
+	}
+	_, err = c.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{
+		Namespace: namespace, SearchAttributes: want,
+	})
+	var exists *serviceerror.AlreadyExists
+	if err != nil && !errors.As(err, &exists) {
+		return fmt.Errorf("add search attributes to namespace %s: %w", namespace, err)
+	}
+	return nil
+}

@@ -1,0 +1,587 @@
+// Package workflows holds the deterministic workflow code: one instance
+// workflow per purchased instance that owns its lifecycle. This file is the
+// workflows' public surface: names, IDs, search attributes and payload
+// types, importable by the API and the activities without pulling in any
+// workflow logic. Nothing in this package performs I/O.
+package workflows
+
+import (
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/temporal"
+)
+
+// DefaultTaskQueue is the task queue of the instance workflows and their
+// activities unless TEMPORAL_TASK_QUEUE says otherwise.
+const DefaultTaskQueue = "fulfillment"
+
+// Workflow, signal, query and update names.
+const (
+	// InstanceWorkflowName is the registered name of InstanceWorkflow.
+	InstanceWorkflowName = "InstanceWorkflow"
+	// CallbackSignal carries a recorded marketplace callback (Callback).
+	CallbackSignal = "callback"
+	// StateQuery returns the instance's full state (Snapshot).
+	StateQuery = "state"
+	// ChangeCheckUpdate asks whether a spec change fits the tenant
+	// (ChangeCheckRequest → ChangeCheckResult).
+	ChangeCheckUpdate = "change-check"
+	// OperatorSignal carries an operator's action (OperatorRequest).
+	OperatorSignal = "operator"
+)
+
+// Operator actions, the Name of an OperatorRequest.
+const (
+	OpRetry         = "retry"          // run the parked step again
+	OpSkip          = "skip"           // treat the parked step as done (done by hand) or abandon provisioning
+	OpExtendGrace   = "extend-grace"   // push the freeze and release deadlines back by Duration
+	OpForceFreeze   = "force-freeze"   // freeze now, whatever the expiry
+	OpForceUnfreeze = "force-unfreeze" // unfreeze now
+	OpForceRelease  = "force-release"  // release now: deletes the tenant's data
+	OpSetPolicy     = "set-policy"     // change the release policy
+	OpRetryPush     = "retry-push"     // push the pending usage periods now (pay-per-use)
+	// Service supervision steps (SPEC §5.3), relayed from the seller and
+	// buyer consoles.
+	OpConfirmDelivery = "confirm-delivery" // merchant: delivered, with Evidence and an optional StartTime
+	OpAccept          = "accept"           // buyer: accepted (AcceptedAt, default now)
+	OpReject          = "reject"           // buyer: rejected the delivery
+	OpAppeal          = "appeal"           // either side: suspends the flow
+	OpResolveAppeal   = "resolve-appeal"   // the platform's arbitration: the flow resumes
+)
+
+// OperatorActions lists every operator action.
+var OperatorActions = []string{
+	OpRetry, OpSkip, OpExtendGrace, OpForceFreeze, OpForceUnfreeze, OpForceRelease, OpSetPolicy, OpRetryPush,
+	OpConfirmDelivery, OpAccept, OpReject, OpAppeal, OpResolveAppeal,
+}
+
+// OperatorRequest is an operator's action on an instance. ID is unique per
+// request (it keys the timeline entry); Reason is mandatory and recorded.
+type OperatorRequest struct {
+	ID     string
+	Name   string
+	Reason string
+	Actor  string    `json:",omitempty"`
+	At     time.Time // when the operator asked
+	// extend-grace
+	Duration time.Duration `json:",omitempty"`
+	// confirm-delivery
+	Evidence  string     `json:",omitempty"`
+	StartTime *time.Time `json:",omitempty"`
+	// accept
+	AcceptedAt *time.Time `json:",omitempty"`
+	// set-policy
+	ReleasePolicy string `json:",omitempty"`
+}
+
+// Activity names. The activities package registers its methods under these
+// names; workflows refer to them by name so that this package does not
+// import the activities and their I/O.
+const (
+	FetchOrderActivity   = "FetchOrder"
+	ProvisionActivity    = "Provision"
+	FreezeActivity       = "Freeze"
+	UnfreezeActivity     = "Unfreeze"
+	UpgradeActivity      = "Upgrade"
+	ReleaseActivity      = "Release"
+	CheckChangeActivity  = "CheckChange"
+	SaveInstanceActivity = "SaveInstance"
+	PolicyActivity       = "Policy"
+	AlertActivity        = "Alert"
+)
+
+// ActivityNames lists every activity the workflows call.
+var ActivityNames = []string{
+	FetchOrderActivity, ProvisionActivity, FreezeActivity, UnfreezeActivity,
+	UpgradeActivity, ReleaseActivity, CheckChangeActivity, SaveInstanceActivity,
+	PolicyActivity, AlertActivity,
+	ClosePeriodsActivity, PushUsageActivity, ExcludeFrozenActivity, RegisterPackageActivity, DeactivatePackageActivity,
+}
+
+// AlertInput raises an alert for operators: a parked step, a release
+// overdue.
+type AlertInput struct {
+	InstanceID string
+	Kind       string
+	Message    string
+}
+
+// InstanceWorkflowID is the workflow ID of an instance: a business key, so
+// that every callback of the instance reaches the same workflow.
+func InstanceWorkflowID(instanceID string) string { return "instance/" + instanceID }
+
+// Search attributes set on every instance workflow, so that the Temporal UI
+// can list instances by ID, order and lifecycle state.
+var (
+	InstanceIDAttribute = temporal.NewSearchAttributeKeyKeyword("FulfillmentInstanceId")
+	OrderIDAttribute    = temporal.NewSearchAttributeKeyKeyword("FulfillmentOrderId")
+	StateAttribute      = temporal.NewSearchAttributeKeyKeyword("FulfillmentState")
+)
+
+// SearchAttributeTypes is what the namespace must have registered.
+func SearchAttributeTypes() map[string]enumspb.IndexedValueType {
+	return map[string]enumspb.IndexedValueType{
+		InstanceIDAttribute.GetName(): enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+		OrderIDAttribute.GetName():    enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+		StateAttribute.GetName():      enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+	}
+}
+
+// State is an instance's lifecycle state, as shown by the admin API, the
+// read model and the FulfillmentState search attribute.
+type State string
+
+// Lifecycle states.
+const (
+	// StateProvisioning: the order is being read and the tenant created.
+	StateProvisioning State = "provisioning"
+	// Service supervision (SPEC §5.3), for products that need it: the
+	// tenant exists; the merchant confirms delivery, the buyer accepts,
+	// and the order completes a few hours later.
+	StateAwaitingDelivery State = "awaiting_delivery"
+	StateDelivered        State = "delivered"
+	StateAccepted         State = "accepted"
+	StateAppealed         State = "appealed"
+	// StateActive: in service, before its expiry.
+	StateActive State = "active"
+	// StateGrace: expired, still usable, waiting for the marketplace's
+	// FREEZE or a renewal until the freeze grace ends.
+	StateGrace State = "grace"
+	// StateFrozen: unusable, data kept.
+	StateFrozen State = "frozen"
+	// StateReleaseOverdue: frozen past the retention period without the
+	// marketplace's releaseInstance; held (data kept) and alerted.
+	StateReleaseOverdue State = "release_overdue"
+	// StateParked: a step failed for good and waits for an operator.
+	StateParked State = "parked"
+	// StateReleased: the tenant and its data are deleted; the end.
+	StateReleased State = "released"
+	// StateFailed: provisioning was abandoned by an operator.
+	StateFailed State = "failed"
+)
+
+// States lists every state, for validation and documentation.
+var States = []State{
+	StateProvisioning, StateAwaitingDelivery, StateDelivered, StateAccepted, StateAppealed,
+	StateActive, StateGrace, StateFrozen, StateReleaseOverdue, StateParked, StateReleased, StateFailed,
+}
+
+// Release policies: what happens when retention ends without releaseInstance.
+const (
+	ReleasePolicyHold    = "hold"    // keep the frozen tenant, state release_overdue, alert
+	ReleasePolicyRelease = "release" // release the tenant
+)
+
+// Policy is the lifecycle policy of one instance, fixed when it is created
+// (an operator may change it later with the set-policy signal).
+type Policy struct {
+	// FreezeGrace is how long after expiry the server waits for the
+	// marketplace's FREEZE (or a renewal) before freezing the tenant itself.
+	FreezeGrace time.Duration
+	// Retention is how long after expiry the frozen tenant's data is kept
+	// waiting for the marketplace's releaseInstance.
+	Retention time.Duration
+	// ReleasePolicy is ReleasePolicyHold or ReleasePolicyRelease.
+	ReleasePolicy string
+	// SupervisionSyncDelay is how long after the buyer's acceptance a
+	// supervised order shows as completed (3 h on KooGallery).
+	SupervisionSyncDelay time.Duration
+	// Supervised is set for products that need service supervision.
+	Supervised bool
+	// DebugTTL is how long a debug instance (testFlag=1) lives after its
+	// last callback before its disposable tenant is released.
+	DebugTTL time.Duration
+	// MeteringPeriod (an hour, or a day for products billed daily) and
+	// MeteringPushDelay for pay-per-use instances.
+	MeteringPeriod    time.Duration `json:",omitempty"`
+	MeteringPushDelay time.Duration `json:",omitempty"`
+}
+
+// PolicyInput asks the worker's configuration for the policy of an order.
+type PolicyInput struct {
+	Order Order
+	Debug bool
+}
+
+// Callback activities as they arrive in Callback.Activity (the marketplace's
+// names, SPEC §1.1).
+const (
+	ActivityNewInstance          = "newInstance"
+	ActivityRefreshInstance      = "refreshInstance"
+	ActivityUpdateInstanceStatus = "updateInstanceStatus"
+	ActivityReleaseInstance      = "releaseInstance"
+	ActivityUpgradeInstance      = "upgradeInstance"
+)
+
+// InstanceInput starts an instance workflow. Carried is set when the
+// workflow continues as new and holds everything it knew.
+type InstanceInput struct {
+	InstanceID  string
+	OrderID     string
+	OrderLineID string
+	Debug       bool
+	Carried     *Snapshot `json:",omitempty"`
+}
+
+// Callback is a recorded marketplace callback delivered to the instance
+// workflow. Key is the inbox's deduplication key and Seq its arrival order;
+// the workflow applies each key once and never lets an older callback undo
+// a newer one of the same kind.
+type Callback struct {
+	Key        string
+	Seq        int64
+	Activity   string
+	ReceivedAt time.Time
+	Debug      bool
+	// OrderID and OrderLineID name the callback's own order: the renewal,
+	// upgrade or unsubscription order.
+	OrderID     string `json:",omitempty"`
+	OrderLineID string `json:",omitempty"`
+	// refreshInstance
+	Scene      string    `json:",omitempty"`
+	ExpireTime time.Time `json:",omitempty"`
+	ProductID  string    `json:",omitempty"`
+	// updateInstanceStatus: FREEZE or UNFREEZE
+	Status string `json:",omitempty"`
+}
+
+// Order is what the workflow keeps of the purchase from Query Order.
+type Order struct {
+	OrderID      string
+	OrderLineID  string
+	OrderType    string
+	ChargingMode string
+	SkuCode      string
+	ProductID    string
+	LinearValue  *int64 `json:",omitempty"`
+	PeriodType   string
+	PeriodNumber int
+	ExpireTime   *time.Time `json:",omitempty"`
+	CustomerID   string
+	CustomerName string
+}
+
+// AppInfo is the non-secret part of what the buyer is shown. The initial
+// credentials never enter the workflow: the Provision activity seals them
+// into the database.
+type AppInfo struct {
+	FrontEndURL    string
+	AdminURL       string `json:",omitempty"`
+	Memo           string `json:",omitempty"`
+	HasCredentials bool
+}
+
+// Snapshot is the complete state of an instance workflow: what the state
+// query returns and what continue-as-new carries.
+type Snapshot struct {
+	InstanceID  string
+	OrderID     string
+	OrderLineID string
+	Debug       bool
+	State       State
+	// Reason says why the instance is in its state, when that is not
+	// obvious (a failure, a freeze).
+	Reason     string     `json:",omitempty"`
+	Order      *Order     `json:",omitempty"`
+	ExpireTime *time.Time `json:",omitempty"`
+	AppInfo    *AppInfo   `json:",omitempty"`
+	Policy     Policy
+	// GraceExtension is what operators added to the freeze and release
+	// deadlines of the current expiry (reset when the expiry changes).
+	GraceExtension time.Duration `json:",omitempty"`
+	// FrozenBy says who froze the tenant: FrozenByMarketplace,
+	// FrozenByExpiry (the server, at the end of grace) or FrozenByOperator.
+	FrozenBy string `json:",omitempty"`
+	// UnfreezeDueAt is set when a frozen instance was renewed: the
+	// marketplace's UNFREEZE is expected by then, else the server unfreezes.
+	UnfreezeDueAt *time.Time `json:",omitempty"`
+	// SelfFreezeWaived is the expiry for which the server must not freeze
+	// on its own (the marketplace or an operator unfroze it after expiry).
+	SelfFreezeWaived *time.Time `json:",omitempty"`
+	// Parked is the step waiting for an operator.
+	Parked *Parked `json:",omitempty"`
+	// Supervision is the service-supervision flow of a supervised product.
+	Supervision *Supervision `json:",omitempty"`
+	// Metered is set for a pay-per-use instance whose usage a metering
+	// workflow pushes; Package for a package instance whose quota covers
+	// the customer's pay-per-use instances.
+	Metered bool `json:",omitempty"`
+	Package bool `json:",omitempty"`
+	// LastCallbackAt is when the newest callback arrived (debug instances
+	// are released DebugTTL after it).
+	LastCallbackAt time.Time
+	// Deadlines are the coming timers, earliest first, each with its
+	// reason. Computed whenever the state is shown.
+	Deadlines []Deadline `json:",omitempty"`
+	// Applied holds the keys of recently applied callbacks, oldest first.
+	Applied []string
+	// LastStatusSeq and LastRefreshSeq are the arrival numbers of the
+	// newest status change and expiry change applied.
+	LastStatusSeq  int64
+	LastRefreshSeq int64
+	// Revision numbers the read-model writes.
+	Revision int64
+	// Pending is the number of received callbacks not yet applied.
+	Pending int
+}
+
+// Who froze a tenant.
+const (
+	FrozenByMarketplace = "marketplace"
+	FrozenByExpiry      = "expiry"
+	FrozenByOperator    = "operator"
+	// FrozenByQuota: a package that stops when used up (用完即停) ran out.
+	FrozenByQuota = "quota"
+)
+
+// Parked is a step that failed for good, waiting for an operator's retry
+// or skip. ResumeState is the state to return to.
+type Parked struct {
+	Step        string
+	Error       string
+	Since       time.Time
+	ResumeState State
+}
+
+// Supervision is the service-supervision flow of one purchase.
+type Supervision struct {
+	Evidence      string     `json:",omitempty"`
+	DeclaredStart *time.Time `json:",omitempty"`
+	DeliveredAt   *time.Time `json:",omitempty"`
+	AcceptedAt    *time.Time `json:",omitempty"`
+	CompletedAt   *time.Time `json:",omitempty"`
+	Rejections    int        `json:",omitempty"`
+	// AppealedFrom is the stage suspended by an appeal.
+	AppealedFrom State  `json:",omitempty"`
+	AppealReason string `json:",omitempty"`
+	// ResumedAt is when an appeal over an accepted order was resolved:
+	// the completion delay counts again from then.
+	ResumedAt *time.Time `json:",omitempty"`
+}
+
+// Deadline kinds.
+const (
+	DeadlineExpiry          = "expiry"
+	DeadlineSelfFreeze      = "self-freeze"
+	DeadlineRetentionEnd    = "retention-end"
+	DeadlineUnfreezeDue     = "unfreeze-due"
+	DeadlineSupervisionSync = "supervision-sync"
+	DeadlineDebugTTL        = "debug-ttl"
+)
+
+// Deadline is a coming timer of an instance and what it will do.
+type Deadline struct {
+	Kind string
+	At   time.Time
+	Why  string
+}
+
+// FetchOrderInput asks for an order line through Query Order.
+type FetchOrderInput struct {
+	OrderID     string
+	OrderLineID string
+	// ClaimFor, when set, is the instance this order line creates: a
+	// pay-per-use line's billing item (orderId + productId) is claimed for
+	// it, and the fetch fails if another instance already serves it.
+	ClaimFor string `json:",omitempty"`
+}
+
+// ProvisionInput creates the tenant of an instance.
+type ProvisionInput struct {
+	InstanceID string
+	Order      Order
+	Debug      bool
+}
+
+// TenantInput names the tenant of an instance for freeze, unfreeze and
+// release. Reason is recorded by the merchant's application.
+type TenantInput struct {
+	InstanceID string
+	Debug      bool
+	Reason     string
+}
+
+// UpgradeInput applies a new spec to the tenant of an instance.
+type UpgradeInput struct {
+	InstanceID string
+	Debug      bool
+	Order      Order
+}
+
+// ChangeCheckRequest is the target spec of a changeInstanceCheck (SPEC §1.8).
+type ChangeCheckRequest struct {
+	SkuCode     string
+	ProductID   string
+	LinearValue *int64 `json:",omitempty"`
+}
+
+// ChangeCheckResult answers a change check; Reason is readable by the buyer.
+type ChangeCheckResult struct {
+	Allowed bool
+	Reason  string `json:",omitempty"`
+}
+
+// CheckChangeInput asks the merchant's application about a spec change.
+type CheckChangeInput struct {
+	InstanceID string
+	Debug      bool
+	Current    Order
+	Target     ChangeCheckRequest
+}
+
+// Event is one timeline entry written with the read model. Key makes the
+// append idempotent.
+type Event struct {
+	Key     string
+	Kind    string
+	Message string
+	At      time.Time
+}
+
+// SaveInput writes the read model of an instance with new timeline events.
+type SaveInput struct {
+	Snapshot Snapshot
+	Events   []Event
+}
+
+// Metering (pay-per-use): a child workflow per metered instance closes its
+// usage periods and pushes them to the marketplace.
+const (
+	// MeteringWorkflowName is the registered name of MeteringWorkflow.
+	MeteringWorkflowName = "MeteringWorkflow"
+	// MeteringSignal controls a metering workflow (MeteringControl).
+	MeteringSignal = "metering"
+	// MeteringQuery returns a metering workflow's state (MeteringSnapshot).
+	MeteringQuery = "metering"
+	// InternalSignal carries what a metering workflow or a package's
+	// instance tells an instance workflow (Internal).
+	InternalSignal = "internal"
+
+	ClosePeriodsActivity      = "CloseUsagePeriods"
+	PushUsageActivity         = "PushUsage"
+	ExcludeFrozenActivity     = "ExcludeFrozenUsage"
+	RegisterPackageActivity   = "RegisterPackage"
+	DeactivatePackageActivity = "DeactivatePackage"
+)
+
+// MeteringWorkflowID is the workflow ID of an instance's metering.
+func MeteringWorkflowID(instanceID string) string { return "metering/" + instanceID }
+
+// Metering controls, the Kind of a MeteringControl.
+const (
+	MeterPause     = "pause"      // the instance is frozen: close the partial period, stop metering
+	MeterResume    = "resume"     // unfrozen: meter again from At
+	MeterStop      = "stop"       // released: flush the partial period, then end
+	MeterRetryPush = "retry-push" // an operator asks to push the pending periods now
+)
+
+// MeteringControl is sent by the instance workflow to its metering.
+type MeteringControl struct {
+	Kind string
+	At   time.Time
+}
+
+// MeteringInput starts a metering workflow.
+type MeteringInput struct {
+	InstanceID string
+	// Period is the metering period: an hour, or a day for products billed
+	// daily. Periods are aligned on multiples of Period since the Unix epoch.
+	Period time.Duration
+	// PushDelay is how long after a period ends it is pushed: the first
+	// minutes of the next period (SPEC §6.2).
+	PushDelay time.Duration
+	// From is when metering starts.
+	From    time.Time
+	Carried *MeteringSnapshot `json:",omitempty"`
+}
+
+// MeteringSnapshot is the whole state of a metering workflow.
+type MeteringSnapshot struct {
+	InstanceID string
+	Period     time.Duration
+	PushDelay  time.Duration
+	// OpenSince is the start of the period being metered now.
+	OpenSince time.Time
+	Paused    bool
+	PausedAt  time.Time `json:",omitempty"`
+	// PushFailures counts the consecutive failed pushes; NextPushAt is
+	// the retry after one.
+	PushFailures int
+	NextPushAt   *time.Time `json:",omitempty"`
+	LastError    string     `json:",omitempty"`
+	Pending      int
+	LastPushedAt *time.Time `json:",omitempty"`
+	// Expired counts the periods that became too old to push;
+	// ExpiredUnalerted those not yet in an alert, which is sent at most
+	// once a day (LastExpiryAlert) so that a long outage does not page
+	// operators every hour.
+	Expired          int
+	ExpiredUnalerted int        `json:",omitempty"`
+	LastExpiryAlert  *time.Time `json:",omitempty"`
+}
+
+// Kinds of internal messages to an instance workflow.
+const (
+	InternalQuotaExhausted  = "quota-exhausted"  // a package covering it is used up: stop the service
+	InternalQuotaRestored   = "quota-restored"   // a new package covers it: resume the service
+	InternalMeteringFlushed = "metering-flushed" // the last partial period is pushed (before release)
+)
+
+// Internal is a message to an instance workflow from another workflow.
+type Internal struct {
+	Kind    string
+	Package string `json:",omitempty"`
+}
+
+// Span is a stretch of time [Start, End).
+type Span struct {
+	Start, End time.Time
+}
+
+// ClosePeriodsInput closes metering periods of an instance.
+type ClosePeriodsInput struct {
+	InstanceID string
+	Periods    []Span
+	Billable   bool
+	At         time.Time
+}
+
+// ClosePeriodsResult says what closing found.
+type ClosePeriodsResult struct {
+	Closed int
+	// PackageExhausted is a package that these periods used up.
+	PackageExhausted string `json:",omitempty"`
+}
+
+// PushUsageInput pushes an instance's pending periods, as of Now.
+type PushUsageInput struct {
+	InstanceID string
+	Now        time.Time
+}
+
+// PushUsageResult says what a push did.
+type PushUsageResult struct {
+	Pushed int
+	// Expired are the periods found older than the marketplace accepts
+	// (21 days) before they could be pushed.
+	Expired   int
+	Remaining int
+	// Error says why the push failed (the marketplace refused it or could
+	// not be reached); the periods stay pending.
+	Error string `json:",omitempty"`
+}
+
+// ExcludeFrozenInput excludes the usage of a frozen stretch from billing.
+type ExcludeFrozenInput struct {
+	InstanceID string
+	Span       Span
+}
+
+// RegisterPackageInput records a package's quota.
+type RegisterPackageInput struct {
+	PackageInstanceID string
+	CustomerID        string
+	SkuCode           string
+	Quota             int64
+}

@@ -1,0 +1,434 @@
+package workflows
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
+)
+
+// fakeApp stands in for the activities: it records every call and answers
+// from its fields.
+type fakeApp struct {
+	mu    sync.Mutex
+	calls []string
+	saves []SaveInput
+
+	orders        map[string]Order // by order ID
+	fetchErr      error
+	provisionErrs []error // returned by successive Provision calls, then success
+	stepErr       map[string]error
+	verdict       ChangeCheckResult
+	provisioned   []ProvisionInput
+	upgrades      []UpgradeInput
+	checks        []CheckChangeInput
+	policy        Policy
+	alerts        []AlertInput
+
+	// The metering: closed periods, frozen stretches excluded, and the
+	// time after which the customer's package is used up (nil: never).
+	closed        []closedSpan
+	excluded      []Span
+	quotaUsedUpAt *time.Time
+}
+
+// closedSpan is a period closed by CloseUsagePeriods.
+type closedSpan struct {
+	Span
+	Billable bool
+}
+
+func (f *fakeApp) record(call string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, call)
+}
+
+func (f *fakeApp) Calls() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.calls)
+}
+
+func (f *fakeApp) Saves() []SaveInput {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.saves)
+}
+
+func (f *fakeApp) FetchOrder(_ context.Context, in FetchOrderInput) (Order, error) {
+	f.record("FetchOrder " + in.OrderID)
+	if f.fetchErr != nil {
+		return Order{}, f.fetchErr
+	}
+	o, ok := f.orders[in.OrderID]
+	if !ok {
+		return Order{}, temporal.NewNonRetryableApplicationError("order "+in.OrderID+" not found", "OrderUnavailable", nil)
+	}
+	return o, nil
+}
+
+func (f *fakeApp) Provision(_ context.Context, in ProvisionInput) (AppInfo, error) {
+	f.record("Provision")
+	f.mu.Lock()
+	f.provisioned = append(f.provisioned, in)
+	var err error
+	if len(f.provisionErrs) > 0 {
+		err, f.provisionErrs = f.provisionErrs[0], f.provisionErrs[1:]
+	}
+	f.mu.Unlock()
+	if err != nil {
+		return AppInfo{}, err
+	}
+	return AppInfo{FrontEndURL: "https://app.example.com/t/" + in.InstanceID, Memo: "欢迎", HasCredentials: true}, nil
+}
+
+func (f *fakeApp) step(name string) error {
+	f.record(name)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.stepErr[name]
+}
+
+func (f *fakeApp) Freeze(_ context.Context, _ TenantInput) error   { return f.step("Freeze") }
+func (f *fakeApp) Unfreeze(_ context.Context, _ TenantInput) error { return f.step("Unfreeze") }
+func (f *fakeApp) Release(_ context.Context, _ TenantInput) error  { return f.step("Release") }
+
+func (f *fakeApp) Upgrade(_ context.Context, in UpgradeInput) error {
+	f.mu.Lock()
+	f.upgrades = append(f.upgrades, in)
+	f.mu.Unlock()
+	return f.step("Upgrade")
+}
+
+func (f *fakeApp) CheckChange(_ context.Context, in CheckChangeInput) (ChangeCheckResult, error) {
+	f.record("CheckChange")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.checks = append(f.checks, in)
+	return f.verdict, nil
+}
+
+func (f *fakeApp) Policy(_ context.Context, _ PolicyInput) (Policy, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.policy, nil
+}
+
+func (f *fakeApp) Alert(_ context.Context, in AlertInput) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.alerts = append(f.alerts, in)
+	return nil
+}
+
+func (f *fakeApp) Alerts() []AlertInput {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.alerts)
+}
+
+// setStepErr makes a tenant step fail (nil: succeed) from now on.
+func (f *fakeApp) setStepErr(step string, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.stepErr[step] = err
+}
+
+func (f *fakeApp) CloseUsagePeriods(_ context.Context, in ClosePeriodsInput) (ClosePeriodsResult, error) {
+	f.record(fmt.Sprintf("CloseUsagePeriods %d", len(in.Periods)))
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	res := ClosePeriodsResult{Closed: len(in.Periods)}
+	for _, p := range in.Periods {
+		f.closed = append(f.closed, closedSpan{Span: p, Billable: in.Billable})
+		if f.quotaUsedUpAt != nil && p.End.After(*f.quotaUsedUpAt) {
+			res.PackageExhausted = "pkg-1"
+		}
+	}
+	return res, nil
+}
+
+func (f *fakeApp) PushUsage(context.Context, PushUsageInput) (PushUsageResult, error) {
+	f.record("PushUsage")
+	return PushUsageResult{}, nil
+}
+
+func (f *fakeApp) ExcludeFrozenUsage(_ context.Context, in ExcludeFrozenInput) error {
+	f.record("ExcludeFrozenUsage")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.excluded = append(f.excluded, in.Span)
+	return nil
+}
+
+func (f *fakeApp) closedSpans() []closedSpan {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.closed)
+}
+
+func (f *fakeApp) setQuotaUsedUpAt(t *time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.quotaUsedUpAt = t
+}
+
+func (f *fakeApp) RegisterPackage(_ context.Context, in RegisterPackageInput) ([]string, error) {
+	f.record("RegisterPackage " + in.PackageInstanceID)
+	return nil, nil
+}
+
+func (f *fakeApp) DeactivatePackage(_ context.Context, id string) error {
+	f.record("DeactivatePackage " + id)
+	return nil
+}
+
+// tenantCalls are the calls that concern the tenant and the order, without
+// the metering's.
+func (f *fakeApp) tenantCalls() []string {
+	var out []string
+	for _, c := range f.Calls() {
+		if !strings.HasPrefix(c, "CloseUsagePeriods") && c != "PushUsage" && c != "ExcludeFrozenUsage" {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func (f *fakeApp) SaveInstance(_ context.Context, in SaveInput) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.saves = append(f.saves, in)
+	return nil
+}
+
+var (
+	t0         = time.Date(2026, 1, 10, 8, 0, 0, 0, time.UTC)
+	firstYear  = time.Date(2027, 1, 10, 15, 59, 59, 0, time.UTC)
+	secondYear = time.Date(2028, 1, 10, 15, 59, 59, 0, time.UTC)
+)
+
+// defaultPolicy is the configuration's default: a day of freeze grace,
+// 15 days of retention, hold.
+var defaultPolicy = Policy{
+	FreezeGrace: 24 * time.Hour, Retention: 360 * time.Hour, ReleasePolicy: ReleasePolicyHold,
+	SupervisionSyncDelay: 3 * time.Hour, DebugTTL: 72 * time.Hour,
+}
+
+var permanent = func(msg string) error {
+	return temporal.NewNonRetryableApplicationError(msg, "ProvisionerRejected", nil)
+}
+
+// since is how far t is from the start, for scheduling at absolute times.
+func since(t time.Time) time.Duration { return t.Sub(t0) }
+
+func newFakeApp() *fakeApp {
+	ten := int64(10)
+	twenty := int64(20)
+	return &fakeApp{
+		orders: map[string]Order{
+			"ORDER-NEW": {OrderID: "ORDER-NEW", OrderLineID: "ORDER-NEW-000001", OrderType: "NEW", ChargingMode: "PERIOD",
+				SkuCode: "sku-basic", ProductID: "prod-year", LinearValue: &ten, PeriodType: "year", PeriodNumber: 1,
+				ExpireTime: &firstYear, CustomerID: "cust-1"},
+			"ORDER-UPGRADE": {OrderID: "ORDER-UPGRADE", OrderLineID: "ORDER-UPGRADE-000001", OrderType: "CHANGE", ChargingMode: "PERIOD",
+				SkuCode: "sku-pro", ProductID: "prod-pro-year", LinearValue: &twenty},
+		},
+		stepErr: map[string]error{},
+		policy:  defaultPolicy,
+	}
+}
+
+// withOrder registers an order and returns its input for a new instance.
+func (f *fakeApp) withOrder(o Order) InstanceInput {
+	f.orders[o.OrderID] = o
+	return InstanceInput{InstanceID: "inst-1", OrderID: o.OrderID, OrderLineID: o.OrderLineID}
+}
+
+func newEnv(t *testing.T, app *fakeApp) *testsuite.TestWorkflowEnvironment {
+	t.Helper()
+	var suite testsuite.WorkflowTestSuite
+	// The SDK logs every expected activity failure at error level; keep
+	// the output for -v runs.
+	out := io.Discard
+	if testing.Verbose() {
+		out = os.Stderr
+	}
+	suite.SetLogger(sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelWarn}))))
+	env := suite.NewTestWorkflowEnvironment()
+	// A workflow that never ends (a regression) fails the test in a
+	// minute rather than running the clock forever.
+	env.SetTestTimeout(time.Minute)
+	env.SetStartTime(t0)
+	// The metering workflow signals its instance by workflow ID.
+	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: InstanceWorkflowID("inst-1")})
+	env.RegisterWorkflowWithOptions(InstanceWorkflow, workflow.RegisterOptions{Name: InstanceWorkflowName})
+	env.RegisterWorkflowWithOptions(MeteringWorkflow, workflow.RegisterOptions{Name: MeteringWorkflowName})
+	for name, fn := range map[string]any{
+		FetchOrderActivity: app.FetchOrder, ProvisionActivity: app.Provision, FreezeActivity: app.Freeze,
+		UnfreezeActivity: app.Unfreeze, UpgradeActivity: app.Upgrade, ReleaseActivity: app.Release,
+		CheckChangeActivity: app.CheckChange, SaveInstanceActivity: app.SaveInstance,
+		PolicyActivity: app.Policy, AlertActivity: app.Alert,
+		ClosePeriodsActivity: app.CloseUsagePeriods, PushUsageActivity: app.PushUsage,
+		ExcludeFrozenActivity: app.ExcludeFrozenUsage, RegisterPackageActivity: app.RegisterPackage,
+		DeactivatePackageActivity: app.DeactivatePackage,
+	} {
+		env.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
+	}
+	return env
+}
+
+var input = InstanceInput{InstanceID: "inst-1", OrderID: "ORDER-NEW", OrderLineID: "ORDER-NEW-000001"}
+
+// callbacks used across tests, numbered by arrival.
+func newInstanceCB(seq int64) Callback {
+	return Callback{Key: "newInstance:ORDER-NEW:ORDER-NEW-000001", Seq: seq, Activity: ActivityNewInstance, OrderID: "ORDER-NEW", OrderLineID: "ORDER-NEW-000001"}
+}
+
+func renewalCB(seq int64, order string, expire time.Time) Callback {
+	return Callback{Key: "refreshInstance:inst-1:" + order, Seq: seq, Activity: ActivityRefreshInstance,
+		OrderID: order, OrderLineID: order + "-000001", Scene: "RENEWAL", ExpireTime: expire}
+}
+
+func statusCB(seq int64, status string, episode int) Callback {
+	return Callback{Key: fmt.Sprintf("updateInstanceStatus:inst-1:%s:%d", status, episode), Seq: seq,
+		Activity: ActivityUpdateInstanceStatus, Status: status}
+}
+
+func releaseCB(seq int64) Callback {
+	return Callback{Key: "releaseInstance:inst-1", Seq: seq, Activity: ActivityReleaseInstance}
+}
+
+func upgradeCB(seq int64) Callback {
+	return Callback{Key: "upgradeInstance:inst-1:ORDER-UPGRADE:ORDER-UPGRADE-000001", Seq: seq, Activity: ActivityUpgradeInstance,
+		OrderID: "ORDER-UPGRADE", OrderLineID: "ORDER-UPGRADE-000001"}
+}
+
+// signalAt sends callbacks at the given offsets from the start.
+func signalAt(env *testsuite.TestWorkflowEnvironment, at time.Duration, cbs ...Callback) {
+	env.RegisterDelayedCallback(func() {
+		for _, cb := range cbs {
+			env.SignalWorkflow(CallbackSignal, cb)
+		}
+	}, at)
+}
+
+// queryAt records the state query's answer at the given offset.
+func queryAt(t *testing.T, env *testsuite.TestWorkflowEnvironment, at time.Duration, into *Snapshot) {
+	env.RegisterDelayedCallback(func() {
+		v, err := env.QueryWorkflow(StateQuery)
+		require.NoError(t, err)
+		require.NoError(t, v.Get(into))
+	}, at)
+}
+
+func lastSave(t *testing.T, app *fakeApp) Snapshot {
+	saves := app.Saves()
+	require.NotEmpty(t, saves)
+	return saves[len(saves)-1].Snapshot
+}
+
+func savedEvents(app *fakeApp) []Event {
+	var out []Event
+	for _, s := range app.Saves() {
+		out = append(out, s.Events...)
+	}
+	return out
+}
+
+func eventByKey(t *testing.T, app *fakeApp, key string) Event {
+	t.Helper()
+	for _, e := range savedEvents(app) {
+		if e.Key == key {
+			return e
+		}
+	}
+	t.Fatalf("no event %q among %v", key, savedEvents(app))
+	return Event{}
+}
+
+// operator sends an operator's action.
+func operator(env *testsuite.TestWorkflowEnvironment, at time.Duration, op OperatorRequest) {
+	env.RegisterDelayedCallback(func() {
+		if op.ID == "" {
+			op.ID = op.Name
+		}
+		if op.Reason == "" {
+			op.Reason = "test"
+		}
+		env.SignalWorkflow(OperatorSignal, op)
+	}, at)
+}
+
+// stateAt records the state query's answer at the given offset, returning
+// where it will be.
+func stateAt(t *testing.T, env *testsuite.TestWorkflowEnvironment, at time.Duration) *Snapshot {
+	var s Snapshot
+	queryAt(t, env, at, &s)
+	return &s
+}
+
+func deadline(s *Snapshot, kind string) (Deadline, bool) {
+	for _, d := range s.Deadlines {
+		if d.Kind == kind {
+			return d, true
+		}
+	}
+	return Deadline{}, false
+}
+
+func requireDeadline(t *testing.T, s *Snapshot, kind string, at time.Time) {
+	t.Helper()
+	d, ok := deadline(s, kind)
+	require.True(t, ok, "no %s deadline among %+v", kind, s.Deadlines)
+	require.Equal(t, at.UTC(), d.At, "%s deadline", kind)
+	require.NotEmpty(t, d.Why)
+}
+
+func eventKinds(app *fakeApp) []string {
+	var out []string
+	for _, e := range savedEvents(app) {
+		out = append(out, e.Kind)
+	}
+	return out
+}
+
+func eventsOfKind(app *fakeApp, kind string) []Event {
+	var out []Event
+	for _, e := range savedEvents(app) {
+		if e.Kind == kind {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// requireStillRunning asserts the workflow neither failed nor finished: the
+// test environment ends a workflow still running after ten simulated years
+// with a workflow timeout, which is the only error accepted here.
+func requireStillRunning(t *testing.T, env *testsuite.TestWorkflowEnvironment) {
+	t.Helper()
+	err := env.GetWorkflowError()
+	if err == nil {
+		require.False(t, env.IsWorkflowCompleted(), "the workflow completed")
+		return
+	}
+	var timeout *temporal.TimeoutError
+	require.ErrorAs(t, err, &timeout, "the workflow failed: %v", err)
+	require.Equal(t, enumspb.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE, timeout.TimeoutType())
+}

@@ -1,0 +1,295 @@
+package workflows
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+
+	"go.temporal.io/sdk/workflow"
+)
+
+// maxAppliedKeys bounds the memory of applied callback keys. The inbox
+// already deduplicates redeliveries; this memory catches the same recorded
+// callback signalled twice (by the API and by the relay), which happens
+// within seconds, so a few hundred keys are plenty for years of life.
+const maxAppliedKeys = 500
+
+// The workflow continues as new before its history grows large, even when
+// the server has not suggested it yet: past historyLimit events, or after
+// callbacksPerRun callbacks and operator actions (each adds about a dozen
+// events). Variables so that tests can reach them quickly.
+var (
+	historyLimit    = 8000
+	callbacksPerRun = 300
+)
+
+// InstanceWorkflow owns the lifecycle of one purchased instance: it fetches
+// the order, provisions the tenant, applies every marketplace callback that
+// arrives as a CallbackSignal (each once, in arrival order), keeps the
+// timers of the marketplace's rules (expiry, freeze grace, retention,
+// supervision), and carries out operators' actions (OperatorSignal). It
+// never fails: a step that cannot be done parks the instance, visibly, until
+// an operator retries or skips it.
+func InstanceWorkflow(ctx workflow.Context, in InstanceInput) error {
+	w := newInstanceWorkflow(in)
+	if err := w.registerHandlers(ctx); err != nil {
+		return err
+	}
+	callbacks := workflow.GetSignalChannel(ctx, CallbackSignal)
+	operators := workflow.GetSignalChannel(ctx, OperatorSignal)
+	internals := workflow.GetSignalChannel(ctx, InternalSignal)
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			var cb Callback
+			callbacks.Receive(ctx, &cb)
+			w.receive(ctx, cb)
+		}
+	})
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			var op OperatorRequest
+			operators.Receive(ctx, &op)
+			w.ops = append(w.ops, op)
+		}
+	})
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			var in Internal
+			internals.Receive(ctx, &in)
+			w.receiveInternal(in)
+		}
+	})
+	drain := func() {
+		w.drainCallbacks(ctx, callbacks)
+		w.drainOperators(operators)
+		for {
+			var in Internal
+			if !internals.ReceiveAsync(&in) {
+				break
+			}
+			w.receiveInternal(in)
+		}
+	}
+
+	if in.Carried == nil {
+		w.provision(ctx)
+	}
+	for {
+		if w.s.State == StateReleased {
+			return w.finish(ctx, drain)
+		}
+		if !w.fireDueDeadlines(ctx) {
+			continue
+		}
+		if len(w.ops) > 0 {
+			op := w.ops[0]
+			w.ops = w.ops[1:]
+			w.handleOperator(ctx, op)
+			continue
+		}
+		if len(w.internal) > 0 {
+			in := w.internal[0]
+			w.internal = w.internal[1:]
+			w.handleInternal(ctx, in)
+			continue
+		}
+		if len(w.pending) > 0 {
+			cb := w.pending[0]
+			w.pending = w.pending[1:]
+			w.apply(ctx, cb)
+			continue
+		}
+		if w.historyIsLong(ctx) {
+			// Signals received in the same task as the decision must not
+			// be lost: take them first, and carry on if there were any.
+			drain()
+			if len(w.pending)+len(w.ops)+len(w.internal) > 0 {
+				continue
+			}
+			if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+				return err
+			}
+			if drain(); len(w.pending)+len(w.ops)+len(w.internal) > 0 {
+				continue
+			}
+			carried := w.snapshot(ctx)
+			return workflow.NewContinueAsNewError(ctx, InstanceWorkflowName, InstanceInput{
+				InstanceID: w.s.InstanceID, OrderID: w.s.OrderID, OrderLineID: w.s.OrderLineID,
+				Debug: w.s.Debug, Carried: &carried,
+			})
+		}
+		if err := w.waitForWork(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+// waitForWork blocks until a callback or operator action arrives, the next
+// deadline is due, or the history should be restarted.
+func (w *instanceWorkflow) waitForWork(ctx workflow.Context) error {
+	ready := func() bool {
+		return len(w.pending) > 0 || len(w.ops) > 0 || len(w.internal) > 0 || w.historyIsLong(ctx)
+	}
+	next, ok := w.nextDeadline(workflow.Now(ctx))
+	if !ok {
+		return workflow.Await(ctx, ready)
+	}
+	wait := next.At.Sub(workflow.Now(ctx))
+	if wait <= 0 {
+		return nil
+	}
+	_, err := workflow.AwaitWithTimeout(ctx, wait, ready)
+	return err
+}
+
+// instanceWorkflow is the state of one run. Everything that must outlive
+// the run is in s; pending, ops and events are emptied before it ends.
+type instanceWorkflow struct {
+	s       Snapshot
+	pending []Callback        // received, not yet applied; ordered by Seq
+	ops     []OperatorRequest // received operator actions, in arrival order
+	events  []Event           // timeline entries not yet saved
+	// internal holds messages from the metering workflow and packages;
+	// meteringFlushed is set when the metering's final flush is done.
+	internal        []Internal
+	meteringFlushed bool
+	// shownState is the state last written to the search attribute.
+	shownState State
+	// appliedThisRun counts the callbacks and actions handled in this run.
+	appliedThisRun int
+}
+
+func newInstanceWorkflow(in InstanceInput) *instanceWorkflow {
+	if in.Carried != nil {
+		s := *in.Carried
+		s.Pending, s.Deadlines = 0, nil
+		return &instanceWorkflow{s: s, shownState: s.State}
+	}
+	return &instanceWorkflow{s: Snapshot{
+		InstanceID:  in.InstanceID,
+		OrderID:     in.OrderID,
+		OrderLineID: in.OrderLineID,
+		Debug:       in.Debug,
+		State:       StateProvisioning,
+	}}
+}
+
+func (w *instanceWorkflow) registerHandlers(ctx workflow.Context) error {
+	if err := workflow.SetQueryHandler(ctx, StateQuery, func() (Snapshot, error) {
+		return w.snapshot(ctx), nil
+	}); err != nil {
+		return fmt.Errorf("register %s query: %w", StateQuery, err)
+	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, ChangeCheckUpdate, w.checkChange,
+		workflow.UpdateHandlerOptions{Validator: validateChangeCheck}); err != nil {
+		return fmt.Errorf("register %s update: %w", ChangeCheckUpdate, err)
+	}
+	return nil
+}
+
+// snapshot is the state as shown: with the pending count and the coming
+// deadlines.
+func (w *instanceWorkflow) snapshot(ctx workflow.Context) Snapshot {
+	s := w.s
+	s.Applied = slices.Clone(w.s.Applied)
+	s.Pending = len(w.pending)
+	s.Deadlines = w.deadlines(workflow.Now(ctx))
+	return s
+}
+
+func (w *instanceWorkflow) historyIsLong(ctx workflow.Context) bool {
+	info := workflow.GetInfo(ctx)
+	return info.GetContinueAsNewSuggested() || info.GetCurrentHistoryLength() > historyLimit ||
+		w.appliedThisRun >= callbacksPerRun
+}
+
+// receive queues a callback unless it was applied or is already queued.
+func (w *instanceWorkflow) receive(ctx workflow.Context, cb Callback) {
+	if slices.Contains(w.s.Applied, cb.Key) ||
+		slices.ContainsFunc(w.pending, func(p Callback) bool { return p.Key == cb.Key }) {
+		workflow.GetLogger(ctx).Info("Duplicate callback ignored", "key", cb.Key, "seq", cb.Seq)
+		return
+	}
+	w.s.LastCallbackAt = workflow.Now(ctx)
+	w.pending = append(w.pending, cb)
+	slices.SortStableFunc(w.pending, func(a, b Callback) int { return cmp.Compare(a.Seq, b.Seq) })
+}
+
+func (w *instanceWorkflow) drainCallbacks(ctx workflow.Context, ch workflow.ReceiveChannel) {
+	for {
+		var cb Callback
+		if !ch.ReceiveAsync(&cb) {
+			return
+		}
+		w.receive(ctx, cb)
+	}
+}
+
+func (w *instanceWorkflow) drainOperators(ch workflow.ReceiveChannel) {
+	for {
+		var op OperatorRequest
+		if !ch.ReceiveAsync(&op) {
+			return
+		}
+		w.ops = append(w.ops, op)
+	}
+}
+
+func (w *instanceWorkflow) markApplied(key string) {
+	w.s.Applied = append(w.s.Applied, key)
+	if extra := len(w.s.Applied) - maxAppliedKeys; extra > 0 {
+		w.s.Applied = slices.Delete(w.s.Applied, 0, extra)
+	}
+}
+
+// finish ends the workflow after release. Callbacks and operator actions
+// still queued, or arriving while handlers finish, have nothing left to act
+// on and are recorded as such.
+func (w *instanceWorkflow) finish(ctx workflow.Context, drain func()) error {
+	for {
+		drain()
+		for _, cb := range w.pending {
+			w.record(ctx, "callback/"+cb.Key, "ignored", fmt.Sprintf("%s after release; ignored.", cb.Activity))
+			w.markApplied(cb.Key)
+		}
+		for _, op := range w.ops {
+			w.reject(ctx, op, "the instance is released")
+		}
+		w.pending, w.ops = nil, nil
+		if len(w.events) > 0 {
+			w.save(ctx)
+		}
+		if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+			return err
+		}
+		if drain(); len(w.pending)+len(w.ops) == 0 {
+			return nil
+		}
+	}
+}
+
+// record queues a timeline event for the next save.
+func (w *instanceWorkflow) record(ctx workflow.Context, key, kind, message string) {
+	w.events = append(w.events, Event{Key: key, Kind: kind, Message: message, At: workflow.Now(ctx)})
+}
+
+// save writes the read model and the queued events, and shows the state in
+// the search attributes. The read model must eventually be written, so the
+// activity retries without limit; it is idempotent by revision and key.
+func (w *instanceWorkflow) save(ctx workflow.Context) {
+	w.s.Revision++
+	input := SaveInput{Snapshot: w.snapshot(ctx), Events: w.events}
+	w.events = nil
+	if err := workflow.ExecuteActivity(withOptions(ctx, saveOptions), SaveInstanceActivity, input).Get(ctx, nil); err != nil {
+		// Only cancellation ends an unlimited retry; the state stays in
+		// the workflow and the next save writes it.
+		workflow.GetLogger(ctx).Error("Read model not saved", "revision", w.s.Revision, "error", err)
+	}
+	if w.shownState != w.s.State {
+		if err := workflow.UpsertTypedSearchAttributes(ctx, StateAttribute.ValueSet(string(w.s.State))); err != nil {
+			workflow.GetLogger(ctx).Error("State search attribute not updated", "error", err)
+		} else {
+			w.shownState = w.s.State
+		}
+	}
+}

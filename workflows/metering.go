@@ -1,0 +1,329 @@
+package workflows
+
+import (
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+)
+
+// The marketplace refuses usage older than this (SPEC §6.2, MKT.9004).
+const usageMaxAge = 21 * 24 * time.Hour
+
+// meteringStepsPerRun bounds a metering run's history (a year of hourly
+// periods is 8,760 steps).
+var meteringStepsPerRun = 400
+
+// MeteringWorkflow meters one pay-per-use instance: at the end of every
+// period it closes the period (the usage reported until then, late usage
+// included, goes to it) and pushes what is pending to the marketplace,
+// oldest first, each period under a metering_sn derived from the instance
+// and the period, so that a retry can never bill twice. A push that fails
+// is retried with a backoff and, after an outage, the missed periods are
+// caught up, except those older than the marketplace accepts, which are
+// reported (state and alert), never dropped silently. A frozen instance is
+// not metered; before release the last partial period is flushed.
+func MeteringWorkflow(ctx workflow.Context, in MeteringInput) error {
+	m := in.Carried
+	if m == nil {
+		m = &MeteringSnapshot{InstanceID: in.InstanceID, Period: in.Period, PushDelay: in.PushDelay, OpenSince: nextWholeSecond(in.From)}
+	}
+	if m.Period <= 0 {
+		return temporal.NewNonRetryableApplicationError("metering period must be positive", "BadMetering", nil)
+	}
+	var controls []MeteringControl
+	if err := workflow.SetQueryHandler(ctx, MeteringQuery, func() (MeteringSnapshot, error) { return *m, nil }); err != nil {
+		return err
+	}
+	ch := workflow.GetSignalChannel(ctx, MeteringSignal)
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			var c MeteringControl
+			ch.Receive(ctx, &c)
+			controls = append(controls, c)
+		}
+	})
+	mw := &meteringWorkflow{m: m}
+	for steps := 0; ; steps++ {
+		if len(controls) > 0 {
+			c := controls[0]
+			controls = controls[1:]
+			if done := mw.control(ctx, c); done {
+				return nil
+			}
+			continue
+		}
+		now := workflow.Now(ctx)
+		if !m.Paused && !now.Before(mw.closeAt()) {
+			mw.closeDue(ctx, now)
+			mw.push(ctx)
+			continue
+		}
+		if m.NextPushAt != nil && !now.Before(*m.NextPushAt) {
+			mw.push(ctx)
+			continue
+		}
+		if steps >= meteringStepsPerRun || workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
+			for {
+				var c MeteringControl
+				if !ch.ReceiveAsync(&c) {
+					break
+				}
+				controls = append(controls, c)
+			}
+			if len(controls) == 0 {
+				carried := *m
+				return workflow.NewContinueAsNewError(ctx, MeteringWorkflowName, MeteringInput{
+					InstanceID: m.InstanceID, Period: m.Period, PushDelay: m.PushDelay, Carried: &carried,
+				})
+			}
+			continue
+		}
+		wake, ok := mw.nextWake()
+		ready := func() bool { return len(controls) > 0 }
+		if !ok {
+			if err := workflow.Await(ctx, ready); err != nil {
+				return err
+			}
+			continue
+		}
+		if _, err := workflow.AwaitWithTimeout(ctx, wake.Sub(now), ready); err != nil {
+			return err
+		}
+	}
+}
+
+type meteringWorkflow struct {
+	m *MeteringSnapshot
+}
+
+// nextWholeSecond is t in UTC, rounded up to a whole second. Every period
+// boundary is a whole second: the marketplace's times have no fraction
+// (yyyyMMdd'T'HHmmss'Z') and the metering_sn is made from the start's
+// second, so two periods never share a start, and none is shorter than a
+// second. Rounding up keeps the first begin_time after the resource's start
+// and puts the usage of a freeze's or a release's last fraction of a second
+// in the period it closes.
+func nextWholeSecond(t time.Time) time.Time {
+	t = t.UTC()
+	if whole := t.Truncate(time.Second); !whole.Equal(t) {
+		return whole.Add(time.Second)
+	}
+	return t
+}
+
+// waitUntil sleeps until at, if it is ahead (less than a second, for a
+// boundary rounded up), so that a period is closed only once it has ended.
+func waitUntil(ctx workflow.Context, at time.Time) {
+	if d := at.Sub(workflow.Now(ctx)); d > 0 {
+		_ = workflow.Sleep(ctx, d)
+	}
+}
+
+// boundaryAfter is the first period boundary strictly after t.
+func boundaryAfter(t time.Time, period time.Duration) time.Time {
+	return t.Truncate(period).Add(period)
+}
+
+// closeAt is when the open period ends and is closed: its end plus the push
+// delay, so that late usage reported in the first minutes is included.
+func (mw *meteringWorkflow) closeAt() time.Time {
+	return boundaryAfter(mw.m.OpenSince, mw.m.Period).Add(mw.m.PushDelay)
+}
+
+func (mw *meteringWorkflow) nextWake() (time.Time, bool) {
+	var wake time.Time
+	ok := false
+	if !mw.m.Paused {
+		wake, ok = mw.closeAt(), true
+	}
+	if p := mw.m.NextPushAt; p != nil && (!ok || p.Before(wake)) {
+		wake, ok = *p, true
+	}
+	return wake, ok
+}
+
+// spans splits [from, to) at the period boundaries.
+func spans(from, to time.Time, period time.Duration) []Span {
+	var out []Span
+	for from.Before(to) {
+		end := boundaryAfter(from, period)
+		if end.After(to) {
+			end = to
+		}
+		out = append(out, Span{Start: from, End: end})
+		from = end
+	}
+	return out
+}
+
+// closeDue closes every full period that ended before now.
+func (mw *meteringWorkflow) closeDue(ctx workflow.Context, now time.Time) {
+	last := now.Add(-mw.m.PushDelay).Truncate(mw.m.Period)
+	mw.close(ctx, mw.m.OpenSince, last, true)
+}
+
+// close closes [from, to) as periods; billable is false for a frozen
+// stretch. It moves the open period to start at to.
+func (mw *meteringWorkflow) close(ctx workflow.Context, from, to time.Time, billable bool) {
+	all := spans(from, to, mw.m.Period)
+	for len(all) > 0 {
+		batch := all[:min(len(all), 500)]
+		all = all[len(batch):]
+		var res ClosePeriodsResult
+		err := workflow.ExecuteActivity(withOptions(ctx, saveOptions), ClosePeriodsActivity, ClosePeriodsInput{
+			InstanceID: mw.m.InstanceID, Periods: batch, Billable: billable, At: workflow.Now(ctx),
+		}).Get(ctx, &res)
+		if err != nil {
+			// Only cancellation ends the unlimited retry of a local write.
+			workflow.GetLogger(ctx).Error("Usage periods not closed", "error", err)
+			return
+		}
+		if res.PackageExhausted != "" {
+			// The package is used up: the instance stops (用完即停).
+			err := workflow.SignalExternalWorkflow(ctx, InstanceWorkflowID(mw.m.InstanceID), "", InternalSignal,
+				Internal{Kind: InternalQuotaExhausted, Package: res.PackageExhausted}).Get(ctx, nil)
+			if err != nil {
+				workflow.GetLogger(ctx).Error("Instance not told its package is used up", "error", err)
+			}
+		}
+	}
+	if to.After(mw.m.OpenSince) {
+		mw.m.OpenSince = to
+	}
+}
+
+// push sends the pending periods; on failure it schedules a retry with a
+// backoff, and tells operators when the failures go on.
+func (mw *meteringWorkflow) push(ctx workflow.Context) {
+	now := workflow.Now(ctx)
+	var res PushUsageResult
+	err := workflow.ExecuteActivity(withOptions(ctx, pushOptions), PushUsageActivity, PushUsageInput{
+		InstanceID: mw.m.InstanceID, Now: now,
+	}).Get(ctx, &res)
+	mw.m.Expired += res.Expired
+	mw.m.ExpiredUnalerted += res.Expired
+	mw.alertExpired(ctx, now, false)
+	if err != nil || res.Error != "" {
+		mw.m.PushFailures++
+		mw.m.LastError = res.Error
+		if err != nil {
+			mw.m.LastError = errorMessage(err)
+		}
+		retry := now.Add(pushBackoff(mw.m.PushFailures, mw.m.Period))
+		mw.m.NextPushAt = &retry
+		if mw.m.PushFailures == 3 {
+			mw.alert(ctx, "usage_push_failing", fmt.Sprintf(
+				"Usage of instance %s has not been pushed for 3 attempts: %s. Retrying; periods are kept for up to 21 days.",
+				mw.m.InstanceID, mw.m.LastError))
+		}
+		return
+	}
+	mw.m.PushFailures, mw.m.LastError, mw.m.NextPushAt = 0, "", nil
+	mw.m.Pending = res.Remaining
+	if res.Pushed > 0 {
+		mw.m.LastPushedAt = &now
+	}
+	if res.Remaining > 0 {
+		// More than one batch was pending: carry on at once.
+		mw.m.NextPushAt = &now
+	}
+}
+
+// pushBackoff waits 1, 2, 4 … minutes between failed pushes, at most a
+// quarter of the period, so that an outage is caught up within minutes of
+// its end.
+func pushBackoff(failures int, period time.Duration) time.Duration {
+	d := time.Minute << min(failures-1, 10)
+	return max(min(d, period/4), time.Second)
+}
+
+// control carries out a control from the instance workflow; it reports
+// whether metering is over.
+func (mw *meteringWorkflow) control(ctx workflow.Context, c MeteringControl) bool {
+	m := mw.m
+	at := nextWholeSecond(c.At)
+	switch c.Kind {
+	case MeterPause:
+		if m.Paused {
+			return false
+		}
+		waitUntil(ctx, at)
+		mw.close(ctx, m.OpenSince, at, true)
+		m.Paused, m.PausedAt = true, at
+		mw.push(ctx)
+	case MeterResume:
+		if !m.Paused {
+			return false
+		}
+		err := workflow.ExecuteActivity(withOptions(ctx, saveOptions), ExcludeFrozenActivity, ExcludeFrozenInput{
+			InstanceID: m.InstanceID, Span: Span{Start: m.PausedAt, End: at},
+		}).Get(ctx, nil)
+		if err != nil {
+			workflow.GetLogger(ctx).Error("Frozen usage not excluded", "error", err)
+		}
+		m.Paused, m.OpenSince = false, at
+	case MeterRetryPush:
+		mw.push(ctx)
+	case MeterStop:
+		if !m.Paused {
+			waitUntil(ctx, at)
+			mw.close(ctx, m.OpenSince, at, true)
+		}
+		// The final flush: keep trying for a while, the release waits.
+		for attempt := 0; attempt < 5; attempt++ {
+			mw.push(ctx)
+			if m.NextPushAt == nil {
+				break
+			}
+			_ = workflow.Sleep(ctx, pushBackoff(attempt+1, m.Period))
+		}
+		mw.alertExpired(ctx, workflow.Now(ctx), true)
+		if m.NextPushAt != nil {
+			mw.alert(ctx, "usage_push_failing", fmt.Sprintf(
+				"The last usage of instance %s could not be pushed before its release: %s.", m.InstanceID, m.LastError))
+		}
+		err := workflow.SignalExternalWorkflow(ctx, InstanceWorkflowID(m.InstanceID), "", InternalSignal,
+			Internal{Kind: InternalMeteringFlushed}).Get(ctx, nil)
+		if err != nil {
+			workflow.GetLogger(ctx).Error("Instance not told its usage is flushed", "error", err)
+		}
+		return true
+	}
+	return false
+}
+
+// expiryAlertInterval spaces the alerts about expired periods.
+const expiryAlertInterval = 24 * time.Hour
+
+// alertExpired tells operators about the periods that expired since the
+// last such alert, at most once a day unless forced (the metering ends).
+func (mw *meteringWorkflow) alertExpired(ctx workflow.Context, now time.Time, force bool) {
+	m := mw.m
+	if m.ExpiredUnalerted == 0 {
+		return
+	}
+	if !force && m.LastExpiryAlert != nil && now.Sub(*m.LastExpiryAlert) < expiryAlertInterval {
+		return
+	}
+	mw.alert(ctx, "usage_expired", fmt.Sprintf(
+		"%d usage period(s) of instance %s could not be pushed within the marketplace's 21 days and will not be billed "+
+			"(%d in all); GET /v1/instances/%s/usage lists them.", m.ExpiredUnalerted, m.InstanceID, m.Expired, m.InstanceID))
+	m.ExpiredUnalerted, m.LastExpiryAlert = 0, &now
+}
+
+func (mw *meteringWorkflow) alert(ctx workflow.Context, kind, message string) {
+	err := workflow.ExecuteActivity(withOptions(ctx, alertOptions), AlertActivity, AlertInput{
+		InstanceID: mw.m.InstanceID, Kind: kind, Message: message,
+	}).Get(ctx, nil)
+	if err != nil {
+		workflow.GetLogger(ctx).Error("Alert not sent", "kind", kind, "error", err)
+	}
+}
+
+// pushOptions: the push activity fails only on this server's own faults
+// (the database), retried briefly; the marketplace's failures come back in
+// the result and the workflow's own backoff takes over, so that an outage
+// does not pin a worker slot.
+var pushOptions = activityPolicy{startToClose: 30 * time.Second, scheduleToClose: 2 * time.Minute, maxInterval: 20 * time.Second}

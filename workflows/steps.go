@@ -1,0 +1,306 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+)
+
+// Steps that can park, as shown in Parked.Step.
+const (
+	StepFetchOrder = "fetch-order"
+	StepProvision  = "provision"
+	StepFreeze     = "freeze"
+	StepUnfreeze   = "unfreeze"
+	StepUpgrade    = "upgrade"
+	StepRelease    = "release"
+)
+
+// stepOutcome is how a step ended.
+type stepOutcome int
+
+const (
+	stepDone    stepOutcome = iota // the activity succeeded
+	stepSkipped                    // an operator skipped it: done by hand, or abandoned
+	stepAborted                    // a release took over; the caller changes nothing
+)
+
+// runStep runs an activity until it succeeds. When it fails for good (a
+// non-retryable error, or its retries used up) the instance parks: it shows
+// state parked with the error, raises an alert, and waits for an operator's
+// retry or skip, or for a release that makes the step moot.
+func (w *instanceWorkflow) runStep(ctx workflow.Context, step string, p activityPolicy, activity string, input, result any) stepOutcome {
+	for {
+		err := workflow.ExecuteActivity(withOptions(ctx, p), activity, input).Get(ctx, result)
+		if err == nil {
+			return stepDone
+		}
+		switch w.park(ctx, step, err) {
+		case resumeRetry:
+			continue
+		case resumeSkip:
+			return stepSkipped
+		default:
+			return stepAborted
+		}
+	}
+}
+
+type resumption int
+
+const (
+	resumeRetry resumption = iota
+	resumeSkip
+	resumeAbort
+)
+
+// park shows the failed step and waits for its resolution. Actions that do
+// not need the tenant (extend-grace, set-policy) are carried out meanwhile;
+// the others are refused until the step is resolved. Timers wait too:
+// nothing automatic happens to a parked instance.
+func (w *instanceWorkflow) park(ctx workflow.Context, step string, err error) resumption {
+	resume := w.s.State
+	w.s.Parked = &Parked{Step: step, Error: errorMessage(err), Since: workflow.Now(ctx), ResumeState: resume}
+	w.s.State = StateParked
+	msg := fmt.Sprintf("Step %s failed and is parked until an operator retries or skips it: %s", step, w.s.Parked.Error)
+	w.record(ctx, fmt.Sprintf("parked/%d", w.s.Revision+1), "parked", msg)
+	w.save(ctx)
+	w.alert(ctx, "parked", msg)
+
+	unpark := func() {
+		w.s.State = resume
+		w.s.Parked = nil
+	}
+	for {
+		if err := workflow.Await(ctx, func() bool { return len(w.ops) > 0 || (step != StepRelease && w.releasePending()) }); err != nil {
+			unpark()
+			return resumeAbort
+		}
+		if step != StepRelease && w.releasePending() {
+			w.record(ctx, fmt.Sprintf("unparked/%d", w.s.Revision+1), "unparked",
+				fmt.Sprintf("Parked step %s abandoned: the marketplace released the instance.", step))
+			unpark()
+			return resumeAbort
+		}
+		op := w.ops[0]
+		w.ops = w.ops[1:]
+		w.appliedThisRun++
+		switch op.Name {
+		case OpRetry:
+			w.accept(ctx, op, fmt.Sprintf("Retrying step %s.", step))
+			unpark()
+			w.save(ctx)
+			return resumeRetry
+		case OpSkip:
+			w.accept(ctx, op, fmt.Sprintf("Step %s skipped.", step))
+			unpark()
+			return resumeSkip
+		case OpForceRelease:
+			if step == StepRelease {
+				w.accept(ctx, op, "Retrying the release.")
+				unpark()
+				w.save(ctx)
+				return resumeRetry
+			}
+			// The release runs once the step is abandoned.
+			w.ops = slices.Insert(w.ops, 0, op)
+			w.appliedThisRun--
+			unpark()
+			return resumeAbort
+		case OpExtendGrace, OpSetPolicy:
+			w.handleOperator(ctx, op)
+		default:
+			w.reject(ctx, op, fmt.Sprintf("the instance is parked on step %s; retry or skip it first", step))
+			w.save(ctx)
+		}
+	}
+}
+
+// releasePending reports whether a releaseInstance that would be applied is
+// waiting.
+func (w *instanceWorkflow) releasePending() bool {
+	return slices.ContainsFunc(w.pending, func(cb Callback) bool {
+		return cb.Activity == ActivityReleaseInstance && (!cb.Debug || w.s.Debug)
+	})
+}
+
+// alert tells operators about something that needs them. An alert that
+// cannot be sent is logged by the activity and does not stop the workflow.
+func (w *instanceWorkflow) alert(ctx workflow.Context, kind, message string) {
+	err := workflow.ExecuteActivity(withOptions(ctx, alertOptions), AlertActivity, AlertInput{
+		InstanceID: w.s.InstanceID, Kind: kind, Message: message,
+	}).Get(ctx, nil)
+	if err != nil {
+		workflow.GetLogger(ctx).Error("Alert not sent", "kind", kind, "error", err)
+	}
+}
+
+// provision fetches the order, settles the policy and creates the tenant.
+func (w *instanceWorkflow) provision(ctx workflow.Context) {
+	if w.s.LastCallbackAt.IsZero() {
+		w.s.LastCallbackAt = workflow.Now(ctx)
+	}
+	w.record(ctx, "provisioning/started", "provisioning", fmt.Sprintf(
+		"Provisioning started for order %s line %s.", w.s.OrderID, w.s.OrderLineID))
+	w.save(ctx)
+
+	order, ok := w.fetchOrder(ctx)
+	if !ok {
+		return
+	}
+	w.s.Order = &order
+	w.s.ExpireTime = order.ExpireTime
+	w.record(ctx, "provisioning/order", "order", describeOrder(order))
+
+	if err := workflow.ExecuteActivity(withOptions(ctx, policyOptions), PolicyActivity,
+		PolicyInput{Order: order, Debug: w.s.Debug}).Get(ctx, &w.s.Policy); err != nil {
+		// Only cancellation ends the unlimited retry of a local read.
+		workflow.GetLogger(ctx).Error("Policy not read", "error", err)
+	}
+
+	var app AppInfo
+	switch w.runStep(ctx, StepProvision, provisionerOptions, ProvisionActivity, ProvisionInput{
+		InstanceID: w.s.InstanceID, Order: order, Debug: w.s.Debug,
+	}, &app) {
+	case stepSkipped:
+		w.abandon(ctx, "Provisioning abandoned by an operator.")
+		return
+	case stepAborted:
+		w.abandon(ctx, "Provisioning abandoned: the instance is being released.")
+		return
+	}
+	w.s.AppInfo = &app
+	w.s.Reason = ""
+	w.startPayPerUse(ctx, order)
+	now := workflow.Now(ctx)
+	if w.s.Policy.Supervised && !w.s.Debug {
+		w.s.Supervision = &Supervision{}
+		w.s.State = StateAwaitingDelivery
+		w.record(ctx, "provisioning/done", "provisioned",
+			"Tenant provisioned. The product is supervised: awaiting the merchant's confirmation of delivery.")
+	} else {
+		w.s.State = w.serviceState(now)
+		w.record(ctx, "provisioning/done", "provisioned", "Tenant provisioned; the instance is "+string(w.s.State)+".")
+	}
+	w.save(ctx)
+}
+
+// fetchOrder reads the order line through Query Order, parking when it
+// cannot. A debug call's order may not exist at all (the console debugger
+// invents order IDs), so a debug instance goes on with what it has.
+func (w *instanceWorkflow) fetchOrder(ctx workflow.Context) (Order, bool) {
+	var order Order
+	input := FetchOrderInput{OrderID: w.s.OrderID, OrderLineID: w.s.OrderLineID}
+	if w.s.Debug {
+		err := workflow.ExecuteActivity(withOptions(ctx, debugOrderOptions), FetchOrderActivity, input).Get(ctx, &order)
+		if err != nil {
+			w.record(ctx, "provisioning/debug-order", "order", fmt.Sprintf(
+				"Debug call: Query Order failed (%s); provisioning a disposable tenant without order details.", errorMessage(err)))
+			order = Order{OrderID: w.s.OrderID, OrderLineID: w.s.OrderLineID}
+		}
+		return order, true
+	}
+	input.ClaimFor = w.s.InstanceID
+	switch w.runStep(ctx, StepFetchOrder, orderOptions, FetchOrderActivity, input, &order) {
+	case stepSkipped:
+		w.abandon(ctx, "Provisioning abandoned by an operator: the order could not be read.")
+		return Order{}, false
+	case stepAborted:
+		w.abandon(ctx, "Provisioning abandoned: the instance is being released.")
+		return Order{}, false
+	}
+	return order, true
+}
+
+// abandon ends provisioning without a tenant.
+func (w *instanceWorkflow) abandon(ctx workflow.Context, reason string) {
+	w.s.State = StateFailed
+	w.s.Reason = reason
+	w.record(ctx, fmt.Sprintf("failed/%d", w.s.Revision+1), "failed", reason)
+	w.save(ctx)
+}
+
+// tenantStep runs a freeze, unfreeze or release of the tenant.
+func (w *instanceWorkflow) tenantStep(ctx workflow.Context, step, activityName, reason string) stepOutcome {
+	return w.runStep(ctx, step, provisionerOptions, activityName, TenantInput{
+		InstanceID: w.s.InstanceID, Debug: w.s.Debug, Reason: reason,
+	}, nil)
+}
+
+// Activity options, chosen per kind of step.
+type activityPolicy struct {
+	startToClose    time.Duration
+	scheduleToClose time.Duration // 0: retry without limit
+	maxInterval     time.Duration
+}
+
+var (
+	// Query Order: quick calls; keep trying for a while when the open API
+	// is down, since nothing can be provisioned without the order.
+	orderOptions = activityPolicy{startToClose: 30 * time.Second, scheduleToClose: 30 * time.Minute, maxInterval: time.Minute}
+	// A debug call's order may not exist: give up quickly.
+	debugOrderOptions = activityPolicy{startToClose: 30 * time.Second, scheduleToClose: 2 * time.Minute, maxInterval: 30 * time.Second}
+	// The merchant's application may be slow or briefly down; an hour of
+	// retries covers a deploy or an outage without hiding a broken one.
+	provisionerOptions = activityPolicy{startToClose: 2 * time.Minute, scheduleToClose: time.Hour, maxInterval: 5 * time.Minute}
+	// changeInstanceCheck is answered synchronously: the marketplace waits
+	// about 20 s (SPEC §1.0).
+	changeCheckOptions = activityPolicy{startToClose: 10 * time.Second, scheduleToClose: 15 * time.Second, maxInterval: 2 * time.Second}
+	// The read model and the policy are local and must eventually be read
+	// or written, whatever the wait.
+	saveOptions   = activityPolicy{startToClose: 15 * time.Second, maxInterval: 30 * time.Second}
+	policyOptions = activityPolicy{startToClose: 10 * time.Second, maxInterval: 30 * time.Second}
+	// An alert is worth a few tries, not a stuck workflow.
+	alertOptions = activityPolicy{startToClose: 15 * time.Second, scheduleToClose: 2 * time.Minute, maxInterval: 30 * time.Second}
+)
+
+func withOptions(ctx workflow.Context, p activityPolicy) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout:    p.startToClose,
+		ScheduleToCloseTimeout: p.scheduleToClose,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    p.maxInterval,
+		},
+	})
+}
+
+// errorMessage is the innermost application error's message: what the
+// activity said, without Temporal's wrapping.
+func errorMessage(err error) string {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		return appErr.Message()
+	}
+	var timeoutErr *temporal.TimeoutError
+	if errors.As(err, &timeoutErr) {
+		return "timed out (" + timeoutErr.TimeoutType().String() + ")"
+	}
+	return err.Error()
+}
+
+func describeOrder(o Order) string {
+	s := fmt.Sprintf("Order %s line %s: %s %s, %s", o.OrderID, o.OrderLineID, o.OrderType, o.ChargingMode, describeSpec(o))
+	if o.PeriodType != "" {
+		s += fmt.Sprintf(", %d %s", o.PeriodNumber, o.PeriodType)
+	}
+	if o.ExpireTime != nil {
+		s += ", expires " + formatTime(*o.ExpireTime)
+	}
+	return s + "."
+}
+
+func describeSpec(o Order) string {
+	s := fmt.Sprintf("sku %s product %s", o.SkuCode, o.ProductID)
+	if o.LinearValue != nil {
+		s += fmt.Sprintf(" quantity %d", *o.LinearValue)
+	}
+	return s
+}
+
+func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }
