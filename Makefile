@@ -1,7 +1,15 @@
 # The fulfillment server's tasks. "make help" lists them.
 
 TEMPORAL_CLI_VERSION := v1.5.1
+# The Temporal server of make bench-postgres; newer versions need a newer Go.
+TEMPORAL_SERVER_VERSION := v1.29.1
 GO_TEST_FLAGS ?= -race -count=1 -timeout 20m
+# How long make fuzz runs each fuzz target, and how many runs it may spend
+# shrinking each new input: few, so that the database-backed targets spend
+# their time fuzzing rather than polishing their corpus (a failing input is
+# saved either way).
+FUZZTIME ?= 10s
+FUZZMINIMIZETIME ?= 50x
 
 .DEFAULT_GOAL := help
 
@@ -20,10 +28,45 @@ run:
 demo:
 	./scripts/demo.sh
 
-## test: run every test (unit, workflow, database, end-to-end) against real Postgres and Temporal
+## test: run every test (unit, workflow, database, end-to-end) against real Postgres and Temporal, then make fuzz
 .PHONY: test
 test: bin/temporal
 	go test $(GO_TEST_FLAGS) ./...
+	@$(MAKE) --no-print-directory fuzz
+
+## fuzz: run every fuzz target (each func Fuzz… in a *_test.go) for FUZZTIME (10s) each; about 2 minutes
+# go test -fuzz takes one target per run, so the targets are found by
+# name: a new one is never left out.
+.PHONY: fuzz
+fuzz:
+	@set -e; found=0; \
+	for file in $$(grep -rl --include='*_test.go' -E '^func Fuzz[A-Za-z0-9_]*\(' . | sort); do \
+		pkg=$$(dirname "$$file"); \
+		for target in $$(sed -n -E 's/^func (Fuzz[A-Za-z0-9_]*)\(.*/\1/p' "$$file"); do \
+			found=$$((found + 1)); \
+			echo "== fuzz $$pkg $$target ($(FUZZTIME))"; \
+			go test -run='^$$' -fuzz="^$$target$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINIMIZETIME) "$$pkg"; \
+		done; \
+	done; \
+	if [ "$$found" -eq 0 ]; then echo "make fuzz: no fuzz targets found"; exit 1; fi
+
+## bench: load the production interface (200 callbacks/s, flat out against the raw Temporal ceiling, a 10,000-instance expiry storm) on the dev server; figures into docs/benchmarks.md (about 25 min)
+.PHONY: bench
+bench: bin/temporal
+	go run ./internal/benchload -temporal dev -write docs/benchmarks.md
+
+## bench-postgres: the same on the Temporal server backed by Postgres (builds bin/server and bin/sql from the module proxy)
+.PHONY: bench-postgres
+bench-postgres: bin/temporal bin/server bin/sql
+	go run ./internal/benchload -temporal postgres -write docs/benchmarks.md
+
+## bin/server: the Temporal server (for make bench-postgres)
+bin/server:
+	GOBIN=$(CURDIR)/bin go install go.temporal.io/server/cmd/server@$(TEMPORAL_SERVER_VERSION)
+
+## bin/sql: the Temporal server's schema tool (for make bench-postgres)
+bin/sql:
+	GOBIN=$(CURDIR)/bin go install go.temporal.io/server/cmd/tools/sql@$(TEMPORAL_SERVER_VERSION)
 
 ## bench-usage: measure usage intake (1,000,000 records over HTTP) and the hourly close of 10,000 pay-per-use instances into docs/benchmarks.md (12 to 15 min)
 .PHONY: bench-usage

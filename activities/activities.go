@@ -10,7 +10,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/fulfillment-server/fulfillment/koogallery"
@@ -113,6 +115,7 @@ func orderFromLine(info *koogallery.OrderInfo, line koogallery.OrderLine) (workf
 // database; only the non-secret access information goes back to the
 // workflow, so credentials never appear in the workflow history.
 func (a *Activities) Provision(ctx context.Context, in workflows.ProvisionInput) (workflows.AppInfo, error) {
+	defer heartbeatWhileRunning(ctx)()
 	t, err := a.Provisioner.Provision(ctx, provisioner.ProvisionRequest{
 		InstanceID:   in.InstanceID,
 		OrderID:      in.Order.OrderID,
@@ -142,23 +145,57 @@ func (a *Activities) Provision(ctx context.Context, in workflows.ProvisionInput)
 	return app, nil
 }
 
+// heartbeatWhileRunning heartbeats until the returned function is called,
+// when the activity has a heartbeat timeout: the application may take a
+// minute to answer, and the heartbeats tell Temporal that this worker is
+// still waiting for it, so that a dead worker's call is retried elsewhere
+// within the heartbeat timeout. The SDK throttles what it sends.
+func heartbeatWhileRunning(ctx context.Context) (stop func()) {
+	if !activity.IsActivity(ctx) || activity.GetInfo(ctx).HeartbeatTimeout <= 0 {
+		return func() {}
+	}
+	every := activity.GetInfo(ctx).HeartbeatTimeout / 3
+	done, exited := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(exited)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			activity.RecordHeartbeat(ctx)
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	// No heartbeat may follow the activity's result.
+	return func() { close(done); <-exited }
+}
+
 // Freeze makes the tenant unusable, keeping its data.
 func (a *Activities) Freeze(ctx context.Context, in workflows.TenantInput) error {
+	defer heartbeatWhileRunning(ctx)()
 	return provisionerError(a.Provisioner.Freeze(ctx, tenantRequest(in)))
 }
 
 // Unfreeze makes the tenant usable again.
 func (a *Activities) Unfreeze(ctx context.Context, in workflows.TenantInput) error {
+	defer heartbeatWhileRunning(ctx)()
 	return provisionerError(a.Provisioner.Unfreeze(ctx, tenantRequest(in)))
 }
 
 // Release deletes the tenant and its data.
 func (a *Activities) Release(ctx context.Context, in workflows.TenantInput) error {
+	defer heartbeatWhileRunning(ctx)()
 	return provisionerError(a.Provisioner.Release(ctx, tenantRequest(in)))
 }
 
 // Upgrade applies the spec of an upgrade order.
 func (a *Activities) Upgrade(ctx context.Context, in workflows.UpgradeInput) error {
+	defer heartbeatWhileRunning(ctx)()
 	return provisionerError(a.Provisioner.Upgrade(ctx, provisioner.UpgradeRequest{
 		InstanceID: in.InstanceID, OrderID: in.Order.OrderID, Debug: in.Debug, Spec: specOf(in.Order),
 	}))

@@ -34,6 +34,9 @@ type LifecycleConfig struct {
 	MeteringPeriod        time.Duration
 	MeteringDailyProducts []string
 	MeteringPushDelay     time.Duration
+	// TenantRetryLimit is how long a failing call to the merchant's
+	// application is retried before the instance parks.
+	TenantRetryLimit time.Duration
 }
 
 // matchesProduct reports whether a list of productIds or skuCodes ("*"
@@ -64,6 +67,7 @@ func (a *Activities) Policy(_ context.Context, in workflows.PolicyInput) (workfl
 		DebugTTL:             c.DebugTTL,
 		MeteringPeriod:       period,
 		MeteringPushDelay:    c.MeteringPushDelay,
+		TenantRetryLimit:     c.TenantRetryLimit,
 	}, nil
 }
 

@@ -28,6 +28,7 @@ func (s *Server) adminAuth() gin.HandlerFunc {
 	want := sha256.Sum256([]byte(s.cfg.AdminToken))
 	return func(c *gin.Context) {
 		if s.cfg.AdminToken == "" {
+			c.Header("WWW-Authenticate", `Bearer realm="fulfillment"`)
 			c.AbortWithStatusJSON(http.StatusUnauthorized, gin.H{"error": "the admin API is disabled: set FULFILLMENT_ADMIN_TOKEN"})
 			return
 		}
@@ -97,7 +98,10 @@ type TimelineItem struct {
 // getInstance serves GET /v1/instances/{instanceId}.
 func (s *Server) getInstance(c *gin.Context) {
 	ctx := c.Request.Context()
-	id := c.Param("instanceId")
+	id, ok := instanceIDParam(c)
+	if !ok {
+		return
+	}
 	key, err := s.cfg.Store.InstanceKey(ctx, id)
 	if errors.Is(err, store.ErrUnknownInstance) {
 		c.JSON(http.StatusNotFound, gin.H{"error": "no such instance"})
@@ -209,6 +213,12 @@ func (s *Server) listInstances(c *gin.Context) {
 	if f.State != "" && !slices.Contains(knownStates, workflows.State(f.State)) {
 		c.JSON(http.StatusBadRequest, gin.H{"error": "unknown state; use one of " + joinStates()})
 		return
+	}
+	for name, value := range map[string]string{"orderId": f.OrderID, "after": f.After} {
+		if value != "" && !validID(value) {
+			c.JSON(http.StatusBadRequest, gin.H{"error": idError(name)})
+			return
+		}
 	}
 	if raw := c.Query("limit"); raw != "" {
 		n, err := strconv.Atoi(raw)

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/stretchr/testify/require"
@@ -100,22 +101,75 @@ func TestProduceRefusesUnauthenticatedCalls(t *testing.T) {
 			q.Add("signature", q.Get("signature"))
 			return q
 		}},
+		{"signature too short", func(*testing.T) url.Values {
+			q := signed()
+			q.Set("signature", q.Get("signature")[:63])
+			return q
+		}},
+		{"signature empty", func(*testing.T) url.Values {
+			q := signed()
+			q.Set("signature", "")
+			return q
+		}},
 		{"missing signature", without("signature")},
 		{"missing timestamp", without("timestamp")},
 		{"missing nonce", without("nonce")},
 		{"no query at all", func(*testing.T) url.Values { return url.Values{} }},
 		{"timestamp 61 s old", signedOff(-61 * time.Second)},
 		{"timestamp 61 s ahead", signedOff(61 * time.Second)},
+		{"timestamp in seconds, 61 s old", func(*testing.T) url.Values {
+			ts := strconv.FormatInt(time.Now().Add(-61*time.Second).Unix(), 10)
+			return url.Values{"signature": {koogallery.Sign(testAccessKey, "SECONDS-NONCE-1", ts, body)},
+				"timestamp": {ts}, "nonce": {"SECONDS-NONCE-1"}}
+		}},
+		{"timestamp not all digits", func(*testing.T) url.Values {
+			ts := strconv.FormatInt(time.Now().UnixMilli(), 10)
+			ts = ts[:5] + "x" + ts[6:]
+			return url.Values{"signature": {koogallery.Sign(testAccessKey, "DIGITS-NONCE-1", ts, body)},
+				"timestamp": {ts}, "nonce": {"DIGITS-NONCE-1"}}
+		}},
+		{"timestamp of 11 digits", func(*testing.T) url.Values {
+			ts := strconv.FormatInt(time.Now().Unix(), 10) + "0"
+			return url.Values{"signature": {koogallery.Sign(testAccessKey, "ELEVEN-NONCE-1", ts, body)},
+				"timestamp": {ts}, "nonce": {"ELEVEN-NONCE-1"}}
+		}},
+		{"timestamp repeated", func(*testing.T) url.Values {
+			q := signed()
+			q.Add("timestamp", q.Get("timestamp"))
+			return q
+		}},
+		{"nonce with a space", func(*testing.T) url.Values {
+			ts := strconv.FormatInt(time.Now().UnixMilli(), 10)
+			return url.Values{"signature": {koogallery.Sign(testAccessKey, "SPACE NONCE", ts, body)},
+				"timestamp": {ts}, "nonce": {"SPACE NONCE"}}
+		}},
+		{"nonce of 129 characters", func(*testing.T) url.Values {
+			ts, nonce := strconv.FormatInt(time.Now().UnixMilli(), 10), strings.Repeat("N", 129)
+			return url.Values{"signature": {koogallery.Sign(testAccessKey, nonce, ts, body)},
+				"timestamp": {ts}, "nonce": {nonce}}
+		}},
+		{"nonce repeated", func(*testing.T) url.Values {
+			q := signed()
+			q.Add("nonce", q.Get("nonce"))
+			return q
+		}},
 		{"replayed nonce", func(t *testing.T) url.Values {
 			q := signed()
 			requireResult(t, h.produceQuery(t, q, body), "000000", msgSuccess)
 			return q
 		}},
+		{"used nonce, signed again with a new timestamp", func(t *testing.T) url.Values {
+			q := signed()
+			requireResult(t, h.produceQuery(t, q, body), "000000", msgSuccess)
+			ts := strconv.FormatInt(time.Now().Add(time.Second).UnixMilli(), 10)
+			return url.Values{"signature": {koogallery.Sign(testAccessKey, q.Get("nonce"), ts, body)},
+				"timestamp": {ts}, "nonce": {q.Get("nonce")}}
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			q := tc.query(t)
-			before, beforeCallbacks := h.effects(t), h.callbacksOf(t, id)
+			before, beforeCallbacks, beforeNonces := h.effects(t), h.callbacksOf(t, id), h.nonces(t)
 
 			a := h.produceQuery(t, q, body)
 
@@ -123,8 +177,40 @@ func TestProduceRefusesUnauthenticatedCalls(t *testing.T) {
 			require.JSONEq(t, `{"resultCode":"000001","resultMsg":"authentication failed"}`, string(a.Raw))
 			require.Equal(t, before, h.effects(t), "a refused call records and signals nothing")
 			require.Equal(t, beforeCallbacks, h.callbacksOf(t, id))
+			require.Equal(t, beforeNonces, h.nonces(t), "nor remembers its nonce")
 		})
 	}
+
+	// Whatever the activity, a bad signature is refused before the body is
+	// read: nothing allocated, recorded, asked or answered (a queryInstance
+	// hands out no credentials).
+	h.save(t, instance(id, "active"))
+	h.saveCredentials(t, id, "auth-admin", "Auth-Pa55word")
+	for _, body := range [][]byte{
+		newInstanceBody(t, "CSauth-new", "CSauth-new-000001", "inst-auth-new"),
+		queryBody(t, id), refreshBody(t, id, "CSauth-renew"), statusBody(t, id, "FREEZE"), statusBody(t, id, "UNFREEZE"),
+		releaseBody(t, id), upgradeBody(t, id, "CSauth-up"), changeCheckBody(t, id),
+		jsonBody(t, map[string]any{"activity": "orderNotify", "orderId": "CSauth-n", "orderLineId": "CSauth-n-1"}),
+		[]byte(`{"activity":"bogus"}`), []byte(`not json`),
+	} {
+		t.Run("any activity: "+string(body), func(t *testing.T) {
+			before, beforeNonces := h.effects(t), h.nonces(t)
+
+			a := h.produceQuery(t, koogallery.SignedQuery("another-access-key", body, time.Now()), body)
+
+			require.JSONEq(t, `{"resultCode":"000001","resultMsg":"authentication failed"}`, string(a.Raw))
+			require.Equal(t, before, h.effects(t))
+			require.Equal(t, beforeNonces, h.nonces(t))
+		})
+	}
+}
+
+// nonces counts the nonces remembered.
+func (h *harness) nonces(t testing.TB) int {
+	t.Helper()
+	var n int
+	require.NoError(t, h.raw.QueryRowContext(t.Context(), `SELECT count(*) FROM koogallery_nonces`).Scan(&n))
+	return n
 }
 
 func TestProduceRefusesInvalidRequests(t *testing.T) {
@@ -133,11 +219,7 @@ func TestProduceRefusesInvalidRequests(t *testing.T) {
 	const id = "inst-invalid"
 	h.allocate(t, id)
 
-	tests := []struct {
-		name    string
-		body    string
-		wantMsg string
-	}{
+	tests := []struct{ name, body, wantMsg string }{
 		{"malformed JSON", `{"activity":"newInstance","orderId":`, "request body is not a JSON object"},
 		{"not an object", `["newInstance"]`, "request body is not a JSON object"},
 		{"empty body", ``, "request body is not a JSON object"},
@@ -165,6 +247,77 @@ func TestProduceRefusesInvalidRequests(t *testing.T) {
 		{"orderNotify without orderLineId", `{"activity":"orderNotify","orderId":"CS4","testFlag":"1"}`, "missing field orderLineId"},
 		{"bad testFlag", `{"activity":"releaseInstance","instanceId":"inst-invalid","testFlag":"yes"}`, ""},
 		{"wrong field type", `{"activity":"releaseInstance","instanceId":42}`, ""},
+		{"activity not a string", `{"activity":7,"instanceId":"inst-invalid"}`, "field activity must be a string"},
+		{"trailing garbage", `{"activity":"releaseInstance","instanceId":"inst-invalid"} {}`, "request body is not a JSON object"},
+		{"not UTF-8", "{\"activity\":\"releaseInstance\",\"instanceId\":\"inst-invalid\",\"note\":\"\xff\"}",
+			"request body is not valid UTF-8"},
+		{"NUL in an instance ID", `{"activity":"releaseInstance","instanceId":"inst-invalid\u0000"}`,
+			"field instanceId must not contain NUL characters"},
+		{"NUL in a businessId", `{"activity":"newInstance","orderId":"CS9","orderLineId":"CS9-1","businessId":"b\u0000"}`,
+			"field businessId must not contain NUL characters"},
+		{"NUL in an order ID", `{"activity":"refreshInstance","scene":"RENEWAL","orderId":"CS\u0000","orderLineId":"CS-1","instanceId":"inst-invalid","expireTime":"20301124023618"}`,
+			"field orderId must not contain NUL characters"},
+		{"NUL in a queryInstance list", `{"activity":"queryInstance","instanceId":"inst-invalid,\u0000"}`,
+			"field instanceId must not contain NUL characters"},
+		{"NUL in productInfo", `{"activity":"changeInstanceCheck","instanceId":"inst-invalid","productInfo":{"skuCode":"s\u0000"}}`,
+			"field productInfo.skuCode must not contain NUL characters"},
+		{"expireTime not a time", `{"activity":"refreshInstance","scene":"RENEWAL","orderId":"CS2","orderLineId":"CS2-1","instanceId":"inst-invalid","expireTime":"20301324023618"}`,
+			"field expireTime must be yyyyMMddHHmmss or yyyyMMddHHmmssSSS (UTC)"},
+		{"queryInstance list over 100 characters", `{"activity":"queryInstance","instanceId":"` + strings.Repeat("i,", 51) + `"}`,
+			"field instanceId is longer than 100 characters"},
+		{"queryInstance list with an ID over 64 characters", `{"activity":"queryInstance","instanceId":"inst-invalid,` + strings.Repeat("i", 65) + `"}`,
+			"an instanceId in the list is longer than 64 characters"},
+		{"queryInstance list of blanks", `{"activity":"queryInstance","instanceId":" , ,"}`, "missing field instanceId"},
+	}
+	// Every mandatory field of every activity, absent, blank and (IDs)
+	// over their 64 characters.
+	for activity, fields := range map[string]struct {
+		body      map[string]any
+		mandatory []string
+		ids       []string
+	}{
+		"newInstance": {map[string]any{"orderId": "CS5", "orderLineId": "CS5-1", "businessId": "b-5"},
+			[]string{"orderId", "orderLineId", "businessId"}, []string{"orderId", "orderLineId", "businessId"}},
+		"queryInstance": {map[string]any{"instanceId": id}, []string{"instanceId"}, nil},
+		"refreshInstance": {map[string]any{"scene": "RENEWAL", "orderId": "CS6", "orderLineId": "CS6-1", "instanceId": id,
+			"expireTime": "20301124023618256", "productId": "p"},
+			[]string{"scene", "orderId", "orderLineId", "instanceId", "expireTime"},
+			[]string{"orderId", "orderLineId", "instanceId", "productId", "scene"}},
+		"updateInstanceStatus": {map[string]any{"instanceId": id, "status": "FREEZE"}, []string{"instanceId", "status"}, []string{"instanceId"}},
+		"releaseInstance": {map[string]any{"instanceId": id, "orderId": "CS7", "orderLineId": "CS7-1"},
+			[]string{"instanceId"}, []string{"instanceId", "orderId", "orderLineId"}},
+		"upgradeInstance": {map[string]any{"instanceId": id, "orderId": "CS8", "orderLineId": "CS8-1"},
+			[]string{"instanceId", "orderId", "orderLineId"}, []string{"instanceId", "orderId", "orderLineId"}},
+		"changeInstanceCheck": {map[string]any{"instanceId": id, "productInfo": map[string]any{"skuCode": "s"}},
+			[]string{"instanceId", "productInfo"}, []string{"instanceId"}},
+		"orderNotify": {map[string]any{"orderId": "CS9", "orderLineId": "CS9-1"}, []string{"orderId", "orderLineId"},
+			[]string{"orderId", "orderLineId"}},
+	} {
+		with := func(field string, value any) string {
+			b := map[string]any{"activity": activity}
+			for k, v := range fields.body {
+				b[k] = v
+			}
+			if value == nil {
+				delete(b, field)
+			} else {
+				b[field] = value
+			}
+			return string(jsonBody(t, b))
+		}
+		for _, f := range fields.mandatory {
+			tests = append(tests, struct{ name, body, wantMsg string }{
+				activity + " without " + f, with(f, nil), "missing field " + f})
+			if f != "productInfo" {
+				tests = append(tests, struct{ name, body, wantMsg string }{
+					activity + " with a blank " + f, with(f, "  "), "missing field " + f})
+			}
+		}
+		for _, f := range fields.ids {
+			tests = append(tests, struct{ name, body, wantMsg string }{
+				activity + " with a " + f + " of 65 characters", with(f, strings.Repeat("x", 65)),
+				"field " + f + " is longer than 64 characters"})
+		}
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -193,10 +346,13 @@ func TestProduceUnknownInstance(t *testing.T) {
 		body []byte
 	}{
 		{"refreshInstance", refreshBody(t, unknown, "CSrenew")},
-		{"updateInstanceStatus", statusBody(t, unknown, "FREEZE")},
+		{"updateInstanceStatus FREEZE", statusBody(t, unknown, "FREEZE")},
+		{"updateInstanceStatus UNFREEZE", statusBody(t, unknown, "UNFREEZE")},
 		{"releaseInstance", releaseBody(t, unknown)},
 		{"upgradeInstance", upgradeBody(t, unknown, "CSup")},
 		{"changeInstanceCheck", changeCheckBody(t, unknown)},
+		{"queryInstance", queryBody(t, unknown)},
+		{"queryInstance listing a known one too", queryBody(t, "inst-known,"+unknown)},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -205,11 +361,33 @@ func TestProduceUnknownInstance(t *testing.T) {
 			a := h.produce(t, tc.body)
 
 			requireResult(t, a, "000003", msgUnknown)
-			require.JSONEq(t, `{"resultCode":"000003","resultMsg":"instance does not exist"}`, string(a.Raw))
+			want := `{"resultCode":"000003","resultMsg":"instance does not exist"}`
+			if strings.HasPrefix(tc.name, "queryInstance") {
+				want = `{"resultCode":"000003","resultMsg":"instance does not exist","info":[]}`
+			}
+			require.JSONEq(t, want, string(a.Raw))
 			require.Equal(t, before, h.effects(t))
 			require.Empty(t, h.callbacksOf(t, unknown))
 		})
 	}
+}
+
+// TestProduceUnreadableBody: a body that breaks off while it is read is
+// answered (signed) 000002, and nothing is recorded.
+func TestProduceUnreadableBody(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	before := h.effects(t)
+	body := io.MultiReader(strings.NewReader(`{"activity":"newInstance",`), iotest.ErrReader(io.ErrUnexpectedEOF))
+	q := koogallery.SignedQuery(testAccessKey, nil, time.Now())
+	req := httptest.NewRequestWithContext(t.Context(), http.MethodPost, "/produce?"+q.Encode(), body)
+	rec := httptest.NewRecorder()
+
+	h.handler.ServeHTTP(rec, req)
+
+	a := requireSignedAnswer(t, rec.Code, rec.Header(), rec.Body.Bytes())
+	requireResult(t, a, "000002", "request body could not be read")
+	require.Equal(t, before, h.effects(t))
 }
 
 func TestProduceBodyLimit(t *testing.T) {
@@ -989,59 +1167,6 @@ func TestMetrics(t *testing.T) {
 // ---------------------------------------------------------------------------
 // Admin API.
 
-func TestAdminAuth(t *testing.T) {
-	t.Parallel()
-
-	t.Run("no token configured: every call refused", func(t *testing.T) {
-		t.Parallel()
-		h := newHarness(t, withAdminToken(""))
-		h.save(t, instance("adm-disabled", "active"))
-		for _, auth := range []string{"", "Bearer ", "Bearer " + testAdminToken, "Bearer anything"} {
-			for _, path := range []string{"/v1/instances", "/v1/instances/adm-disabled"} {
-				status, body := h.get(t, path, auth)
-				require.Equal(t, http.StatusUnauthorized, status, "%s with %q", path, auth)
-				require.NotContains(t, string(body), "adm-disabled")
-			}
-		}
-	})
-
-	h := newHarness(t)
-	h.allocate(t, "adm-secret")
-	h.save(t, instance("adm-secret", "active"))
-	tests := []struct{ name, auth string }{
-		{"missing header", ""},
-		{"token without scheme", testAdminToken},
-		{"wrong token", "Bearer not-the-admin-token"},
-		{"lowercase scheme", "bearer " + testAdminToken},
-		{"uppercase scheme", "BEARER " + testAdminToken},
-		{"other scheme", "Basic " + testAdminToken},
-		{"token with extra characters", "Bearer " + testAdminToken + "x"},
-		{"token with a prefix", "Bearer x" + testAdminToken},
-		{"token with a second word", "Bearer " + testAdminToken + " extra"},
-		{"truncated token", "Bearer " + testAdminToken[:len(testAdminToken)-1]},
-		{"scheme only", "Bearer"},
-		{"token with a leading space", "Bearer  " + testAdminToken},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			for _, path := range []string{"/v1/instances", "/v1/instances/adm-secret", "/v1/instances?state=active"} {
-				status, body := h.get(t, path, tc.auth)
-
-				require.Equal(t, http.StatusUnauthorized, status, path)
-				require.JSONEq(t, `{"error":"missing or wrong bearer token"}`, string(body))
-			}
-		})
-	}
-
-	t.Run("right token", func(t *testing.T) {
-		status, body := h.admin(t, "/v1/instances")
-		require.Equal(t, http.StatusOK, status)
-		require.Contains(t, string(body), "adm-secret")
-		status, _ = h.admin(t, "/v1/instances/adm-secret")
-		require.Equal(t, http.StatusOK, status)
-	})
-}
-
 type adminInstance struct {
 	InstanceID  string  `json:"instanceId"`
 	OrderID     string  `json:"orderId"`
@@ -1232,30 +1357,53 @@ func TestAdminListInstances(t *testing.T) {
 // ---------------------------------------------------------------------------
 // Logs.
 
+// TestLogsKeepSecrets: the API's logs, at debug level, of signed callbacks
+// accepted and refused (wrong key, wrong body, stale, replayed, invalid,
+// unknown), a queryInstance handing out credentials, delivery failures,
+// and admin and usage calls with right and wrong tokens, hold no key, no
+// token, no password (clear or sealed) and no signature, on any line. The
+// open-API SK and the provisioner key never reach the API; the whole
+// server's logs are checked for them in cmd/fulfillment.
 func TestLogsKeepSecrets(t *testing.T) {
 	t.Parallel()
 	var logs testenv.SyncBuffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	h := newHarness(t, withLogger(logger), withEncryption(api.EncryptNone))
+	h := newHarness(t, withLogger(logger), withEncryption(api.EncryptNone), withUsageToken(testUsageToken), withDemo())
 	const id, password = "log-1", "L0gged-Never-Pa55"
 	h.allocate(t, id)
 	h.save(t, instance(id, "active"))
 	h.saveCredentials(t, id, "log-admin", password)
 	sealed, err := h.db.LookupInstances(t.Context(), []string{id})
 	require.NoError(t, err)
+	h.payPerUse(t, "log-ppu")
 
-	var signatures []string
+	// Every request signature sent, and every answer's Body-Sign.
+	var signatures, bodySigns []string
 	send := func(q url.Values, body []byte) produceAnswer {
 		signatures = append(signatures, q["signature"]...)
-		return h.produceQuery(t, q, body)
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, h.srv.URL+"/produce?"+q.Encode(), bytes.NewReader(body))
+		require.NoError(t, err)
+		resp, err := h.srv.Client().Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		raw, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		_, sig, _ := strings.Cut(resp.Header.Get(koogallery.BodySignHeader), `signature="`)
+		bodySigns = append(bodySigns, strings.TrimSuffix(sig, `"`))
+		return requireSignedAnswer(t, resp.StatusCode, resp.Header, raw)
+	}
+	signed := func(body []byte) produceAnswer {
+		return send(koogallery.SignedQuery(testAccessKey, body, time.Now()), body)
 	}
 	query := queryBody(t, id)
 
-	// Valid: the answer carries the password (encryption none) ...
-	a := send(koogallery.SignedQuery(testAccessKey, query, time.Now()), query)
+	// A purchase, and the query that hands out its credentials (in clear:
+	// encryption none) ...
+	requireResult(t, signed(newInstanceBody(t, "CSlog-new", "CSlog-new-000001", "log-new")), "000000", msgSuccess)
+	a := signed(query)
 	requireResult(t, a, "000000", msgSuccess)
 	require.Equal(t, password, a.Info[0].AppInfo.Password)
-	// ... and invalid ones of several kinds.
+	// ... refused callbacks of every kind ...
 	requireResult(t, send(koogallery.SignedQuery("wrong-key", query, time.Now()), query), "000001", "")
 	requireResult(t, send(koogallery.SignedQuery(testAccessKey, queryBody(t, "other"), time.Now()), query), "000001", "")
 	stale := time.Now().Add(-2 * time.Minute)
@@ -1265,35 +1413,57 @@ func TestLogsKeepSecrets(t *testing.T) {
 	replayed := koogallery.SignedQuery(testAccessKey, query, time.Now())
 	requireResult(t, send(replayed, query), "000000", "")
 	requireResult(t, send(replayed, query), "000001", "")
-	// Failures that log errors.
+	requireResult(t, signed([]byte(`{"activity":"releaseInstance","instanceId":"log-1\u0000"}`)), "000002", "")
+	requireResult(t, signed(releaseBody(t, "log-nobody")), "000003", "")
+	// ... and failures that log errors.
 	h.signaller.setFailing(true)
-	renew := refreshBody(t, id, "CSlog-renew")
-	requireResult(t, send(koogallery.SignedQuery(testAccessKey, renew, time.Now()), renew), "000000", msgSuccess)
+	requireResult(t, signed(refreshBody(t, id, "CSlog-renew")), "000000", msgSuccess)
 	h.temporal.setUpdate(workflows.ChangeCheckResult{}, errors.New("fake: update failed"), nil)
-	check := changeCheckBody(t, id)
-	requireResult(t, send(koogallery.SignedQuery(testAccessKey, check, time.Now()), check), "000005", "")
-	// Admin calls, right and wrong.
+	requireResult(t, signed(changeCheckBody(t, id)), "000005", "")
+
+	// Admin calls and usage reports, with right and wrong tokens.
 	status, _ := h.admin(t, "/v1/instances/"+id)
 	require.Equal(t, http.StatusOK, status)
-	status, _ = h.get(t, "/v1/instances", "Bearer "+testAdminToken+"-wrong")
-	require.Equal(t, http.StatusUnauthorized, status)
+	for _, auth := range []string{"Bearer " + testAdminToken + "-wrong", "Bearer " + testUsageToken, testAdminToken} {
+		status, _ = h.get(t, "/v1/instances", auth)
+		require.Equal(t, http.StatusUnauthorized, status)
+		status, _ = h.postSignal(t, signalRequest{Instance: id, Name: workflows.OpRetry, Body: `{"reason":"r"}`, Auth: ptrTo(auth)})
+		require.Equal(t, http.StatusUnauthorized, status)
+	}
+	h.temporal.setSignalErr(errors.New("fake: temporal down"))
+	status, _ = h.postSignal(t, signalRequest{Instance: id, Name: workflows.OpRetry, Body: `{"reason":"r"}`})
+	require.Equal(t, http.StatusServiceUnavailable, status)
+	for _, token := range []string{testUsageToken + "x", testAdminToken + "x", ""} {
+		status, _ = h.postUsage(t, token, usageBody(t, record("log-ppu", "k-wrong", 1, time.Now())))
+		require.Equal(t, http.StatusUnauthorized, status)
+	}
+	status, _ = h.postUsage(t, testUsageToken, usageBody(t, record("log-ppu", "k-1", 1, time.Now())))
+	require.Equal(t, http.StatusOK, status)
 
 	out := logs.String()
 	require.Contains(t, out, "HTTP request", "requests are logged")
 	require.Contains(t, out, "Production-interface call refused", "refusals are logged")
 	require.Contains(t, out, "delivery left to the relay", "delivery failures are logged")
+	require.Contains(t, out, "Operator action not delivered", "admin failures are logged")
 	secrets := map[string]string{
 		"access key":      testAccessKey,
 		"admin token":     testAdminToken,
+		"usage token":     testUsageToken,
 		"password":        password,
 		"sealed password": sealed[id].Credentials.Password,
 	}
 	for i, sig := range signatures {
-		secrets[fmt.Sprintf("signature %d", i)] = sig
-		secrets[fmt.Sprintf("signature %d (lowercase)", i)] = strings.ToLower(sig)
+		secrets[fmt.Sprintf("request signature %d", i)] = sig
+		secrets[fmt.Sprintf("request signature %d (lowercase)", i)] = strings.ToLower(sig)
 	}
-	for name, secret := range secrets {
-		require.NotContains(t, out, secret, "the logs contain the %s", name)
+	for i, sig := range bodySigns {
+		require.NotEmpty(t, sig)
+		secrets[fmt.Sprintf("Body-Sign %d", i)] = sig
+	}
+	for n, line := range strings.Split(out, "\n") {
+		for name, secret := range secrets {
+			require.NotContains(t, line, secret, "log line %d holds the %s", n+1, name)
+		}
 	}
 }
 

@@ -26,6 +26,7 @@ import (
 	"github.com/fulfillment-server/fulfillment/inbox"
 	"github.com/fulfillment-server/fulfillment/internal/testenv"
 	"github.com/fulfillment-server/fulfillment/koogallery"
+	"github.com/fulfillment-server/fulfillment/provisioner"
 	"github.com/fulfillment-server/fulfillment/store"
 	"github.com/fulfillment-server/fulfillment/workflows"
 )
@@ -230,6 +231,8 @@ type harnessConfig struct {
 	usageToken string
 	logger     *slog.Logger
 	metrics    func(db *store.DB) *api.Metrics
+	demo       bool
+	spool      *inbox.Spool
 }
 
 type harnessOption func(*harnessConfig)
@@ -244,6 +247,16 @@ func withAdminToken(token string) harnessOption {
 
 func withUsageToken(token string) harnessOption {
 	return func(c *harnessConfig) { c.usageToken = token }
+}
+
+func withSpool(s *inbox.Spool) harnessOption {
+	return func(c *harnessConfig) { c.spool = s }
+}
+
+// withDemo serves the demo application's pages and maintenance switch, as
+// with PROVISIONER=demo.
+func withDemo() harnessOption {
+	return func(c *harnessConfig) { c.demo = true }
 }
 
 func withLogger(l *slog.Logger) harnessOption {
@@ -268,7 +281,9 @@ type harness struct {
 	revision  int64
 }
 
-func newHarness(t *testing.T, opts ...harnessOption) *harness {
+// newHarness takes a testing.TB so that a fuzz target can build one
+// harness (one database) for all its inputs.
+func newHarness(t testing.TB, opts ...harnessOption) *harness {
 	t.Helper()
 	cfg := harnessConfig{encryption: api.EncryptAES256, adminToken: testAdminToken}
 	for _, o := range opts {
@@ -293,16 +308,22 @@ func newHarness(t *testing.T, opts ...harnessOption) *harness {
 	if cfg.metrics != nil {
 		metrics = cfg.metrics(db)
 	}
+	var demo http.Handler
+	if cfg.demo {
+		demo = provisioner.DemoHandler(db)
+	}
 	h.handler = api.New(api.Config{
-		Store:      db,
-		Inbox:      &inbox.Inbox{Store: db, Temporal: h.signaller, TaskQueue: testTaskQueue, Logger: cfg.logger},
-		Temporal:   h.temporal,
-		AccessKey:  testAccessKey,
-		Encryption: cfg.encryption,
-		AdminToken: cfg.adminToken,
-		UsageToken: cfg.usageToken,
-		Logger:     cfg.logger,
-		Metrics:    metrics,
+		Store:       db,
+		Inbox:       &inbox.Inbox{Store: db, Temporal: h.signaller, TaskQueue: testTaskQueue, Logger: cfg.logger},
+		Temporal:    h.temporal,
+		AccessKey:   testAccessKey,
+		Encryption:  cfg.encryption,
+		AdminToken:  cfg.adminToken,
+		UsageToken:  cfg.usageToken,
+		Spool:       cfg.spool,
+		Logger:      cfg.logger,
+		Metrics:     metrics,
+		DemoTenants: demo,
 	}).Handler()
 	h.srv = httptest.NewServer(h.handler)
 	t.Cleanup(h.srv.Close)
@@ -325,7 +346,7 @@ type produceAnswer struct {
 // requireSignedAnswer checks what every /produce answer must be (SPEC §1.0,
 // §2.4): JSON with resultCode and resultMsg, Content-Type application/json,
 // and a Body-Sign header valid for exactly the bytes received.
-func requireSignedAnswer(t *testing.T, status int, header http.Header, raw []byte) produceAnswer {
+func requireSignedAnswer(t testing.TB, status int, header http.Header, raw []byte) produceAnswer {
 	t.Helper()
 	mediaType, _, err := mime.ParseMediaType(header.Get("Content-Type"))
 	require.NoError(t, err, "Content-Type %q", header.Get("Content-Type"))
@@ -346,7 +367,7 @@ func requireSignedAnswer(t *testing.T, status int, header http.Header, raw []byt
 
 // requireResult checks an answer's HTTP status (200) and result code, and
 // its message when msg is not empty.
-func requireResult(t *testing.T, a produceAnswer, code, msg string) {
+func requireResult(t testing.TB, a produceAnswer, code, msg string) {
 	t.Helper()
 	require.Equal(t, http.StatusOK, a.Status, "answer %s", a.Raw)
 	require.Equal(t, code, a.ResultCode, "answer %s", a.Raw)
@@ -356,13 +377,13 @@ func requireResult(t *testing.T, a produceAnswer, code, msg string) {
 }
 
 // produce signs body as the marketplace does and posts it.
-func (h *harness) produce(t *testing.T, body []byte) produceAnswer {
+func (h *harness) produce(t testing.TB, body []byte) produceAnswer {
 	t.Helper()
 	return h.produceQuery(t, koogallery.SignedQuery(testAccessKey, body, time.Now()), body)
 }
 
 // produceQuery posts body with the given query string.
-func (h *harness) produceQuery(t *testing.T, query url.Values, body []byte) produceAnswer {
+func (h *harness) produceQuery(t testing.TB, query url.Values, body []byte) produceAnswer {
 	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost,
 		h.srv.URL+"/produce?"+query.Encode(), bytes.NewReader(body))
@@ -379,7 +400,7 @@ func (h *harness) produceQuery(t *testing.T, query url.Values, body []byte) prod
 
 // get sends a GET, with a bearer header when auth is not empty, and returns
 // the status and body.
-func (h *harness) get(t *testing.T, path, auth string) (int, []byte) {
+func (h *harness) get(t testing.TB, path, auth string) (int, []byte) {
 	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, h.srv.URL+path, nil)
 	require.NoError(t, err)
@@ -394,7 +415,7 @@ func (h *harness) get(t *testing.T, path, auth string) (int, []byte) {
 	return resp.StatusCode, raw
 }
 
-func (h *harness) admin(t *testing.T, path string) (int, []byte) {
+func (h *harness) admin(t testing.TB, path string) (int, []byte) {
 	t.Helper()
 	return h.get(t, path, "Bearer "+testAdminToken)
 }
@@ -402,7 +423,7 @@ func (h *harness) admin(t *testing.T, path string) (int, []byte) {
 // ---------------------------------------------------------------------------
 // Request bodies.
 
-func jsonBody(t *testing.T, fields map[string]any) []byte {
+func jsonBody(t testing.TB, fields map[string]any) []byte {
 	t.Helper()
 	b, err := json.Marshal(fields)
 	require.NoError(t, err)
@@ -413,34 +434,34 @@ func orderOf(instanceID string) (orderID, orderLineID string) {
 	return "CS" + instanceID, "CS" + instanceID + "-000001"
 }
 
-func newInstanceBody(t *testing.T, orderID, orderLineID, businessID string) []byte {
+func newInstanceBody(t testing.TB, orderID, orderLineID, businessID string) []byte {
 	return jsonBody(t, map[string]any{"activity": "newInstance", "orderId": orderID,
 		"orderLineId": orderLineID, "businessId": businessID, "testFlag": "1"})
 }
 
-func queryBody(t *testing.T, instanceIDs string) []byte {
+func queryBody(t testing.TB, instanceIDs string) []byte {
 	return jsonBody(t, map[string]any{"activity": "queryInstance", "instanceId": instanceIDs})
 }
 
-func refreshBody(t *testing.T, instanceID, orderID string) []byte {
+func refreshBody(t testing.TB, instanceID, orderID string) []byte {
 	return jsonBody(t, map[string]any{"activity": "refreshInstance", "scene": "RENEWAL", "orderId": orderID,
 		"orderLineId": orderID + "-000001", "instanceId": instanceID, "expireTime": "20301124023618256"})
 }
 
-func statusBody(t *testing.T, instanceID, status string) []byte {
+func statusBody(t testing.TB, instanceID, status string) []byte {
 	return jsonBody(t, map[string]any{"activity": "updateInstanceStatus", "instanceId": instanceID, "status": status})
 }
 
-func releaseBody(t *testing.T, instanceID string) []byte {
+func releaseBody(t testing.TB, instanceID string) []byte {
 	return jsonBody(t, map[string]any{"activity": "releaseInstance", "instanceId": instanceID})
 }
 
-func upgradeBody(t *testing.T, instanceID, orderID string) []byte {
+func upgradeBody(t testing.TB, instanceID, orderID string) []byte {
 	return jsonBody(t, map[string]any{"activity": "upgradeInstance", "instanceId": instanceID,
 		"orderId": orderID, "orderLineId": orderID + "-000001"})
 }
 
-func changeCheckBody(t *testing.T, instanceID string) []byte {
+func changeCheckBody(t testing.TB, instanceID string) []byte {
 	return jsonBody(t, map[string]any{"activity": "changeInstanceCheck", "instanceId": instanceID,
 		"productInfo": map[string]any{"skuCode": "sku-small", "productId": "prod-small", "linearValue": "20"}})
 }
@@ -450,7 +471,7 @@ func changeCheckBody(t *testing.T, instanceID string) []byte {
 
 // allocate creates an instance through newInstance (instanceId = businessId)
 // and forgets the resulting signal, so that tests see only their own.
-func (h *harness) allocate(t *testing.T, instanceID string) (orderID, orderLineID string) {
+func (h *harness) allocate(t testing.TB, instanceID string) (orderID, orderLineID string) {
 	t.Helper()
 	orderID, orderLineID = orderOf(instanceID)
 	a := h.produce(t, newInstanceBody(t, orderID, orderLineID, instanceID))
@@ -472,7 +493,7 @@ func instance(instanceID, state string) store.Instance {
 }
 
 // save writes the read model as the SaveInstance activity would.
-func (h *harness) save(t *testing.T, inst store.Instance, events ...store.Event) {
+func (h *harness) save(t testing.TB, inst store.Instance, events ...store.Event) {
 	t.Helper()
 	h.revision++
 	inst.Revision = h.revision
@@ -483,7 +504,7 @@ func (h *harness) save(t *testing.T, inst store.Instance, events ...store.Event)
 
 // saveCredentials seals and stores credentials as the Provision activity
 // would.
-func (h *harness) saveCredentials(t *testing.T, instanceID, userName, password string) {
+func (h *harness) saveCredentials(t testing.TB, instanceID, userName, password string) {
 	t.Helper()
 	sealed, err := store.Sealer{AccessKey: testAccessKey}.Seal(userName, password)
 	require.NoError(t, err)
@@ -503,7 +524,7 @@ type sideEffects struct {
 	Updates        int
 }
 
-func (h *harness) effects(t *testing.T) sideEffects {
+func (h *harness) effects(t testing.TB) sideEffects {
 	t.Helper()
 	var e sideEffects
 	require.NoError(t, h.raw.QueryRowContext(t.Context(),
@@ -517,7 +538,7 @@ func (h *harness) effects(t *testing.T) sideEffects {
 	return e
 }
 
-func (h *harness) callbacksOf(t *testing.T, instanceID string) []store.Callback {
+func (h *harness) callbacksOf(t testing.TB, instanceID string) []store.Callback {
 	t.Helper()
 	cbs, err := h.db.CallbacksOf(t.Context(), instanceID)
 	require.NoError(t, err)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 
@@ -24,6 +25,7 @@ const (
 	msgAuthFailed         = "authentication failed"
 	msgBodyTooLarge       = "request body exceeds 1 MiB"
 	msgUnreadableBody     = "request body could not be read"
+	msgNotUTF8            = "request body is not valid UTF-8"
 	msgUnknown            = "instance does not exist"
 	msgUnavailable        = "service temporarily unavailable; please retry"
 	msgBusinessIDUsed     = "businessId already identifies another order line's instance"
@@ -72,6 +74,13 @@ func (s *Server) produce(c *gin.Context) {
 		return
 	}
 
+	// JSON is UTF-8 (RFC 8259), and the body is stored as text, which
+	// PostgreSQL refuses to hold otherwise.
+	if !utf8.Valid(body) {
+		code = koogallery.ResultInvalidParam
+		s.answer(c, http.StatusOK, koogallery.Response{ResultCode: code, ResultMsg: msgNotUTF8})
+		return
+	}
 	req, err := koogallery.ParseRequest(body)
 	if err != nil {
 		var reqErr *koogallery.RequestError
@@ -84,6 +93,11 @@ func (s *Server) produce(c *gin.Context) {
 		return
 	}
 	activity = activityLabel(req.Activity())
+	if field := nulField(req); field != "" {
+		code = koogallery.ResultInvalidParam
+		s.answer(c, http.StatusOK, koogallery.Response{ResultCode: code, ResultMsg: "field " + field + " must not contain NUL characters"})
+		return
+	}
 
 	if verifyErr != nil {
 		s.log.Error("Nonce store unavailable", "activity", activity, "error", verifyErr)
@@ -159,6 +173,10 @@ func readBody(c *gin.Context) ([]byte, int, error) {
 // left to the relay. The answer never depends on Temporal.
 func (s *Server) recordAndSignal(c *gin.Context, req koogallery.Request, body []byte) koogallery.ResultCode {
 	ctx := c.Request.Context()
+	if err := s.recordSpooledFirst(ctx); err != nil {
+		s.log.Error("Spooled callbacks not recorded; this callback waits behind them", "activity", req.Activity(), "error", err)
+		return s.spoolOrFail(c, req, body, "")
+	}
 	rec, err := s.cfg.Inbox.Record(ctx, req, body)
 	switch {
 	case errors.Is(err, store.ErrUnknownInstance):
@@ -203,6 +221,23 @@ func (s *Server) recordAndSignal(c *gin.Context, req koogallery.Request, body []
 	}
 	s.answer(c, http.StatusOK, koogallery.Response{ResultCode: koogallery.ResultSuccess, ResultMsg: msgSuccess})
 	return koogallery.ResultSuccess
+}
+
+// recordSpooledFirst records the callbacks spooled while the database was
+// away before a new one is recorded. They arrived first, and the inbox's
+// seq must stay arrival order: recorded after this one, an older renewal or
+// status change would be applied last and undo it. Until the spool can be
+// drained, new callbacks wait behind it (spooled, or answered 000005).
+func (s *Server) recordSpooledFirst(ctx context.Context) error {
+	if s.cfg.Spool == nil {
+		return nil
+	}
+	if n, err := s.cfg.Spool.Backlog(); err != nil || n == 0 {
+		// An unreadable spool holds nothing that could be recorded.
+		return nil
+	}
+	_, err := s.cfg.Inbox.DrainSpool(ctx, s.cfg.Spool)
+	return err
 }
 
 // answer serialises v once, signs exactly those bytes (Body-Sign, SPEC §2.4)

@@ -60,9 +60,13 @@ type SignalAccepted struct {
 // audit, and deliver an operator's action to the instance's workflow.
 func (s *Server) signal(c *gin.Context) {
 	ctx := c.Request.Context()
-	id, name := c.Param("instanceId"), c.Param("name")
+	name := c.Param("name")
 	if !slices.Contains(workflows.OperatorActions, name) {
 		c.JSON(http.StatusNotFound, gin.H{"error": "unknown signal; use one of " + strings.Join(workflows.OperatorActions, ", ")})
+		return
+	}
+	id, ok := instanceIDParam(c)
+	if !ok {
 		return
 	}
 	actor, err := operatorName(c.GetHeader(operatorHeader))

@@ -261,6 +261,36 @@ func TestProduceSpoolsOnceOnlyCallbacksWhilePostgresIsDown(t *testing.T) {
 	require.Equal(t, len(want), all, "the unknown instance's callback was dropped")
 }
 
+// TestProduceRecordsSpooledCallbacksFirst: callbacks spooled during an
+// outage arrived before the first ones after it, so they are recorded
+// first. Otherwise a spooled, older renewal would get the later seq and be
+// applied after the newer one, moving the expiry back.
+func TestProduceRecordsSpooledCallbacksFirst(t *testing.T) {
+	t.Parallel()
+	spool := &inbox.Spool{Dir: t.TempDir()}
+	h := newHarness(t, withSpool(spool))
+	const id = "sp-order"
+	h.allocate(t, id)
+	// Spooled while the database was away.
+	require.NoError(t, spool.Put(refreshBody(t, id, "R1"), time.Now().Add(-time.Minute)))
+	require.NoError(t, spool.Put(statusBody(t, id, "UNFREEZE"), time.Now().Add(-time.Minute+time.Second)))
+
+	requireResult(t, h.produce(t, refreshBody(t, id, "R2")), "000000", msgSuccess)
+
+	var keys []string
+	for _, cb := range h.callbacksOf(t, id) {
+		keys = append(keys, cb.DedupKey)
+	}
+	require.Equal(t, []string{
+		"refreshInstance:" + id + ":R1:R1-000001",
+		"updateInstanceStatus:" + id + ":UNFREEZE:1",
+		"refreshInstance:" + id + ":R2:R2-000001",
+	}, keys[len(keys)-3:], "recorded in arrival order")
+	n, err := spool.Backlog()
+	require.NoError(t, err)
+	require.Zero(t, n)
+}
+
 func TestProduceWithoutSpoolFailsWhilePostgresIsDown(t *testing.T) {
 	t.Parallel()
 	d := newDownHarness(t, nil)

@@ -119,7 +119,9 @@ func (s *Server) validateUsage(c *gin.Context, in []UsageIn) ([]store.Usage, []U
 	ids := make([]string, 0, len(in))
 	seen := map[string]bool{}
 	for _, r := range in {
-		if !seen[r.InstanceID] && r.InstanceID != "" && len(r.InstanceID) <= 64 {
+		// Only IDs that can exist are looked up: PostgreSQL would fail the
+		// whole lookup on one with a NUL character.
+		if !seen[r.InstanceID] && validID(r.InstanceID) {
 			seen[r.InstanceID] = true
 			ids = append(ids, r.InstanceID)
 		}
@@ -164,6 +166,8 @@ func validUsage(r UsageIn, targets map[string]store.UsageTarget, now time.Time) 
 	}
 	target, ok := targets[r.InstanceID]
 	switch {
+	case r.InstanceID != "" && !validID(r.InstanceID):
+		return store.Usage{}, errors.New(idError("instanceId"))
 	case !ok:
 		return store.Usage{}, errors.New("instanceId is unknown")
 	case target.ChargingMode != "ON_DEMAND":
@@ -215,7 +219,10 @@ type UsageView struct {
 // what is pending or expired) and its totals.
 func (s *Server) getUsage(c *gin.Context) {
 	ctx := c.Request.Context()
-	id := c.Param("instanceId")
+	id, ok := instanceIDParam(c)
+	if !ok {
+		return
+	}
 	if _, err := s.cfg.Store.InstanceKey(ctx, id); err != nil {
 		if errors.Is(err, store.ErrUnknownInstance) {
 			c.JSON(http.StatusNotFound, gin.H{"error": "no such instance"})

@@ -63,10 +63,38 @@ type stack struct {
 	env      []string
 	logs     *testenv.SyncBuffer
 	proc     *exec.Cmd
+	// worker is the separate "fulfillment worker" of a split stack, whose
+	// output also goes to logs.
+	worker *exec.Cmd
 }
 
 // startStack starts Temporal, the mock open API and "fulfillment serve".
+// A DATABASE_URL in extraEnv replaces the test's own database.
 func startStack(t *testing.T, extraEnv ...string) *stack {
+	t.Helper()
+	s := newStack(t, extraEnv)
+	s.startServer()
+	return s
+}
+
+// startSplitStack is startStack with the API and the worker in separate
+// processes ("fulfillment api" and "fulfillment worker", after "fulfillment
+// migrate"), so that a test can kill and restart the worker alone.
+func startSplitStack(t *testing.T, extraEnv ...string) *stack {
+	t.Helper()
+	s := newStack(t, extraEnv)
+	migrate := exec.Command(binary, "migrate")
+	migrate.Env = s.env
+	out, err := migrate.CombinedOutput()
+	require.NoError(t, err, "fulfillment migrate:\n%s", out)
+	s.proc = startProcess(t, "api", s.env, s.logs, s.baseURL+"/healthz", "api")
+	s.startWorker()
+	return s
+}
+
+// newStack prepares a stack whose server the caller starts; it stops
+// whatever runs when the test ends.
+func newStack(t *testing.T, extraEnv []string) *stack {
 	t.Helper()
 	temporal := testenv.StartTemporal(t)
 	openAPI := mockapi.New(mockapi.Config{AK: openAPIAK, SK: openAPISK})
@@ -78,10 +106,14 @@ func startStack(t *testing.T, extraEnv ...string) *stack {
 		baseURL: "http://127.0.0.1:" + strconv.Itoa(port),
 		logs:    &testenv.SyncBuffer{},
 	}
+	databaseURL := envValue(extraEnv, "DATABASE_URL")
+	if databaseURL == "" {
+		databaseURL = testenv.NewDatabase(t)
+	}
 	s.env = append([]string{
 		"PATH=" + os.Getenv("PATH"),
 		"HTTP_ADDR=127.0.0.1:" + strconv.Itoa(port),
-		"DATABASE_URL=" + testenv.NewDatabase(t),
+		"DATABASE_URL=" + databaseURL,
 		"TEMPORAL_ADDRESS=" + temporal.Address(),
 		"KOOGALLERY_ACCESS_KEY=" + accessKey,
 		"FULFILLMENT_ADMIN_TOKEN=" + adminToken,
@@ -90,8 +122,8 @@ func startStack(t *testing.T, extraEnv ...string) *stack {
 		"KOOGALLERY_SK=" + openAPISK,
 		"LOG_LEVEL=debug",
 	}, extraEnv...)
-	s.startServer()
 	t.Cleanup(func() {
+		stopProcess(s.worker)
 		s.stopServer()
 		if t.Failed() {
 			t.Logf("server logs:\n%s", s.logs.String())
@@ -108,6 +140,33 @@ func (s *stack) startServer() {
 func (s *stack) stopServer() {
 	stopProcess(s.proc)
 	s.proc = nil
+}
+
+// workerStarted is what the worker logs once it polls its task queue.
+const workerStarted = `"msg":"Worker started"`
+
+// startWorker starts "fulfillment worker" and waits until it polls.
+func (s *stack) startWorker() {
+	s.t.Helper()
+	before := strings.Count(s.logs.String(), workerStarted)
+	cmd := exec.Command(binary, "worker")
+	cmd.Env = s.env
+	cmd.Stdout, cmd.Stderr = s.logs, s.logs
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	require.NoError(s.t, cmd.Start())
+	s.worker = cmd
+	require.Eventually(s.t, func() bool { return strings.Count(s.logs.String(), workerStarted) > before },
+		30*time.Second, 100*time.Millisecond, "the worker did not start; logs:\n%s", s.logs.String())
+}
+
+// killWorker ends the worker with SIGKILL, as a crash or an OOM kill would:
+// no activity is finished or reported, no connection closed politely.
+func (s *stack) killWorker() {
+	s.t.Helper()
+	require.NotNil(s.t, s.worker, "no worker process runs")
+	require.NoError(s.t, syscall.Kill(-s.worker.Process.Pid, syscall.SIGKILL))
+	_ = s.worker.Wait()
+	s.worker = nil
 }
 
 // startProcess runs the binary with args and env, and waits until

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/fulfillment-server/fulfillment/koogallery"
@@ -26,6 +27,11 @@ import (
 // DrainSpool moves them into the inbox once Postgres is back.
 type Spool struct {
 	Dir string
+
+	// drain serialises DrainSpool, so that each file is recorded once and
+	// a request that drains before recording its own callback waits for
+	// a drain under way to finish.
+	drain sync.Mutex
 }
 
 // spooled is one spooled callback.
@@ -117,6 +123,8 @@ func (s *Spool) forgetOldNonces(now time.Time) {
 // that turns out not to exist is dropped with a warning: it was verified, but
 // nothing can apply it.
 func (ib *Inbox) DrainSpool(ctx context.Context, s *Spool) (int, error) {
+	s.drain.Lock()
+	defer s.drain.Unlock()
 	s.forgetOldNonces(time.Now())
 	names, err := s.names()
 	if err != nil || len(names) == 0 {

@@ -120,6 +120,13 @@ func FuzzVerifyBodySign(f *testing.F) {
 	f.Add(`signature="", sign_type="HMAC-SHA256"`, []byte{})
 	f.Add(`sign_type="HMAC-SHA256", signature="=", ,,=`, []byte("x"))
 	f.Add(`"`, []byte(nil))
+	// Edges: the attributes swapped and spaced out, unpadded base64, a
+	// third attribute, the type in another case.
+	sig := base64.StdEncoding.EncodeToString(bodyMAC(key, body))
+	f.Add(` signature = "`+sig+`" , sign_type = "HMAC-SHA256" `, body)
+	f.Add(`sign_type="HMAC-SHA256", signature="`+strings.TrimRight(sig, "=")+`"`, body)
+	f.Add(`sign_type="HMAC-SHA256", signature="`+sig+`", extra="1"`, body)
+	f.Add(`sign_type="hmac-sha256", signature="`+sig+`"`, body)
 	f.Fuzz(func(t *testing.T, header string, body []byte) {
 		require.NoError(t, VerifyBodySign(BodySign(key, body), key, body))
 		if err := VerifyBodySign(header, key, body); err != nil {

@@ -370,6 +370,11 @@ func FuzzDecryptField(f *testing.F) {
 	f.Add("A1b2C3d4E5f6G7h8r9nJcNFNHV27ys2x+zjRfg==", "0000000000000000", "", false)
 	f.Add("", "short", "管理员🔑", true)
 	f.Add("A1b2C3d4E5f6G7h8====", "A1b2C3d4E5f6G7中", "1234567890123456", false)
+	// Edges: base64 wrapped over lines and unpadded, a stray character, a
+	// ciphertext one byte short of a block, a long non-ASCII plaintext.
+	f.Add("A1b2C3d4E5f6G7h8AE/O9Zz\nEdvIfCGWCDtOkLw", "A1b2C3d4E5f6G7h8", strings.Repeat("初始密码", 40), true)
+	f.Add("A1b2C3d4E5f6G7h8AE/O9ZzEdvIfCGWCDtOk*w==", "0123456789abcdef", "\x00", false)
+	f.Add("A1b2C3d4E5f6G7h8AAAAAAAAAAAAAAAAAAAA", "A1b2C3d4E5f6G7h", "x", true)
 	f.Fuzz(func(t *testing.T, value, iv, plaintext string, use256 bool) {
 		size := AES128
 		if use256 {

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -738,4 +740,105 @@ func TestLinearValueUnmarshal(t *testing.T) {
 	line, ok := order.Line("L1")
 	require.True(t, ok)
 	require.Equal(t, linear(15), line.Product().LinearValue)
+}
+
+// requestErrorMessages are every message ParseRequest may answer with.
+// Field names come from the request types, never from the body, so an
+// error can never echo what the caller sent.
+var requestErrorMessages = []*regexp.Regexp{
+	regexp.MustCompile(`^request body is not a JSON object$`),
+	regexp.MustCompile(`^missing field [a-zA-Z.]+$`),
+	regexp.MustCompile(`^unknown activity$`),
+	regexp.MustCompile(`^field activity must be a string$`),
+	regexp.MustCompile(`^field testFlag must be "0" or "1"$`),
+	regexp.MustCompile(`^field [a-zA-Z.]+ has the wrong type$`),
+	regexp.MustCompile(`^field [a-zA-Z.]+ is longer than [0-9]+ characters$`),
+	regexp.MustCompile(`^an instanceId in the list is longer than 64 characters$`),
+	regexp.MustCompile(`^request body does not match activity (newInstance|queryInstance|refreshInstance|updateInstanceStatus|releaseInstance|upgradeInstance|changeInstanceCheck|orderNotify)$`),
+	regexp.MustCompile(`^field scene must be one of RENEWAL, TRIAL_TO_FORMAL, UNSUBSCRIBE_RENEWAL_PERIOD, RENEWAL_CHANGE$`),
+	regexp.MustCompile(`^field expireTime must be yyyyMMddHHmmss or yyyyMMddHHmmssSSS \(UTC\)$`),
+	regexp.MustCompile(`^field status must be FREEZE or UNFREEZE$`),
+}
+
+// FuzzParseRequest: any body gives either a typed request that survives an
+// encode/parse round trip unchanged and keeps the documented limits, or a
+// *RequestError answered 000002 whose message is one of the fixed texts.
+func FuzzParseRequest(f *testing.F) {
+	for _, body := range requestBodies {
+		f.Add([]byte(body))
+		f.Add([]byte(strings.Replace(body, `"activity"`, `"testFlag":"1","activity"`, 1)))
+	}
+	for _, body := range []string{
+		``, `null`, `{}`, `[]`, `"newInstance"`, `{"activity":5}`, `{"activity":"NEWINSTANCE"}`,
+		`{"ACTIVITY":"releaseInstance","InstanceId":"I1"}`,
+		`{"activity":"releaseInstance","activity":"newInstance","instanceId":"I1"}`,
+		`{"activity":"queryInstance","instanceId":" a , b ,,a, "}`,
+		`{"activity":"queryInstance","instanceId":",,,"}`,
+		`{"activity":"newInstance","orderId":"O\u0000","orderLineId":"L","businessId":"B"}`,
+		"{\"activity\":\"newInstance\",\"orderId\":\"O\xff\",\"orderLineId\":\"L\",\"businessId\":\"B\"}",
+		`{"activity":"newInstance","orderId":"   ","orderLineId":"L","businessId":"B"}`,
+		`{"activity":"refreshInstance","scene":"RENEWAL","orderId":"R","orderLineId":"L","instanceId":"I","expireTime":"2022112402361"}`,
+		`{"activity":"refreshInstance","scene":"RENEWAL_CHANGE","orderId":"R","orderLineId":"L","instanceId":"I","expireTime":"20221324023618"}`,
+		`{"activity":"changeInstanceCheck","instanceId":"I","productInfo":[{"linearValue":"20"},{"skuCode":"x"}]}`,
+		`{"activity":"changeInstanceCheck","instanceId":"I","productInfo":{"linearValue":20.5}}`,
+		`{"activity":"changeInstanceCheck","instanceId":"I","productInfo":{"linearValue":""}}`,
+		`{"activity":"changeInstanceCheck","instanceId":"I","productInfo":null}`,
+		`{"activity":"updateInstanceStatus","instanceId":"I","status":"FREEZE","testFlag":true}`,
+		`{"activity":"orderNotify","orderId":"O","orderLineId":"L","testFlag":2}`,
+		`{"activity":"orderNotify","orderId":"O","orderLineId":"L","extra":{"deep":[[[[{}]]]]}}`,
+		`{"activity":"newInstance","orderId":"` + strings.Repeat("x", 65) + `","orderLineId":"L","businessId":"B"}`,
+	} {
+		f.Add([]byte(body))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req, err := ParseRequest(body)
+		if err != nil {
+			require.Nil(t, req)
+			var re *RequestError
+			require.ErrorAs(t, err, &re)
+			require.Equal(t, ResultInvalidParam, re.Code)
+			known := false
+			for _, m := range requestErrorMessages {
+				known = known || m.MatchString(re.Message)
+			}
+			require.True(t, known, "unexpected error message %q", re.Message)
+			return
+		}
+		require.Contains(t, Activities, req.Activity())
+		requireStringsWithin(t, reflect.ValueOf(req), 100)
+
+		// Round trip: what was understood, encoded again, is understood
+		// the same way.
+		encoded, err := json.Marshal(req)
+		require.NoError(t, err)
+		var fields map[string]json.RawMessage
+		require.NoError(t, json.Unmarshal(encoded, &fields))
+		fields["activity"], _ = json.Marshal(req.Activity())
+		encoded, err = json.Marshal(fields)
+		require.NoError(t, err)
+		again, err := ParseRequest(encoded)
+		require.NoError(t, err, "re-encoded as %s", encoded)
+		require.Equal(t, req, again)
+		require.Equal(t, req.Debug(), again.Debug())
+	})
+}
+
+// requireStringsWithin checks every string field of a request against the
+// longest documented field (the 100-character queryInstance list).
+func requireStringsWithin(t *testing.T, v reflect.Value, limit int) {
+	t.Helper()
+	switch v.Kind() {
+	case reflect.Pointer:
+		if !v.IsNil() {
+			requireStringsWithin(t, v.Elem(), limit)
+		}
+	case reflect.String:
+		require.LessOrEqual(t, v.Len(), limit)
+	case reflect.Struct:
+		for i := range v.NumField() {
+			if v.Type().Field(i).IsExported() {
+				requireStringsWithin(t, v.Field(i), limit)
+			}
+		}
+	}
 }

@@ -377,6 +377,18 @@ func FuzzVerify(f *testing.F) {
 	f.Add(strings.ToLower(Sign(key, "n", "1700000000", nil)), "1700000000", "n", []byte{})
 	f.Add("", "", "", []byte(nil))
 	f.Add(strings.Repeat("z", 64), "99999999999999999999", strings.Repeat("x", 200), []byte("{}"))
+	// Edges: a nonce of the longest and one over, outside visible ASCII,
+	// a timestamp at the window's edges, 11 digits, a signature a byte short.
+	long := strings.Repeat("n", 128)
+	f.Add(Sign(key, long, ts, nil), ts, long, []byte(nil))
+	f.Add(Sign(key, long+"n", ts, nil), ts, long+"n", []byte(nil))
+	f.Add(Sign(key, "n ü", ts, nil), ts, "n ü", []byte(nil))
+	edge := strconv.FormatInt(now.Add(-DefaultSignatureWindow).UnixMilli(), 10)
+	f.Add(Sign(key, "e", edge, []byte(specBody)), edge, "e", []byte(specBody))
+	late := strconv.FormatInt(now.Add(DefaultSignatureWindow+time.Millisecond).UnixMilli(), 10)
+	f.Add(Sign(key, "l", late, []byte(specBody)), late, "l", []byte(specBody))
+	f.Add(Sign(key, "d", ts+"0", nil), ts+"0", "d", []byte(nil))
+	f.Add(Sign(key, "s", ts, nil)[:63], ts, "s", []byte(nil))
 	f.Fuzz(func(t *testing.T, sig, ts, nonce string, body []byte) {
 		ver := &Verifier{AccessKey: key, Nonces: newMemNonces(), Now: func() time.Time { return now }}
 		q := url.Values{"signature": {sig}, "timestamp": {ts}, "nonce": {nonce}}

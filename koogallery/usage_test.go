@@ -2,7 +2,9 @@ package koogallery_test
 
 import (
 	"encoding/json"
+	"math/big"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -333,4 +335,67 @@ func TestValidateUsageRecords(t *testing.T) {
 	require.Equal(t, koogallery.OpenAPIParamCheckFailed, c)
 	require.Equal(t, 2, i)
 	require.Equal(t, "usage record 2: end_time: is not UTC yyyyMMdd'T'HHmmss'Z' (MKT.0100)", err.Error())
+}
+
+// jsonNumber is RFC 8259's number grammar, the reference for what
+// ParseUsageValue may accept.
+var jsonNumber = regexp.MustCompile(`^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$`)
+
+// referenceUnits is the exact value of a JSON number in units of 0.0001,
+// computed with math/big: ok when it is a positive whole number of units
+// that fits an int64. decided is false when the exponent is beyond ±100,
+// which ParseUsageValue refuses without looking further (such a value is
+// either far below 0.0001 or far beyond int64, unless written with about
+// a hundred padding zeros, which no sender does) and math/big would take
+// long to compute.
+func referenceUnits(s string) (units int64, ok, decided bool) {
+	m := jsonNumber.FindStringSubmatch(s)
+	if m == nil {
+		return 0, false, true
+	}
+	if exp := strings.TrimLeft(strings.TrimLeft(m[3], "eE+-"), "0"); len(exp) > 3 || (len(exp) == 3 && exp > "100") {
+		return 0, false, false
+	}
+	r, good := new(big.Rat).SetString(s)
+	if !good {
+		return 0, false, false
+	}
+	r.Mul(r, big.NewRat(koogallery.UsageValueScale, 1))
+	if r.Sign() <= 0 || !r.IsInt() || !r.Num().IsInt64() {
+		return 0, false, true
+	}
+	return r.Num().Int64(), true, true
+}
+
+// FuzzParseUsageValue: the quantities of the usage intake (POST /v1/usage)
+// and of the usage push. A value is accepted exactly when it is a JSON
+// number greater than 0 with at most 4 decimals that fits int64 units, its
+// units are exact (never a float), and it survives a units round trip.
+func FuzzParseUsageValue(f *testing.F) {
+	for _, s := range []string{
+		"1", "0.0001", "12.3456", "1e2", "1E-4", "0.00010", "1.5e+3", "100e-6", "0", "0.0", "-1", "-0.0001",
+		"0.00001", "1e-5", "922337203685477.5807", "922337203685477.5808", "1e100", "1e-100", "1e-999999999",
+		"1e999999999999999999999", "01", "1.", ".5", " 1", "1 ", "1e", "1e+", "NaN", "Infinity", "0x10", "1_000",
+		"١", "1\x00", "",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		v, err := koogallery.ParseUsageValue(s)
+		want, ok, decided := referenceUnits(s)
+		if err != nil {
+			require.False(t, decided && ok, "%q is %d units, yet refused: %v", s, want, err)
+			return
+		}
+		require.True(t, decided && ok, "%q accepted, but it is not a positive number of whole units", s)
+		require.Equal(t, s, v.String(), "the value is kept as written")
+		units, err := v.Units()
+		require.NoError(t, err)
+		require.Equal(t, want, units)
+		back, err := koogallery.ParseUsageValue(koogallery.UsageValueFromUnits(units).String())
+		require.NoError(t, err)
+		backUnits, err := back.Units()
+		require.NoError(t, err)
+		require.Equal(t, units, backUnits)
+	})
 }

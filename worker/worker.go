@@ -1,6 +1,7 @@
 // Package worker registers every workflow and activity of the server with a
-// Temporal worker, in one visible list, and prepares the namespace (the
-// search attributes the workflows set).
+// Temporal worker, in one visible list, prepares the namespace (the search
+// attributes the workflows set), and exports the SDK's metrics to
+// Prometheus.
 package worker
 
 import (

@@ -196,6 +196,10 @@ type Policy struct {
 	// MeteringPushDelay for pay-per-use instances.
 	MeteringPeriod    time.Duration `json:",omitempty"`
 	MeteringPushDelay time.Duration `json:",omitempty"`
+	// TenantRetryLimit is how long a failing call to the merchant's
+	// application (provision, freeze, unfreeze, upgrade, release) is
+	// retried before the instance parks; zero means an hour.
+	TenantRetryLimit time.Duration `json:",omitempty"`
 }
 
 // PolicyInput asks the worker's configuration for the policy of an order.

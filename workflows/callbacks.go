@@ -178,7 +178,7 @@ func (w *instanceWorkflow) applyUpgrade(ctx workflow.Context, key string, cb Cal
 	case stepAborted:
 		return
 	}
-	outcome := w.runStep(ctx, StepUpgrade, provisionerOptions, UpgradeActivity,
+	outcome := w.runStep(ctx, StepUpgrade, w.tenantOptions(), UpgradeActivity,
 		UpgradeInput{InstanceID: w.s.InstanceID, Debug: w.s.Debug, Order: order}, nil)
 	if outcome == stepAborted {
 		return

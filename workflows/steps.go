@@ -163,7 +163,7 @@ func (w *instanceWorkflow) provision(ctx workflow.Context) {
 	}
 
 	var app AppInfo
-	switch w.runStep(ctx, StepProvision, provisionerOptions, ProvisionActivity, ProvisionInput{
+	switch w.runStep(ctx, StepProvision, w.tenantOptions(), ProvisionActivity, ProvisionInput{
 		InstanceID: w.s.InstanceID, Order: order, Debug: w.s.Debug,
 	}, &app) {
 	case stepSkipped:
@@ -226,7 +226,7 @@ func (w *instanceWorkflow) abandon(ctx workflow.Context, reason string) {
 
 // tenantStep runs a freeze, unfreeze or release of the tenant.
 func (w *instanceWorkflow) tenantStep(ctx workflow.Context, step, activityName, reason string) stepOutcome {
-	return w.runStep(ctx, step, provisionerOptions, activityName, TenantInput{
+	return w.runStep(ctx, step, w.tenantOptions(), activityName, TenantInput{
 		InstanceID: w.s.InstanceID, Debug: w.s.Debug, Reason: reason,
 	}, nil)
 }
@@ -236,6 +236,10 @@ type activityPolicy struct {
 	startToClose    time.Duration
 	scheduleToClose time.Duration // 0: retry without limit
 	maxInterval     time.Duration
+	// heartbeat, when set, is how long Temporal waits without a heartbeat
+	// before it retries the activity on another worker; the activity must
+	// heartbeat while it runs.
+	heartbeat time.Duration
 }
 
 var (
@@ -245,8 +249,12 @@ var (
 	// A debug call's order may not exist: give up quickly.
 	debugOrderOptions = activityPolicy{startToClose: 30 * time.Second, scheduleToClose: 2 * time.Minute, maxInterval: 30 * time.Second}
 	// The merchant's application may be slow or briefly down; an hour of
-	// retries covers a deploy or an outage without hiding a broken one.
-	provisionerOptions = activityPolicy{startToClose: 2 * time.Minute, scheduleToClose: time.Hour, maxInterval: 5 * time.Minute}
+	// retries (Policy.TenantRetryLimit) covers a deploy or an outage without
+	// hiding a broken one. A call may take a minute, so a worker that dies
+	// during one is noticed by the heartbeat, not the start-to-close
+	// timeout: the tenant operation resumes on another worker in seconds.
+	provisionerOptions = activityPolicy{startToClose: 2 * time.Minute, scheduleToClose: time.Hour,
+		maxInterval: 5 * time.Minute, heartbeat: 15 * time.Second}
 	// changeInstanceCheck is answered synchronously: the marketplace waits
 	// about 20 s (SPEC §1.0).
 	changeCheckOptions = activityPolicy{startToClose: 10 * time.Second, scheduleToClose: 15 * time.Second, maxInterval: 2 * time.Second}
@@ -258,10 +266,22 @@ var (
 	alertOptions = activityPolicy{startToClose: 15 * time.Second, scheduleToClose: 2 * time.Minute, maxInterval: 30 * time.Second}
 )
 
+// tenantOptions are the options of the steps that call the merchant's
+// application, retried for as long as the instance's policy says (an hour
+// for instances whose policy predates the setting).
+func (w *instanceWorkflow) tenantOptions() activityPolicy {
+	p := provisionerOptions
+	if limit := w.s.Policy.TenantRetryLimit; limit > 0 {
+		p.scheduleToClose = limit
+	}
+	return p
+}
+
 func withOptions(ctx workflow.Context, p activityPolicy) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout:    p.startToClose,
 		ScheduleToCloseTimeout: p.scheduleToClose,
+		HeartbeatTimeout:       p.heartbeat,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:    time.Second,
 			BackoffCoefficient: 2,

@@ -59,6 +59,7 @@ type Config struct {
 	AlertWebhookURL      string        // ALERT_WEBHOOK_URL
 	SpoolDir             string        // FULFILLMENT_SPOOL_DIR
 	NewInstanceWait      time.Duration // NEWINSTANCE_WAIT
+	TenantRetryLimit     time.Duration // PROVISIONER_RETRY_LIMIT
 
 	// Pay-per-use.
 	UsageToken            Secret        // FULFILLMENT_USAGE_TOKEN
@@ -88,6 +89,7 @@ var defaults = map[string]string{
 	"KOOGALLERY_APPINFO_ENCRYPTION": string(api.EncryptAES256),
 	"KOOGALLERY_API_URL":            "https://mkt.myhuaweicloud.com",
 	"PROVISIONER":                   "demo",
+	"PROVISIONER_RETRY_LIMIT":       "1h",
 	"LOG_LEVEL":                     "info",
 	"LOG_FORMAT":                    "json",
 	"EMULATOR_ADDR":                 ":8090",
@@ -113,7 +115,7 @@ var EnvVars = []string{
 	"HTTP_ADDR", "PUBLIC_URL", "DATABASE_URL", "TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE",
 	"TEMPORAL_TASK_QUEUE", "KOOGALLERY_ACCESS_KEY", "KOOGALLERY_APPINFO_ENCRYPTION",
 	"FULFILLMENT_ADMIN_TOKEN", "KOOGALLERY_API_URL", "KOOGALLERY_API_FALLBACK_URL",
-	"KOOGALLERY_AK", "KOOGALLERY_SK", "PROVISIONER", "PROVISIONER_KEY", "LOG_LEVEL",
+	"KOOGALLERY_AK", "KOOGALLERY_SK", "PROVISIONER", "PROVISIONER_KEY", "PROVISIONER_RETRY_LIMIT", "LOG_LEVEL",
 	"LOG_FORMAT", "LIFECYCLE_FREEZE_GRACE", "LIFECYCLE_RETENTION",
 	"LIFECYCLE_RELEASE_POLICY", "SUPERVISION_SYNC_DELAY", "SUPERVISED_PRODUCTS", "DEBUG_INSTANCE_TTL",
 	"ALERT_WEBHOOK_URL", "FULFILLMENT_SPOOL_DIR", "NEWINSTANCE_WAIT",
@@ -171,7 +173,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		"SUPERVISION_SYNC_DELAY": &c.SupervisionSyncDelay, "DEBUG_INSTANCE_TTL": &c.DebugTTL,
 		"EMULATOR_RETENTION": &c.EmulatorRetention, "EMULATOR_SUPERVISION_DELAY": &c.EmulatorSupervisionDelay,
 		"NEWINSTANCE_WAIT": &c.NewInstanceWait, "METERING_PERIOD": &c.MeteringPeriod,
-		"METERING_PUSH_DELAY": &c.MeteringPushDelay,
+		"METERING_PUSH_DELAY": &c.MeteringPushDelay, "PROVISIONER_RETRY_LIMIT": &c.TenantRetryLimit,
 	} {
 		d, err := time.ParseDuration(get(name))
 		if err != nil || d < 0 {
@@ -179,6 +181,9 @@ func loadConfig(getenv func(string) string) (Config, error) {
 			continue
 		}
 		*into = d
+	}
+	if c.TenantRetryLimit < time.Second {
+		problems = append(problems, "PROVISIONER_RETRY_LIMIT must be at least 1s")
 	}
 	if c.NewInstanceWait > 15*time.Second {
 		problems = append(problems, "NEWINSTANCE_WAIT must leave time under KooGallery's 20 s timeout: at most 15s")

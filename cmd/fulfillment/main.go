@@ -25,6 +25,7 @@ Commands:
   sign          sign a request body like the marketplace (SPEC §2.2); prints the query string
   decrypt       decrypt an appInfo field (SPEC §2.6) with the access key
   emulator      KooGallery, played locally: 'fulfillment emulator help'
+  bench         fire signed callbacks at a running server and measure it: 'fulfillment bench -h'
   help          show this text
 
 Configuration comes from environment variables; README.md lists them all.
@@ -58,6 +59,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runDecrypt(rest, getenv, stdout)
 	case "emulator":
 		return runEmulator(ctx, rest, getenv, stdout)
+	case "bench":
+		return runBench(ctx, rest, getenv, stdout)
 	}
 	cfg, err := loadConfig(getenv)
 	if err != nil {

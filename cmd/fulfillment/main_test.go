@@ -48,6 +48,7 @@ func TestConfigRejectsBadValues(t *testing.T) {
 		"push delay as long as the period":     {"METERING_PERIOD": "10s", "METERING_PUSH_DELAY": "10s"},
 		"push delay past the collection":       {"METERING_PUSH_DELAY": "3h", "METERING_PERIOD": "24h"},
 		"usage token equal to the admin token": {"FULFILLMENT_USAGE_TOKEN": "t", "FULFILLMENT_ADMIN_TOKEN": "t"},
+		"no retries of the application":        {"PROVISIONER_RETRY_LIMIT": "0s"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := loadConfig(env(vars))

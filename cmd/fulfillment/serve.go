@@ -74,10 +74,28 @@ func runServe(ctx context.Context, cfg Config, log *slog.Logger, withAPI, withWo
 		}
 	}
 
+	// The API serves /metrics. Its registry exists before the Temporal
+	// client so that the SDK's own metrics (requests, workflow and activity
+	// tasks, slots, of the client and the worker sharing it) are served
+	// there too. A worker alone has no HTTP listener, hence no handler.
+	var metrics *api.Metrics
+	spool := &inbox.Spool{Dir: cfg.SpoolDir}
+	var sdkMetrics client.MetricsHandler
+	if withAPI {
+		metrics = api.NewMetrics(nil, api.Gauges{
+			RelayBacklog: db.UndeliveredCount, InstancesByState: db.CountByState, SpoolBacklog: spool.Backlog,
+			UsagePending: db.PendingUsageCount,
+		})
+		handler, closer := worker.NewMetricsHandler(metrics.Registry(), log)
+		defer closer.Close() // after tc.Close: deferred calls run last first
+		sdkMetrics = handler
+	}
+
 	tc, err := client.NewLazyClient(client.Options{
-		HostPort:  cfg.TemporalAddress,
-		Namespace: cfg.TemporalNamespace,
-		Logger:    sdklog.NewStructuredLogger(log.With("component", "temporal")),
+		HostPort:       cfg.TemporalAddress,
+		Namespace:      cfg.TemporalNamespace,
+		Logger:         sdklog.NewStructuredLogger(log.With("component", "temporal")),
+		MetricsHandler: sdkMetrics,
 	})
 	if err != nil {
 		return fmt.Errorf("temporal client: %w", err)
@@ -108,6 +126,7 @@ func runServe(ctx context.Context, cfg Config, log *slog.Logger, withAPI, withWo
 				SupervisedProducts: cfg.SupervisedProducts,
 				MeteringPeriod:     cfg.MeteringPeriod, MeteringDailyProducts: cfg.MeteringDailyProducts,
 				MeteringPushDelay: cfg.MeteringPushDelay,
+				TenantRetryLimit:  cfg.TenantRetryLimit,
 			},
 			Alerts: activities.Alerter{WebhookURL: cfg.AlertWebhookURL},
 			Usage:  activities.OpenAPIUsagePusher{Client: orders, AccessKey: string(cfg.AccessKey)},
@@ -121,7 +140,6 @@ func runServe(ctx context.Context, cfg Config, log *slog.Logger, withAPI, withWo
 
 	if withAPI {
 		ib := &inbox.Inbox{Store: db, Temporal: tc, TaskQueue: cfg.TaskQueue, Logger: log, DirectGrace: relayDirectGrace}
-		spool := &inbox.Spool{Dir: cfg.SpoolDir}
 		var demo http.Handler
 		if cfg.Provisioner == "demo" {
 			demo = provisioner.DemoHandler(db)
@@ -136,10 +154,7 @@ func runServe(ctx context.Context, cfg Config, log *slog.Logger, withAPI, withWo
 			Spool:           spool,
 			DemoTenants:     demo,
 			Logger:          log,
-			Metrics: api.NewMetrics(nil, api.Gauges{
-				RelayBacklog: db.UndeliveredCount, InstancesByState: db.CountByState, SpoolBacklog: spool.Backlog,
-				UsagePending: db.PendingUsageCount,
-			}),
+			Metrics:         metrics,
 		})
 		if cfg.AdminToken == "" {
 			log.Warn("FULFILLMENT_ADMIN_TOKEN is not set: the admin API answers 401 to every call")

@@ -6,6 +6,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/fulfillment-server/fulfillment/internal/benchenv"
 	"github.com/fulfillment-server/fulfillment/store"
 )
 
@@ -16,13 +17,13 @@ import (
 // instances and no usage, close runs from one holding the whole hour of
 // usage as the intake left it.
 func benchmark(ctx context.Context, cfg config, log io.Writer) (*report, error) {
-	pg, err := openCluster(ctx, cfg.DatabaseURL)
+	pg, err := benchenv.OpenCluster(ctx, cfg.DatabaseURL, "benchusage")
 	if err != nil {
 		return nil, err
 	}
-	defer pg.close()
+	defer pg.Close()
 	rep := &report{cfg: cfg, date: time.Now().UTC(), intake: map[int][]intakeRun{}, close: map[int][]closeRun{}}
-	if rep.machine, err = describeMachine(ctx, pg, cfg.TemporalCLI); err != nil {
+	if rep.machine, err = benchenv.DescribeMachine(ctx, pg, cfg.TemporalCLI); err != nil {
 		return nil, err
 	}
 
@@ -42,18 +43,18 @@ func benchmark(ctx context.Context, cfg config, log io.Writer) (*report, error) 
 	var loaded string // the database the last intake filled
 	for run := 1; run <= cfg.Runs; run++ {
 		for _, clients := range cfg.Clients {
-			db, err := pg.create(ctx, empty)
+			db, err := pg.Create(ctx, empty)
 			if err != nil {
 				return nil, err
 			}
-			r, err := measureIntake(ctx, pg.url(db), load, clients, cfg.Resend)
+			r, err := measureIntake(ctx, pg.URL(db), load, clients, cfg.Resend)
 			if err != nil {
 				return nil, fmt.Errorf("intake with %d clients: %w", clients, err)
 			}
 			fmt.Fprintf(log, "Intake run %d, %d clients: %s\n", run, clients, r)
 			rep.intake[clients] = append(rep.intake[clients], r)
 			if loaded != "" {
-				if err := pg.drop(ctx, loaded); err != nil {
+				if err := pg.Drop(ctx, loaded); err != nil {
 					return nil, err
 				}
 			}
@@ -62,58 +63,58 @@ func benchmark(ctx context.Context, cfg config, log io.Writer) (*report, error) 
 	}
 	// Autovacuum would have visited the table during the hour; this server
 	// may have it off, so do its work before the close is timed.
-	if err := pg.vacuum(ctx, loaded); err != nil {
+	if err := pg.Vacuum(ctx, loaded); err != nil {
 		return nil, err
 	}
 
 	for run := 1; run <= cfg.Runs; run++ {
 		for _, workers := range cfg.Workers {
-			db, err := pg.create(ctx, loaded)
+			db, err := pg.Create(ctx, loaded)
 			if err != nil {
 				return nil, err
 			}
-			r, err := measureClose(ctx, pg.url(db), load, workers)
+			r, err := measureClose(ctx, pg.URL(db), load, workers)
 			if err != nil {
 				return nil, fmt.Errorf("close with %d workers: %w", workers, err)
 			}
 			fmt.Fprintf(log, "Close run %d, %d workers: %s\n", run, workers, r)
 			rep.close[workers] = append(rep.close[workers], r)
-			if err := pg.drop(ctx, db); err != nil {
+			if err := pg.Drop(ctx, db); err != nil {
 				return nil, err
 			}
 		}
 	}
 
 	for run := 1; cfg.TemporalCLI != "" && run <= cfg.TemporalRuns; run++ {
-		db, err := pg.create(ctx, loaded)
+		db, err := pg.Create(ctx, loaded)
 		if err != nil {
 			return nil, err
 		}
-		r, err := measureTemporal(ctx, pg.url(db), cfg.TemporalCLI, load, cfg.TemporalInstances, cfg.TemporalLead)
+		r, err := measureTemporal(ctx, pg.URL(db), cfg.TemporalCLI, load, cfg.TemporalInstances, cfg.TemporalLead)
 		if err != nil {
 			return nil, fmt.Errorf("close through Temporal: %w", err)
 		}
 		fmt.Fprintf(log, "Close through Temporal, run %d: %s\n", run, r)
 		rep.temporal = append(rep.temporal, r)
-		if err := pg.drop(ctx, db); err != nil {
+		if err := pg.Drop(ctx, db); err != nil {
 			return nil, err
 		}
 	}
-	rep.machine.LoadAfter = loadAverage()
+	rep.machine.LoadAfter = benchenv.LoadAverage()
 	return rep, nil
 }
 
 // prepareInstances creates a migrated database holding the instances, active
 // and pay-per-use in the read model, and returns its name.
-func prepareInstances(ctx context.Context, pg *cluster, ids []string) (string, error) {
-	name, err := pg.create(ctx, "")
+func prepareInstances(ctx context.Context, pg *benchenv.Cluster, ids []string) (string, error) {
+	name, err := pg.Create(ctx, "")
 	if err != nil {
 		return "", err
 	}
-	if err := addInstances(ctx, pg.url(name), ids); err != nil {
+	if err := addInstances(ctx, pg.URL(name), ids); err != nil {
 		return "", fmt.Errorf("create instances: %w", err)
 	}
-	return name, pg.vacuum(ctx, name)
+	return name, pg.Vacuum(ctx, name)
 }
 
 // addInstances migrates the database and records the instances as the API
@@ -129,7 +130,7 @@ func addInstances(ctx context.Context, url string, ids []string) error {
 	if _, err := db.Migrate(ctx); err != nil {
 		return err
 	}
-	return parallel(ctx, len(ids), 8, func(ctx context.Context, i int) error {
+	return benchenv.Parallel(ctx, len(ids), 8, func(ctx context.Context, i int) error {
 		id, order := ids[i], "CS-"+ids[i]
 		line := order + "-000001"
 		if _, err := db.RecordNewInstance(ctx, id, store.NewCallback{
@@ -145,40 +146,4 @@ func addInstances(ctx context.Context, url string, ids []string) error {
 		}, nil)
 		return err
 	})
-}
-
-// parallel calls fn for every i in [0, n) from the given number of
-// goroutines, and stops at the first error.
-func parallel(ctx context.Context, n, goroutines int, fn func(ctx context.Context, i int) error) error {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	next := make(chan int)
-	done := make(chan struct{})
-	for range goroutines {
-		go func() {
-			defer func() { done <- struct{}{} }()
-			for i := range next {
-				if err := fn(ctx, i); err != nil {
-					cancel(err)
-					return
-				}
-			}
-		}()
-	}
-feed:
-	for i := range n {
-		select {
-		case next <- i:
-		case <-ctx.Done():
-			break feed
-		}
-	}
-	close(next)
-	for range goroutines {
-		<-done
-	}
-	if ctx.Err() != nil {
-		return context.Cause(ctx)
-	}
-	return nil
 }

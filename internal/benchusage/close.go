@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/fulfillment-server/fulfillment/activities"
+	"github.com/fulfillment-server/fulfillment/internal/benchenv"
 	"github.com/fulfillment-server/fulfillment/koogallery"
 	"github.com/fulfillment-server/fulfillment/koogallery/mockapi"
 	"github.com/fulfillment-server/fulfillment/store"
@@ -112,7 +113,7 @@ func measureClose(ctx context.Context, dbURL string, load *workload, workers int
 	var closed, pushed atomic.Int64
 	latencies := make([]time.Duration, len(load.instances))
 	start := time.Now()
-	err = parallel(ctx, len(load.instances), workers, func(ctx context.Context, i int) error {
+	err = benchenv.Parallel(ctx, len(load.instances), workers, func(ctx context.Context, i int) error {
 		t := time.Now()
 		c, err := acts.CloseUsagePeriods(ctx, workflows.ClosePeriodsInput{
 			InstanceID: load.instances[i], Periods: period, Billable: true, At: t,
@@ -144,11 +145,6 @@ func measureClose(ctx context.Context, dbURL string, load *workload, workers int
 		return closeRun{}, err
 	}
 	slices.Sort(latencies)
-	r.P50, r.P95 = percentile(latencies, 50), percentile(latencies, 95)
+	r.P50, r.P95 = benchenv.Percentile(latencies, 50), benchenv.Percentile(latencies, 95)
 	return r, nil
-}
-
-// percentile of sorted durations, nearest rank.
-func percentile(sorted []time.Duration, q int) time.Duration {
-	return sorted[(len(sorted)*q+99)/100-1]
 }

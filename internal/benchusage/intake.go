@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/fulfillment-server/fulfillment/api"
+	"github.com/fulfillment-server/fulfillment/internal/benchenv"
 	"github.com/fulfillment-server/fulfillment/koogallery"
 	"github.com/fulfillment-server/fulfillment/store"
 )
@@ -139,7 +140,7 @@ func measureIntake(ctx context.Context, dbURL string, load *workload, clients, r
 	if first.accepted != load.records || first.duplicates != 0 {
 		return intakeRun{}, fmt.Errorf("%d records sent, %d accepted and %d duplicates", load.records, first.accepted, first.duplicates)
 	}
-	r.Stored, r.Elapsed, r.P50, r.P95 = first.accepted, first.elapsed, percentile(first.latencies, 50), percentile(first.latencies, 95)
+	r.Stored, r.Elapsed, r.P50, r.P95 = first.accepted, first.elapsed, benchenv.Percentile(first.latencies, 50), benchenv.Percentile(first.latencies, 95)
 
 	n := min(resend, len(load.bodies))
 	again, err := c.postAll(ctx, load.bodies[:n], clients)
@@ -170,7 +171,7 @@ func (c *usageClient) postAll(ctx context.Context, bodies [][]byte, clients int)
 	answers := make([]usageAnswer, len(bodies))
 	latencies := make([]time.Duration, len(bodies))
 	start := time.Now()
-	err := parallel(ctx, len(bodies), clients, func(ctx context.Context, i int) error {
+	err := benchenv.Parallel(ctx, len(bodies), clients, func(ctx context.Context, i int) error {
 		t := time.Now()
 		a, err := c.post(ctx, bodies[i])
 		latencies[i], answers[i] = time.Since(t), a

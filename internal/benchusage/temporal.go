@@ -15,6 +15,7 @@ import (
 	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/fulfillment-server/fulfillment/activities"
+	"github.com/fulfillment-server/fulfillment/internal/benchenv"
 	"github.com/fulfillment-server/fulfillment/store"
 	"github.com/fulfillment-server/fulfillment/worker"
 	"github.com/fulfillment-server/fulfillment/workflows"
@@ -96,7 +97,7 @@ func measureTemporal(ctx context.Context, dbURL, cli string, load *workload, n i
 	start := time.Now()
 	due := start.Add(lead)
 	in := workflows.MeteringInput{Period: time.Hour, PushDelay: due.Sub(load.hour.Add(time.Hour)), From: load.hour}
-	err = parallel(ctx, len(ids), 16, func(ctx context.Context, i int) error {
+	err = benchenv.Parallel(ctx, len(ids), 16, func(ctx context.Context, i int) error {
 		in := in
 		in.InstanceID = ids[i]
 		_, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{

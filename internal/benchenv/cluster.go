@@ -1,4 +1,8 @@
-package main
+// Package benchenv is what the benchmark programs (make bench, make
+// bench-usage) share: databases of their own on a Postgres server, a
+// description of the machine, bounded parallelism, percentiles and the
+// sections they own in docs/benchmarks.md.
+package benchenv
 
 import (
 	"context"
@@ -13,9 +17,9 @@ import (
 	_ "github.com/lib/pq" // the Postgres driver
 )
 
-// cluster creates, copies and drops the benchmark's databases on one
-// Postgres server; whatever it created is dropped by close.
-type cluster struct {
+// Cluster creates, copies and drops a benchmark's databases on one Postgres
+// server; whatever it created is dropped by Close.
+type Cluster struct {
 	admin   *sql.DB
 	server  url.URL
 	prefix  string
@@ -23,10 +27,12 @@ type cluster struct {
 	created []string // the ones not dropped yet
 }
 
-func openCluster(ctx context.Context, rawURL string) (*cluster, error) {
+// OpenCluster connects to the Postgres server of rawURL; the databases it
+// creates are named prefix_<random>_<n>.
+func OpenCluster(ctx context.Context, rawURL, prefix string) (*Cluster, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("parse -database: %w", err)
+		return nil, fmt.Errorf("parse the database URL: %w", err)
 	}
 	admin, err := sql.Open("postgres", rawURL)
 	if err != nil {
@@ -38,19 +44,22 @@ func openCluster(ctx context.Context, rawURL string) (*cluster, error) {
 	}
 	suffix := make([]byte, 4)
 	_, _ = rand.Read(suffix)
-	return &cluster{admin: admin, server: *u, prefix: "benchusage_" + hex.EncodeToString(suffix)}, nil
+	return &Cluster{admin: admin, server: *u, prefix: prefix + "_" + hex.EncodeToString(suffix)}, nil
 }
 
-// url is the connection string of one of the cluster's databases.
-func (c *cluster) url(name string) string {
+// Admin is the connection to the server's maintenance database.
+func (c *Cluster) Admin() *sql.DB { return c.admin }
+
+// URL is the connection string of one of the cluster's databases.
+func (c *Cluster) URL(name string) string {
 	u := c.server
 	u.Path = "/" + name
 	return u.String()
 }
 
-// create creates an empty database, or a copy of template when one is
+// Create creates an empty database, or a copy of template when one is
 // named, and returns its name.
-func (c *cluster) create(ctx context.Context, template string) (string, error) {
+func (c *Cluster) Create(ctx context.Context, template string) (string, error) {
 	c.made++
 	name := fmt.Sprintf("%s_%d", c.prefix, c.made)
 	stmt := "CREATE DATABASE " + name
@@ -66,11 +75,11 @@ func (c *cluster) create(ctx context.Context, template string) (string, error) {
 	return name, nil
 }
 
-// vacuum does what autovacuum does after a bulk load, so that the
+// Vacuum does what autovacuum does after a bulk load, so that the
 // measurements see the statistics and visibility map of a database in
 // service.
-func (c *cluster) vacuum(ctx context.Context, name string) error {
-	db, err := sql.Open("postgres", c.url(name))
+func (c *Cluster) Vacuum(ctx context.Context, name string) error {
+	db, err := sql.Open("postgres", c.URL(name))
 	if err != nil {
 		return err
 	}
@@ -81,7 +90,8 @@ func (c *cluster) vacuum(ctx context.Context, name string) error {
 	return nil
 }
 
-func (c *cluster) drop(ctx context.Context, name string) error {
+// Drop drops one of the cluster's databases.
+func (c *Cluster) Drop(ctx context.Context, name string) error {
 	if _, err := c.admin.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
 		return fmt.Errorf("drop database %s: %w", name, err)
 	}
@@ -89,13 +99,13 @@ func (c *cluster) drop(ctx context.Context, name string) error {
 	return nil
 }
 
-// close drops every database still there, even when the benchmark was
+// Close drops every database still there, even when the benchmark was
 // interrupted.
-func (c *cluster) close() {
+func (c *Cluster) Close() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	for _, name := range slices.Clone(c.created) {
-		_ = c.drop(ctx, name)
+		_ = c.Drop(ctx, name)
 	}
 	c.admin.Close()
 }

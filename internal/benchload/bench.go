@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/fulfillment-server/fulfillment/internal/benchenv"
+	"github.com/fulfillment-server/fulfillment/loadgen"
+)
+
+// report holds every measurement of a run.
+type report struct {
+	cfg       config
+	date      time.Time
+	machine   benchenv.Machine
+	temporal  string
+	sustained loadgen.MixResult
+	// sustainedInstances is how many lives the latency run played.
+	sustainedInstances int
+	flatOut            loadgen.MixResult
+	ceiling            loadgen.CeilingResult
+	storm              *loadgen.StormResult
+	stormErr           error
+}
+
+// callbacksPerLife is what one life of a Mix sends on average: seven
+// callbacks, and the redelivered ones among the five that change things.
+func callbacksPerLife(redeliver float64) float64 { return 7 + loadgen.Changes*redeliver }
+
+// benchmark brings the stack up and measures.
+func benchmark(ctx context.Context, cfg config, progress io.Writer) (*report, error) {
+	pg, err := benchenv.OpenCluster(ctx, cfg.DatabaseURL, "benchload")
+	if err != nil {
+		return nil, err
+	}
+	defer pg.Close()
+	rep := &report{cfg: cfg, date: time.Now().UTC()}
+	if rep.machine, err = benchenv.DescribeMachine(ctx, pg, ""); err != nil {
+		return nil, err
+	}
+	work, err := os.MkdirTemp("", "benchload-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(work)
+	orders := loadgen.NewOrders()
+	s, err := startStack(ctx, cfg, pg, orders, work)
+	if err != nil {
+		return nil, err
+	}
+	defer s.stop()
+	rep.temporal = s.temporalVersion
+	say := func(format string, args ...any) {
+		fmt.Fprintf(progress, time.Now().Format("15:04:05 ")+format+"\n", args...)
+	}
+
+	rep.sustainedInstances = int(cfg.SustainedRate * cfg.SustainedFor.Seconds() / callbacksPerLife(cfg.Redeliver))
+	say("latency run: %d lives at %.0f callbacks/s", rep.sustainedInstances, cfg.SustainedRate)
+	rep.sustained, err = loadgen.RunMix(ctx, s.target, loadgen.Mix{
+		Instances: rep.sustainedInstances, Concurrency: 256, Rate: cfg.SustainedRate, Redeliver: cfg.Redeliver,
+		OrderPrefix: "SUSTAINED", Patience: 10 * time.Minute,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("latency run: %w", err)
+	}
+	say("  %s", describeMix(rep.sustained))
+
+	say("flat-out run: %d lives, %d clients", cfg.Mix, cfg.Concurrency)
+	rep.flatOut, err = loadgen.RunMix(ctx, s.target, loadgen.Mix{
+		Instances: cfg.Mix, Concurrency: cfg.Concurrency, Redeliver: cfg.Redeliver,
+		OrderPrefix: "FLATOUT", Patience: 15 * time.Minute,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("flat-out run: %w", err)
+	}
+	say("  %s", describeMix(rep.flatOut))
+
+	say("ceiling: %d bare SignalWithStart calls, %d clients", cfg.Mix*loadgen.Changes, cfg.Concurrency)
+	rep.ceiling, err = loadgen.RunCeiling(ctx, s.temporal, loadgen.Ceiling{
+		Instances: cfg.Mix, Concurrency: cfg.Concurrency, TaskQueue: "loadgen-ceiling", Patience: 15 * time.Minute,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ceiling: %w", err)
+	}
+	say("  sent %.0f/s, applied %.0f/s, %d errors", rep.ceiling.SentRate(), rep.ceiling.AppliedRate(), rep.ceiling.Errors)
+
+	if cfg.Storm > 0 {
+		expireAt := time.Now().Add(cfg.StormLead).Truncate(time.Second)
+		orders.ExpireAt("STORM", expireAt)
+		say("storm: %d instances expiring at %s", cfg.Storm, expireAt.Format(time.TimeOnly))
+		st, err := loadgen.RunStorm(ctx, s.target, loadgen.Storm{
+			Instances: cfg.Storm, Concurrency: cfg.Concurrency, OrderPrefix: "STORM", ExpireAt: expireAt,
+			Spread: 50 * time.Second, Patience: 30 * time.Minute,
+		})
+		rep.storm, rep.stormErr = &st, err
+		if err != nil {
+			say("  storm: %v", err)
+		} else {
+			say("  all active after %s; FREEZE p99 %s max %s; all frozen after %s",
+				st.AllActive.Round(time.Second), st.Freeze.ByKind["FREEZE"].P99, st.Freeze.ByKind["FREEZE"].Max, st.AllFrozen.Round(time.Second))
+		}
+	}
+	rep.machine.LoadAfter = benchenv.LoadAverage()
+	return rep, nil
+}
+
+func describeMix(r loadgen.MixResult) string {
+	all := r.ByKind["all"]
+	return fmt.Sprintf("%d answers at %.0f/s, p50 %s p99 %s max %s; codes %v; all applied after %s; %d checked, %d lost, %d duplicated",
+		r.Answers, r.Rate(), all.P50, all.P99, all.Max, r.Codes, r.Applied.Round(time.Millisecond), r.Checked, r.Lost, r.Duplicated)
+}

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/fulfillment-server/fulfillment/internal/benchenv"
+	"github.com/fulfillment-server/fulfillment/internal/testenv"
+	"github.com/fulfillment-server/fulfillment/loadgen"
+)
+
+// TestBenchmarkSmall runs every measurement of make bench at a small size,
+// against the built server, real Postgres and a Temporal dev server, so
+// that the benchmark keeps working; the checks are the ones the full run's
+// figures rely on: every life applied, nothing lost or applied twice,
+// every storm FREEZE answered and every tenant frozen.
+func TestBenchmarkSmall(t *testing.T) {
+	cfg := config{
+		DatabaseURL: testenv.AdminURL(), Temporal: "dev", TemporalCLI: testenv.TemporalCLI(t),
+		SustainedRate: 20, SustainedFor: 2 * time.Second, Mix: 6, Concurrency: 4, Redeliver: 0.5,
+		Storm: 8, StormLead: 12 * time.Second, Command: "go run ./internal/benchload (test)",
+	}
+	rep, err := benchmark(t.Context(), cfg, io.Discard)
+	require.NoError(t, err)
+
+	for name, r := range map[string]loadgen.MixResult{"latency run": rep.sustained, "flat-out run": rep.flatOut} {
+		require.Positive(t, r.Applied, "%s: every life applied", name)
+		require.Zero(t, r.Lost, name)
+		require.Zero(t, r.Duplicated, name)
+		for code := range r.Codes {
+			require.Contains(t, []string{"000000", "000004"}, code, "%s: only success, or queryInstance before the tenant exists", name)
+		}
+	}
+	require.Equal(t, 4, rep.sustainedInstances, "20 callbacks/s for 2 s, 9.5 callbacks a life")
+	require.Equal(t, 6, rep.flatOut.Checked)
+	require.Equal(t, 6*loadgen.Changes, rep.ceiling.Signals)
+	require.Zero(t, rep.ceiling.Errors)
+	require.Positive(t, rep.ceiling.Applied, "every ceiling workflow received its signals")
+
+	require.NoError(t, rep.stormErr)
+	require.Equal(t, 8, rep.storm.Freeze.Codes["000000"], "every FREEZE answered 000000")
+	require.Equal(t, int64(8), rep.storm.Frozen)
+	require.Positive(t, rep.storm.AllFrozen)
+
+	// The report replaces its own section and keeps the rest of the file.
+	md := rep.markdown()
+	require.Contains(t, md, "| **all** |")
+	require.Contains(t, md, "**Ratio:**")
+	require.True(t, strings.HasSuffix(md, "<!-- bench-dev: end -->\n"))
+	path := filepath.Join(t.TempDir(), "benchmarks.md")
+	require.NoError(t, os.WriteFile(path, []byte("# Benchmarks\n\n## Other\n\nkept\n"), 0o644))
+	begin, end := markers("dev")
+	require.NoError(t, benchenv.WriteSection(path, begin, end, md))
+	require.NoError(t, benchenv.WriteSection(path, begin, end, md))
+	got, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.Equal(t, "# Benchmarks\n\n## Other\n\nkept\n\n"+md, string(got))
+}

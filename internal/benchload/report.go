@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/fulfillment-server/fulfillment/internal/benchenv"
+	"github.com/fulfillment-server/fulfillment/loadgen"
+)
+
+// run measures, prints the report and writes it into cfg.Write.
+func run(ctx context.Context, cfg config) error {
+	rep, err := benchmark(ctx, cfg, os.Stderr)
+	if err != nil {
+		return err
+	}
+	section := rep.markdown()
+	fmt.Print(section)
+	if cfg.Write == "" {
+		return nil
+	}
+	begin, end := markers(cfg.Temporal)
+	if err := benchenv.WriteSection(cfg.Write, begin, end, section); err != nil {
+		return err
+	}
+	fmt.Fprintln(os.Stderr, "Wrote", cfg.Write)
+	return nil
+}
+
+// markers delimit the section a run owns: one per Temporal server.
+func markers(temporal string) (begin, end string) {
+	return "<!-- bench-" + temporal + ": begin (written by make bench; edits inside are overwritten) -->",
+		"<!-- bench-" + temporal + ": end -->"
+}
+
+var kinds = []string{"newInstance", "queryInstance", "refreshInstance", "FREEZE", "UNFREEZE", "releaseInstance", "all"}
+
+func (r *report) markdown() string {
+	var b strings.Builder
+	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	cfg := r.cfg
+	begin, end := markers(cfg.Temporal)
+	title := map[string]string{"dev": "the Temporal dev server", "postgres": "the Temporal server on Postgres"}[cfg.Temporal]
+	p("%s\n## Production interface under load: %s\n\n", begin, title)
+	p("Measured %s with `%s`; `make bench` (dev server) or `make bench-postgres` measures again and rewrites this section.\n\n",
+		r.date.Format("2006-01-02 15:04 MST"), cfg.Command)
+	p("**Machine:** %d cores (%s), %s/%s, load average %s when the run began and %s when it ended (a shared machine); %s; "+
+		"PostgreSQL %s; Temporal %s. Everything — the load generator, `fulfillment serve` (API and worker in one process, "+
+		"default settings, demo provisioner), Postgres, Temporal and the mock open API — runs on this one machine.\n\n",
+		r.machine.Cores, r.machine.CPU, runtime.GOOS, runtime.GOARCH, r.machine.LoadBefore, r.machine.LoadAfter,
+		runtime.Version(), r.machine.Postgres, r.temporal)
+	p("**Workload:** whole purchase lives, each instance's callbacks in order — newInstance, queryInstance, refreshInstance "+
+		"(RENEWAL), FREEZE, UNFREEZE, queryInstance, releaseInstance — many instances side by side; %.0f %% of the callbacks "+
+		"that change something (and of the newInstance calls, with a new businessId) are sent twice, as KooGallery does when "+
+		"it misses an answer. Each call is signed (SPEC §2.2) and each answer's Body-Sign checked. Latency runs from the "+
+		"moment a call was due, so a server that falls behind cannot hide its queue. *Applied* means the instance workflow "+
+		"has carried out the callback and written the read model: the run waits until every instance is released, then "+
+		"reads every timeline and counts callbacks lost (answered `000000`, never applied) and applied twice.\n\n",
+		cfg.Redeliver*100)
+
+	p("### Answer latency at %.0f callbacks/s sustained\n\n", cfg.SustainedRate)
+	p("%d lives, %d callbacks offered at %.0f a second for %s (open loop, up to 256 in flight); answered at %.0f/s.\n\n",
+		r.sustainedInstances, r.sustained.Answers, cfg.SustainedRate, cfg.SustainedFor, r.sustained.Rate())
+	latencyTable(p, r.sustained.Summary)
+	p("Result codes: %s. All applied %s after the first call; %d instances checked, %d callbacks lost, %d applied twice.\n\n",
+		codes(r.sustained.Codes), seconds(r.sustained.Applied), r.sustained.Checked, r.sustained.Lost, r.sustained.Duplicated)
+
+	applied := r.flatOut.AppliedRate(cfg.Mix)
+	p("### Throughput flat out, against the raw Temporal ceiling\n\n")
+	p("%d lives sent by %d clients as fast as they are answered; then, on the same Temporal server, %d bare "+
+		"`SignalWithStart` calls (%d to each of %d workflows that only receive them, the same shape as the lives' %d changing "+
+		"callbacks) from %d clients.\n\n", cfg.Mix, cfg.Concurrency, r.ceiling.Signals, loadgen.Changes, cfg.Mix, cfg.Mix*loadgen.Changes, cfg.Concurrency)
+	p("| | calls | answered/s | p50 | p99 | max | all applied after | applied/s |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	all := r.flatOut.ByKind["all"]
+	p("| fulfillment server (`/produce`) | %d | %.0f | %s | %s | %s | %s | %.0f changing callbacks/s |\n",
+		r.flatOut.Answers, r.flatOut.Rate(), ms(all.P50), ms(all.P99), ms(all.Max), seconds(r.flatOut.Applied), applied)
+	p("| bare SignalWithStart (ceiling) | %d | %.0f | %s | %s | %s | %s | %.0f signals/s |\n\n",
+		r.ceiling.Signals, r.ceiling.SentRate(), ms(r.ceiling.Latency.P50), ms(r.ceiling.Latency.P99), ms(r.ceiling.Latency.Max),
+		seconds(r.ceiling.Applied), r.ceiling.AppliedRate())
+	ratio := 0.0
+	if r.ceiling.AppliedRate() > 0 {
+		ratio = applied / r.ceiling.AppliedRate()
+	}
+	p("**Ratio:** the server applied %.0f changing callbacks a second, %.0f %% of the ceiling's %.0f signals a second "+
+		"(target ≥ 80 %%). Result codes: %s; %d instances checked, %d callbacks lost, %d applied twice; ceiling errors: %d.\n\n",
+		applied, ratio*100, r.ceiling.AppliedRate(), codes(r.flatOut.Codes), r.flatOut.Checked, r.flatOut.Lost, r.flatOut.Duplicated, r.ceiling.Errors)
+	p("Per callback type, flat out:\n\n")
+	latencyTable(p, r.flatOut.Summary)
+
+	if cfg.Storm > 0 && r.storm != nil {
+		st := r.storm
+		p("### Expiry storm: %d instances expiring in the same minute\n\n", cfg.Storm)
+		p("%d monthly purchases (newInstance from %d clients) whose orders all expire at the same minute; at that minute "+
+			"the instance workflows' expiry timers fire together and KooGallery's FREEZE for every one of them arrives, "+
+			"evenly spread over 50 s.\n\n", cfg.Storm, cfg.Concurrency)
+		fr := st.Freeze.ByKind["FREEZE"]
+		p("| step | figure |\n|---|---|\n")
+		p("| buying: all %d active after | %s (%d newInstance answered at %.0f/s, p99 %s) |\n", cfg.Storm, seconds(st.AllActive),
+			st.Create.Answers, st.Create.Rate(), ms(st.Create.ByKind["newInstance"].P99))
+		p("| FREEZE answers | %d: %s |\n", fr.Count, codes(st.Freeze.Codes))
+		p("| FREEZE answer p50 / p99 / max | %s / %s / %s |\n", ms(fr.P50), ms(fr.P99), ms(fr.Max))
+		p("| FREEZE answered over 1 s | %d (target 0) |\n", fr.OverOneSecond)
+		p("| all tenants frozen after the first FREEZE | %s (%d frozen; target ≤ 5 min) |\n\n", seconds(st.AllFrozen), st.Frozen)
+		if r.stormErr != nil {
+			p("The storm did not finish: %v.\n\n", r.stormErr)
+		}
+	}
+	p("%s\n", end)
+	return b.String()
+}
+
+func latencyTable(p func(string, ...any), s loadgen.Summary) {
+	p("| callback | answers | p50 | p99 | max | over 50 ms |\n|---|---:|---:|---:|---:|---:|\n")
+	for _, k := range kinds {
+		l, ok := s.ByKind[k]
+		if !ok {
+			continue
+		}
+		name := "`" + k + "`"
+		if k == "all" {
+			name = "**all**"
+		}
+		p("| %s | %d | %s | %s | %s | %d |\n", name, l.Count, ms(l.P50), ms(l.P99), ms(l.Max), l.OverFiftyMilli)
+	}
+	p("\n")
+}
+
+// codes lists the answers by result code, most frequent first.
+func codes(c map[string]int) string {
+	keys := make([]string, 0, len(c))
+	for k := range c {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b string) int { return c[b] - c[a] })
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		out[i] = fmt.Sprintf("`%s` × %d", k, c[k])
+	}
+	return strings.Join(out, ", ")
+}
+
+func ms(d time.Duration) string {
+	if d < 10*time.Millisecond {
+		return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond))
+	}
+	return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond))
+}
+
+func seconds(d time.Duration) string {
+	if d <= 0 {
+		return "not within the patience"
+	}
+	return fmt.Sprintf("%.1f s", d.Seconds())
+}
