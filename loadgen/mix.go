@@ -49,6 +49,9 @@ type MixResult struct {
 	// Applied runs from the first callback sent until the last instance's
 	// release was applied; zero when that did not happen within Patience.
 	Applied time.Duration
+	// Unfinished counts the instances not yet released when Patience ran
+	// out; their timelines are then not checked.
+	Unfinished int
 	// Checked is the instances whose timelines were read; Lost counts
 	// callbacks answered 000000 whose effect is missing, Duplicated those
 	// applied more than once.
@@ -97,9 +100,15 @@ func RunMix(ctx context.Context, t Target, m Mix) (MixResult, error) {
 	}
 	res := MixResult{Summary: stats.Summary()}
 	want := before["released"] + int64(m.Instances)
-	if err := waitForState(ctx, hc, t, "released", want, m.Patience); err == nil {
-		res.Applied = time.Since(res.Started)
+	if err := waitForState(ctx, hc, t, "released", want, m.Patience); err != nil {
+		// Not lost, perhaps, only not yet applied: say how far it got
+		// rather than count the rest as lost.
+		if counts, cerr := StateCounts(ctx, hc, t); cerr == nil {
+			res.Unfinished = int(want - counts["released"])
+		}
+		return res, nil
 	}
+	res.Applied = time.Since(res.Started)
 	res.Checked, res.Lost, res.Duplicated, err = checkLives(ctx, hc, t, m, ids)
 	return res, err
 }

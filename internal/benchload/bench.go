@@ -61,7 +61,7 @@ func benchmark(ctx context.Context, cfg config, progress io.Writer) (*report, er
 	say("latency run: %d lives at %.0f callbacks/s", rep.sustainedInstances, cfg.SustainedRate)
 	rep.sustained, err = loadgen.RunMix(ctx, s.target, loadgen.Mix{
 		Instances: rep.sustainedInstances, Concurrency: 256, Rate: cfg.SustainedRate, Redeliver: cfg.Redeliver,
-		OrderPrefix: "SUSTAINED", Patience: 10 * time.Minute,
+		OrderPrefix: "SUSTAINED", Patience: cfg.Patience,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("latency run: %w", err)
@@ -71,7 +71,7 @@ func benchmark(ctx context.Context, cfg config, progress io.Writer) (*report, er
 	say("flat-out run: %d lives, %d clients", cfg.Mix, cfg.Concurrency)
 	rep.flatOut, err = loadgen.RunMix(ctx, s.target, loadgen.Mix{
 		Instances: cfg.Mix, Concurrency: cfg.Concurrency, Redeliver: cfg.Redeliver,
-		OrderPrefix: "FLATOUT", Patience: 15 * time.Minute,
+		OrderPrefix: "FLATOUT", Patience: cfg.Patience,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("flat-out run: %w", err)
@@ -80,7 +80,7 @@ func benchmark(ctx context.Context, cfg config, progress io.Writer) (*report, er
 
 	say("ceiling: %d bare SignalWithStart calls, %d clients", cfg.Mix*loadgen.Changes, cfg.Concurrency)
 	rep.ceiling, err = loadgen.RunCeiling(ctx, s.temporal, loadgen.Ceiling{
-		Instances: cfg.Mix, Concurrency: cfg.Concurrency, TaskQueue: "loadgen-ceiling", Patience: 15 * time.Minute,
+		Instances: cfg.Mix, Concurrency: cfg.Concurrency, TaskQueue: "loadgen-ceiling", Patience: cfg.Patience,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("ceiling: %w", err)
@@ -93,7 +93,7 @@ func benchmark(ctx context.Context, cfg config, progress io.Writer) (*report, er
 		say("storm: %d instances expiring at %s", cfg.Storm, expireAt.Format(time.TimeOnly))
 		st, err := loadgen.RunStorm(ctx, s.target, loadgen.Storm{
 			Instances: cfg.Storm, Concurrency: cfg.Concurrency, OrderPrefix: "STORM", ExpireAt: expireAt,
-			Spread: 50 * time.Second, Patience: 30 * time.Minute,
+			Spread: 50 * time.Second, Patience: cfg.StormPatience,
 		})
 		rep.storm, rep.stormErr = &st, err
 		if err != nil {

@@ -24,7 +24,7 @@ func TestBenchmarkSmall(t *testing.T) {
 	cfg := config{
 		DatabaseURL: testenv.AdminURL(), Temporal: "dev", TemporalCLI: testenv.TemporalCLI(t),
 		SustainedRate: 20, SustainedFor: 2 * time.Second, Mix: 6, Concurrency: 4, Redeliver: 0.5,
-		Storm: 8, StormLead: 12 * time.Second, Command: "go run ./internal/benchload (test)",
+		Storm: 8, StormLead: 12 * time.Second, StormPatience: 5 * time.Minute, Patience: 5 * time.Minute, Command: "go run ./internal/benchload (test)",
 	}
 	rep, err := benchmark(t.Context(), cfg, io.Discard)
 	require.NoError(t, err)

@@ -58,8 +58,12 @@ type config struct {
 	// is from the storm's first purchase to their common expiry.
 	Storm     int
 	StormLead time.Duration
-	Write     string
-	Command   string
+	// StormPatience bounds each wait of the storm (all active, all frozen).
+	StormPatience time.Duration
+	// Patience bounds the wait for every life of a run to be applied.
+	Patience time.Duration
+	Write    string
+	Command  string
 }
 
 func parseFlags(args []string) (config, error) {
@@ -78,6 +82,8 @@ func parseFlags(args []string) (config, error) {
 	fs.Float64Var(&cfg.Redeliver, "redeliver", 0.2, "share of the changing callbacks KooGallery sends twice")
 	fs.IntVar(&cfg.Storm, "storm", 10000, "instances expiring in the same minute (0 skips the storm)")
 	fs.DurationVar(&cfg.StormLead, "storm-lead", 0, "from buying the storm's instances to their expiry (0: 1 minute plus 80 ms an instance)")
+	fs.DurationVar(&cfg.StormPatience, "storm-patience", 30*time.Minute, "how long the storm waits for all instances active, and for all frozen")
+	fs.DurationVar(&cfg.Patience, "patience", 15*time.Minute, "how long a run waits for every life to be applied")
 	fs.StringVar(&cfg.Write, "write", "", "a Markdown file to put the figures in (its section for this Temporal server is replaced)")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err

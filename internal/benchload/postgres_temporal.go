@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"text/template"
 	"time"
 
@@ -117,9 +116,8 @@ func startPostgresTemporal(ctx context.Context, cfg config, pg *benchenv.Cluster
 		return nil, err
 	}
 	srv := exec.Command(cfg.TemporalServer, "--root", root, "--config", "config", "--env", "development", "--allow-no-auth", "start")
-	srv.Stdout, srv.Stderr = logFile, logFile
-	srv.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := srv.Start(); err != nil {
+	stopServer, err := startProcess(srv, logFile)
+	if err != nil {
 		return nil, fmt.Errorf("start the Temporal server: %w", err)
 	}
 	ts := &temporalServer{address: fmt.Sprintf("127.0.0.1:%d", ports["frontend"])}
@@ -127,16 +125,7 @@ func startPostgresTemporal(ctx context.Context, cfg config, pg *benchenv.Cluster
 		if ts.client != nil {
 			ts.client.Close()
 		}
-		_ = syscall.Kill(-srv.Process.Pid, syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = srv.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			_ = syscall.Kill(-srv.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
-		logFile.Close()
+		stopServer()
 	}
 	defer func() {
 		if err != nil {

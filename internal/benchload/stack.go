@@ -121,23 +121,11 @@ func startStack(ctx context.Context, cfg config, pg *benchenv.Cluster, orders *l
 		"KOOGALLERY_SK=" + openAPISK,
 		"LOG_LEVEL=warn",
 	}
-	srv.Stdout, srv.Stderr = logFile, logFile
-	srv.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := srv.Start(); err != nil {
+	stop, err := startProcess(srv, logFile)
+	if err != nil {
 		return nil, fmt.Errorf("start the server: %w", err)
 	}
-	s.stops = append(s.stops, func() {
-		_ = syscall.Kill(-srv.Process.Pid, syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = srv.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			_ = syscall.Kill(-srv.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
-		logFile.Close()
-	})
+	s.stops = append(s.stops, stop)
 	if err := waitReady(ctx, s.target.URL+"/readyz", time.Minute); err != nil {
 		return nil, fmt.Errorf("the server did not become ready (its log is %s): %w", logFile.Name(), err)
 	}
@@ -175,4 +163,28 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// startProcess starts cmd in a process group of its own with its output in
+// logFile, and returns what stops it: SIGTERM to the group, SIGKILL if it
+// is still there 30 s later, then the log closed.
+func startProcess(cmd *exec.Cmd, logFile *os.File) (stop func(), err error) {
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return nil, err
+	}
+	return func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+		logFile.Close()
+	}, nil
 }
