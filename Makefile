@@ -35,20 +35,9 @@ test: bin/temporal
 	@$(MAKE) --no-print-directory fuzz
 
 ## fuzz: run every fuzz target (each func Fuzz… in a *_test.go) for FUZZTIME (10s) each; about 2 minutes
-# go test -fuzz takes one target per run, so the targets are found by
-# name: a new one is never left out.
 .PHONY: fuzz
 fuzz:
-	@set -e; found=0; \
-	for file in $$(grep -rl --include='*_test.go' -E '^func Fuzz[A-Za-z0-9_]*\(' . | sort); do \
-		pkg=$$(dirname "$$file"); \
-		for target in $$(sed -n -E 's/^func (Fuzz[A-Za-z0-9_]*)\(.*/\1/p' "$$file"); do \
-			found=$$((found + 1)); \
-			echo "== fuzz $$pkg $$target ($(FUZZTIME))"; \
-			go test -run='^$$' -fuzz="^$$target$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINIMIZETIME) "$$pkg"; \
-		done; \
-	done; \
-	if [ "$$found" -eq 0 ]; then echo "make fuzz: no fuzz targets found"; exit 1; fi
+	FUZZTIME=$(FUZZTIME) FUZZMINIMIZETIME=$(FUZZMINIMIZETIME) scripts/fuzz.sh
 
 # The sizes of make bench: what a shared 2-core machine gets through in
 # about 25 minutes (go run ./internal/benchload -h lists the flags; the

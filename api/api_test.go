@@ -525,6 +525,39 @@ func TestNewInstance(t *testing.T) {
 	})
 }
 
+// The answer waits for the durable record only: a slow Temporal delays the
+// delivery, never the marketplace.
+func TestAnswerDoesNotWaitForTemporal(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	const id = "inst-slow-temporal"
+	orderID, lineID := orderOf(id)
+	release := h.signaller.holdCalls()
+
+	q := koogallery.SignedQuery(testAccessKey, newInstanceBody(t, orderID, lineID, id), time.Now())
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, h.srv.URL+"/produce?"+q.Encode(),
+		bytes.NewReader(newInstanceBody(t, orderID, lineID, id)))
+	require.NoError(t, err)
+	resp, err := h.srv.Client().Do(req)
+	require.NoError(t, err)
+	raw, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.NoError(t, resp.Body.Close())
+
+	a := requireSignedAnswer(t, resp.StatusCode, resp.Header, raw)
+	requireResult(t, a, "000000", msgSuccess)
+	require.Equal(t, id, a.InstanceID)
+	require.Empty(t, h.signaller.attempts(), "answered while the signal still waits for Temporal")
+	cbs := h.callbacksOf(t, id)
+	require.Len(t, cbs, 1, "recorded before the answer")
+	require.False(t, cbs[0].Delivered())
+
+	release()
+	h.settle(t)
+	require.Len(t, h.signaller.delivered(), 1)
+	require.True(t, h.callbacksOf(t, id)[0].Delivered(), "delivered in the background")
+}
+
 func TestNewInstanceWhileTemporalIsDown(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)

@@ -140,6 +140,7 @@ func FuzzProduce(f *testing.F) {
 		before := h.fuzzState(t)
 		q := koogallery.SignedQuery(testAccessKey, body, time.Now())
 		rec := h.serve(httptest.NewRequest(http.MethodPost, "/produce?"+q.Encode(), bytes.NewReader(body)))
+		h.settle(t)
 
 		a := requireSignedAnswer(t, rec.Code, rec.Header(), rec.Body.Bytes())
 		if len(body) > maxBody {

@@ -54,10 +54,12 @@ type signalCall struct {
 }
 
 // fakeSignaller stands in for the Temporal client of the inbox. It records
-// every call and fails them all while failing is set (Temporal down).
+// every call and fails them all while failing is set (Temporal down). While
+// hold is set, calls wait until it is closed (Temporal slow).
 type fakeSignaller struct {
 	mu      sync.Mutex
 	failing bool
+	hold    chan struct{}
 	calls   []signalCall
 }
 
@@ -65,6 +67,12 @@ var _ inbox.Signaller = (*fakeSignaller)(nil)
 
 func (f *fakeSignaller) SignalWithStartWorkflow(_ context.Context, workflowID, signalName string, signalArg any,
 	options client.StartWorkflowOptions, workflow any, workflowArgs ...any) (client.WorkflowRun, error) {
+	f.mu.Lock()
+	hold := f.hold
+	f.mu.Unlock()
+	if hold != nil {
+		<-hold
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	call := signalCall{WorkflowID: workflowID, SignalName: signalName, Arg: signalArg, Options: options,
@@ -76,6 +84,20 @@ func (f *fakeSignaller) SignalWithStartWorkflow(_ context.Context, workflowID, s
 	}
 	f.calls = append(f.calls, call)
 	return fakeRun{id: workflowID}, nil
+}
+
+// holdCalls makes the calls wait until the returned function is called.
+func (f *fakeSignaller) holdCalls() (release func()) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	hold := make(chan struct{})
+	f.hold = hold
+	return func() {
+		f.mu.Lock()
+		f.hold = nil
+		f.mu.Unlock()
+		close(hold)
+	}
 }
 
 func (f *fakeSignaller) setFailing(v bool) {
@@ -276,6 +298,7 @@ type harness struct {
 	raw       *sql.DB // the same database, for counting side effects
 	signaller *fakeSignaller
 	temporal  *fakeTemporal
+	inbox     *inbox.Inbox
 	handler   http.Handler
 	srv       *httptest.Server
 	revision  int64
@@ -304,6 +327,10 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 	t.Cleanup(func() { _ = raw.Close() })
 
 	h := &harness{db: db, raw: raw, signaller: &fakeSignaller{}, temporal: &fakeTemporal{}}
+	h.inbox = &inbox.Inbox{Store: db, Temporal: h.signaller, TaskQueue: testTaskQueue, Logger: cfg.logger}
+	dispatchCtx, stopDispatch := context.WithCancel(context.Background())
+	waitDispatch := h.inbox.StartDispatcher(dispatchCtx, 4)
+	t.Cleanup(func() { stopDispatch(); waitDispatch() })
 	var metrics *api.Metrics
 	if cfg.metrics != nil {
 		metrics = cfg.metrics(db)
@@ -314,7 +341,7 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 	}
 	h.handler = api.New(api.Config{
 		Store:       db,
-		Inbox:       &inbox.Inbox{Store: db, Temporal: h.signaller, TaskQueue: testTaskQueue, Logger: cfg.logger},
+		Inbox:       h.inbox,
 		Temporal:    h.temporal,
 		AccessKey:   testAccessKey,
 		Encryption:  cfg.encryption,
@@ -395,7 +422,21 @@ func (h *harness) produceQuery(t testing.TB, query url.Values, body []byte) prod
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
-	return requireSignedAnswer(t, resp.StatusCode, resp.Header, raw)
+	answer := requireSignedAnswer(t, resp.StatusCode, resp.Header, raw)
+	h.settle(t)
+	return answer
+}
+
+// settle waits until the dispatcher has finished with every callback it
+// was handed, so that a test sees the delivery's effects (or its absence)
+// after the answer.
+func (h *harness) settle(t testing.TB) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for h.inbox.DispatchBacklog() > 0 {
+		require.True(t, time.Now().Before(deadline), "the dispatcher did not finish within 10 s")
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // get sends a GET, with a bearer header when auth is not empty, and returns

@@ -168,9 +168,10 @@ func readBody(c *gin.Context) ([]byte, int, error) {
 }
 
 // recordAndSignal handles the callbacks that change an instance (and
-// orderNotify): 000000 is answered only once the callback is committed to
-// the inbox; delivery to the workflow is attempted at once and otherwise
-// left to the relay. The answer never depends on Temporal.
+// orderNotify): 000000 is answered as soon as the callback is committed to
+// the inbox; delivery to the workflow happens in the background (the
+// dispatcher, and the relay for whatever it misses). The answer never
+// waits for Temporal.
 func (s *Server) recordAndSignal(c *gin.Context, req koogallery.Request, body []byte) koogallery.ResultCode {
 	ctx := c.Request.Context()
 	if err := s.recordSpooledFirst(ctx); err != nil {
@@ -195,13 +196,9 @@ func (s *Server) recordAndSignal(c *gin.Context, req koogallery.Request, body []
 	}
 
 	// The callback is durable: from here on the answer is 000000 whatever
-	// happens to the delivery, which the relay completes if need be.
-	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), directDeliveryTimeout)
-	if err := s.cfg.Inbox.DeliverNow(dctx, rec); err != nil {
-		s.log.Warn("Callback recorded; delivery left to the relay",
-			"activity", req.Activity(), "instanceId", rec.Key.InstanceID, "seq", rec.Callback.Seq, "error", err)
-	}
-	cancel()
+	// happens to the delivery, which the dispatcher attempts in the
+	// background and the relay completes if need be.
+	s.cfg.Inbox.Dispatch(rec)
 
 	if _, ok := req.(*koogallery.NewInstanceRequest); ok {
 		var retriedAt int64
@@ -318,7 +315,7 @@ func (s *Server) retryParkedProvisioning(ctx context.Context, rec store.Recorded
 		Actor:  "koogallery",
 		At:     s.cfg.Now().UTC(),
 	}
-	sctx, cancel := context.WithTimeout(ctx, directDeliveryTimeout)
+	sctx, cancel := context.WithTimeout(ctx, directSignalTimeout)
 	defer cancel()
 	if err := s.cfg.Temporal.SignalWorkflow(sctx, workflows.InstanceWorkflowID(rec.Key.InstanceID), "", workflows.OperatorSignal, op); err != nil {
 		s.log.Warn("Parked provisioning not retried on redelivery", "instanceId", rec.Key.InstanceID, "error", err)

@@ -78,9 +78,9 @@ type Server struct {
 // is a few hundred bytes.
 const maxBodyBytes = 1 << 20
 
-// directDeliveryTimeout bounds the answer's own SignalWithStart: past it the
-// callback is already durable and the relay delivers it.
-const directDeliveryTimeout = 3 * time.Second
+// directSignalTimeout bounds a signal sent while the marketplace waits for
+// the answer (a parked provisioning retried on newInstance's redelivery).
+const directSignalTimeout = 3 * time.Second
 
 // New returns a Server.
 func New(cfg Config) *Server {

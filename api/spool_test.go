@@ -46,13 +46,15 @@ func newDownHarness(t *testing.T, spool *inbox.Spool) *downHarness {
 
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	h := &harness{db: db, raw: raw, signaller: &fakeSignaller{}, temporal: &fakeTemporal{}}
+	// Without a database nothing is recorded, so nothing is dispatched.
+	h.inbox = &inbox.Inbox{Store: db, Temporal: h.signaller, TaskQueue: testTaskQueue, Logger: logger}
 	gauges := api.Gauges{}
 	if spool != nil {
 		gauges.SpoolBacklog = spool.Backlog
 	}
 	h.handler = api.New(api.Config{
 		Store:      db,
-		Inbox:      &inbox.Inbox{Store: db, Temporal: h.signaller, TaskQueue: testTaskQueue, Logger: logger},
+		Inbox:      h.inbox,
 		Temporal:   h.temporal,
 		AccessKey:  testAccessKey,
 		AdminToken: testAdminToken,

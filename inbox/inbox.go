@@ -1,8 +1,9 @@
 // Package inbox is the durable acknowledgement of marketplace callbacks: it
 // records each verified callback in Postgres under a key derived from the
 // callback (so a redelivery is the same row), delivers it to the instance's
-// workflow with SignalWithStart, and relays whatever could not be delivered
-// at once, in arrival order per instance, until Temporal has it.
+// workflow with SignalWithStart from a background dispatcher, and relays
+// whatever could not be delivered at once, in arrival order per instance,
+// until Temporal has it.
 package inbox
 
 import (
@@ -41,13 +42,16 @@ type Inbox struct {
 
 	// lastFailure is when a delivery last failed (unix nanoseconds), and
 	// lastSuccess when one last succeeded: while Temporal is away the
-	// requests skip their own attempt and answer at once.
+	// dispatcher skips its own attempts and leaves them to the relay.
 	lastFailure, lastSuccess atomic.Int64
+
+	// dispatch is the background delivery, once StartDispatcher ran.
+	dispatch atomic.Pointer[dispatcher]
 }
 
 // breakerPause is how long after a failed delivery, with no success since,
-// the recording request leaves delivery to the relay instead of waiting on
-// an unreachable Temporal.
+// the dispatcher leaves delivery to the relay instead of waiting on an
+// unreachable Temporal.
 const breakerPause = 5 * time.Second
 
 // ErrDeliveryDeferred means the callback is recorded and its delivery left
@@ -120,7 +124,7 @@ func (ib *Inbox) Record(ctx context.Context, req koogallery.Request, body []byte
 	return ib.Store.RecordCallback(ctx, in)
 }
 
-// DeliverNow is the recording request's own delivery attempt. It leaves the
+// DeliverNow is the dispatcher's delivery attempt. It leaves the
 // callback to the relay when an older callback of the same instance is still
 // waiting, so that the workflow receives them in arrival order.
 func (ib *Inbox) DeliverNow(ctx context.Context, rec store.Recorded) error {

@@ -41,10 +41,18 @@ type fakeTemporal struct {
 	mu    sync.Mutex
 	calls []call
 	fail  func(c call) error
+	// hold, while set, makes calls wait until it is closed.
+	hold chan struct{}
 }
 
 func (f *fakeTemporal) SignalWithStartWorkflow(_ context.Context, workflowID, signalName string, signalArg any,
 	options client.StartWorkflowOptions, workflow any, workflowArgs ...any) (client.WorkflowRun, error) {
+	f.mu.Lock()
+	hold := f.hold
+	f.mu.Unlock()
+	if hold != nil {
+		<-hold
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	signal, ok := signalArg.(workflows.Callback)
@@ -58,6 +66,20 @@ func (f *fakeTemporal) SignalWithStartWorkflow(_ context.Context, workflowID, si
 	}
 	f.calls = append(f.calls, c)
 	return nil, c.Err
+}
+
+// holdCalls makes the calls wait until the returned function is called.
+func (f *fakeTemporal) holdCalls() (release func()) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	hold := make(chan struct{})
+	f.hold = hold
+	return func() {
+		f.mu.Lock()
+		f.hold = nil
+		f.mu.Unlock()
+		close(hold)
+	}
 }
 
 func (f *fakeTemporal) setFail(fn func(c call) error) {

@@ -209,7 +209,7 @@ func (w *instanceWorkflow) checkChange(ctx workflow.Context, req ChangeCheckRequ
 		current = *w.s.Order
 	}
 	var res ChangeCheckResult
-	err := workflow.ExecuteActivity(withOptions(ctx, changeCheckOptions), CheckChangeActivity, CheckChangeInput{
+	err := execute(ctx, changeCheckOptions, CheckChangeActivity, CheckChangeInput{
 		InstanceID: w.s.InstanceID, Debug: w.s.Debug, Current: current, Target: req,
 	}).Get(ctx, &res)
 	if err != nil {

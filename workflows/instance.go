@@ -280,7 +280,7 @@ func (w *instanceWorkflow) save(ctx workflow.Context) {
 	w.s.Revision++
 	input := SaveInput{Snapshot: w.snapshot(ctx), Events: w.events}
 	w.events = nil
-	if err := workflow.ExecuteActivity(withOptions(ctx, saveOptions), SaveInstanceActivity, input).Get(ctx, nil); err != nil {
+	if err := execute(ctx, saveOptions, SaveInstanceActivity, input).Get(ctx, nil); err != nil {
 		// Only cancellation ends an unlimited retry; the state stays in
 		// the workflow and the next save writes it.
 		workflow.GetLogger(ctx).Error("Read model not saved", "revision", w.s.Revision, "error", err)

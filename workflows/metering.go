@@ -172,7 +172,7 @@ func (mw *meteringWorkflow) close(ctx workflow.Context, from, to time.Time, bill
 		batch := all[:min(len(all), 500)]
 		all = all[len(batch):]
 		var res ClosePeriodsResult
-		err := workflow.ExecuteActivity(withOptions(ctx, saveOptions), ClosePeriodsActivity, ClosePeriodsInput{
+		err := execute(ctx, saveOptions, ClosePeriodsActivity, ClosePeriodsInput{
 			InstanceID: mw.m.InstanceID, Periods: batch, Billable: billable, At: workflow.Now(ctx),
 		}).Get(ctx, &res)
 		if err != nil {
@@ -199,7 +199,7 @@ func (mw *meteringWorkflow) close(ctx workflow.Context, from, to time.Time, bill
 func (mw *meteringWorkflow) push(ctx workflow.Context) {
 	now := workflow.Now(ctx)
 	var res PushUsageResult
-	err := workflow.ExecuteActivity(withOptions(ctx, pushOptions), PushUsageActivity, PushUsageInput{
+	err := execute(ctx, pushOptions, PushUsageActivity, PushUsageInput{
 		InstanceID: mw.m.InstanceID, Now: now,
 	}).Get(ctx, &res)
 	mw.m.Expired += res.Expired
@@ -257,7 +257,7 @@ func (mw *meteringWorkflow) control(ctx workflow.Context, c MeteringControl) boo
 		if !m.Paused {
 			return false
 		}
-		err := workflow.ExecuteActivity(withOptions(ctx, saveOptions), ExcludeFrozenActivity, ExcludeFrozenInput{
+		err := execute(ctx, saveOptions, ExcludeFrozenActivity, ExcludeFrozenInput{
 			InstanceID: m.InstanceID, Span: Span{Start: m.PausedAt, End: at},
 		}).Get(ctx, nil)
 		if err != nil {
@@ -314,7 +314,7 @@ func (mw *meteringWorkflow) alertExpired(ctx workflow.Context, now time.Time, fo
 }
 
 func (mw *meteringWorkflow) alert(ctx workflow.Context, kind, message string) {
-	err := workflow.ExecuteActivity(withOptions(ctx, alertOptions), AlertActivity, AlertInput{
+	err := execute(ctx, alertOptions, AlertActivity, AlertInput{
 		InstanceID: mw.m.InstanceID, Kind: kind, Message: message,
 	}).Get(ctx, nil)
 	if err != nil {

@@ -87,7 +87,7 @@ func (w *instanceWorkflow) startPayPerUse(ctx workflow.Context, order Order) {
 			quota = *order.LinearValue
 		}
 		var covered []string
-		err := workflow.ExecuteActivity(withOptions(ctx, saveOptions), RegisterPackageActivity, RegisterPackageInput{
+		err := execute(ctx, saveOptions, RegisterPackageActivity, RegisterPackageInput{
 			PackageInstanceID: w.s.InstanceID, CustomerID: order.CustomerID, SkuCode: order.SkuCode, Quota: quota,
 		}).Get(ctx, &covered)
 		if err != nil {
@@ -140,7 +140,7 @@ func (w *instanceWorkflow) closePackage(ctx workflow.Context) {
 	if !w.s.Package {
 		return
 	}
-	if err := workflow.ExecuteActivity(withOptions(ctx, saveOptions), DeactivatePackageActivity, w.s.InstanceID).Get(ctx, nil); err != nil {
+	if err := execute(ctx, saveOptions, DeactivatePackageActivity, w.s.InstanceID).Get(ctx, nil); err != nil {
 		workflow.GetLogger(ctx).Error("Package not deactivated", "error", err)
 	}
 	w.s.Package = false

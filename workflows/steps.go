@@ -35,7 +35,7 @@ const (
 // retry or skip, or for a release that makes the step moot.
 func (w *instanceWorkflow) runStep(ctx workflow.Context, step string, p activityPolicy, activity string, input, result any) stepOutcome {
 	for {
-		err := workflow.ExecuteActivity(withOptions(ctx, p), activity, input).Get(ctx, result)
+		err := execute(ctx, p, activity, input).Get(ctx, result)
 		if err == nil {
 			return stepDone
 		}
@@ -131,7 +131,7 @@ func (w *instanceWorkflow) releasePending() bool {
 // alert tells operators about something that needs them. An alert that
 // cannot be sent is logged by the activity and does not stop the workflow.
 func (w *instanceWorkflow) alert(ctx workflow.Context, kind, message string) {
-	err := workflow.ExecuteActivity(withOptions(ctx, alertOptions), AlertActivity, AlertInput{
+	err := execute(ctx, alertOptions, AlertActivity, AlertInput{
 		InstanceID: w.s.InstanceID, Kind: kind, Message: message,
 	}).Get(ctx, nil)
 	if err != nil {
@@ -156,7 +156,7 @@ func (w *instanceWorkflow) provision(ctx workflow.Context) {
 	w.s.ExpireTime = order.ExpireTime
 	w.record(ctx, "provisioning/order", "order", describeOrder(order))
 
-	if err := workflow.ExecuteActivity(withOptions(ctx, policyOptions), PolicyActivity,
+	if err := execute(ctx, policyOptions, PolicyActivity,
 		PolicyInput{Order: order, Debug: w.s.Debug}).Get(ctx, &w.s.Policy); err != nil {
 		// Only cancellation ends the unlimited retry of a local read.
 		workflow.GetLogger(ctx).Error("Policy not read", "error", err)
@@ -196,7 +196,7 @@ func (w *instanceWorkflow) fetchOrder(ctx workflow.Context) (Order, bool) {
 	var order Order
 	input := FetchOrderInput{OrderID: w.s.OrderID, OrderLineID: w.s.OrderLineID}
 	if w.s.Debug {
-		err := workflow.ExecuteActivity(withOptions(ctx, debugOrderOptions), FetchOrderActivity, input).Get(ctx, &order)
+		err := execute(ctx, debugOrderOptions, FetchOrderActivity, input).Get(ctx, &order)
 		if err != nil {
 			w.record(ctx, "provisioning/debug-order", "order", fmt.Sprintf(
 				"Debug call: Query Order failed (%s); provisioning a disposable tenant without order details.", errorMessage(err)))
@@ -226,7 +226,7 @@ func (w *instanceWorkflow) abandon(ctx workflow.Context, reason string) {
 
 // tenantStep runs a freeze, unfreeze or release of the tenant.
 func (w *instanceWorkflow) tenantStep(ctx workflow.Context, step, activityName, reason string) stepOutcome {
-	return w.runStep(ctx, step, w.tenantOptions(), activityName, TenantInput{
+	return w.runStep(ctx, step, w.withRetryLimit(tenantSwitchOptions), activityName, TenantInput{
 		InstanceID: w.s.InstanceID, Debug: w.s.Debug, Reason: reason,
 	}, nil)
 }
@@ -240,54 +240,87 @@ type activityPolicy struct {
 	// before it retries the activity on another worker; the activity must
 	// heartbeat while it runs.
 	heartbeat time.Duration
+	// local runs the activity inside the workflow task (a local activity):
+	// no activity task travels through Temporal, so a callback's steps and
+	// its save cost one workflow task instead of three tasks each. For
+	// calls that take seconds, not minutes. A worker that dies during one
+	// is noticed by the workflow task's timeout, and another worker runs
+	// the step again; every activity is idempotent.
+	local bool
 }
 
 var (
 	// Query Order: quick calls; keep trying for a while when the open API
 	// is down, since nothing can be provisioned without the order.
-	orderOptions = activityPolicy{startToClose: 30 * time.Second, scheduleToClose: 30 * time.Minute, maxInterval: time.Minute}
+	orderOptions = activityPolicy{startToClose: 30 * time.Second, scheduleToClose: 30 * time.Minute, maxInterval: time.Minute, local: true}
 	// A debug call's order may not exist: give up quickly.
-	debugOrderOptions = activityPolicy{startToClose: 30 * time.Second, scheduleToClose: 2 * time.Minute, maxInterval: 30 * time.Second}
+	debugOrderOptions = activityPolicy{startToClose: 30 * time.Second, scheduleToClose: 2 * time.Minute, maxInterval: 30 * time.Second, local: true}
 	// The merchant's application may be slow or briefly down; an hour of
 	// retries (Policy.TenantRetryLimit) covers a deploy or an outage without
-	// hiding a broken one. A call may take a minute, so a worker that dies
+	// hiding a broken one. Creating a tenant (or changing its spec) may take
+	// minutes, so it is an activity of its own, and a worker that dies
 	// during one is noticed by the heartbeat, not the start-to-close
-	// timeout: the tenant operation resumes on another worker in seconds.
+	// timeout: the call resumes on another worker in seconds.
 	provisionerOptions = activityPolicy{startToClose: 2 * time.Minute, scheduleToClose: time.Hour,
 		maxInterval: 5 * time.Minute, heartbeat: 15 * time.Second}
+	// Freezing, unfreezing and deleting a tenant are quick switches in the
+	// merchant's application (docs/provisioner.md), and an expiry storm
+	// brings thousands at once: they run as local activities, with the
+	// same retries.
+	tenantSwitchOptions = activityPolicy{startToClose: 2 * time.Minute, scheduleToClose: time.Hour,
+		maxInterval: 5 * time.Minute, local: true}
 	// changeInstanceCheck is answered synchronously: the marketplace waits
 	// about 20 s (SPEC §1.0).
 	changeCheckOptions = activityPolicy{startToClose: 10 * time.Second, scheduleToClose: 15 * time.Second, maxInterval: 2 * time.Second}
 	// The read model and the policy are local and must eventually be read
 	// or written, whatever the wait.
-	saveOptions   = activityPolicy{startToClose: 15 * time.Second, maxInterval: 30 * time.Second}
-	policyOptions = activityPolicy{startToClose: 10 * time.Second, maxInterval: 30 * time.Second}
+	saveOptions   = activityPolicy{startToClose: 15 * time.Second, maxInterval: 30 * time.Second, local: true}
+	policyOptions = activityPolicy{startToClose: 10 * time.Second, maxInterval: 30 * time.Second, local: true}
 	// An alert is worth a few tries, not a stuck workflow.
 	alertOptions = activityPolicy{startToClose: 15 * time.Second, scheduleToClose: 2 * time.Minute, maxInterval: 30 * time.Second}
 )
 
-// tenantOptions are the options of the steps that call the merchant's
-// application, retried for as long as the instance's policy says (an hour
-// for instances whose policy predates the setting).
-func (w *instanceWorkflow) tenantOptions() activityPolicy {
-	p := provisionerOptions
+// withRetryLimit is p retried for as long as the instance's policy says
+// (an hour for instances whose policy predates the setting).
+func (w *instanceWorkflow) withRetryLimit(p activityPolicy) activityPolicy {
 	if limit := w.s.Policy.TenantRetryLimit; limit > 0 {
 		p.scheduleToClose = limit
 	}
 	return p
 }
 
-func withOptions(ctx workflow.Context, p activityPolicy) workflow.Context {
-	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+// tenantOptions are the options of provisioning and upgrades.
+func (w *instanceWorkflow) tenantOptions() activityPolicy { return w.withRetryLimit(provisionerOptions) }
+
+// unlimited stands for "no limit" where a local activity needs one: a local
+// activity without a schedule-to-close timeout would get one attempt.
+const unlimited = 100 * 365 * 24 * time.Hour
+
+// execute starts an activity under policy p, as a local activity when p
+// says so.
+func execute(ctx workflow.Context, p activityPolicy, activity string, input any) workflow.Future {
+	retry := &temporal.RetryPolicy{
+		InitialInterval:    time.Second,
+		BackoffCoefficient: 2,
+		MaximumInterval:    p.maxInterval,
+	}
+	if p.local {
+		scheduleToClose := p.scheduleToClose
+		if scheduleToClose == 0 {
+			scheduleToClose = unlimited
+		}
+		return workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+			StartToCloseTimeout:    p.startToClose,
+			ScheduleToCloseTimeout: scheduleToClose,
+			RetryPolicy:            retry,
+		}), activity, input)
+	}
+	return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout:    p.startToClose,
 		ScheduleToCloseTimeout: p.scheduleToClose,
 		HeartbeatTimeout:       p.heartbeat,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:    time.Second,
-			BackoffCoefficient: 2,
-			MaximumInterval:    p.maxInterval,
-		},
-	})
+		RetryPolicy:            retry,
+	}), activity, input)
 }
 
 // errorMessage is the innermost application error's message: what the

@@ -27,11 +27,15 @@ import (
 
 // Intervals of the background loops.
 const (
-	relayInterval     = 2 * time.Second
-	nonceSweepEvery   = time.Minute
-	workerRetryPause  = 3 * time.Second
-	shutdownGrace     = 15 * time.Second
-	relayDirectGrace  = 5 * time.Second
+	relayInterval    = 2 * time.Second
+	nonceSweepEvery  = time.Minute
+	workerRetryPause = 3 * time.Second
+	shutdownGrace    = 15 * time.Second
+	// relayDirectGrace is how long the relay leaves a fresh callback to the
+	// dispatcher: long enough for the dispatcher's queue to drain during an
+	// expiry storm, short enough that a callback a crash left behind is
+	// delivered within the minute.
+	relayDirectGrace  = 30 * time.Second
 	httpHeaderTimeout = 10 * time.Second
 )
 
@@ -159,7 +163,9 @@ func runServe(ctx context.Context, cfg Config, log *slog.Logger, withAPI, withWo
 		if cfg.AdminToken == "" {
 			log.Warn("FULFILLMENT_ADMIN_TOKEN is not set: the admin API answers 401 to every call")
 		}
-		wg.Add(3)
+		waitDispatcher := ib.StartDispatcher(ctx, inbox.DefaultDispatchLanes)
+		wg.Add(4)
+		go func() { defer wg.Done(); waitDispatcher() }()
 		go func() { defer wg.Done(); ib.RunRelay(ctx, relayInterval) }()
 		go func() { defer wg.Done(); ib.RunSpoolDrain(ctx, spool, relayInterval) }()
 		go func() { defer wg.Done(); sweepNonces(ctx, db, log) }()
