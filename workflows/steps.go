@@ -290,7 +290,9 @@ func (w *instanceWorkflow) withRetryLimit(p activityPolicy) activityPolicy {
 }
 
 // tenantOptions are the options of provisioning and upgrades.
-func (w *instanceWorkflow) tenantOptions() activityPolicy { return w.withRetryLimit(provisionerOptions) }
+func (w *instanceWorkflow) tenantOptions() activityPolicy {
+	return w.withRetryLimit(provisionerOptions)
+}
 
 // unlimited stands for "no limit" where a local activity needs one: a local
 // activity without a schedule-to-close timeout would get one attempt.
