@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"database/sql"
 	"net/http"
 	"time"
 
@@ -32,6 +33,9 @@ type Gauges struct {
 	// UsagePending counts the closed usage periods the marketplace has
 	// not accepted yet: a number that grows means pushes are failing.
 	UsagePending func(ctx context.Context) (int64, error)
+	// Pools are the database connection pools by name; their statistics
+	// (go_sql_*{db_name}) show whether work waits for a connection.
+	Pools map[string]*sql.DB
 }
 
 // NewMetrics creates the metrics on a registry of their own (nil: a new
@@ -56,6 +60,9 @@ func NewMetrics(registry *prometheus.Registry, g Gauges) *Metrics {
 		}, []string{"activity"}),
 	}
 	registry.MustRegister(m.callbacks, m.latency)
+	for name, pool := range g.Pools {
+		registry.MustRegister(collectors.NewDBStatsCollector(pool, name))
+	}
 	if g.RelayBacklog != nil {
 		registry.MustRegister(countGauge("fulfillment_relay_backlog",
 			"Callbacks recorded but not yet delivered to their workflow (-1 when unknown).", g.RelayBacklog))

@@ -32,7 +32,11 @@ type Signaller interface {
 
 // Inbox records and delivers callbacks.
 type Inbox struct {
-	Store     *store.DB
+	// Store records callbacks: the marketplace's answer waits for it.
+	Store *store.DB
+	// Background is the pool of the delivery work (dispatcher, relay), so
+	// that an answer never queues for a connection behind it; nil: Store.
+	Background *store.DB
 	Temporal  Signaller
 	TaskQueue string
 	Logger    *slog.Logger
@@ -131,7 +135,7 @@ func (ib *Inbox) DeliverNow(ctx context.Context, rec store.Recorded) error {
 	if rec.Callback.Delivered() || rec.Key.InstanceID == "" {
 		return nil
 	}
-	waiting, err := ib.Store.HasEarlierUndelivered(ctx, rec.Key.InstanceID, rec.Callback.Seq)
+	waiting, err := ib.background().HasEarlierUndelivered(ctx, rec.Key.InstanceID, rec.Callback.Seq)
 	if err != nil {
 		return err
 	}
@@ -167,11 +171,11 @@ func (ib *Inbox) Deliver(ctx context.Context, key store.InstanceKey, cb store.Ca
 	}
 	switch {
 	case err == nil:
-		return ib.Store.MarkDelivered(context.WithoutCancel(ctx), cb.Seq, OutcomeSignalled)
+		return ib.background().MarkDelivered(context.WithoutCancel(ctx), cb.Seq, OutcomeSignalled)
 	case errors.As(err, &started):
 		ib.logger().Info("Callback for a closed instance workflow kept as delivered",
 			"instanceId", key.InstanceID, "seq", cb.Seq, "activity", cb.Activity)
-		return ib.Store.MarkDelivered(context.WithoutCancel(ctx), cb.Seq, OutcomeWorkflowClosed)
+		return ib.background().MarkDelivered(context.WithoutCancel(ctx), cb.Seq, OutcomeWorkflowClosed)
 	default:
 		return ib.failed(ctx, cb, fmt.Errorf("signal instance %s: %w", key.InstanceID, err))
 	}
@@ -179,7 +183,7 @@ func (ib *Inbox) Deliver(ctx context.Context, key store.InstanceKey, cb store.Ca
 
 func (ib *Inbox) failed(ctx context.Context, cb store.Callback, cause error) error {
 	retryAt := time.Now().Add(retryDelay(cb.Attempts + 1))
-	if err := ib.Store.MarkDeliveryFailed(context.WithoutCancel(ctx), cb.Seq, shorten(cause.Error()), retryAt); err != nil {
+	if err := ib.background().MarkDeliveryFailed(context.WithoutCancel(ctx), cb.Seq, shorten(cause.Error()), retryAt); err != nil {
 		return errors.Join(cause, err)
 	}
 	return cause
@@ -244,6 +248,13 @@ func shorten(s string) string {
 		return string(r[:500]) + "…"
 	}
 	return s
+}
+
+func (ib *Inbox) background() *store.DB {
+	if ib.Background != nil {
+		return ib.Background
+	}
+	return ib.Store
 }
 
 func (ib *Inbox) logger() *slog.Logger {

@@ -23,7 +23,7 @@ const (
 // cannot deliver, so a later callback never overtakes an earlier one; the
 // later ones it took are made due again shortly, not held for the lease.
 func (ib *Inbox) RelayOnce(ctx context.Context) (int, error) {
-	due, err := ib.Store.LeaseUndelivered(ctx, relayBatch, relayLease)
+	due, err := ib.background().LeaseUndelivered(ctx, relayBatch, relayLease)
 	if err != nil {
 		return 0, err
 	}
@@ -33,7 +33,7 @@ func (ib *Inbox) RelayOnce(ctx context.Context) (int, error) {
 	defer func() {
 		// The blocking callback retries after a second or more; its
 		// successors are looked at again from then on.
-		if err := ib.Store.ReturnLeases(context.WithoutCancel(ctx), leftOver, time.Now().Add(time.Second)); err != nil {
+		if err := ib.background().ReturnLeases(context.WithoutCancel(ctx), leftOver, time.Now().Add(time.Second)); err != nil {
 			ib.logger().Warn("Relay could not return leases; they expire on their own", "error", err)
 		}
 	}()
@@ -43,7 +43,7 @@ func (ib *Inbox) RelayOnce(ctx context.Context) (int, error) {
 			leftOver = append(leftOver, cb.Seq)
 			continue
 		}
-		waiting, err := ib.Store.HasEarlierUndelivered(ctx, cb.InstanceID, cb.Seq)
+		waiting, err := ib.background().HasEarlierUndelivered(ctx, cb.InstanceID, cb.Seq)
 		if err != nil {
 			return delivered, err
 		}
@@ -55,7 +55,7 @@ func (ib *Inbox) RelayOnce(ctx context.Context) (int, error) {
 		}
 		key, ok := keys[cb.InstanceID]
 		if !ok {
-			if key, err = ib.Store.InstanceKey(ctx, cb.InstanceID); err != nil {
+			if key, err = ib.background().InstanceKey(ctx, cb.InstanceID); err != nil {
 				return delivered, err
 			}
 			keys[cb.InstanceID] = key

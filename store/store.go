@@ -6,6 +6,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	neturl "net/url"
@@ -35,8 +36,11 @@ func Open(ctx context.Context, url string) (*DB, error) {
 	}
 	// Callbacks are short transactions; a modest pool keeps a burst from
 	// exhausting the server's connection limit when several replicas run.
+	// As many may stay idle as may be open: under a steady load a smaller
+	// idle limit closes and reopens connections all the time, and each
+	// new connection costs a request several milliseconds.
 	x.SetMaxOpenConns(20)
-	x.SetMaxIdleConns(10)
+	x.SetMaxIdleConns(20)
 	x.SetConnMaxIdleTime(5 * time.Minute)
 	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -46,6 +50,9 @@ func Open(ctx context.Context, url string) (*DB, error) {
 	}
 	return &DB{x: x}, nil
 }
+
+// Pool is the connection pool, for its statistics.
+func (d *DB) Pool() *sql.DB { return d.x.DB }
 
 // Close closes the connection pool.
 func (d *DB) Close() error { return d.x.Close() }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"flag"
 	"fmt"
@@ -78,6 +79,17 @@ func runServe(ctx context.Context, cfg Config, log *slog.Logger, withAPI, withWo
 		}
 	}
 
+	// The answers to the marketplace get a connection pool of their own:
+	// they never queue for a connection behind deliveries or the worker's
+	// activities, whose pool is db.
+	answers := db
+	if withAPI {
+		if answers, err = store.Open(ctx, string(cfg.DatabaseURL)); err != nil {
+			return err
+		}
+		defer answers.Close()
+	}
+
 	// The API serves /metrics. Its registry exists before the Temporal
 	// client so that the SDK's own metrics (requests, workflow and activity
 	// tasks, slots, of the client and the worker sharing it) are served
@@ -89,6 +101,7 @@ func runServe(ctx context.Context, cfg Config, log *slog.Logger, withAPI, withWo
 		metrics = api.NewMetrics(nil, api.Gauges{
 			RelayBacklog: db.UndeliveredCount, InstancesByState: db.CountByState, SpoolBacklog: spool.Backlog,
 			UsagePending: db.PendingUsageCount,
+			Pools:        map[string]*sql.DB{"answers": answers.Pool(), "background": db.Pool()},
 		})
 		handler, closer := worker.NewMetricsHandler(metrics.Registry(), log)
 		defer closer.Close() // after tc.Close: deferred calls run last first
@@ -143,13 +156,14 @@ func runServe(ctx context.Context, cfg Config, log *slog.Logger, withAPI, withWo
 	}
 
 	if withAPI {
-		ib := &inbox.Inbox{Store: db, Temporal: tc, TaskQueue: cfg.TaskQueue, Logger: log, DirectGrace: relayDirectGrace}
+		ib := &inbox.Inbox{Store: answers, Background: db, Temporal: tc, TaskQueue: cfg.TaskQueue, Logger: log,
+			DirectGrace: relayDirectGrace}
 		var demo http.Handler
 		if cfg.Provisioner == "demo" {
 			demo = provisioner.DemoHandler(db)
 		}
 		server := api.New(api.Config{
-			Store: db, Inbox: ib, Temporal: tc,
+			Store: answers, Inbox: ib, Temporal: tc,
 			AccessKey:       string(cfg.AccessKey),
 			Encryption:      api.AppInfoEncryption(cfg.AppInfoEncryption),
 			AdminToken:      string(cfg.AdminToken),
