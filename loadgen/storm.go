@@ -56,26 +56,14 @@ func RunStorm(ctx context.Context, t Target, s Storm) (StormResult, error) {
 	}
 	var res StormResult
 
-	// The purchases.
-	created := &Stats{}
-	ids := make([]string, s.Instances)
-	_ = benchenv.Parallel(ctx, s.Instances, s.Concurrency, func(ctx context.Context, n int) error {
-		order := OrderID(s.OrderPrefix, n)
-		a := send(ctx, hc, t, "newInstance", []byte(NewInstanceBody(order, LineID(s.OrderPrefix, n), order+"-biz")), time.Now())
-		created.add(a, time.Now().Add(-a.Latency))
-		if a.Code == string(koogallery.ResultSuccess) {
-			ids[n] = a.InstanceID
-		}
-		return nil
+	bought, err := Buy(ctx, t, Purchase{
+		Instances: s.Instances, Concurrency: s.Concurrency, OrderPrefix: s.OrderPrefix, Patience: s.Patience,
 	})
-	res.Create = created.Summary()
-	if failed := s.Instances - res.Create.Codes[string(koogallery.ResultSuccess)]; failed > 0 {
-		return res, fmt.Errorf("%d of %d newInstance calls were not answered 000000: %v", failed, s.Instances, res.Create.Codes)
+	res.Create, res.AllActive = bought.Create, bought.AllActive
+	if err != nil {
+		return res, err
 	}
-	if err := waitForState(ctx, hc, t, "active", before["active"]+int64(s.Instances), s.Patience); err != nil {
-		return res, fmt.Errorf("provisioning the storm's instances: %w", err)
-	}
-	res.AllActive = time.Since(res.Create.Started)
+	ids := bought.IDs
 	if time.Until(s.ExpireAt) < 0 {
 		return res, fmt.Errorf("provisioning %d instances took %s, past their expiry at %s: give them a later one",
 			s.Instances, res.AllActive.Round(time.Second), s.ExpireAt.Format(time.TimeOnly))
@@ -107,4 +95,53 @@ func RunStorm(ctx context.Context, t Target, s Storm) (StormResult, error) {
 		res.AllFrozen = time.Since(res.Freeze.Started)
 	}
 	return res, nil
+}
+
+// Purchase is a number of monthly purchases bought at once, from
+// Concurrency clients; Patience bounds the wait until all are active.
+type Purchase struct {
+	Instances   int
+	Concurrency int
+	OrderPrefix string
+	Patience    time.Duration
+}
+
+// Bought is what Buy did: the instances' IDs, the newInstance answers, and
+// the time from the first call until every instance was active.
+type Bought struct {
+	IDs       []string
+	Create    Summary
+	AllActive time.Duration
+}
+
+// Buy sends newInstance for every purchase and waits until all are active.
+func Buy(ctx context.Context, t Target, p Purchase) (Bought, error) {
+	if err := validate(p.Instances, p.Concurrency, 0); err != nil {
+		return Bought{}, err
+	}
+	hc := t.client(p.Concurrency)
+	before, err := StateCounts(ctx, hc, t)
+	if err != nil {
+		return Bought{}, err
+	}
+	created := &Stats{}
+	out := Bought{IDs: make([]string, p.Instances)}
+	_ = benchenv.Parallel(ctx, p.Instances, p.Concurrency, func(ctx context.Context, n int) error {
+		order := OrderID(p.OrderPrefix, n)
+		a := send(ctx, hc, t, "newInstance", []byte(NewInstanceBody(order, LineID(p.OrderPrefix, n), order+"-biz")), time.Now())
+		created.add(a, time.Now().Add(-a.Latency))
+		if a.Code == string(koogallery.ResultSuccess) {
+			out.IDs[n] = a.InstanceID
+		}
+		return nil
+	})
+	out.Create = created.Summary()
+	if failed := p.Instances - out.Create.Codes[string(koogallery.ResultSuccess)]; failed > 0 {
+		return out, fmt.Errorf("%d of %d newInstance calls were not answered 000000: %v", failed, p.Instances, out.Create.Codes)
+	}
+	if err := waitForState(ctx, hc, t, "active", before["active"]+int64(p.Instances), p.Patience); err != nil {
+		return out, fmt.Errorf("provisioning %d instances: %w", p.Instances, err)
+	}
+	out.AllActive = time.Since(out.Create.Started)
+	return out, nil
 }

@@ -24,6 +24,7 @@ type report struct {
 	ceiling            loadgen.CeilingResult
 	storm              *loadgen.StormResult
 	stormErr           error
+	idle               *loadgen.Bought
 }
 
 // callbacksPerLife is what one life of a Mix sends on average: seven
@@ -87,6 +88,17 @@ func benchmark(ctx context.Context, cfg config, progress io.Writer) (*report, er
 	}
 	say("  sent %.0f/s, applied %.0f/s, %d errors", rep.ceiling.SentRate(), rep.ceiling.AppliedRate(), rep.ceiling.Errors)
 
+	if cfg.Storm > 0 && cfg.StormIdle > 0 {
+		say("idle: buying %d purchases that stay open through the storm", cfg.StormIdle)
+		idle, err := loadgen.Buy(ctx, s.target, loadgen.Purchase{
+			Instances: cfg.StormIdle, Concurrency: cfg.Concurrency, OrderPrefix: "IDLE", Patience: cfg.StormPatience,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("idle purchases: %w", err)
+		}
+		rep.idle = &idle
+		say("  all %d active after %s", cfg.StormIdle, idle.AllActive.Round(time.Second))
+	}
 	if cfg.Storm > 0 {
 		expireAt := time.Now().Add(cfg.StormLead).Truncate(time.Second)
 		orders.ExpireAt("STORM", expireAt)

@@ -24,7 +24,7 @@ func TestBenchmarkSmall(t *testing.T) {
 	cfg := config{
 		DatabaseURL: testenv.AdminURL(), Temporal: "dev", TemporalCLI: testenv.TemporalCLI(t),
 		SustainedRate: 20, SustainedFor: 2 * time.Second, Mix: 6, Concurrency: 4, Redeliver: 0.5,
-		Storm: 8, StormLead: 12 * time.Second, StormPatience: 5 * time.Minute, Patience: 5 * time.Minute, Command: "go run ./internal/benchload (test)",
+		Storm: 8, StormIdle: 3, StormLead: 12 * time.Second, StormPatience: 5 * time.Minute, Patience: 5 * time.Minute, Command: "go run ./internal/benchload (test)",
 	}
 	rep, err := benchmark(t.Context(), cfg, io.Discard)
 	require.NoError(t, err)
@@ -44,6 +44,8 @@ func TestBenchmarkSmall(t *testing.T) {
 	require.Positive(t, rep.ceiling.Applied, "every ceiling workflow received its signals")
 
 	require.NoError(t, rep.stormErr)
+	require.Len(t, rep.idle.IDs, 3, "the idle purchases were bought first")
+	require.NotContains(t, rep.idle.IDs, "")
 	require.Equal(t, 8, rep.storm.Freeze.Codes["000000"], "every FREEZE answered 000000")
 	require.Equal(t, int64(8), rep.storm.Frozen)
 	require.Positive(t, rep.storm.AllFrozen)
@@ -52,6 +54,7 @@ func TestBenchmarkSmall(t *testing.T) {
 	md := rep.markdown()
 	require.Contains(t, md, "| **all** |")
 	require.Contains(t, md, "**Ratio:**")
+	require.Contains(t, md, "3 idle ones open")
 	require.True(t, strings.HasSuffix(md, "<!-- bench-dev: end -->\n"))
 	path := filepath.Join(t.TempDir(), "benchmarks.md")
 	require.NoError(t, os.WriteFile(path, []byte("# Benchmarks\n\n## Other\n\nkept\n"), 0o644))

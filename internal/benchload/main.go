@@ -58,6 +58,9 @@ type config struct {
 	// is from the storm's first purchase to their common expiry.
 	Storm     int
 	StormLead time.Duration
+	// StormIdle is the purchases bought before the storm that stay open
+	// and untouched through it, as a merchant's other customers do.
+	StormIdle int
 	// StormPatience bounds each wait of the storm (all active, all frozen).
 	StormPatience time.Duration
 	// Patience bounds the wait for every life of a run to be applied.
@@ -82,6 +85,7 @@ func parseFlags(args []string) (config, error) {
 	fs.Float64Var(&cfg.Redeliver, "redeliver", 0.2, "share of the changing callbacks KooGallery sends twice")
 	fs.IntVar(&cfg.Storm, "storm", 10000, "instances expiring in the same minute (0 skips the storm)")
 	fs.DurationVar(&cfg.StormLead, "storm-lead", 0, "from buying the storm's instances to their expiry (0: 1 minute plus 80 ms an instance)")
+	fs.IntVar(&cfg.StormIdle, "storm-idle", 0, "purchases bought before the storm that stay open, idle, through it")
 	fs.DurationVar(&cfg.StormPatience, "storm-patience", 30*time.Minute, "how long the storm waits for all instances active, and for all frozen")
 	fs.DurationVar(&cfg.Patience, "patience", 15*time.Minute, "how long a run waits for every life to be applied")
 	fs.StringVar(&cfg.Write, "write", "", "a Markdown file to put the figures in (its section for this Temporal server is replaced)")
@@ -93,8 +97,8 @@ func parseFlags(args []string) (config, error) {
 		return config{}, fmt.Errorf(`-temporal must be "dev" or "postgres", not %q`, cfg.Temporal)
 	case cfg.SustainedRate <= 0 || cfg.SustainedFor <= 0:
 		return config{}, errors.New("-rate and -for must be positive")
-	case cfg.Mix < 1 || cfg.Concurrency < 1 || cfg.Storm < 0:
-		return config{}, errors.New("-mix and -concurrency must be positive, -storm not negative")
+	case cfg.Mix < 1 || cfg.Concurrency < 1 || cfg.Storm < 0 || cfg.StormIdle < 0:
+		return config{}, errors.New("-mix and -concurrency must be positive, -storm and -storm-idle not negative")
 	case cfg.Redeliver < 0 || cfg.Redeliver > 1:
 		return config{}, errors.New("-redeliver must be between 0 and 1")
 	}

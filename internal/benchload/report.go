@@ -93,10 +93,19 @@ func (r *report) markdown() string {
 
 	if cfg.Storm > 0 && r.storm != nil {
 		st := r.storm
-		p("### Expiry storm: %d instances expiring in the same minute\n\n", cfg.Storm)
+		if r.idle != nil {
+			p("### Expiry storm: %d instances expiring in the same minute, %d idle ones open\n\n", cfg.Storm, len(r.idle.IDs))
+		} else {
+			p("### Expiry storm: %d instances expiring in the same minute\n\n", cfg.Storm)
+		}
 		p("%d monthly purchases (newInstance from %d clients) whose orders all expire at the same minute; at that minute "+
 			"the instance workflows' expiry timers fire together and KooGallery's FREEZE for every one of them arrives, "+
 			"evenly spread over 50 s.\n\n", cfg.Storm, cfg.Concurrency)
+		if r.idle != nil {
+			p("Before it, %d other purchases were bought (all active after %s, newInstance answered at %.0f/s) and stayed open "+
+				"and idle through it: their workflows wait on timers a month away, as a merchant's other customers' do.\n\n",
+				len(r.idle.IDs), seconds(r.idle.AllActive), r.idle.Create.Rate())
+		}
 		fr := st.Freeze.ByKind["FREEZE"]
 		p("| step | figure |\n|---|---|\n")
 		p("| buying: all %d active after | %s (%d newInstance answered at %.0f/s, p99 %s) |\n", cfg.Storm, seconds(st.AllActive),
