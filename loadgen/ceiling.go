@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/fulfillment-server/fulfillment/internal/benchenv"
+	"github.com/fulfillment-server/fulfillment/worker"
 )
 
 // Ceiling is the raw rate of the Temporal server under the fulfillment
@@ -64,7 +65,9 @@ func RunCeiling(ctx context.Context, tc client.Client, c Ceiling) (CeilingResult
 	if err := validate(c.Instances, c.Concurrency, 0); err != nil {
 		return CeilingResult{}, err
 	}
-	w := sdkworker.New(tc, c.TaskQueue, sdkworker.Options{})
+	// The server's worker settings, so that the ceiling and the server
+	// take workflow tasks the same way.
+	w := sdkworker.New(tc, c.TaskQueue, worker.Options())
 	w.RegisterWorkflowWithOptions(ceilingWorkflow, workflow.RegisterOptions{Name: "LoadgenCeiling"})
 	if err := w.Start(); err != nil {
 		return CeilingResult{}, fmt.Errorf("start the ceiling worker: %w", err)

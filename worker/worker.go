@@ -28,6 +28,17 @@ func New(c client.Client, taskQueue string, acts *activities.Activities, opts sd
 	return w
 }
 
+// Options are the worker settings of the server: pollers that scale with
+// the task backlog (the SDK's autoscaling poller behaviour) instead of the
+// fixed two per kind, so that an expiry storm's thousands of workflow tasks
+// are taken as fast as Temporal hands them out, and one poller when idle.
+func Options() sdkworker.Options {
+	return sdkworker.Options{
+		WorkflowTaskPollerBehavior: sdkworker.NewPollerBehaviorAutoscaling(sdkworker.PollerBehaviorAutoscalingOptions{}),
+		ActivityTaskPollerBehavior: sdkworker.NewPollerBehaviorAutoscaling(sdkworker.PollerBehaviorAutoscalingOptions{}),
+	}
+}
+
 // Register registers the workflows and activities on any registry: a
 // worker, or a test environment.
 func Register(r interface {

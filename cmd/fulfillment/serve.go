@@ -15,7 +15,6 @@ import (
 
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
-	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/fulfillment-server/fulfillment/activities"
 	"github.com/fulfillment-server/fulfillment/api"
@@ -207,7 +206,7 @@ func runWorker(ctx context.Context, cfg Config, log *slog.Logger, tc client.Clie
 	for {
 		err := worker.EnsureSearchAttributes(ctx, tc, cfg.TemporalNamespace)
 		if err == nil {
-			w := worker.New(tc, cfg.TaskQueue, acts, sdkworker.Options{})
+			w := worker.New(tc, cfg.TaskQueue, acts, worker.Options())
 			if err = w.Start(); err == nil {
 				log.Info("Worker started", "task_queue", cfg.TaskQueue)
 				<-ctx.Done()

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/fulfillment-server/fulfillment/internal/benchenv"
@@ -20,11 +22,29 @@ type report struct {
 	sustained loadgen.MixResult
 	// sustainedInstances is how many lives the latency run played.
 	sustainedInstances int
+	// rounds are the flat-out runs, each with the ceiling measured after
+	// it; flatOut and ceiling are the round with the median ratio.
+	rounds             []round
 	flatOut            loadgen.MixResult
 	ceiling            loadgen.CeilingResult
 	storm              *loadgen.StormResult
 	stormErr           error
 	idle               *loadgen.Bought
+}
+
+// round is one flat-out run and the ceiling measured right after it.
+type round struct {
+	flatOut loadgen.MixResult
+	ceiling loadgen.CeilingResult
+}
+
+// ratio is the changing callbacks applied a second over the ceiling's
+// signals applied a second (0 when either did not finish).
+func (r round) ratio(instances int) float64 {
+	if r.ceiling.AppliedRate() <= 0 {
+		return 0
+	}
+	return r.flatOut.AppliedRate(instances) / r.ceiling.AppliedRate()
 }
 
 // callbacksPerLife is what one life of a Mix sends on average: seven
@@ -69,24 +89,36 @@ func benchmark(ctx context.Context, cfg config, progress io.Writer) (*report, er
 	}
 	say("  %s", describeMix(rep.sustained))
 
-	say("flat-out run: %d lives, %d clients", cfg.Mix, cfg.Concurrency)
-	rep.flatOut, err = loadgen.RunMix(ctx, s.target, loadgen.Mix{
-		Instances: cfg.Mix, Concurrency: cfg.Concurrency, Redeliver: cfg.Redeliver,
-		OrderPrefix: "FLATOUT", Patience: cfg.Patience,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("flat-out run: %w", err)
-	}
-	say("  %s", describeMix(rep.flatOut))
+	// The ratio compares two rates measured a few seconds apart on a
+	// shared machine, so it is measured in rounds, each a flat-out run
+	// followed by the ceiling, and the round with the median ratio is the
+	// one reported in detail.
+	for i := range cfg.Rounds {
+		say("round %d of %d, flat-out run: %d lives, %d clients", i+1, cfg.Rounds, cfg.Mix, cfg.Concurrency)
+		var rd round
+		rd.flatOut, err = loadgen.RunMix(ctx, s.target, loadgen.Mix{
+			Instances: cfg.Mix, Concurrency: cfg.Concurrency, Redeliver: cfg.Redeliver,
+			OrderPrefix: fmt.Sprintf("FLATOUT%d", i+1), Patience: cfg.Patience,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("flat-out run: %w", err)
+		}
+		say("  %s", describeMix(rd.flatOut))
 
-	say("ceiling: %d bare SignalWithStart calls, %d clients", cfg.Mix*loadgen.Changes, cfg.Concurrency)
-	rep.ceiling, err = loadgen.RunCeiling(ctx, s.temporal, loadgen.Ceiling{
-		Instances: cfg.Mix, Concurrency: cfg.Concurrency, TaskQueue: "loadgen-ceiling", Patience: cfg.Patience,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("ceiling: %w", err)
+		say("round %d of %d, ceiling: %d bare SignalWithStart calls, %d clients", i+1, cfg.Rounds, cfg.Mix*loadgen.Changes, cfg.Concurrency)
+		rd.ceiling, err = loadgen.RunCeiling(ctx, s.temporal, loadgen.Ceiling{
+			Instances: cfg.Mix, Concurrency: cfg.Concurrency, TaskQueue: "loadgen-ceiling", Patience: cfg.Patience,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("ceiling: %w", err)
+		}
+		say("  sent %.0f/s, applied %.0f/s, %d errors; ratio %.0f %%", rd.ceiling.SentRate(), rd.ceiling.AppliedRate(),
+			rd.ceiling.Errors, rd.ratio(cfg.Mix)*100)
+		rep.rounds = append(rep.rounds, rd)
 	}
-	say("  sent %.0f/s, applied %.0f/s, %d errors", rep.ceiling.SentRate(), rep.ceiling.AppliedRate(), rep.ceiling.Errors)
+	median := slices.Clone(rep.rounds)
+	slices.SortFunc(median, func(a, b round) int { return cmp.Compare(a.ratio(cfg.Mix), b.ratio(cfg.Mix)) })
+	rep.flatOut, rep.ceiling = median[len(median)/2].flatOut, median[len(median)/2].ceiling
 
 	if cfg.Storm > 0 && cfg.StormIdle > 0 {
 		say("idle: buying %d purchases that stay open through the storm", cfg.StormIdle)

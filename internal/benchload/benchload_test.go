@@ -23,7 +23,7 @@ import (
 func TestBenchmarkSmall(t *testing.T) {
 	cfg := config{
 		DatabaseURL: testenv.AdminURL(), Temporal: "dev", TemporalCLI: testenv.TemporalCLI(t),
-		SustainedRate: 20, SustainedFor: 2 * time.Second, Mix: 6, Concurrency: 4, Redeliver: 0.5,
+		SustainedRate: 20, SustainedFor: 2 * time.Second, Mix: 6, Concurrency: 4, Redeliver: 0.5, Rounds: 2,
 		Storm: 8, StormIdle: 3, StormLead: 12 * time.Second, StormPatience: 5 * time.Minute, Patience: 5 * time.Minute, Command: "go run ./internal/benchload (test)",
 	}
 	rep, err := benchmark(t.Context(), cfg, io.Discard)
@@ -38,6 +38,13 @@ func TestBenchmarkSmall(t *testing.T) {
 		}
 	}
 	require.Equal(t, 4, rep.sustainedInstances, "20 callbacks/s for 2 s, 9.5 callbacks a life")
+	require.Len(t, rep.rounds, 2)
+	for _, rd := range rep.rounds {
+		require.Equal(t, 6, rd.flatOut.Checked)
+		require.Zero(t, rd.flatOut.Lost)
+		require.Zero(t, rd.flatOut.Duplicated)
+		require.Positive(t, rd.ratio(6), "both the server's and the ceiling's runs finished")
+	}
 	require.Equal(t, 6, rep.flatOut.Checked)
 	require.Equal(t, 6*loadgen.Changes, rep.ceiling.Signals)
 	require.Zero(t, rep.ceiling.Errors)
@@ -53,7 +60,8 @@ func TestBenchmarkSmall(t *testing.T) {
 	// The report replaces its own section and keeps the rest of the file.
 	md := rep.markdown()
 	require.Contains(t, md, "| **all** |")
-	require.Contains(t, md, "**Ratio:**")
+	require.Contains(t, md, "**Ratio:** median")
+	require.Contains(t, md, "| 2 | ")
 	require.Contains(t, md, "3 idle ones open")
 	require.True(t, strings.HasSuffix(md, "<!-- bench-dev: end -->\n"))
 	path := filepath.Join(t.TempDir(), "benchmarks.md")

@@ -53,6 +53,9 @@ type config struct {
 	// Mix is the instances of the flat-out run and of the ceiling.
 	Mix         int
 	Concurrency int
+	// Rounds is how many times the flat-out run and the ceiling are
+	// measured, one after the other.
+	Rounds int
 	Redeliver   float64
 	// Storm is the instances of the expiry storm (0 skips it); StormLead
 	// is from the storm's first purchase to their common expiry.
@@ -81,6 +84,7 @@ func parseFlags(args []string) (config, error) {
 	fs.Float64Var(&cfg.SustainedRate, "rate", 200, "callbacks a second offered in the latency run")
 	fs.DurationVar(&cfg.SustainedFor, "for", time.Minute, "how long the latency run offers them")
 	fs.IntVar(&cfg.Mix, "mix", 1000, "instances whose whole life is played flat out, and signalled bare for the ceiling")
+	fs.IntVar(&cfg.Rounds, "rounds", 3, "rounds of the flat-out run and the ceiling; the round with the median ratio is reported in detail")
 	fs.IntVar(&cfg.Concurrency, "concurrency", 32, "concurrent clients of the flat-out run and the ceiling")
 	fs.Float64Var(&cfg.Redeliver, "redeliver", 0.2, "share of the changing callbacks KooGallery sends twice")
 	fs.IntVar(&cfg.Storm, "storm", 10000, "instances expiring in the same minute (0 skips the storm)")
@@ -97,8 +101,8 @@ func parseFlags(args []string) (config, error) {
 		return config{}, fmt.Errorf(`-temporal must be "dev" or "postgres", not %q`, cfg.Temporal)
 	case cfg.SustainedRate <= 0 || cfg.SustainedFor <= 0:
 		return config{}, errors.New("-rate and -for must be positive")
-	case cfg.Mix < 1 || cfg.Concurrency < 1 || cfg.Storm < 0 || cfg.StormIdle < 0:
-		return config{}, errors.New("-mix and -concurrency must be positive, -storm and -storm-idle not negative")
+	case cfg.Mix < 1 || cfg.Concurrency < 1 || cfg.Rounds < 1 || cfg.Storm < 0 || cfg.StormIdle < 0:
+		return config{}, errors.New("-mix, -concurrency and -rounds must be positive, -storm and -storm-idle not negative")
 	case cfg.Redeliver < 0 || cfg.Redeliver > 1:
 		return config{}, errors.New("-redeliver must be between 0 and 1")
 	}

@@ -12,7 +12,6 @@ import (
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/testsuite"
-	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/fulfillment-server/fulfillment/activities"
 	"github.com/fulfillment-server/fulfillment/internal/benchenv"
@@ -88,7 +87,7 @@ func measureTemporal(ctx context.Context, dbURL, cli string, load *workload, n i
 	defer srv.Stop()
 	tc := srv.Client()
 	// The worker as the server runs it: default options.
-	w := worker.New(tc, temporalTaskQueue, &activities.Activities{Store: db, Usage: mkt.pusher}, sdkworker.Options{})
+	w := worker.New(tc, temporalTaskQueue, &activities.Activities{Store: db, Usage: mkt.pusher}, worker.Options())
 	if err := w.Start(); err != nil {
 		return temporalRun{}, err
 	}
