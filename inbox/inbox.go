@@ -37,9 +37,9 @@ type Inbox struct {
 	// Background is the pool of the delivery work (dispatcher, relay), so
 	// that an answer never queues for a connection behind it; nil: Store.
 	Background *store.DB
-	Temporal  Signaller
-	TaskQueue string
-	Logger    *slog.Logger
+	Temporal   Signaller
+	TaskQueue  string
+	Logger     *slog.Logger
 	// DirectGrace is how long the relay leaves a fresh callback to the
 	// request that recorded it before trying itself.
 	DirectGrace time.Duration

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
@@ -41,14 +42,19 @@ type fakeTemporal struct {
 	mu    sync.Mutex
 	calls []call
 	fail  func(c call) error
-	// hold, while set, makes calls wait until it is closed.
-	hold chan struct{}
+	// hold, while set, makes calls wait until it is closed; holdOnly, when
+	// set, limits that to one workflow.
+	hold     chan struct{}
+	holdOnly string
 }
 
 func (f *fakeTemporal) SignalWithStartWorkflow(_ context.Context, workflowID, signalName string, signalArg any,
 	options client.StartWorkflowOptions, workflow any, workflowArgs ...any) (client.WorkflowRun, error) {
 	f.mu.Lock()
 	hold := f.hold
+	if f.holdOnly != "" && f.holdOnly != workflowID {
+		hold = nil
+	}
 	f.mu.Unlock()
 	if hold != nil {
 		<-hold
@@ -69,14 +75,17 @@ func (f *fakeTemporal) SignalWithStartWorkflow(_ context.Context, workflowID, si
 }
 
 // holdCalls makes the calls wait until the returned function is called.
-func (f *fakeTemporal) holdCalls() (release func()) {
+func (f *fakeTemporal) holdCalls() (release func()) { return f.holdCallsTo("") }
+
+// holdCallsTo holds only the calls to one workflow ("": all).
+func (f *fakeTemporal) holdCallsTo(workflowID string) (release func()) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	hold := make(chan struct{})
-	f.hold = hold
+	f.hold, f.holdOnly = hold, workflowID
 	return func() {
 		f.mu.Lock()
-		f.hold = nil
+		f.hold, f.holdOnly = nil, ""
 		f.mu.Unlock()
 		close(hold)
 	}
@@ -103,6 +112,19 @@ func (f *fakeTemporal) keys() []string {
 			k += "!"
 		}
 		out = append(out, k)
+	}
+	return out
+}
+
+// keysByWorkflow is keys per workflow, in the order each received them.
+func (f *fakeTemporal) keysByWorkflow() map[string][]string {
+	out := map[string][]string{}
+	for _, c := range f.Calls() {
+		k := c.Signal.Key
+		if c.Err != nil {
+			k += "!"
+		}
+		out[c.WorkflowID] = append(out[c.WorkflowID], k)
 	}
 	return out
 }
@@ -509,19 +531,12 @@ func TestRelayOnceKeepsOrderPerInstance(t *testing.T) {
 	delivered, err := ib.RelayOnce(ctx)
 	require.NoError(t, err)
 	require.Equal(t, 4, delivered)
-	require.Equal(t, []string{
-		"newInstance:OA:OA-1",
-		"newInstance:OB:OB-1",
-		"refreshInstance:A:RA:RA-1!",
-		"updateInstanceStatus:B:FREEZE:1",
+	// Instances are served side by side: the order holds per instance.
+	require.Equal(t, map[string][]string{
 		// A's release waits behind its failed refresh.
-		"updateInstanceStatus:B:UNFREEZE:2",
-	}, fake.keys())
-	var ids []string
-	for _, c := range fake.Calls() {
-		ids = append(ids, c.WorkflowID)
-	}
-	require.Equal(t, []string{"instance/A", "instance/B", "instance/A", "instance/B", "instance/B"}, ids)
+		"instance/A": {"newInstance:OA:OA-1", "refreshInstance:A:RA:RA-1!"},
+		"instance/B": {"newInstance:OB:OB-1", "updateInstanceStatus:B:FREEZE:1", "updateInstanceStatus:B:UNFREEZE:2"},
+	}, fake.keysByWorkflow())
 
 	for _, rec := range []store.Recorded{aNew, bNew, bFreeze, bUnfreeze} {
 		stored := row(t, ib, rec)
@@ -557,15 +572,10 @@ func TestRelayOnceKeepsOrderPerInstance(t *testing.T) {
 	require.True(t, row(t, ib, aRelease).Delivered())
 	require.Equal(t, 1, row(t, ib, aRelease).Attempts)
 
-	require.Equal(t, []string{
-		"newInstance:OA:OA-1",
-		"newInstance:OB:OB-1",
-		"refreshInstance:A:RA:RA-1!",
-		"updateInstanceStatus:B:FREEZE:1",
-		"updateInstanceStatus:B:UNFREEZE:2",
-		"refreshInstance:A:RA:RA-1",
-		"releaseInstance:A",
-	}, fake.keys())
+	require.Equal(t, map[string][]string{
+		"instance/A": {"newInstance:OA:OA-1", "refreshInstance:A:RA:RA-1!", "refreshInstance:A:RA:RA-1", "releaseInstance:A"},
+		"instance/B": {"newInstance:OB:OB-1", "updateInstanceStatus:B:FREEZE:1", "updateInstanceStatus:B:UNFREEZE:2"},
+	}, fake.keysByWorkflow())
 	// Per instance, successful signals arrive in seq order.
 	last := map[string]int64{}
 	for _, c := range fake.Calls() {
@@ -583,6 +593,30 @@ func TestRelayOnceKeepsOrderPerInstance(t *testing.T) {
 	require.NoError(t, err)
 	require.Zero(t, delivered)
 	require.Len(t, fake.Calls(), 7)
+}
+
+// A backlog is relayed to many instances at once: one instance whose
+// signal hangs does not hold the others.
+func TestRelayOnceServesInstancesSideBySide(t *testing.T) {
+	ctx := context.Background()
+	ib, fake := newInbox(t)
+	for i := range 40 {
+		record(t, ib, newInstanceBody(fmt.Sprintf("O%d", i), fmt.Sprintf("B%d", i)))
+	}
+	release := fake.holdCallsTo("instance/B0")
+	done := make(chan int)
+	go func() {
+		n, err := ib.RelayOnce(ctx)
+		assert.NoError(t, err)
+		done <- n
+	}()
+	require.Eventually(t, func() bool { return len(fake.Calls()) == 39 }, 10*time.Second, time.Millisecond,
+		"the other 39 instances are delivered while B0's signal hangs")
+	release()
+	require.Equal(t, 40, <-done)
+	n, err := ib.Store.UndeliveredCount(ctx)
+	require.NoError(t, err)
+	require.Zero(t, n)
 }
 
 func TestRelayOnceCorruptedBody(t *testing.T) {

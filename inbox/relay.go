@@ -2,6 +2,7 @@ package inbox
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/fulfillment-server/fulfillment/store"
@@ -9,7 +10,12 @@ import (
 
 // Relay settings.
 const (
-	relayBatch = 100
+	relayBatch = 500
+	// relayParallel is how many instances the relay delivers to at once;
+	// each instance's callbacks still go one at a time, in order. After a
+	// burst larger than the dispatcher's queues the relay carries the
+	// backlog, so it must not be one SignalWithStart at a time.
+	relayParallel = 16
 	// relayLease hides leased rows from other replicas' relays while this
 	// one delivers them; a crashed relay's rows come back after it.
 	relayLease = 30 * time.Second
@@ -19,59 +25,96 @@ const (
 )
 
 // RelayOnce delivers the callbacks that are due, oldest first, and returns
-// how many it delivered. For each instance it stops at the first callback it
-// cannot deliver, so a later callback never overtakes an earlier one; the
-// later ones it took are made due again shortly, not held for the lease.
+// how many it delivered. Instances are served side by side; for each one it
+// stops at the first callback it cannot deliver, so a later callback never
+// overtakes an earlier one; the later ones it took are made due again
+// shortly, not held for the lease.
 func (ib *Inbox) RelayOnce(ctx context.Context) (int, error) {
 	due, err := ib.background().LeaseUndelivered(ctx, relayBatch, relayLease)
 	if err != nil {
 		return 0, err
 	}
-	delivered := 0
-	blocked := map[string]bool{}
-	var leftOver []int64
-	defer func() {
-		// The blocking callback retries after a second or more; its
-		// successors are looked at again from then on.
-		if err := ib.background().ReturnLeases(context.WithoutCancel(ctx), leftOver, time.Now().Add(time.Second)); err != nil {
-			ib.logger().Warn("Relay could not return leases; they expire on their own", "error", err)
-		}
-	}()
-	keys := map[string]store.InstanceKey{}
+	// The instances in order of their oldest due callback, each with its
+	// callbacks in seq order.
+	var order []string
+	byInstance := map[string][]store.Callback{}
 	for _, cb := range due {
-		if blocked[cb.InstanceID] {
-			leftOver = append(leftOver, cb.Seq)
-			continue
+		if _, ok := byInstance[cb.InstanceID]; !ok {
+			order = append(order, cb.InstanceID)
 		}
+		byInstance[cb.InstanceID] = append(byInstance[cb.InstanceID], cb)
+	}
+
+	var (
+		mu        sync.Mutex
+		delivered int
+		leftOver  []int64
+		firstErr  error
+		wg        sync.WaitGroup
+	)
+	slots := make(chan struct{}, relayParallel)
+	for _, id := range order {
+		slots <- struct{}{}
+		wg.Add(1)
+		go func(cbs []store.Callback) {
+			defer func() { <-slots; wg.Done() }()
+			n, left, err := ib.relayInstance(ctx, cbs)
+			mu.Lock()
+			defer mu.Unlock()
+			delivered += n
+			leftOver = append(leftOver, left...)
+			if err != nil && firstErr == nil {
+				firstErr = err
+			}
+		}(byInstance[id])
+	}
+	wg.Wait()
+	// The blocking callback retries after a second or more; its successors
+	// are looked at again from then on.
+	if err := ib.background().ReturnLeases(context.WithoutCancel(ctx), leftOver, time.Now().Add(time.Second)); err != nil {
+		ib.logger().Warn("Relay could not return leases; they expire on their own", "error", err)
+	}
+	return delivered, firstErr
+}
+
+// relayInstance delivers one instance's leased callbacks in seq order until
+// one cannot be delivered, and returns how many it delivered and the seqs of
+// the ones it did not try. A failed delivery is marked with its own retry
+// time; a database error leaves the rest to the lease.
+func (ib *Inbox) relayInstance(ctx context.Context, cbs []store.Callback) (delivered int, leftOver []int64, err error) {
+	rest := func(from int) []int64 {
+		var seqs []int64
+		for _, cb := range cbs[from:] {
+			seqs = append(seqs, cb.Seq)
+		}
+		return seqs
+	}
+	var key store.InstanceKey
+	for i, cb := range cbs {
 		waiting, err := ib.background().HasEarlierUndelivered(ctx, cb.InstanceID, cb.Seq)
 		if err != nil {
-			return delivered, err
+			return delivered, nil, err
 		}
 		if waiting {
 			// An older callback is backing off or leased elsewhere.
-			blocked[cb.InstanceID] = true
-			leftOver = append(leftOver, cb.Seq)
-			continue
+			return delivered, rest(i), nil
 		}
-		key, ok := keys[cb.InstanceID]
-		if !ok {
+		if key.InstanceID == "" {
 			if key, err = ib.background().InstanceKey(ctx, cb.InstanceID); err != nil {
-				return delivered, err
+				return delivered, nil, err
 			}
-			keys[cb.InstanceID] = key
 		}
 		dctx, cancel := context.WithTimeout(ctx, deliveryTimeout)
 		err = ib.Deliver(dctx, key, cb)
 		cancel()
 		if err != nil {
-			blocked[cb.InstanceID] = true
 			ib.logger().Warn("Relay could not deliver callback; will retry",
 				"instanceId", cb.InstanceID, "seq", cb.Seq, "activity", cb.Activity, "attempt", cb.Attempts+1, "error", err)
-			continue
+			return delivered, rest(i + 1), nil
 		}
 		delivered++
 	}
-	return delivered, nil
+	return delivered, nil, nil
 }
 
 // RunRelay relays until ctx ends, checking every interval (sooner while
@@ -85,8 +128,9 @@ func (ib *Inbox) RunRelay(ctx context.Context, interval time.Duration) {
 		if n > 0 {
 			ib.logger().Info("Relay delivered callbacks", "count", n)
 		}
+		// While there is a backlog, the next pass starts at once.
 		wait := interval
-		if n == relayBatch {
+		if n > 0 {
 			wait = 0
 		}
 		select {
