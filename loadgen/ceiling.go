@@ -65,9 +65,9 @@ func RunCeiling(ctx context.Context, tc client.Client, c Ceiling) (CeilingResult
 	if err := validate(c.Instances, c.Concurrency, 0); err != nil {
 		return CeilingResult{}, err
 	}
-	// The server's worker settings, so that the ceiling and the server
-	// take workflow tasks the same way.
-	w := sdkworker.New(tc, c.TaskQueue, worker.Options())
+	// Pollers that scale with the backlog: the ceiling is Temporal's rate,
+	// not that of a worker's two pollers.
+	w := sdkworker.New(tc, c.TaskQueue, worker.CeilingOptions())
 	w.RegisterWorkflowWithOptions(ceilingWorkflow, workflow.RegisterOptions{Name: "LoadgenCeiling"})
 	if err := w.Start(); err != nil {
 		return CeilingResult{}, fmt.Errorf("start the ceiling worker: %w", err)
