@@ -24,12 +24,12 @@ type report struct {
 	sustainedInstances int
 	// rounds are the flat-out runs, each with the ceiling measured after
 	// it; flatOut and ceiling are the round with the median ratio.
-	rounds             []round
-	flatOut            loadgen.MixResult
-	ceiling            loadgen.CeilingResult
-	storm              *loadgen.StormResult
-	stormErr           error
-	idle               *loadgen.Bought
+	rounds   []round
+	flatOut  loadgen.MixResult
+	ceiling  loadgen.CeilingResult
+	storm    *loadgen.StormResult
+	stormErr error
+	idle     *loadgen.Bought
 }
 
 // round is one flat-out run and the ceiling measured right after it.

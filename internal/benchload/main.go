@@ -55,8 +55,8 @@ type config struct {
 	Concurrency int
 	// Rounds is how many times the flat-out run and the ceiling are
 	// measured, one after the other.
-	Rounds int
-	Redeliver   float64
+	Rounds    int
+	Redeliver float64
 	// Storm is the instances of the expiry storm (0 skips it); StormLead
 	// is from the storm's first purchase to their common expiry.
 	Storm     int
