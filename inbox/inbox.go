@@ -41,7 +41,8 @@ type Inbox struct {
 	TaskQueue  string
 	Logger     *slog.Logger
 	// DirectGrace is how long the relay leaves a fresh callback to the
-	// request that recorded it before trying itself.
+	// dispatcher before trying itself; the dispatcher drops what waited
+	// longer in its queue, so the two do not both send it.
 	DirectGrace time.Duration
 
 	// lastFailure is when a delivery last failed (unix nanoseconds), and
