@@ -93,10 +93,16 @@ lint:
 histories: bin/temporal
 	go run ./internal/histories -out workflows/testdata/histories -temporal bin/temporal
 
-## vectors: regenerate the Java reference vectors of the signature and AES code
+# The Jackson of Debian's libjackson2-databind-java, which the canonical-body
+# vectors are made with (the way Huawei's sample project canonicalises).
+JACKSON_CLASSPATH := /usr/share/java/jackson-databind.jar:/usr/share/java/jackson-core.jar:/usr/share/java/jackson-annotations.jar
+
+## vectors: regenerate the Java reference vectors of the signature, canonical-body and AES code (needs Java 17 and libjackson2-databind-java)
 .PHONY: vectors
 vectors:
+	@test -f /usr/share/java/jackson-databind.jar || { echo "make vectors needs Jackson: apt-get install libjackson2-databind-java"; exit 1; }
 	cd koogallery/testdata && java VectorGen.java > vectors.json
+	cd koogallery/testdata && java -cp $(JACKSON_CLASSPATH) CanonicalVectorGen.java > canonical-vectors.json
 
 ## clean: remove built binaries and local run data (keeps bin/temporal)
 .PHONY: clean

@@ -146,6 +146,7 @@ type fakeTemporal struct {
 	healthErr error
 	updateErr error // returned by UpdateWorkflow
 	getErr    error // returned by the handle's Get
+	hang      bool  // the handle's Get waits until its context ends
 	result    workflows.ChangeCheckResult
 	updates   []client.UpdateWorkflowOptions
 	signalErr error // returned by SignalWorkflow
@@ -199,7 +200,7 @@ func (f *fakeTemporal) UpdateWorkflow(_ context.Context, options client.UpdateWo
 	if f.updateErr != nil {
 		return nil, f.updateErr
 	}
-	return &fakeUpdateHandle{workflowID: options.WorkflowID, result: f.result, err: f.getErr}, nil
+	return &fakeUpdateHandle{workflowID: options.WorkflowID, result: f.result, err: f.getErr, hang: f.hang}, nil
 }
 
 func (f *fakeTemporal) setHealth(err error) {
@@ -216,6 +217,14 @@ func (f *fakeTemporal) setUpdate(result workflows.ChangeCheckResult, updateErr, 
 	f.result, f.updateErr, f.getErr = result, updateErr, getErr
 }
 
+// setHang makes the next updates wait until their caller gives up (the
+// merchant's application never answers the check).
+func (f *fakeTemporal) setHang(v bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.hang = v
+}
+
 func (f *fakeTemporal) updateCalls() []client.UpdateWorkflowOptions {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -226,13 +235,18 @@ type fakeUpdateHandle struct {
 	workflowID string
 	result     workflows.ChangeCheckResult
 	err        error
+	hang       bool
 }
 
 func (h *fakeUpdateHandle) WorkflowID() string { return h.workflowID }
 func (h *fakeUpdateHandle) RunID() string      { return "run-" + h.workflowID }
 func (h *fakeUpdateHandle) UpdateID() string   { return "update-" + h.workflowID }
 
-func (h *fakeUpdateHandle) Get(_ context.Context, valuePtr any) error {
+func (h *fakeUpdateHandle) Get(ctx context.Context, valuePtr any) error {
+	if h.hang {
+		<-ctx.Done()
+		return ctx.Err()
+	}
 	if h.err != nil {
 		return h.err
 	}

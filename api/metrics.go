@@ -10,14 +10,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/fulfillment-server/fulfillment/koogallery"
 	"github.com/fulfillment-server/fulfillment/workflows"
 )
 
 // Metrics are the server's Prometheus metrics.
 type Metrics struct {
-	registry  *prometheus.Registry
-	callbacks *prometheus.CounterVec
-	latency   *prometheus.HistogramVec
+	registry   *prometheus.Registry
+	callbacks  *prometheus.CounterVec
+	latency    *prometheus.HistogramVec
+	signatures *prometheus.CounterVec
 }
 
 // Gauges are read at scrape time from these sources; any may be nil.
@@ -59,7 +61,11 @@ func NewMetrics(registry *prometheus.Registry, g Gauges) *Metrics {
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 20},
 		}, []string{"activity"}),
 	}
-	registry.MustRegister(m.callbacks, m.latency)
+	m.signatures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "fulfillment_signature_checks_total",
+		Help: "Request signatures checked, by interface and by the form of the body the signature matched (raw, canonical or none): what the marketplace really signs.",
+	}, []string{"interface", "form"})
+	registry.MustRegister(m.callbacks, m.latency, m.signatures)
 	for name, pool := range g.Pools {
 		registry.MustRegister(collectors.NewDBStatsCollector(pool, name))
 	}
@@ -132,6 +138,12 @@ func (m *Metrics) Registry() *prometheus.Registry { return m.registry }
 // Handler serves the metrics in the Prometheus text format.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
+}
+
+// observeSignature counts one signature check of an interface ("basic")
+// by the form it matched.
+func (m *Metrics) observeSignature(iface string, form koogallery.SignedForm) {
+	m.signatures.WithLabelValues(iface, string(form)).Inc()
 }
 
 func (m *Metrics) observeCallback(activity, code string, d time.Duration) {

@@ -30,6 +30,7 @@ const (
 	msgUnavailable        = "service temporarily unavailable; please retry"
 	msgBusinessIDUsed     = "businessId already identifies another order line's instance"
 	msgProvisioningFailed = "the instance could not be provisioned yet; the merchant is fixing it, please retry"
+	msgNotDecidedInTime   = "the merchant's application did not answer in time; please retry"
 )
 
 // activityLabel keeps the metrics' activity label to the known names, so
@@ -43,6 +44,13 @@ func activityLabel(a koogallery.Activity) string {
 	return "invalid"
 }
 
+// AnswerBudget is how long /produce may work on a call before answering.
+// KooGallery's License guides document a 5 s request timeout (ADDENDUM
+// §0.6) and nothing says the SaaS interface waits longer, so every answer
+// must leave within 4.5 s; the rest of the half second is for signing and
+// writing the answer and for the network.
+const AnswerBudget = 4 * time.Second
+
 // produce is the production interface (SPEC §1): verify the signature over
 // the raw body, parse, record durably, signal, answer with a signed body.
 func (s *Server) produce(c *gin.Context) {
@@ -50,6 +58,14 @@ func (s *Server) produce(c *gin.Context) {
 	activity := "invalid"
 	code := koogallery.ResultInternalError
 	defer func() { s.metrics.observeCallback(activity, string(code), time.Since(start)) }()
+
+	// Everything below that waits (the database, Temporal, provisioning)
+	// waits on this context, so a call is answered within the budget
+	// whatever is slow: what cannot be decided by then gets the answer
+	// that makes the marketplace come back.
+	ctx, cancel := context.WithTimeout(c.Request.Context(), AnswerBudget)
+	defer cancel()
+	c.Request = c.Request.WithContext(ctx)
 
 	body, status, err := readBody(c)
 	if err != nil {
@@ -66,7 +82,8 @@ func (s *Server) produce(c *gin.Context) {
 	// A verification error that is not an authentication failure means
 	// the signature and timestamp are valid but the nonce memory
 	// (Postgres) is unreachable.
-	verifyErr := s.verifier.Verify(c.Request.Context(), query, body)
+	form, verifyErr := s.verifier.Verify(c.Request.Context(), query, body)
+	s.metrics.observeSignature("basic", form)
 	if verifyErr != nil && koogallery.IsAuthError(verifyErr) {
 		s.log.Warn("Production-interface call refused", "reason", verifyErr.Error())
 		code = koogallery.ResultAuthFailed
@@ -268,6 +285,7 @@ func (s *Server) awaitProvisioning(ctx context.Context, instanceID string, stale
 	if s.cfg.NewInstanceWait <= 0 {
 		return provisioningPending
 	}
+	// The wait also ends with the answer budget (ctx's deadline).
 	deadline := time.Now().Add(s.cfg.NewInstanceWait)
 	for {
 		views, err := s.cfg.Store.LookupInstances(ctx, []string{instanceID})

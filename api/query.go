@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/gin-gonic/gin"
 	"go.temporal.io/api/serviceerror"
@@ -17,9 +16,6 @@ import (
 	"github.com/fulfillment-server/fulfillment/store"
 	"github.com/fulfillment-server/fulfillment/workflows"
 )
-
-// changeCheckTimeout leaves margin under the marketplace's ~20 s timeout.
-const changeCheckTimeout = 15 * time.Second
 
 // queryInstance answers from the read model alone (SPEC §1.3), so the
 // marketplace's polling never wakes a worker. An instance is ready once its
@@ -157,13 +153,19 @@ func (s *Server) changeInstanceCheck(c *gin.Context, req *koogallery.ChangeInsta
 		n := int64(*lv)
 		target.LinearValue = &n
 	}
-	uctx, cancel := context.WithTimeout(ctx, changeCheckTimeout)
-	defer cancel()
-	result, err := s.askChangeCheck(uctx, req.InstanceID, target)
+	// The workflow asks the merchant's application; the question waits at
+	// most until the answer budget runs out (ctx's deadline).
+	result, err := s.askChangeCheck(ctx, req.InstanceID, target)
 	if err != nil {
 		var notFound *serviceerror.NotFound
 		if errors.As(err, &notFound) {
 			return reject(koogallery.ResultChangeRejected, "the instance is no longer running; its spec cannot be changed")
+		}
+		if ctx.Err() != nil {
+			// Not decided in time: 000005 makes the buyer's console
+			// ask again rather than take a guess for an answer.
+			s.log.Warn("changeInstanceCheck: not decided within the answer budget", "instanceId", req.InstanceID)
+			return reject(koogallery.ResultInternalError, msgNotDecidedInTime)
 		}
 		s.log.Error("changeInstanceCheck: instance workflow did not answer", "instanceId", req.InstanceID, "error", err)
 		return reject(koogallery.ResultInternalError, msgUnavailable)

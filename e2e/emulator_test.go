@@ -34,8 +34,16 @@ type emuStack struct {
 }
 
 // startEmulatorStack runs the server and "fulfillment emulator serve" on
-// one Temporal and one database; scale is EMULATOR_TIME_SCALE.
+// one Temporal and one database; scale is EMULATOR_TIME_SCALE. The
+// emulator signs the canonical form of its (unsorted) bodies.
 func startEmulatorStack(t *testing.T, scale string, serverEnv ...string) *emuStack {
+	t.Helper()
+	return startEmulatorStackSigning(t, "canonical", scale, serverEnv...)
+}
+
+// startEmulatorStackSigning is startEmulatorStack with the emulator's
+// EMULATOR_SIGNATURE_FORM.
+func startEmulatorStackSigning(t *testing.T, signatureForm, scale string, serverEnv ...string) *emuStack {
 	t.Helper()
 	emuPort := testenv.FreePort(t)
 	emuURL := "http://127.0.0.1:" + strconv.Itoa(emuPort)
@@ -53,6 +61,7 @@ func startEmulatorStack(t *testing.T, scale string, serverEnv ...string) *emuSta
 		"EMULATOR_ADDR=127.0.0.1:" + strconv.Itoa(emuPort),
 		"EMULATOR_PRODUCTION_URL=" + proxy.URL() + "/produce",
 		"EMULATOR_TIME_SCALE=" + scale,
+		"EMULATOR_SIGNATURE_FORM=" + signatureForm,
 		"EMULATOR_MERCHANT_ADMIN_URL=" + s.baseURL,
 		"EMULATOR_MERCHANT_ADMIN_TOKEN=" + adminToken,
 		"LOG_LEVEL=debug",
@@ -131,10 +140,28 @@ func event(t *testing.T, v emulator.PurchaseView, kind string) store.EmulatorEve
 
 // TestEmulatedMonthlyLife: a monthly purchase played by the emulator on a
 // fast clock, provisioned, renewed, expired, frozen and released, as both
-// the marketplace and the merchant see it.
+// the marketplace and the merchant see it; once with every call signed
+// over its canonical form (its members sent unsorted), once over its raw
+// bytes.
 func TestEmulatedMonthlyLife(t *testing.T) {
 	t.Parallel()
-	e := startEmulatorStack(t, "1d=300ms", "LIFECYCLE_FREEZE_GRACE=30s", "LIFECYCLE_RETENTION=60s")
+	for _, form := range []string{"canonical", "raw"} {
+		t.Run("signed "+form, func(t *testing.T) {
+			t.Parallel()
+			e := startEmulatorStackSigning(t, form, "1d=300ms", "LIFECYCLE_FREEZE_GRACE=30s", "LIFECYCLE_RETENTION=60s")
+			playMonthlyLife(t, e)
+
+			// Every call matched the form it was signed over, and no other.
+			metrics := e.metrics()
+			other := map[string]string{"canonical": "raw", "raw": "canonical"}[form]
+			require.Regexp(t, `fulfillment_signature_checks_total\{form="`+form+`",interface="basic"\} [1-9]`, metrics)
+			require.NotContains(t, metrics, `fulfillment_signature_checks_total{form="`+other+`"`)
+			require.NotContains(t, metrics, `fulfillment_signature_checks_total{form="none"`)
+		})
+	}
+}
+
+func playMonthlyLife(t *testing.T, e *emuStack) {
 	id := e.buy(emulator.BuyRequest{PeriodType: "month"})
 
 	inService := e.purchaseState(id, emulator.StateInService)

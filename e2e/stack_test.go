@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -219,7 +220,21 @@ type reply struct {
 // answer is signed.
 func (s *stack) produce(body string) reply {
 	s.t.Helper()
-	query := koogallery.SignedQuery(accessKey, []byte(body), time.Now())
+	return s.produceQuery(koogallery.SignedQuery(accessKey, []byte(body), time.Now()), body)
+}
+
+// produceSigned sends body signed over the given form.
+func (s *stack) produceSigned(form koogallery.SignedForm, body string) reply {
+	s.t.Helper()
+	query, err := koogallery.SignedQueryAs(form, accessKey, []byte(body), time.Now())
+	require.NoError(s.t, err)
+	return s.produceQuery(query, body)
+}
+
+// produceQuery sends body with the given query and checks that the answer
+// is signed.
+func (s *stack) produceQuery(query url.Values, body string) reply {
+	s.t.Helper()
 	req, err := http.NewRequest(http.MethodPost, s.baseURL+"/produce?"+query.Encode(), strings.NewReader(body))
 	require.NoError(s.t, err)
 	req.Header.Set("Content-Type", "application/json;charset=utf8")
@@ -235,6 +250,18 @@ func (s *stack) produce(body string) reply {
 	r := reply{raw: raw, took: time.Since(start)}
 	require.NoError(s.t, json.Unmarshal(raw, &r), string(raw))
 	return r
+}
+
+// metrics returns the server's /metrics page.
+func (s *stack) metrics() string {
+	s.t.Helper()
+	resp, err := http.Get(s.baseURL + "/metrics")
+	require.NoError(s.t, err)
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	require.NoError(s.t, err)
+	require.Equal(s.t, http.StatusOK, resp.StatusCode)
+	return string(raw)
 }
 
 // instance is the admin API's view of an instance.

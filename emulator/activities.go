@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -25,6 +27,10 @@ type Activities struct {
 	ProductionURL string
 	// AccessKey signs the calls, checks the answers' Body-Sign.
 	AccessKey string
+	// SignatureForm is what the calls' signatures cover: the canonical
+	// body, as Huawei's sample verifies (the default, FormCanonical), or
+	// the raw bytes (FormRaw).
+	SignatureForm koogallery.SignedForm
 	// MerchantAdminURL and MerchantAdminToken, when set, receive the
 	// supervision steps taken in the consoles, as the merchant's
 	// operators would relay them (this server's admin API).
@@ -97,7 +103,14 @@ func (a *Activities) Call(ctx context.Context, in CallInput) (CallResult, error)
 
 func (a *Activities) send(ctx context.Context, in CallInput) (CallResult, error) {
 	body := []byte(in.Body)
-	query := koogallery.SignedQuery(a.AccessKey, body, time.Now())
+	form := a.SignatureForm
+	if form == "" {
+		form = koogallery.FormCanonical
+	}
+	query, err := koogallery.SignedQueryAs(form, a.AccessKey, body, time.Now())
+	if err != nil {
+		return CallResult{}, fmt.Errorf("sign the call: %w", err)
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, withQuery(a.ProductionURL, query), bytes.NewReader(body))
 	if err != nil {
 		return CallResult{}, fmt.Errorf("build request: %w", err)
@@ -106,7 +119,9 @@ func (a *Activities) send(ctx context.Context, in CallInput) (CallResult, error)
 	req.Header.Set("Content-Type", "application/json;charset=utf8")
 	client := a.HTTP
 	if client == nil {
-		client = &http.Client{Timeout: 20 * time.Second}
+		// The marketplace gives up after 5 s (ADDENDUM §0.6): a slower
+		// answer is a failed call.
+		client = &http.Client{Timeout: 5 * time.Second}
 	}
 	resp, err := client.Do(req)
 	if err != nil {
@@ -221,6 +236,28 @@ func (a *Activities) Relay(ctx context.Context, in RelayInput) (bool, error) {
 		return false, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("relay %s: HTTP %d %s", in.Signal, resp.StatusCode, strings.TrimSpace(string(msg))), "RelayRefused", nil)
 	}
+}
+
+// marketplaceJSON writes a call's body with its members in reverse order of
+// their names. The marketplace's bodies are not always sorted (ADDENDUM
+// §0.1) and it may sign their canonical form, so a merchant must verify
+// unsorted bodies; the emulator sends nothing else (a body of one member
+// excepted).
+func marketplaceJSON(members map[string]any) string {
+	names := slices.Sorted(maps.Keys(members))
+	slices.Reverse(names)
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, name := range names {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(mustJSON(name))
+		b.WriteByte(':')
+		b.WriteString(mustJSON(members[name]))
+	}
+	b.WriteByte('}')
+	return b.String()
 }
 
 func mustJSON(v any) string {

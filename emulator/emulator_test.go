@@ -29,8 +29,13 @@ func merchant(t *testing.T, status int, body, signKey string) *httptest.Server {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		raw, _ := io.ReadAll(r.Body)
 		v := &koogallery.Verifier{AccessKey: key, Nonces: allNoncesFresh{}}
-		if err := v.Verify(r.Context(), r.URL.Query(), raw); err != nil {
+		form, err := v.Verify(r.Context(), r.URL.Query(), raw)
+		if err != nil {
 			t.Errorf("the emulator's call is not signed per SPEC §2.2: %v", err)
+		}
+		// A sorted compact body is its own canonical form, and matches raw.
+		if canonical, _ := koogallery.CanonicalBody(raw, koogallery.BasicCanonical); string(canonical) != string(raw) && form != koogallery.FormCanonical {
+			t.Errorf("the emulator signed the %s body, want its canonical form", form)
 		}
 		if signKey != "" {
 			w.Header().Set(koogallery.BodySignHeader, koogallery.BodySign(signKey, []byte(body)))
@@ -121,6 +126,38 @@ func TestQueryKeepsTheAccessInformationOutOfTheWorkflow(t *testing.T) {
 	res, err = a.Call(context.Background(), CallInput{MessageID: "q", PurchaseID: "P2", Activity: "queryInstance", Body: `{}`})
 	require.NoError(t, err)
 	require.Equal(t, "000004", res.ResultCode)
+}
+
+// TestCallsAreUnsortedAndSignedAsConfigured: the emulator sends bodies
+// whose members are not sorted and signs their canonical form, as
+// Huawei's sample verifies; FormRaw signs the bytes sent.
+func TestCallsAreUnsortedAndSignedAsConfigured(t *testing.T) {
+	body := marketplaceJSON(map[string]any{"activity": "updateInstanceStatus", "instanceId": "i-<1>", "status": "FREEZE", "testFlag": "1"})
+	require.Equal(t, `{"testFlag":"1","status":"FREEZE","instanceId":"i-\u003c1\u003e","activity":"updateInstanceStatus"}`, body)
+
+	db := testenv.NewStore(t)
+	for _, form := range []koogallery.SignedForm{"", koogallery.FormCanonical, koogallery.FormRaw} {
+		var got koogallery.SignedForm
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			raw, _ := io.ReadAll(r.Body)
+			if string(raw) != body {
+				t.Errorf("sent %s, built %s", raw, body)
+			}
+			got, _ = (&koogallery.Verifier{AccessKey: key, Nonces: allNoncesFresh{}}).Verify(r.Context(), r.URL.Query(), raw)
+			answer := `{"resultCode":"000000","resultMsg":"success"}`
+			w.Header().Set(koogallery.BodySignHeader, koogallery.BodySign(key, []byte(answer)))
+			_, _ = w.Write([]byte(answer))
+		}))
+		a := &Activities{Store: db, ProductionURL: srv.URL, AccessKey: key, SignatureForm: form}
+		_, err := a.Call(context.Background(), CallInput{PurchaseID: "P", Activity: "updateInstanceStatus", Body: body})
+		srv.Close()
+		require.NoError(t, err)
+		want := form
+		if want == "" {
+			want = koogallery.FormCanonical
+		}
+		require.Equal(t, want, got)
+	}
 }
 
 func TestParseScaleAndClock(t *testing.T) {

@@ -276,7 +276,7 @@ func (w *purchaseWorkflow) poll(ctx workflow.Context) {
 	var res CallResult
 	err := workflow.ExecuteActivity(w.callOptions(ctx, koogallery.Delivery{}), CallActivity, CallInput{
 		PurchaseID: p.ID, Activity: string(koogallery.ActivityQueryInstance), Debug: p.Buy.Debug,
-		Body: mustJSON(map[string]any{"activity": "queryInstance", "instanceId": p.InstanceID}),
+		Body: marketplaceJSON(map[string]any{"activity": "queryInstance", "instanceId": p.InstanceID}),
 	}).Get(ctx, &res)
 	if err != nil || res.ResultCode != string(koogallery.ResultSuccess) {
 		// The marketplace keeps polling until the instance information
@@ -528,7 +528,7 @@ func (w *purchaseWorkflow) call(ctx workflow.Context, activity koogallery.Activi
 	p.Calls++
 	in := CallInput{
 		MessageID:  fmt.Sprintf("%s-%03d-%s", p.ID, p.Calls, activity),
-		PurchaseID: p.ID, Activity: string(activity), Body: mustJSON(body), Debug: p.Buy.Debug,
+		PurchaseID: p.ID, Activity: string(activity), Body: marketplaceJSON(body), Debug: p.Buy.Debug,
 	}
 	delivery := koogallery.Deliveries[activity]
 	if activity == koogallery.ActivityUpdateInstanceStatus && body["status"] == "UNFREEZE" {

@@ -1,8 +1,10 @@
 // Package koogallery is the Huawei Cloud KooGallery (云商店) SaaS 2.0 protocol:
 // the typed callbacks the marketplace sends to a merchant's production
 // interface, their result codes, the request signature (HMAC-SHA256 over the
-// raw body), the Body-Sign response header, the AES-CBC field encryption with
-// the SHA1PRNG-derived key, and a client for the marketplace's open API.
+// raw body or its canonical form), the exact reading of a body (member names
+// as Java reads them), the Body-Sign response header, the AES-CBC field encryption with
+// the SHA1PRNG-derived key, a client for the marketplace's open API and a
+// verifier of its gateway's AK/SK signatures.
 //
 // The package knows nothing of Temporal, databases or HTTP frameworks; it is
 // the contract of ../shared/koogallery/SPEC.md written as Go. Section numbers

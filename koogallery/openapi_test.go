@@ -496,3 +496,59 @@ func TestOpenAPIErrorMessage(t *testing.T) {
 	require.Equal(t, "koogallery open API: HTTP 401 MKT.0154: illegal token", err.Error())
 	require.True(t, errors.Is(error(&koogallery.TransportError{Host: "h", Err: context.DeadlineExceeded}), context.DeadlineExceeded))
 }
+
+// TestVerifyAKSKPublicVector is the APIG vector of a public Ruby gem
+// (ADDENDUM §E.3): it signs Content-Type and x-stage, which the official
+// Go SDK never does, and the gateway accepts it; so must the emulator.
+func TestVerifyAKSKPublicVector(t *testing.T) {
+	const signature = "77595ad624b6e4e49990b8c4e84bf1c287457fca61069c4e60b9b6765b52053d"
+	signedAt := time.Date(2024, 3, 17, 14, 42, 37, 0, time.UTC)
+	build := func(signedHeaders, sig string) *http.Request {
+		r := httptest.NewRequest(http.MethodPost, "https://mkt.myhuaweicloud.com/api/mkp-openapi-public/global/v1/license/activate", nil)
+		r.Header.Set("X-Stage", "RELEASE")
+		r.Header.Set("X-Sdk-Date", "20240317T144237Z")
+		r.Header.Set("Content-Type", "application/json")
+		r.Header.Set("Authorization", "SDK-HMAC-SHA256 Access=test, SignedHeaders="+signedHeaders+", Signature="+sig)
+		return r
+	}
+	require.NoError(t, koogallery.VerifyAKSK(build("content-type;host;x-sdk-date;x-stage", signature), nil, "test", "123", signedAt, 0))
+	require.NoError(t, koogallery.VerifyAKSK(build("content-type;host;x-sdk-date;x-stage", strings.ToUpper(signature)), nil, "test", "123", signedAt, 0))
+
+	tests := []struct {
+		name    string
+		tamper  func(*http.Request) []byte
+		wantErr string
+	}{
+		{"content type changed", func(r *http.Request) []byte { r.Header.Set("Content-Type", "text/plain"); return nil }, "signature mismatch"},
+		{"stage changed", func(r *http.Request) []byte { r.Header.Set("X-Stage", "TEST"); return nil }, "signature mismatch"},
+		{"signed header removed", func(r *http.Request) []byte { r.Header.Del("X-Stage"); return nil }, "signed header x-stage is missing"},
+		{"body added", func(*http.Request) []byte { return []byte(`{}`) }, "signature mismatch"},
+		{"other SK", nil, "signature mismatch"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := build("content-type;host;x-sdk-date;x-stage", signature)
+			var body []byte
+			sk := "123"
+			if tc.tamper != nil {
+				body = tc.tamper(r)
+			} else {
+				sk = "124"
+			}
+			err := koogallery.VerifyAKSK(r, body, "test", sk, signedAt, 0)
+			require.ErrorIs(t, err, koogallery.ErrAKSKInvalid)
+			require.ErrorContains(t, err, tc.wantErr)
+		})
+	}
+	for list, wantErr := range map[string]string{
+		"content-type;x-sdk-date;x-stage":           "host and x-sdk-date",
+		"content-type;host;x-stage":                 "host and x-sdk-date",
+		"content-type;host;host;x-sdk-date;x-stage": "distinct names",
+		"content-type;;host;x-sdk-date":             "distinct names",
+		"authorization;host;x-sdk-date":             "names authorization",
+		"host;x-sdk-date":                           "signature mismatch", // fewer headers than were signed
+	} {
+		err := koogallery.VerifyAKSK(build(list, signature), nil, "test", "123", signedAt, 0)
+		require.ErrorContains(t, err, wantErr, list)
+	}
+}

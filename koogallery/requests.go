@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"time"
 )
@@ -84,23 +85,30 @@ func invalid(format string, args ...any) *RequestError {
 	return &RequestError{Code: ResultInvalidParam, Message: fmt.Sprintf(format, args...)}
 }
 
-// ParseRequest decodes a V2 request body into its typed request. Unknown
-// fields are ignored (§7.16); a malformed body, a missing mandatory field, a
-// field over its documented length or an unknown activity gives a
-// *RequestError with ResultInvalidParam.
+// ParseRequest decodes a V2 request body into its typed request, reading
+// member names exactly as Java does: a member whose name differs in case
+// from a field is not that field, and a body whose members repeat or differ
+// only in case is refused, so the request applied is the one that was
+// signed. Unknown fields are ignored (§7.16); a malformed body, a missing
+// mandatory field, a field over its documented length or an unknown
+// activity gives a *RequestError with ResultInvalidParam.
 func ParseRequest(body []byte) (Request, error) {
-	var envelope struct {
-		Activity Activity `json:"activity"`
-	}
-	if err := json.Unmarshal(body, &envelope); err != nil {
-		var typeErr *json.UnmarshalTypeError
-		if errors.As(err, &typeErr) && typeErr.Field == "activity" {
-			return nil, invalid("field activity must be a string")
-		}
+	root, err := parseJSONObject(body)
+	if err != nil {
 		return nil, invalid("request body is not a JSON object")
 	}
+	if problem := namesProblem(root, isRequestField); problem != "" {
+		return nil, invalid("request body is ambiguous: %s", problem)
+	}
+	activity, ok := root.member("activity")
+	switch {
+	case !ok || activity.kind == jsonNull:
+		return nil, invalid("missing field activity")
+	case activity.kind != jsonString:
+		return nil, invalid("field activity must be a string")
+	}
 	var req Request
-	switch envelope.Activity {
+	switch Activity(activity.text) {
 	case "":
 		return nil, invalid("missing field activity")
 	case ActivityNewInstance:
@@ -122,7 +130,7 @@ func ParseRequest(body []byte) (Request, error) {
 	default:
 		return nil, invalid("unknown activity")
 	}
-	if err := json.Unmarshal(body, req); err != nil {
+	if err := decodeExact(root, req); err != nil {
 		var flagErr *testFlagError
 		if errors.As(err, &flagErr) {
 			return nil, invalid("field testFlag must be \"0\" or \"1\"")
@@ -131,13 +139,29 @@ func ParseRequest(body []byte) (Request, error) {
 		if errors.As(err, &typeErr) && typeErr.Field != "" {
 			return nil, invalid("field %s has the wrong type", typeErr.Field)
 		}
-		return nil, invalid("request body does not match activity %s", envelope.Activity)
+		return nil, invalid("request body does not match activity %s", activity.text)
 	}
 	if err := req.validate(); err != nil {
 		return nil, err
 	}
 	return req, nil
 }
+
+// requestFields are the member names the V2 requests are read from, which
+// an error message may name.
+var requestFields = func() map[string]bool {
+	fields := map[string]bool{"activity": true}
+	for _, r := range []any{NewInstanceRequest{}, QueryInstanceRequest{}, RefreshInstanceRequest{},
+		UpdateInstanceStatusRequest{}, ReleaseInstanceRequest{}, UpgradeInstanceRequest{},
+		ChangeInstanceCheckRequest{}, OrderNotifyRequest{}, ProductInfo{}} {
+		for name := range jsonFields(reflect.TypeOf(r)) {
+			fields[name] = true
+		}
+	}
+	return fields
+}()
+
+func isRequestField(name string) bool { return requestFields[name] }
 
 // TestFlag is the optional testFlag field. Real calls omit it or send "0";
 // the kit APIs send the number 0/1 (§7.5); all of these are accepted.

@@ -481,6 +481,52 @@ func TestParseRequestMalformed(t *testing.T) {
 	}
 }
 
+// TestParseRequestReadsNamesExactly: what is applied is what Java reads.
+// Names are matched exactly (encoding/json would fold case), and a body
+// whose members repeat or differ only in case, at any depth, is refused.
+func TestParseRequestReadsNamesExactly(t *testing.T) {
+	refused := []struct {
+		name, body, want string
+	}{
+		{"a second activity", `{"activity":"queryInstance","instanceId":"I","activity":"releaseInstance"}`,
+			"request body is ambiguous: member activity appears more than once"},
+		{"an ACTIVITY", `{"activity":"queryInstance","ACTIVITY":"releaseInstance","instanceId":"I"}`,
+			"request body is ambiguous: a member's name differs from activity only in case"},
+		{"status twice in two cases", `{"activity":"updateInstanceStatus","instanceId":"I","Status":"UNFREEZE","status":"FREEZE"}`,
+			"request body is ambiguous: a member's name differs from status only in case"},
+		{"an unknown member twice", `{"activity":"queryInstance","instanceId":"I","x":1,"x":2}`,
+			"request body is ambiguous: a member appears more than once"},
+		{"unknown members differing in case", `{"activity":"queryInstance","instanceId":"I","Xy":1,"xY":2}`,
+			"request body is ambiguous: two members' names differ only in case"},
+		{"Unicode case folding (ſ is s)", `{"activity":"refreshInstance","scene":"RENEWAL","ſcene":"TRIAL_TO_FORMAL","orderId":"R","orderLineId":"L","instanceId":"I","expireTime":"20251231235959"}`,
+			"request body is ambiguous: a member's name differs from scene only in case"},
+		{"nested repeat", `{"activity":"changeInstanceCheck","instanceId":"I","productInfo":{"skuCode":"a","SkuCode":"b"}}`,
+			"request body is ambiguous: a member's name differs from skuCode only in case"},
+		{"repeat inside a list", `{"activity":"changeInstanceCheck","instanceId":"I","productInfo":[{"skuCode":"a","skuCode":"b"}]}`,
+			"request body is ambiguous: member skuCode appears more than once"},
+		{"only ACTIVITY", `{"ACTIVITY":"releaseInstance","instanceId":"I"}`, "missing field activity"},
+		{"only InstanceId", `{"activity":"updateInstanceStatus","InstanceId":"I","status":"FREEZE"}`, "missing field instanceId"},
+	}
+	for _, tc := range refused {
+		t.Run(tc.name, func(t *testing.T) {
+			req, err := ParseRequest([]byte(tc.body))
+			require.Nil(t, req)
+			requireRequestError(t, err, tc.want)
+		})
+	}
+
+	t.Run("a name in another case is not the field", func(t *testing.T) {
+		req, err := ParseRequest([]byte(`{"activity":"releaseInstance","instanceId":"I","TestFlag":"1","OrderId":"X"}`))
+		require.NoError(t, err)
+		require.Equal(t, &ReleaseInstanceRequest{InstanceID: "I"}, req)
+		require.False(t, req.Debug(), "Java reads no testFlag here, so this is a real release")
+
+		req, err = ParseRequest([]byte(`{"activity":"changeInstanceCheck","instanceId":"I","productInfo":{"SKUCODE":"x","productId":"p"}}`))
+		require.NoError(t, err)
+		require.Equal(t, ProductInfo{ProductID: "p"}, req.(*ChangeInstanceCheckRequest).ProductInfo)
+	})
+}
+
 func TestEncodeResponse(t *testing.T) {
 	cases := []struct {
 		name string
@@ -758,6 +804,7 @@ var requestErrorMessages = []*regexp.Regexp{
 	regexp.MustCompile(`^field scene must be one of RENEWAL, TRIAL_TO_FORMAL, UNSUBSCRIBE_RENEWAL_PERIOD, RENEWAL_CHANGE$`),
 	regexp.MustCompile(`^field expireTime must be yyyyMMddHHmmss or yyyyMMddHHmmssSSS \(UTC\)$`),
 	regexp.MustCompile(`^field status must be FREEZE or UNFREEZE$`),
+	regexp.MustCompile(`^request body is ambiguous: (member [a-zA-Z]+ appears more than once|a member appears more than once|a member's name differs from [a-zA-Z]+ only in case|two members' names differ only in case)$`),
 }
 
 // FuzzParseRequest: any body gives either a typed request that survives an

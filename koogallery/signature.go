@@ -61,11 +61,27 @@ func IsAuthError(err error) bool {
 		errors.Is(err, ErrStaleTimestamp) || errors.Is(err, ErrReplayedNonce)
 }
 
+// SignedForm is the form of the body a request signature covers.
+type SignedForm string
+
+// The forms a basic-interface signature may cover (ADDENDUM §0.1, §A.3.3).
+// Nobody can tell from outside which one the marketplace signs, so the
+// Verifier accepts both and reports which matched.
+const (
+	// FormRaw is the body's bytes exactly as sent (SPEC §2.2 as written).
+	FormRaw SignedForm = "raw"
+	// FormCanonical is the canonical body (CanonicalBody with
+	// BasicCanonical), as Huawei's own sample project verifies it.
+	FormCanonical SignedForm = "canonical"
+	// FormNone means no form matched.
+	FormNone SignedForm = "none"
+)
+
 // Sign computes the SaaS 2.0 request signature of body (§2.2): the
 // uppercase hex of HMAC-SHA256(accessKey, accessKey + nonce + timestamp +
 // lower(hex(HMAC-SHA256(accessKey, body)))). The timestamp is used exactly
-// as written in the query string and body is hashed byte for byte, so the
-// signer must send those same bytes.
+// as written in the query string and body is hashed byte for byte; to sign
+// the canonical form, pass CanonicalBody's output (or use SignedQueryAs).
 func Sign(accessKey, nonce, timestamp string, body []byte) string {
 	return strings.ToUpper(hex.EncodeToString(requestMAC(accessKey, nonce, timestamp, body)))
 }
@@ -99,15 +115,38 @@ func SignKit(accessKey, nonce, timestamp string, body []byte) string {
 }
 
 // SignedQuery returns the signature, timestamp and nonce query parameters
-// for sending body as the marketplace does: a random nonce of 32 hex
-// characters and now in milliseconds. The emulator and the CLI use it.
+// for sending body as the marketplace does, signed over the raw body: a
+// random nonce of 32 hex characters and now in milliseconds.
 func SignedQuery(accessKey string, body []byte, now time.Time) url.Values {
+	return signedQuery(accessKey, body, now)
+}
+
+// SignedQueryAs is SignedQuery over the given form of body: FormCanonical
+// signs its canonical form, as Huawei's sample verifies, so the body may be
+// sent with its members in any order. A body that has no canonical form
+// gives an error wrapping ErrNotCanonicalisable.
+func SignedQueryAs(form SignedForm, accessKey string, body []byte, now time.Time) (url.Values, error) {
+	switch form {
+	case FormRaw:
+		return signedQuery(accessKey, body, now), nil
+	case FormCanonical:
+		canonical, err := CanonicalBody(body, BasicCanonical)
+		if err != nil {
+			return nil, err
+		}
+		return signedQuery(accessKey, canonical, now), nil
+	default:
+		return nil, fmt.Errorf("sign request: unknown signature form %q (want raw or canonical)", form)
+	}
+}
+
+func signedQuery(accessKey string, signed []byte, now time.Time) url.Values {
 	var b [16]byte
 	rand.Read(b[:]) // never fails: crypto/rand crashes the program instead
 	nonce := strings.ToUpper(hex.EncodeToString(b[:]))
 	ts := strconv.FormatInt(now.UnixMilli(), 10)
 	return url.Values{
-		paramSignature: {Sign(accessKey, nonce, ts, body)},
+		paramSignature: {Sign(accessKey, nonce, ts, signed)},
 		paramTimestamp: {ts},
 		paramNonce:     {nonce},
 	}
@@ -140,13 +179,17 @@ type Verifier struct {
 }
 
 // Verify authenticates one request from its query parameters and its raw
-// body, exactly as received: verify before decoding the JSON, because a
-// re-encoded body hashes differently.
+// body, exactly as received, and reports which form of the body the
+// signature covers: the raw bytes (FormRaw) or the canonical form of
+// ADDENDUM §A.3.3 (FormCanonical), which Huawei's own sample verifies and
+// which a marketplace that signs it may send with its members in any
+// order. FormNone means neither matched (or the parameters were unusable).
 //
 // The checks run from cheapest to the one with side effects: parameters
-// present and well-formed, HMAC (constant time, hex case ignored), timestamp
-// within the window, and only then the nonce claim, so unauthenticated
-// traffic never writes to the nonce store. Timestamps of 13 digits are
+// present and well-formed, HMAC over the raw body, then over the canonical
+// body (each compared in constant time, hex case ignored), timestamp within
+// the window, and only then the nonce claim, so unauthenticated traffic
+// never writes to the nonce store. Timestamps of 13 digits are
 // milliseconds, 10 digits seconds (§7.1).
 //
 // A failed check returns an error wrapping ErrMissingSignatureParams,
@@ -154,27 +197,28 @@ type Verifier struct {
 // failing NonceStore returns its error wrapped, which is none of those
 // (answer 000005, so the marketplace retries). Error texts never contain
 // the signature or the key.
-func (v *Verifier) Verify(ctx context.Context, query url.Values, body []byte) error {
+func (v *Verifier) Verify(ctx context.Context, query url.Values, body []byte) (SignedForm, error) {
 	if v.AccessKey == "" {
-		return errors.New("verify request signature: verifier has no access key")
+		return FormNone, errors.New("verify request signature: verifier has no access key")
 	}
 	if v.Nonces == nil {
-		return errors.New("verify request signature: verifier has no nonce store")
+		return FormNone, errors.New("verify request signature: verifier has no nonce store")
 	}
 	sig, err := signatureParam(query)
 	if err != nil {
-		return err
+		return FormNone, err
 	}
 	rawTS, ts, err := timestampParam(query)
 	if err != nil {
-		return err
+		return FormNone, err
 	}
 	nonce, err := nonceParam(query)
 	if err != nil {
-		return err
+		return FormNone, err
 	}
-	if !hmac.Equal(requestMAC(v.AccessKey, nonce, rawTS, body), sig) {
-		return ErrBadSignature
+	form := v.matchingForm(sig, nonce, rawTS, body)
+	if form == FormNone {
+		return FormNone, ErrBadSignature
 	}
 	window := v.Window
 	if window <= 0 {
@@ -185,18 +229,32 @@ func (v *Verifier) Verify(ctx context.Context, query url.Values, body []byte) er
 		now = v.Now
 	}
 	if skew := now().Sub(ts); skew > window || skew < -window {
-		return fmt.Errorf("%w: timestamp %s is %s from the server clock", ErrStaleTimestamp, rawTS, skew.Round(time.Millisecond))
+		return form, fmt.Errorf("%w: timestamp %s is %s from the server clock", ErrStaleTimestamp, rawTS, skew.Round(time.Millisecond))
 	}
 	// The request stays acceptable until ts+window, so the nonce must be
 	// remembered at least that long.
 	fresh, err := v.Nonces.Claim(ctx, nonce, ts.Add(window+nonceMargin))
 	if err != nil {
-		return fmt.Errorf("claim nonce %q: %w", nonce, err)
+		return form, fmt.Errorf("claim nonce %q: %w", nonce, err)
 	}
 	if !fresh {
-		return fmt.Errorf("%w: nonce %q", ErrReplayedNonce, nonce)
+		return form, fmt.Errorf("%w: nonce %q", ErrReplayedNonce, nonce)
 	}
-	return nil
+	return form, nil
+}
+
+// matchingForm reports which form of body sig signs: the raw bytes first
+// (no parsing needed), then the canonical form. A body without a canonical
+// form can only match raw.
+func (v *Verifier) matchingForm(sig []byte, nonce, timestamp string, body []byte) SignedForm {
+	if hmac.Equal(requestMAC(v.AccessKey, nonce, timestamp, body), sig) {
+		return FormRaw
+	}
+	canonical, err := CanonicalBody(body, BasicCanonical)
+	if err == nil && hmac.Equal(requestMAC(v.AccessKey, nonce, timestamp, canonical), sig) {
+		return FormCanonical
+	}
+	return FormNone
 }
 
 // queryParam returns the single value of a query parameter. A repeated

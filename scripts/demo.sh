@@ -39,3 +39,8 @@ bin/fulfillment emulator renew "$id" >/dev/null
 wait "$watcher"
 echo
 bin/fulfillment emulator show "$id"
+# What the server's signature checks saw: the emulator sends its bodies
+# unsorted and signs their canonical form (EMULATOR_SIGNATURE_FORM).
+echo
+echo "Signatures the server checked, by the form of the body they covered:"
+curl -fsS "${EMULATOR_MERCHANT_ADMIN_URL}/metrics" | grep '^fulfillment_signature_checks_total' || true

@@ -12,6 +12,7 @@ import (
 
 	"github.com/fulfillment-server/fulfillment/api"
 	"github.com/fulfillment-server/fulfillment/emulator"
+	"github.com/fulfillment-server/fulfillment/koogallery"
 	"github.com/fulfillment-server/fulfillment/workflows"
 )
 
@@ -73,6 +74,7 @@ type Config struct {
 	ProductionURL            string        // EMULATOR_PRODUCTION_URL
 	EmulatorScale            string        // EMULATOR_TIME_SCALE
 	EmulatorTaskQueue        string        // EMULATOR_TASK_QUEUE
+	EmulatorSignatureForm    string        // EMULATOR_SIGNATURE_FORM
 	EmulatorRetention        time.Duration // EMULATOR_RETENTION
 	EmulatorSupervisionDelay time.Duration // EMULATOR_SUPERVISION_DELAY
 	MerchantAdminURL         string        // EMULATOR_MERCHANT_ADMIN_URL
@@ -97,6 +99,7 @@ var defaults = map[string]string{
 	"EMULATOR_PRODUCTION_URL":       "http://127.0.0.1:8080/produce",
 	"EMULATOR_TIME_SCALE":           "1",
 	"EMULATOR_TASK_QUEUE":           "koogallery-emulator",
+	"EMULATOR_SIGNATURE_FORM":       string(koogallery.FormCanonical),
 	"EMULATOR_RETENTION":            "360h",
 	"EMULATOR_SUPERVISION_DELAY":    "3h",
 	"LIFECYCLE_FREEZE_GRACE":        "24h",
@@ -120,7 +123,7 @@ var EnvVars = []string{
 	"LIFECYCLE_RELEASE_POLICY", "SUPERVISION_SYNC_DELAY", "SUPERVISED_PRODUCTS", "DEBUG_INSTANCE_TTL",
 	"ALERT_WEBHOOK_URL", "FULFILLMENT_SPOOL_DIR", "NEWINSTANCE_WAIT",
 	"FULFILLMENT_USAGE_TOKEN", "METERING_PERIOD", "METERING_DAILY_PRODUCTS", "METERING_PUSH_DELAY", "EMULATOR_ADDR", "EMULATOR_URL", "EMULATOR_PRODUCTION_URL",
-	"EMULATOR_TIME_SCALE", "EMULATOR_TASK_QUEUE", "EMULATOR_RETENTION", "EMULATOR_SUPERVISION_DELAY",
+	"EMULATOR_TIME_SCALE", "EMULATOR_TASK_QUEUE", "EMULATOR_SIGNATURE_FORM", "EMULATOR_RETENTION", "EMULATOR_SUPERVISION_DELAY",
 	"EMULATOR_MERCHANT_ADMIN_URL", "EMULATOR_MERCHANT_ADMIN_TOKEN",
 }
 
@@ -133,34 +136,35 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		return defaults[name]
 	}
 	c := Config{
-		HTTPAddr:           get("HTTP_ADDR"),
-		PublicURL:          get("PUBLIC_URL"),
-		DatabaseURL:        Secret(get("DATABASE_URL")),
-		TemporalAddress:    get("TEMPORAL_ADDRESS"),
-		TemporalNamespace:  get("TEMPORAL_NAMESPACE"),
-		TaskQueue:          get("TEMPORAL_TASK_QUEUE"),
-		AccessKey:          Secret(getenv("KOOGALLERY_ACCESS_KEY")),
-		AppInfoEncryption:  strings.ToLower(get("KOOGALLERY_APPINFO_ENCRYPTION")),
-		AdminToken:         Secret(getenv("FULFILLMENT_ADMIN_TOKEN")),
-		APIURL:             get("KOOGALLERY_API_URL"),
-		APIFallbackURL:     get("KOOGALLERY_API_FALLBACK_URL"),
-		AK:                 Secret(getenv("KOOGALLERY_AK")),
-		SK:                 Secret(getenv("KOOGALLERY_SK")),
-		Provisioner:        get("PROVISIONER"),
-		ProvisionerKey:     Secret(getenv("PROVISIONER_KEY")),
-		LogLevel:           strings.ToLower(get("LOG_LEVEL")),
-		LogFormat:          strings.ToLower(get("LOG_FORMAT")),
-		EmulatorAddr:       get("EMULATOR_ADDR"),
-		EmulatorURL:        get("EMULATOR_URL"),
-		ProductionURL:      get("EMULATOR_PRODUCTION_URL"),
-		EmulatorScale:      get("EMULATOR_TIME_SCALE"),
-		EmulatorTaskQueue:  get("EMULATOR_TASK_QUEUE"),
-		MerchantAdminURL:   get("EMULATOR_MERCHANT_ADMIN_URL"),
-		MerchantAdminToken: Secret(getenv("EMULATOR_MERCHANT_ADMIN_TOKEN")),
-		ReleasePolicy:      strings.ToLower(get("LIFECYCLE_RELEASE_POLICY")),
-		AlertWebhookURL:    get("ALERT_WEBHOOK_URL"),
-		SpoolDir:           get("FULFILLMENT_SPOOL_DIR"),
-		UsageToken:         Secret(getenv("FULFILLMENT_USAGE_TOKEN")),
+		HTTPAddr:              get("HTTP_ADDR"),
+		PublicURL:             get("PUBLIC_URL"),
+		DatabaseURL:           Secret(get("DATABASE_URL")),
+		TemporalAddress:       get("TEMPORAL_ADDRESS"),
+		TemporalNamespace:     get("TEMPORAL_NAMESPACE"),
+		TaskQueue:             get("TEMPORAL_TASK_QUEUE"),
+		AccessKey:             Secret(getenv("KOOGALLERY_ACCESS_KEY")),
+		AppInfoEncryption:     strings.ToLower(get("KOOGALLERY_APPINFO_ENCRYPTION")),
+		AdminToken:            Secret(getenv("FULFILLMENT_ADMIN_TOKEN")),
+		APIURL:                get("KOOGALLERY_API_URL"),
+		APIFallbackURL:        get("KOOGALLERY_API_FALLBACK_URL"),
+		AK:                    Secret(getenv("KOOGALLERY_AK")),
+		SK:                    Secret(getenv("KOOGALLERY_SK")),
+		Provisioner:           get("PROVISIONER"),
+		ProvisionerKey:        Secret(getenv("PROVISIONER_KEY")),
+		LogLevel:              strings.ToLower(get("LOG_LEVEL")),
+		LogFormat:             strings.ToLower(get("LOG_FORMAT")),
+		EmulatorAddr:          get("EMULATOR_ADDR"),
+		EmulatorURL:           get("EMULATOR_URL"),
+		ProductionURL:         get("EMULATOR_PRODUCTION_URL"),
+		EmulatorScale:         get("EMULATOR_TIME_SCALE"),
+		EmulatorTaskQueue:     get("EMULATOR_TASK_QUEUE"),
+		EmulatorSignatureForm: strings.ToLower(get("EMULATOR_SIGNATURE_FORM")),
+		MerchantAdminURL:      get("EMULATOR_MERCHANT_ADMIN_URL"),
+		MerchantAdminToken:    Secret(getenv("EMULATOR_MERCHANT_ADMIN_TOKEN")),
+		ReleasePolicy:         strings.ToLower(get("LIFECYCLE_RELEASE_POLICY")),
+		AlertWebhookURL:       get("ALERT_WEBHOOK_URL"),
+		SpoolDir:              get("FULFILLMENT_SPOOL_DIR"),
+		UsageToken:            Secret(getenv("FULFILLMENT_USAGE_TOKEN")),
 	}
 	c.SupervisedProducts = splitList(get("SUPERVISED_PRODUCTS"))
 	c.MeteringDailyProducts = splitList(get("METERING_DAILY_PRODUCTS"))
@@ -185,8 +189,8 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	if c.TenantRetryLimit < time.Second {
 		problems = append(problems, "PROVISIONER_RETRY_LIMIT must be at least 1s")
 	}
-	if c.NewInstanceWait > 15*time.Second {
-		problems = append(problems, "NEWINSTANCE_WAIT must leave time under KooGallery's 20 s timeout: at most 15s")
+	if c.NewInstanceWait > api.AnswerBudget {
+		problems = append(problems, fmt.Sprintf("NEWINSTANCE_WAIT must leave time under KooGallery's 5 s timeout: at most %s", api.AnswerBudget))
 	}
 	// A period must divide a day so that periods line up with the
 	// marketplace's hours and days (UTC).
@@ -204,6 +208,9 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	}
 	if c.ReleasePolicy != workflows.ReleasePolicyHold && c.ReleasePolicy != workflows.ReleasePolicyRelease {
 		problems = append(problems, "LIFECYCLE_RELEASE_POLICY must be hold or release")
+	}
+	if f := koogallery.SignedForm(c.EmulatorSignatureForm); f != koogallery.FormCanonical && f != koogallery.FormRaw {
+		problems = append(problems, "EMULATOR_SIGNATURE_FORM must be canonical (sign the sorted body, as Huawei's sample verifies) or raw (sign the bytes sent)")
 	}
 	if _, err := emulator.ParseScale(c.EmulatorScale); err != nil {
 		problems = append(problems, "EMULATOR_TIME_SCALE must be a factor of at least 1 or emulated=real such as 1d=10s")

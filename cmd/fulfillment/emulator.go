@@ -20,6 +20,7 @@ import (
 	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/fulfillment-server/fulfillment/emulator"
+	"github.com/fulfillment-server/fulfillment/koogallery"
 	"github.com/fulfillment-server/fulfillment/store"
 )
 
@@ -114,6 +115,7 @@ func serveEmulator(ctx context.Context, cfg Config, log *slog.Logger) error {
 
 	acts := &emulator.Activities{
 		Store: db, ProductionURL: cfg.ProductionURL, AccessKey: string(cfg.AccessKey),
+		SignatureForm:    koogallery.SignedForm(cfg.EmulatorSignatureForm),
 		MerchantAdminURL: cfg.MerchantAdminURL, MerchantAdminToken: string(cfg.MerchantAdminToken),
 	}
 	console := emulator.NewConsole(emulator.ConsoleConfig{

@@ -117,17 +117,23 @@ func TestSignProducesAVerifiableQuery(t *testing.T) {
 	query, err := url.ParseQuery(strings.TrimSpace(out.String()))
 	require.NoError(t, err)
 	v := &koogallery.Verifier{AccessKey: "abcde", Nonces: freshNonces{}}
-	require.NoError(t, v.Verify(context.Background(), query, []byte(body)))
+	form, err := v.Verify(context.Background(), query, []byte(body))
+	require.NoError(t, err)
+	require.Equal(t, koogallery.FormCanonical, form, "the canonical form is signed by default")
 
-	// From standard input, with the key from the environment.
+	// From standard input, with the key from the environment, over the raw body.
 	out.Reset()
-	require.NoError(t, run(context.Background(), []string{"sign"}, env(map[string]string{"KOOGALLERY_ACCESS_KEY": "abcde"}),
+	require.NoError(t, run(context.Background(), []string{"sign", "-form", "raw"}, env(map[string]string{"KOOGALLERY_ACCESS_KEY": "abcde"}),
 		strings.NewReader(body), &out))
 	query, err = url.ParseQuery(strings.TrimSpace(out.String()))
 	require.NoError(t, err)
-	require.NoError(t, v.Verify(context.Background(), query, []byte(body)))
+	form, err = v.Verify(context.Background(), query, []byte(body))
+	require.NoError(t, err)
+	require.Equal(t, koogallery.FormRaw, form)
 
 	require.ErrorContains(t, run(context.Background(), []string{"sign", "-body", body}, env(nil), nil, &out), "no access key")
+	require.ErrorContains(t, run(context.Background(), []string{"sign", "-key", "k", "-body", "[1]"}, env(nil), nil, &out), "no canonical form")
+	require.ErrorContains(t, run(context.Background(), []string{"sign", "-key", "k", "-form", "sorted", "-body", body}, env(nil), nil, &out), "unknown signature form")
 }
 
 func TestDecryptReadsWhatQueryInstanceSends(t *testing.T) {

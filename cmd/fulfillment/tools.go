@@ -16,10 +16,14 @@ import (
 //
 //	BODY='{"activity":"newInstance",...}'
 //	curl -X POST "http://localhost:8080/produce?$(fulfillment sign -body "$BODY")" -d "$BODY"
+//
+// It signs the canonical form of the body, as Huawei's sample verifies it
+// (-form raw signs the bytes as given); the server accepts both.
 func runSign(args []string, getenv func(string) string, stdin io.Reader, stdout io.Writer) error {
 	fs := flag.NewFlagSet("sign", flag.ContinueOnError)
 	key := fs.String("key", "", "access key (default: $KOOGALLERY_ACCESS_KEY)")
-	body := fs.String("body", "", "request body, signed byte for byte (default: read standard input)")
+	body := fs.String("body", "", "request body (default: read standard input)")
+	form := fs.String("form", string(koogallery.FormCanonical), "what the signature covers: canonical (the sorted body, as Huawei's sample verifies) or raw (the bytes as given)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -36,7 +40,14 @@ func runSign(args []string, getenv func(string) string, stdin io.Reader, stdout 
 			return fmt.Errorf("sign: read body: %w", err)
 		}
 	}
-	fmt.Fprintln(stdout, koogallery.SignedQuery(*key, raw, time.Now()).Encode())
+	query, err := koogallery.SignedQueryAs(koogallery.SignedForm(*form), *key, raw, time.Now())
+	if errors.Is(err, koogallery.ErrNotCanonicalisable) {
+		return fmt.Errorf("sign: the body is not one JSON object, so it has no canonical form (-form raw signs it as it is): %w", err)
+	}
+	if err != nil {
+		return fmt.Errorf("sign: %w", err)
+	}
+	fmt.Fprintln(stdout, query.Encode())
 	return nil
 }
 
