@@ -293,7 +293,7 @@ func specOf(o workflows.Order) provisioner.Spec {
 }
 
 func tenantRequest(in workflows.TenantInput) provisioner.TenantRequest {
-	return provisioner.TenantRequest{InstanceID: in.InstanceID, Debug: in.Debug, Reason: in.Reason}
+	return provisioner.TenantRequest{InstanceID: in.InstanceID, Debug: in.Debug, Reason: in.Reason, OperationID: in.OperationID}
 }
 
 // provisionerError marks permanent provisioner failures non-retryable.

@@ -84,21 +84,27 @@ type Alerter struct {
 func (a *Activities) Alert(ctx context.Context, in workflows.AlertInput) error {
 	activity.GetLogger(ctx).Error("Instance needs an operator",
 		"alert", in.Kind, "instanceId", in.InstanceID, "message", in.Message)
-	if a.Alerts.WebhookURL == "" {
+	return a.Alerts.Send(ctx, in.InstanceID, in.Kind, in.Message)
+}
+
+// Send posts an alert to the webhook, if one is configured, and reports
+// whether the webhook took it (a 2xx answer).
+func (a Alerter) Send(ctx context.Context, instanceID, kind, message string) error {
+	if a.WebhookURL == "" {
 		return nil
 	}
 	body, err := json.Marshal(map[string]any{
-		"instanceId": in.InstanceID, "kind": in.Kind, "message": in.Message, "at": time.Now().UTC(),
+		"instanceId": instanceID, "kind": kind, "message": message, "at": time.Now().UTC(),
 	})
 	if err != nil {
 		return fmt.Errorf("encode alert: %w", err)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.Alerts.WebhookURL, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.WebhookURL, bytes.NewReader(body))
 	if err != nil {
 		return fmt.Errorf("alert webhook request: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	client := a.Alerts.Client
+	client := a.Client
 	if client == nil {
 		client = &http.Client{Timeout: 10 * time.Second}
 	}

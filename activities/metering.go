@@ -72,8 +72,29 @@ func (a *Activities) PushUsage(ctx context.Context, in workflows.PushUsageInput)
 	if err != nil {
 		return res, err
 	}
-	batch := pending[:min(len(pending), koogallery.MaxUsageRecords)]
+	// A period whose usage no record can carry is held for an operator
+	// (who may split it or write it off) instead of blocking the periods
+	// after it.
+	pushable := pending[:0]
+	for _, p := range pending {
+		if _, err := koogallery.ParseUsageValue(p.Quantity); err != nil {
+			reason := fmt.Sprintf("usage %s cannot be pushed as one record: %v (at most %s); split it or write it off",
+				p.Quantity, err, koogallery.MaxUsageValue)
+			held, err := a.Store.HoldUsagePeriod(ctx, in.InstanceID, p.PeriodStart, reason)
+			if err != nil {
+				return res, err
+			}
+			if held {
+				res.Held = append(res.Held, fmt.Sprintf("period %s–%s: %s",
+					p.PeriodStart.UTC().Format(time.RFC3339), p.PeriodEnd.UTC().Format(time.RFC3339), reason))
+			}
+			continue
+		}
+		pushable = append(pushable, p)
+	}
+	batch := pushable[:min(len(pushable), koogallery.MaxUsageRecords)]
 	if len(batch) == 0 {
+		res.Remaining = len(pushable)
 		return res, nil
 	}
 	records, starts, err := usageRecords(batch, in.Now)
@@ -88,7 +109,10 @@ func (a *Activities) PushUsage(ctx context.Context, in workflows.PushUsageInput)
 		return res, err
 	}
 	res.Pushed = len(batch)
-	res.Remaining = len(pending) - len(batch)
+	res.Remaining = len(pushable) - len(batch)
+	if len(pending) > koogallery.MaxUsageRecords && res.Remaining == 0 {
+		res.Remaining = 1 // more were pending than this call read
+	}
 	return res, nil
 }
 

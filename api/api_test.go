@@ -252,13 +252,13 @@ func TestProduceRefusesInvalidRequests(t *testing.T) {
 		{"not UTF-8", "{\"activity\":\"releaseInstance\",\"instanceId\":\"inst-invalid\",\"note\":\"\xff\"}",
 			"request body is not valid UTF-8"},
 		{"NUL in an instance ID", `{"activity":"releaseInstance","instanceId":"inst-invalid\u0000"}`,
-			"field instanceId must not contain NUL characters"},
+			"field instanceId must be letters, digits, '-', '_' or '.', starting with a letter or a digit"},
 		{"NUL in a businessId", `{"activity":"newInstance","orderId":"CS9","orderLineId":"CS9-1","businessId":"b\u0000"}`,
-			"field businessId must not contain NUL characters"},
+			"field businessId must be letters, digits, '-', '_' or '.', starting with a letter or a digit"},
 		{"NUL in an order ID", `{"activity":"refreshInstance","scene":"RENEWAL","orderId":"CS\u0000","orderLineId":"CS-1","instanceId":"inst-invalid","expireTime":"20301124023618"}`,
 			"field orderId must not contain NUL characters"},
 		{"NUL in a queryInstance list", `{"activity":"queryInstance","instanceId":"inst-invalid,\u0000"}`,
-			"field instanceId must not contain NUL characters"},
+			"an instanceId in the list is not letters, digits, '-', '_' or '.', starting with a letter or a digit"},
 		{"NUL in productInfo", `{"activity":"changeInstanceCheck","instanceId":"inst-invalid","productInfo":{"skuCode":"s\u0000"}}`,
 			"field productInfo.skuCode must not contain NUL characters"},
 		{"expireTime not a time", `{"activity":"refreshInstance","scene":"RENEWAL","orderId":"CS2","orderLineId":"CS2-1","instanceId":"inst-invalid","expireTime":"20301324023618"}`,
@@ -457,7 +457,7 @@ func TestNewInstance(t *testing.T) {
 	h := newHarness(t)
 	const id = "8f5a2f8e-first-business-id"
 	orderID, lineID := "CS2211181819B4LVS", "CS2211181819B4LVS-000001"
-	wantKey := "newInstance:" + orderID + ":" + lineID
+	wantKey := "debug:newInstance:" + orderID + ":" + lineID // newInstanceBody is a debug call
 
 	a := h.produce(t, newInstanceBody(t, orderID, lineID, id))
 
@@ -1021,7 +1021,7 @@ func TestOrderNotify(t *testing.T) {
 		require.NoError(t, h.raw.QueryRowContext(t.Context(), `SELECT dedup_key, instance_id, delivered_at IS NOT NULL,
 			outcome, redeliveries, body FROM callbacks WHERE activity = 'orderNotify'`).
 			Scan(&key, &instanceID, &delivered, &outcome, &redeliveries, &rawBody))
-		require.Equal(t, "orderNotify:CS2211181819B4LVS:CS2211181819B4LVS-000001", key)
+		require.Equal(t, "debug:orderNotify:CS2211181819B4LVS:CS2211181819B4LVS-000001", key, "a debug call's key")
 		require.Nil(t, instanceID)
 		require.True(t, delivered, "a notice is complete once recorded")
 		require.Equal(t, "recorded", outcome)
@@ -1243,7 +1243,7 @@ func TestAdminGetInstance(t *testing.T) {
 		require.Nil(t, got.ExpireTime)
 		require.Len(t, got.Events, 1)
 		require.Equal(t, "received", got.Events[0].Kind)
-		require.Equal(t, "newInstance:"+orderID+":"+lineID, got.Events[0].Key)
+		require.Equal(t, "debug:newInstance:"+orderID+":"+lineID, got.Events[0].Key)
 		require.Equal(t, "newInstance received; delivered: signalled [debug]", got.Events[0].Message)
 	})
 
@@ -1293,7 +1293,7 @@ func TestAdminGetInstance(t *testing.T) {
 			kinds, keys = append(kinds, e.Kind), append(keys, e.Key)
 		}
 		require.Equal(t, []string{"received", "provisioned", "received", "renewed"}, kinds)
-		require.Equal(t, []string{"newInstance:" + orderID + ":" + lineID, "provisioned",
+		require.Equal(t, []string{"debug:newInstance:" + orderID + ":" + lineID, "provisioned",
 			"refreshInstance:" + id + ":CSrenew-adm:CSrenew-adm-000001", "renewed-1"}, keys)
 		require.True(t, slices.IsSortedFunc(got.Events, func(a, b api.TimelineItem) int { return a.At.Compare(b.At) }))
 	})

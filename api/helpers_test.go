@@ -59,8 +59,11 @@ type signalCall struct {
 type fakeSignaller struct {
 	mu      sync.Mutex
 	failing bool
-	hold    chan struct{}
-	calls   []signalCall
+	// refuse fails every call for these workflow IDs with their error
+	// (Temporal refusing one callback, not Temporal down).
+	refuse map[string]error
+	hold   chan struct{}
+	calls  []signalCall
 }
 
 var _ inbox.Signaller = (*fakeSignaller)(nil)
@@ -82,6 +85,11 @@ func (f *fakeSignaller) SignalWithStartWorkflow(_ context.Context, workflowID, s
 		f.calls = append(f.calls, call)
 		return nil, call.Err
 	}
+	if err := f.refuse[workflowID]; err != nil {
+		call.Err = err
+		f.calls = append(f.calls, call)
+		return nil, err
+	}
 	f.calls = append(f.calls, call)
 	return fakeRun{id: workflowID}, nil
 }
@@ -98,6 +106,16 @@ func (f *fakeSignaller) holdCalls() (release func()) {
 		f.mu.Unlock()
 		close(hold)
 	}
+}
+
+// refuseFor makes every call for the workflow fail with err (nil: stop).
+func (f *fakeSignaller) refuseFor(workflowID string, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.refuse == nil {
+		f.refuse = map[string]error{}
+	}
+	f.refuse[workflowID] = err
 }
 
 func (f *fakeSignaller) setFailing(v bool) {
@@ -302,7 +320,8 @@ func withLogger(l *slog.Logger) harnessOption {
 func withBacklogMetric() harnessOption {
 	return func(c *harnessConfig) {
 		c.metrics = func(db *store.DB) *api.Metrics {
-			return api.NewMetrics(nil, api.Gauges{RelayBacklog: db.UndeliveredCount, UsagePending: db.PendingUsageCount})
+			return api.NewMetrics(nil, api.Gauges{RelayBacklog: db.UndeliveredCount, UsagePending: db.PendingUsageCount,
+				UsageHeld: db.HeldUsageCount, ParkedCallbacks: db.ParkedCount})
 		}
 	}
 }

@@ -35,6 +35,12 @@ type Gauges struct {
 	// UsagePending counts the closed usage periods the marketplace has
 	// not accepted yet: a number that grows means pushes are failing.
 	UsagePending func(ctx context.Context) (int64, error)
+	// UsageHeld counts the usage periods held for an operator: their
+	// usage cannot be pushed as it is (split them or write them off).
+	UsageHeld func(ctx context.Context) (int64, error)
+	// ParkedCallbacks counts the callbacks that could never be delivered
+	// to their workflow and wait for an operator (retry or discard).
+	ParkedCallbacks func(ctx context.Context) (int64, error)
 	// Pools are the database connection pools by name; their statistics
 	// (go_sql_*{db_name}) show whether work waits for a connection.
 	Pools map[string]*sql.DB
@@ -76,6 +82,14 @@ func NewMetrics(registry *prometheus.Registry, g Gauges) *Metrics {
 	if g.UsagePending != nil {
 		registry.MustRegister(countGauge("fulfillment_usage_periods_pending",
 			"Closed pay-per-use usage periods not yet accepted by the marketplace (-1 when unknown).", g.UsagePending))
+	}
+	if g.UsageHeld != nil {
+		registry.MustRegister(countGauge("fulfillment_usage_periods_held",
+			"Usage periods held for an operator because their usage cannot be pushed as it is (-1 when unknown).", g.UsageHeld))
+	}
+	if g.ParkedCallbacks != nil {
+		registry.MustRegister(countGauge("fulfillment_callbacks_parked",
+			"Callbacks that could never be delivered to their workflow, waiting for an operator (-1 when unknown).", g.ParkedCallbacks))
 	}
 	if g.SpoolBacklog != nil {
 		registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{

@@ -51,6 +51,10 @@ func activityLabel(a koogallery.Activity) string {
 // writing the answer and for the network.
 const AnswerBudget = 4 * time.Second
 
+// ProduceReadLimit is how long a /produce request may take to arrive, its
+// body included: KooGallery's timeout.
+const ProduceReadLimit = 5 * time.Second
+
 // produce is the production interface (SPEC §1): verify the signature over
 // the raw body, parse, record durably, signal, answer with a signed body.
 func (s *Server) produce(c *gin.Context) {
@@ -58,6 +62,11 @@ func (s *Server) produce(c *gin.Context) {
 	activity := "invalid"
 	code := koogallery.ResultInternalError
 	defer func() { s.metrics.observeCallback(activity, string(code), time.Since(start)) }()
+
+	// The body must arrive within KooGallery's own timeout: a caller
+	// trickling it holds no connection longer. (Servers that do not
+	// support read deadlines, such as httptest recorders, skip this.)
+	_ = http.NewResponseController(c.Writer).SetReadDeadline(start.Add(ProduceReadLimit))
 
 	// Everything below that waits (the database, Temporal, provisioning)
 	// waits on this context, so a call is answered within the budget
@@ -116,9 +125,11 @@ func (s *Server) produce(c *gin.Context) {
 		return
 	}
 
+	in := verifiedCall{req: req, body: body}
+	in.sentAt, _ = koogallery.SignedAt(query) // verified above
 	if verifyErr != nil {
 		s.log.Error("Nonce store unavailable", "activity", activity, "error", verifyErr)
-		code = s.spoolOrFail(c, req, body, query.Get("nonce"))
+		code = s.spoolOrFail(c, in, query.Get("nonce"))
 		return
 	}
 	switch r := req.(type) {
@@ -127,8 +138,17 @@ func (s *Server) produce(c *gin.Context) {
 	case *koogallery.ChangeInstanceCheckRequest:
 		code = s.changeInstanceCheck(c, r)
 	default:
-		code = s.recordAndSignal(c, req, body)
+		code = s.recordAndSignal(c, in)
 	}
+}
+
+// verifiedCall is a callback whose signature was verified: the request,
+// its body as received, and when the marketplace sent it (the signed
+// timestamp).
+type verifiedCall struct {
+	req    koogallery.Request
+	body   []byte
+	sentAt time.Time
 }
 
 // spoolOrFail answers a verified callback that the database could not take.
@@ -137,7 +157,8 @@ func (s *Server) produce(c *gin.Context) {
 // Postgres is back); any other is answered 000005, and the marketplace
 // sends it again. nonce is set when the database's nonce memory was
 // unreachable too: the spool then remembers it instead.
-func (s *Server) spoolOrFail(c *gin.Context, req koogallery.Request, body []byte, nonce string) koogallery.ResultCode {
+func (s *Server) spoolOrFail(c *gin.Context, in verifiedCall, nonce string) koogallery.ResultCode {
+	req := in.req
 	fail := func() koogallery.ResultCode {
 		s.answer(c, http.StatusOK, koogallery.Response{ResultCode: koogallery.ResultInternalError, ResultMsg: msgUnavailable})
 		return koogallery.ResultInternalError
@@ -157,7 +178,7 @@ func (s *Server) spoolOrFail(c *gin.Context, req koogallery.Request, body []byte
 			return koogallery.ResultAuthFailed
 		}
 	}
-	if err := s.cfg.Spool.Put(body, s.cfg.Now()); err != nil {
+	if err := s.cfg.Spool.Put(in.body, s.cfg.Now(), in.sentAt); err != nil {
 		s.log.Error("Spool unavailable", "error", err)
 		return fail()
 	}
@@ -189,13 +210,14 @@ func readBody(c *gin.Context) ([]byte, int, error) {
 // the inbox; delivery to the workflow happens in the background (the
 // dispatcher, and the relay for whatever it misses). The answer never
 // waits for Temporal.
-func (s *Server) recordAndSignal(c *gin.Context, req koogallery.Request, body []byte) koogallery.ResultCode {
+func (s *Server) recordAndSignal(c *gin.Context, in verifiedCall) koogallery.ResultCode {
 	ctx := c.Request.Context()
+	req := in.req
 	if err := s.recordSpooledFirst(ctx); err != nil {
 		s.log.Error("Spooled callbacks not recorded; this callback waits behind them", "activity", req.Activity(), "error", err)
-		return s.spoolOrFail(c, req, body, "")
+		return s.spoolOrFail(c, in, "")
 	}
-	rec, err := s.cfg.Inbox.Record(ctx, req, body)
+	rec, err := s.cfg.Inbox.Record(ctx, req, in.body, in.sentAt)
 	switch {
 	case errors.Is(err, store.ErrUnknownInstance):
 		s.answer(c, http.StatusOK, koogallery.Response{ResultCode: koogallery.ResultInstanceNotFound, ResultMsg: msgUnknown})
@@ -205,7 +227,7 @@ func (s *Server) recordAndSignal(c *gin.Context, req koogallery.Request, body []
 		return koogallery.ResultInvalidParam
 	case err != nil:
 		s.log.Error("Callback not recorded", "activity", req.Activity(), "error", err)
-		return s.spoolOrFail(c, req, body, "")
+		return s.spoolOrFail(c, in, "")
 	}
 	if !rec.Fresh {
 		s.log.Info("Callback redelivered", "activity", req.Activity(), "seq", rec.Callback.Seq,

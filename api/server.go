@@ -121,6 +121,9 @@ func (s *Server) Handler() http.Handler {
 	admin.GET("/instances/:instanceId", s.getInstance)
 	admin.GET("/instances/:instanceId/usage", s.getUsage)
 	admin.POST("/instances/:instanceId/signals/:name", s.signal)
+	admin.POST("/instances/:instanceId/usage/periods/:begin/:action", s.repairUsagePeriod)
+	admin.GET("/callbacks", s.listParkedCallbacks)
+	admin.POST("/callbacks/:seq/:action", s.repairCallback)
 
 	if s.cfg.DemoTenants != nil {
 		r.Any("/demo/tenants/*path", gin.WrapH(s.cfg.DemoTenants))

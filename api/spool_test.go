@@ -219,7 +219,7 @@ func TestProduceSpoolsOnceOnlyCallbacksWhilePostgresIsDown(t *testing.T) {
 	newBody := newInstanceBody(t, orderID, lineID, id)
 	req, err := koogallery.ParseRequest(newBody)
 	require.NoError(t, err)
-	rec, err := ib.Record(t.Context(), req, newBody)
+	rec, err := ib.Record(t.Context(), req, newBody, time.Time{})
 	require.NoError(t, err)
 	require.NoError(t, ib.DeliverNow(t.Context(), rec))
 
@@ -237,7 +237,7 @@ func TestProduceSpoolsOnceOnlyCallbacksWhilePostgresIsDown(t *testing.T) {
 		keys = append(keys, cb.DedupKey)
 	}
 	want := []string{
-		"newInstance:" + orderID + ":" + lineID,
+		"debug:newInstance:" + orderID + ":" + lineID,
 		"refreshInstance:" + id + ":R1:R1-000001",
 		"updateInstanceStatus:" + id + ":UNFREEZE:1",
 		"releaseInstance:" + id,
@@ -274,8 +274,8 @@ func TestProduceRecordsSpooledCallbacksFirst(t *testing.T) {
 	const id = "sp-order"
 	h.allocate(t, id)
 	// Spooled while the database was away.
-	require.NoError(t, spool.Put(refreshBody(t, id, "R1"), time.Now().Add(-time.Minute)))
-	require.NoError(t, spool.Put(statusBody(t, id, "UNFREEZE"), time.Now().Add(-time.Minute+time.Second)))
+	require.NoError(t, spool.Put(refreshBody(t, id, "R1"), time.Now().Add(-time.Minute), time.Time{}))
+	require.NoError(t, spool.Put(statusBody(t, id, "UNFREEZE"), time.Now().Add(-time.Minute+time.Second), time.Time{}))
 
 	requireResult(t, h.produce(t, refreshBody(t, id, "R2")), "000000", msgSuccess)
 
@@ -339,7 +339,7 @@ func TestSpoolBacklogMetric(t *testing.T) {
 
 	require.Equal(t, "0", get(), "a spool never written to")
 	for i := range 3 {
-		require.NoError(t, spool.Put(refreshBody(t, "m", "R"+string(rune('0'+i))), time.Now()))
+		require.NoError(t, spool.Put(refreshBody(t, "m", "R"+string(rune('0'+i))), time.Now(), time.Time{}))
 	}
 	require.Equal(t, "3", get())
 	_, err := spool.ClaimNonce("N")

@@ -49,11 +49,10 @@ type UsageIn struct {
 	IdempotencyKey string `json:"idempotencyKey"`
 }
 
-// UsageRejection says why a record was refused.
-type UsageRejection struct {
-	Index int    `json:"index"`
-	Error string `json:"error"`
-}
+// UsageRejection says why a record was refused, by its index in the batch:
+// by validation here, or by the store (a reused idempotency key, usage a
+// record could not carry).
+type UsageRejection = store.UsageRefusal
 
 // usageAuth admits the admin token or the usage token (the one the
 // merchant's application reports usage with), compared in constant time.
@@ -99,19 +98,28 @@ func (s *Server) postUsage(c *gin.Context) {
 		return
 	}
 	if len(rejected) > 0 {
-		shown := rejected[:min(len(rejected), 50)]
-		c.JSON(http.StatusBadRequest, gin.H{
-			"error":   fmt.Sprintf("%d of %d records are invalid; nothing was stored", len(rejected), len(in.Records)),
-			"records": shown,
-		})
+		s.refuseUsage(c, len(in.Records), rejected)
 		return
 	}
-	accepted, err := s.cfg.Store.InsertUsage(c.Request.Context(), records)
+	accepted, refused, err := s.cfg.Store.InsertUsage(c.Request.Context(), records, koogallery.MaxUsageValue)
 	if err != nil {
 		s.adminUnavailable(c, err)
 		return
 	}
+	if len(refused) > 0 {
+		s.refuseUsage(c, len(in.Records), refused)
+		return
+	}
 	c.JSON(http.StatusOK, gin.H{"accepted": accepted, "duplicates": len(records) - accepted})
+}
+
+// refuseUsage answers 400 for a batch with refused records (at most 50
+// listed, by their index in the batch); nothing of it was stored.
+func (s *Server) refuseUsage(c *gin.Context, total int, refused []UsageRejection) {
+	c.JSON(http.StatusBadRequest, gin.H{
+		"error":   fmt.Sprintf("%d of %d records are invalid; nothing was stored", len(refused), total),
+		"records": refused[:min(len(refused), 50)],
+	})
 }
 
 // validateUsage checks every record; instances are looked up at once.
@@ -202,7 +210,8 @@ func usageQuantity(raw json.RawMessage) (string, error) {
 		err = v.Validate()
 	}
 	if err != nil {
-		return "", errors.New("quantity must be a number greater than 0 with at most 4 decimals")
+		return "", fmt.Errorf("quantity must be a number greater than 0 with at most 4 decimals, at most %s (one record's limit)",
+			koogallery.MaxUsageValue)
 	}
 	return v.String(), nil
 }

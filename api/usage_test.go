@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fulfillment-server/fulfillment/api"
+	"github.com/fulfillment-server/fulfillment/koogallery"
 	"github.com/fulfillment-server/fulfillment/store"
 )
 
@@ -223,11 +224,11 @@ func TestGetUsage(t *testing.T) {
 	h := newHarness(t)
 	h.payPerUse(t, "u-ppu")
 	start := time.Now().UTC().Truncate(time.Hour).Add(-3 * time.Hour)
-	_, err := h.db.InsertUsage(t.Context(), []store.Usage{
+	_, _, err := h.db.InsertUsage(t.Context(), []store.Usage{
 		{IdempotencyKey: "a", InstanceID: "u-ppu", Meter: "sms", Quantity: "2.5", OccurredAt: start.Add(time.Minute)},
 		{IdempotencyKey: "b", InstanceID: "u-ppu", Meter: "sms", Quantity: "4", OccurredAt: start.Add(61 * time.Minute)},
 		{IdempotencyKey: "c", InstanceID: "u-ppu", Meter: "sms", Quantity: "1", OccurredAt: start.Add(150 * time.Minute)},
-	})
+	}, koogallery.MaxUsageValue)
 	require.NoError(t, err)
 	for h2 := range 2 {
 		from := start.Add(time.Duration(h2) * time.Hour)
@@ -288,9 +289,9 @@ func TestQueryInstanceUsageInfo(t *testing.T) {
 	require.NoError(t, err)
 	start := time.Date(2026, 11, 20, 1, 0, 0, 0, time.UTC)
 	closedAt := start.Add(65 * time.Minute)
-	_, err = h.db.InsertUsage(t.Context(), []store.Usage{
+	_, _, err = h.db.InsertUsage(t.Context(), []store.Usage{
 		{IdempotencyKey: "a", InstanceID: "u-ppu", Meter: "sms", Quantity: "12.25", OccurredAt: start.Add(time.Minute)},
-	})
+	}, koogallery.MaxUsageValue)
 	require.NoError(t, err)
 	_, err = h.db.CloseUsagePeriod(t.Context(), store.ClosePeriod{InstanceID: "u-ppu", Start: start, End: start.Add(time.Hour), Billable: true, At: closedAt})
 	require.NoError(t, err)
@@ -311,4 +312,66 @@ func TestQueryInstanceUsageInfo(t *testing.T) {
 	require.Len(t, pk.UsageInfo, 1, "one line per instance the package covers")
 	require.Equal(t, "u-ppu", pk.UsageInfo[0].RelatedInstanceID)
 	require.Equal(t, 12.25, pk.UsageInfo[0].UsageValue)
+}
+
+// TestUsageIntakeRefusesAReusedKey: a record whose idempotency key was
+// already stored with another quantity, time, meter or instance is not a
+// duplicate: the batch is refused with a 400 naming it, and nothing of it
+// is stored.
+func TestUsageIntakeRefusesAReusedKey(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, withUsageToken(testUsageToken))
+	h.payPerUse(t, "u-reuse")
+	h.payPerUse(t, "u-other")
+	at := time.Now().Add(-time.Hour).Truncate(time.Second)
+	status, a := h.postUsage(t, testUsageToken, usageBody(t, record("u-reuse", "k-1", 1.5, at)))
+	require.Equal(t, http.StatusOK, status)
+	require.Equal(t, 1, a.Accepted)
+
+	for name, r := range map[string]map[string]any{
+		"other quantity": record("u-reuse", "k-1", 2, at),
+		"other time":     record("u-reuse", "k-1", 1.5, at.Add(time.Second)),
+		"other instance": record("u-other", "k-1", 1.5, at),
+	} {
+		t.Run(name, func(t *testing.T) {
+			status, a := h.postUsage(t, testUsageToken, usageBody(t, record("u-reuse", "k-new", 1, at), r))
+			require.Equal(t, http.StatusBadRequest, status)
+			require.Equal(t, "1 of 2 records are invalid; nothing was stored", a.Error)
+			require.Equal(t, []api.UsageRejection{{Index: 1,
+				Error: "idempotencyKey is already used by a record with other values (instance, meter, quantity or time)"}}, a.Records)
+			n, sum := h.usageRecords(t)
+			require.Equal(t, 1, n, "nothing stored, not even the good record")
+			require.Equal(t, "1.5000", sum)
+		})
+	}
+	// The same values again are a duplicate, as before; 1.50 is 1.5.
+	status, a = h.postUsage(t, testUsageToken, usageBody(t, record("u-reuse", "k-1", "1.50", at)))
+	require.Equal(t, http.StatusOK, status, a.Error)
+	require.Equal(t, 1, a.Duplicates)
+}
+
+// TestUsageIntakeRefusesWhatNoRecordCanCarry: usage that would make an
+// instance's usage not yet metered larger than one usage record can carry
+// is refused at intake (it could never be pushed), with a 400 that says
+// so; other instances are not affected.
+func TestUsageIntakeRefusesWhatNoRecordCanCarry(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, withUsageToken(testUsageToken))
+	h.payPerUse(t, "u-huge")
+	at := time.Now().Add(-time.Hour).Truncate(time.Second)
+	status, a := h.postUsage(t, testUsageToken, usageBody(t, record("u-huge", "h-1", "900000000000000", at)))
+	require.Equal(t, http.StatusOK, status, a.Error)
+
+	status, a = h.postUsage(t, testUsageToken, usageBody(t, record("u-huge", "h-2", "900000000000000", at)))
+	require.Equal(t, http.StatusBadRequest, status)
+	require.Len(t, a.Records, 1)
+	require.Equal(t, 0, a.Records[0].Index)
+	require.Contains(t, a.Records[0].Error, "the usage of this instance not yet metered would be 1800000000000000.0000, more than one usage record can carry ("+koogallery.MaxUsageValue+")")
+	n, _ := h.usageRecords(t)
+	require.Equal(t, 1, n)
+
+	// A record alone beyond it is refused as too large.
+	status, a = h.postUsage(t, testUsageToken, usageBody(t, record("u-huge", "h-3", "1000000000000000", at)))
+	require.Equal(t, http.StatusBadRequest, status)
+	require.Contains(t, a.Records[0].Error, "at most "+koogallery.MaxUsageValue)
 }

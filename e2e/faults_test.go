@@ -9,6 +9,8 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -38,6 +40,12 @@ type merchantApp struct {
 	mu      sync.Mutex
 	calls   []string                      // the Idempotency-Key of each provision call, in order
 	tenants map[string]provisioner.Tenant // the tenants created, by idempotency key
+	// done holds the idempotency keys of the freezes, unfreezes and
+	// releases carried out; a call with a key already done is skipped,
+	// as docs/provisioner.md allows. frozen is the tenants' switch.
+	done   map[string]bool
+	frozen map[string]bool
+	ops    []string // "<op> <key>" of every tenant switch call, skipped or not
 
 	// unavailable makes provision answer 503, as during a deploy.
 	unavailable atomic.Bool
@@ -51,7 +59,7 @@ type merchantApp struct {
 
 func newMerchantApp(t *testing.T, key string, holdFirst bool) *merchantApp {
 	a := &merchantApp{
-		key: key, tenants: map[string]provisioner.Tenant{},
+		key: key, tenants: map[string]provisioner.Tenant{}, done: map[string]bool{}, frozen: map[string]bool{},
 		holdFirst: holdFirst, firstHeld: make(chan struct{}), releaseFirst: make(chan struct{}),
 	}
 	a.srv = httptest.NewServer(http.HandlerFunc(a.serve))
@@ -71,11 +79,25 @@ func (a *merchantApp) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
+	key := r.Header.Get(provisioner.IdempotencyKeyHeader)
 	if r.URL.Path != "/provision" {
+		var req provisioner.TenantRequest
+		_ = json.Unmarshal(body, &req)
+		a.mu.Lock()
+		a.ops = append(a.ops, strings.TrimPrefix(r.URL.Path, "/")+" "+key)
+		if key != "" && !a.done[key] {
+			a.done[key] = true
+			switch r.URL.Path {
+			case "/freeze":
+				a.frozen[req.InstanceID] = true
+			case "/unfreeze":
+				a.frozen[req.InstanceID] = false
+			}
+		}
+		a.mu.Unlock()
 		_, _ = w.Write([]byte(`{}`))
 		return
 	}
-	key := r.Header.Get(provisioner.IdempotencyKeyHeader)
 	a.mu.Lock()
 	a.calls = append(a.calls, key)
 	first := len(a.calls) == 1
@@ -105,6 +127,14 @@ func (a *merchantApp) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	a.mu.Unlock()
 	_ = json.NewEncoder(w).Encode(tenant)
+}
+
+// tenantOps returns "<op> <idempotency key>" of every freeze, unfreeze and
+// release call, and whether the instance's tenant is frozen now.
+func (a *merchantApp) tenantOps(instanceID string) ([]string, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]string(nil), a.ops...), a.frozen[instanceID]
 }
 
 // provisionCalls returns the idempotency keys of the provision calls.
@@ -666,4 +696,64 @@ func (s *stack) adminGet(path string, out any) {
 	defer resp.Body.Close()
 	require.Equal(s.t, http.StatusOK, resp.StatusCode)
 	require.NoError(s.t, json.NewDecoder(resp.Body).Decode(out))
+}
+
+// TestSpooledRenewalAndRefundOnTwoReplicas: two replicas, the database
+// down. A renewal (+90 days) reaches replica 1 and is spooled there; its
+// refund (UNSUBSCRIBE_RENEWAL_PERIOD, +20 days) reaches replica 2 and is
+// spooled there. Replica 1 is stopped before the database comes back, so
+// replica 2 records the refund first and replica 1, restarted, records the
+// renewal after it. The expiry follows what the marketplace sent last, the
+// refund, not what was recorded last.
+func TestSpooledRenewalAndRefundOnTwoReplicas(t *testing.T) {
+	t.Parallel()
+	pg := testenv.StartPrivatePostgres(t)
+	spool1, spool2 := filepath.Join(t.TempDir(), "spool-1"), filepath.Join(t.TempDir(), "spool-2")
+	s := startStack(t, "DATABASE_URL="+pg.URL(), "FULFILLMENT_SPOOL_DIR="+spool1)
+	port2 := testenv.FreePort(t)
+	replica2 := "http://127.0.0.1:" + strconv.Itoa(port2)
+	env2 := append(slices.Clone(s.env), "HTTP_ADDR=127.0.0.1:"+strconv.Itoa(port2), "FULFILLMENT_SPOOL_DIR="+spool2)
+	proc2 := startProcess(t, "replica-2", env2, s.logs, replica2+"/healthz", "api")
+	t.Cleanup(func() { stopProcess(proc2) })
+
+	id := s.buyActive("TWOREPLICAS01")[0]
+	expiry := *s.instance(id).ExpireTime
+	renewedTo, refundedTo := expiry.AddDate(0, 0, 90), expiry.AddDate(0, 0, 20)
+
+	pg.Stop()
+	renewal := refreshBody(id, "RENEW90", "RENEWAL", koogallery.FormatTime(renewedTo))
+	r, err := s.post(renewal)
+	require.NoError(t, err)
+	require.Equal(t, "000000", r.ResultCode, "spooled on replica 1: %s", r.raw)
+	time.Sleep(20 * time.Millisecond) // the refund is signed later
+	refund := refreshBody(id, "REFUND70", "UNSUBSCRIBE_RENEWAL_PERIOD", koogallery.FormatTime(refundedTo))
+	r, err = (&stack{baseURL: replica2}).post(refund)
+	require.NoError(t, err)
+	require.Equal(t, "000000", r.ResultCode, "spooled on replica 2: %s", r.raw)
+	require.Len(t, spooledBodies(t, spool1), 1)
+	require.Len(t, spooledBodies(t, spool2), 1)
+
+	s.stopServer()
+	pg.Start()
+	waitUntil(t, 60*time.Second, "replica 2 to record the refund", func() int { return len(spooledBodies(t, spool2)) },
+		func(n int) bool { return n == 0 })
+	s.startServer()
+	waitUntil(t, 60*time.Second, "replica 1 to record the renewal", func() int { return len(spooledBodies(t, spool1)) },
+		func(n int) bool { return n == 0 })
+
+	renewalKey := "callback/refreshInstance:" + id + ":RENEW90:RENEW90-000001"
+	done := s.waitFor(id, "both applied", func(in instance) bool {
+		return in.events("callback/refreshInstance:"+id+":REFUND70:REFUND70-000001") == 1 && in.events(renewalKey) == 1
+	})
+	require.True(t, done.ExpireTime.Equal(refundedTo), "expiry %s, want the refund's %s", done.ExpireTime, refundedTo)
+	require.Contains(t, eventMessage(done, renewalKey), "was sent before the expiry change already applied")
+	// The workflow received them in the order they were recorded.
+	order := map[string]int{}
+	for i, e := range done.Events {
+		if _, seen := order[e.Key]; !seen {
+			order[e.Key] = i
+		}
+	}
+	require.Less(t, order["callback/refreshInstance:"+id+":REFUND70:REFUND70-000001"], order[renewalKey],
+		"the refund was recorded, and applied, first")
 }

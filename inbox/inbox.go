@@ -18,6 +18,8 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/fulfillment-server/fulfillment/koogallery"
 	"github.com/fulfillment-server/fulfillment/store"
@@ -44,6 +46,13 @@ type Inbox struct {
 	// dispatcher before trying itself; the dispatcher drops what waited
 	// longer in its queue, so the two do not both send it.
 	DirectGrace time.Duration
+	// Alert, when set, tells operators about a callback parked because it
+	// can never be delivered (the alert webhook); it is also logged.
+	Alert func(ctx context.Context, instanceID, kind, message string) error
+	// ParkAfter is how many failed deliveries of one callback, while
+	// others are delivered, park it for an operator; zero means
+	// DefaultParkAfter.
+	ParkAfter int
 
 	// lastFailure is when a delivery last failed (unix nanoseconds), and
 	// lastSuccess when one last succeeded: while Temporal is away the
@@ -54,10 +63,19 @@ type Inbox struct {
 	dispatch atomic.Pointer[dispatcher]
 }
 
-// breakerPause is how long after a failed delivery, with no success since,
-// the dispatcher leaves delivery to the relay instead of waiting on an
-// unreachable Temporal.
+// breakerPause is how long after a delivery found Temporal unreachable,
+// with no success since, the dispatcher leaves delivery to the relay
+// instead of waiting on it. Only Temporal being away trips it: a failure
+// that belongs to one callback must not slow the others.
 const breakerPause = 5 * time.Second
+
+// DefaultParkAfter is how often a callback may fail to be delivered, while
+// others are delivered, before it is parked for an operator: its failure
+// is its own, and retrying it forever would hide it. With the relay's
+// backoff that is about 8 minutes of attempts. A refusal by Temporal is
+// not parked at once: a namespace whose search attributes are still being
+// registered refuses every signal as invalid for a moment.
+const DefaultParkAfter = 20
 
 // ErrDeliveryDeferred means the callback is recorded and its delivery left
 // to the relay.
@@ -72,8 +90,20 @@ const (
 
 // DedupKey derives the inbox key of a callback: the same key for every
 // redelivery of one marketplace event, a different key for another event.
-// Status changes are completed with their episode by the store.
+// Status changes are completed with their episode by the store. A debug
+// call (testFlag "1") never shares a key with a real one: its key starts
+// with "debug:", so that a probe can never pass for, and swallow, the real
+// callback that follows it.
 func DedupKey(req koogallery.Request) (string, error) {
+	key, err := eventKey(req)
+	if err != nil || !req.Debug() {
+		return key, err
+	}
+	return "debug:" + key, nil
+}
+
+// eventKey is the key of a callback's marketplace event.
+func eventKey(req koogallery.Request) (string, error) {
 	switch r := req.(type) {
 	case *koogallery.NewInstanceRequest:
 		return fmt.Sprintf("newInstance:%s:%s", r.OrderID, r.OrderLineID), nil
@@ -94,10 +124,12 @@ func DedupKey(req koogallery.Request) (string, error) {
 	}
 }
 
-// Record stores a verified callback durably. newInstance allocates the
-// instance; other instance callbacks return store.ErrUnknownInstance for an
-// unknown instanceId; orderNotify is complete once recorded.
-func (ib *Inbox) Record(ctx context.Context, req koogallery.Request, body []byte) (store.Recorded, error) {
+// Record stores a verified callback durably. sentAt is when the
+// marketplace sent it (the request's signed timestamp; zero if unknown).
+// newInstance allocates the instance; other instance callbacks return
+// store.ErrUnknownInstance for an unknown instanceId; orderNotify is
+// complete once recorded.
+func (ib *Inbox) Record(ctx context.Context, req koogallery.Request, body []byte, sentAt time.Time) (store.Recorded, error) {
 	key, err := DedupKey(req)
 	if err != nil {
 		return store.Recorded{}, err
@@ -107,6 +139,7 @@ func (ib *Inbox) Record(ctx context.Context, req koogallery.Request, body []byte
 		Activity:     string(req.Activity()),
 		Debug:        req.Debug(),
 		Body:         body,
+		SentAt:       sentAt,
 		DeliverAfter: time.Now().Add(ib.DirectGrace),
 	}
 	switch r := req.(type) {
@@ -130,8 +163,9 @@ func (ib *Inbox) Record(ctx context.Context, req koogallery.Request, body []byte
 }
 
 // DeliverNow is the dispatcher's delivery attempt. It leaves the
-// callback to the relay when an older callback of the same instance is still
-// waiting, so that the workflow receives them in arrival order.
+// callback to the relay, due at once, when an older callback of the same
+// instance is still waiting (so that the workflow receives them in arrival
+// order) or while Temporal was found unreachable moments ago.
 func (ib *Inbox) DeliverNow(ctx context.Context, rec store.Recorded) error {
 	if rec.Callback.Delivered() || rec.Key.InstanceID == "" {
 		return nil
@@ -140,13 +174,27 @@ func (ib *Inbox) DeliverNow(ctx context.Context, rec store.Recorded) error {
 	if err != nil {
 		return err
 	}
-	if waiting {
-		return fmt.Errorf("%w: an older callback of the instance is still waiting", ErrDeliveryDeferred)
+	var deferred string
+	switch {
+	case waiting:
+		deferred = "an older callback of the instance is still waiting"
+	case ib.temporalAway():
+		deferred = "Temporal was unreachable moments ago"
+	default:
+		return ib.Deliver(ctx, rec.Key, rec.Callback)
 	}
-	if failed := ib.lastFailure.Load(); failed > ib.lastSuccess.Load() && time.Since(time.Unix(0, failed)) < breakerPause {
-		return fmt.Errorf("%w: Temporal was unreachable moments ago", ErrDeliveryDeferred)
+	// The relay need not wait out the dispatcher's grace for it.
+	if err := ib.background().MakeDue(context.WithoutCancel(ctx), rec.Callback.Seq); err != nil {
+		return errors.Join(fmt.Errorf("%w: %s", ErrDeliveryDeferred, deferred), err)
 	}
-	return ib.Deliver(ctx, rec.Key, rec.Callback)
+	return fmt.Errorf("%w: %s", ErrDeliveryDeferred, deferred)
+}
+
+// temporalAway reports whether a delivery found Temporal unreachable within
+// breakerPause, with no successful delivery since.
+func (ib *Inbox) temporalAway() bool {
+	failed := ib.lastFailure.Load()
+	return failed > ib.lastSuccess.Load() && time.Since(time.Unix(0, failed)) < breakerPause
 }
 
 // Deliver signals one recorded callback to its instance workflow, starting
@@ -155,9 +203,10 @@ func (ib *Inbox) DeliverNow(ctx context.Context, rec store.Recorded) error {
 func (ib *Inbox) Deliver(ctx context.Context, key store.InstanceKey, cb store.Callback) error {
 	signal, err := WorkflowCallback(cb)
 	if err != nil {
-		// The body was verified and parsed when it was recorded, so this
-		// is a bug; keep the row waiting and visible rather than drop it.
-		return ib.failed(ctx, cb, fmt.Errorf("decode recorded callback %d: %w", cb.Seq, err))
+		// The body was verified and parsed when it was recorded: only a
+		// change of the parser can make it unreadable, and retrying will
+		// not. An operator decides.
+		return ib.park(ctx, cb, fmt.Sprintf("the recorded body can no longer be read: %v", err))
 	}
 	_, err = ib.Temporal.SignalWithStartWorkflow(ctx, workflows.InstanceWorkflowID(key.InstanceID),
 		workflows.CallbackSignal, signal, startOptions(key, ib.TaskQueue),
@@ -165,9 +214,10 @@ func (ib *Inbox) Deliver(ctx context.Context, key store.InstanceKey, cb store.Ca
 			InstanceID: key.InstanceID, OrderID: key.OrderID, OrderLineID: key.OrderLineID, Debug: key.Debug,
 		})
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
-	if err == nil || errors.As(err, &started) {
+	switch {
+	case err == nil || errors.As(err, &started):
 		ib.lastSuccess.Store(time.Now().UnixNano())
-	} else {
+	case temporalUnreachable(err):
 		ib.lastFailure.Store(time.Now().UnixNano())
 	}
 	switch {
@@ -182,12 +232,70 @@ func (ib *Inbox) Deliver(ctx context.Context, key store.InstanceKey, cb store.Ca
 	}
 }
 
+// failed records a failed delivery and its retry time, or parks the
+// callback once it has failed ParkAfter times while Temporal was
+// delivering others: then the failure is the callback's own.
 func (ib *Inbox) failed(ctx context.Context, cb store.Callback, cause error) error {
+	parkAfter := ib.ParkAfter
+	if parkAfter <= 0 {
+		parkAfter = DefaultParkAfter
+	}
+	if cb.Attempts+1 >= parkAfter && !ib.temporalAway() && ib.lastSuccess.Load() > 0 {
+		return ib.park(ctx, cb, fmt.Sprintf("delivery failed %d times while other callbacks were delivered; last error: %v",
+			cb.Attempts+1, cause))
+	}
 	retryAt := time.Now().Add(retryDelay(cb.Attempts + 1))
 	if err := ib.background().MarkDeliveryFailed(context.WithoutCancel(ctx), cb.Seq, shorten(cause.Error()), retryAt); err != nil {
 		return errors.Join(cause, err)
 	}
 	return cause
+}
+
+// ErrParked means the callback could never be delivered and now waits for
+// an operator (GET /v1/callbacks?state=parked).
+var ErrParked = errors.New("callback parked for an operator")
+
+// park sets a callback aside for an operator, logs it and raises an alert.
+// It no longer holds back its instance's later callbacks.
+func (ib *Inbox) park(ctx context.Context, cb store.Callback, reason string) error {
+	reason = shorten(reason)
+	parked, err := ib.background().ParkCallback(context.WithoutCancel(ctx), cb.Seq, reason)
+	if err != nil {
+		return err
+	}
+	if !parked {
+		return nil // delivered or parked by another replica meanwhile
+	}
+	msg := fmt.Sprintf("Callback %d (%s) cannot be delivered and is parked: %s. Retry or discard it: POST /v1/callbacks/%d/retry or /discard.",
+		cb.Seq, cb.Activity, reason, cb.Seq)
+	ib.logger().Error("Callback parked for an operator", "instanceId", cb.InstanceID, "seq", cb.Seq,
+		"activity", cb.Activity, "reason", reason)
+	if ib.Alert != nil {
+		if err := ib.Alert(context.WithoutCancel(ctx), cb.InstanceID, "callback_parked", msg); err != nil {
+			ib.logger().Error("Alert about a parked callback not sent", "seq", cb.Seq, "error", err)
+		}
+	}
+	return fmt.Errorf("%w: %s", ErrParked, reason)
+}
+
+// temporalUnreachable reports whether a delivery error means Temporal
+// itself could not be reached or answered in time, rather than refusing
+// this one callback.
+func temporalUnreachable(err error) bool {
+	var (
+		unavailable *serviceerror.Unavailable
+		deadline    *serviceerror.DeadlineExceeded
+		exhausted   *serviceerror.ResourceExhausted
+	)
+	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &unavailable) ||
+		errors.As(err, &deadline) || errors.As(err, &exhausted) {
+		return true
+	}
+	switch status.Code(err) {
+	case codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted:
+		return true
+	}
+	return false
 }
 
 // startOptions start an instance workflow under its business key, with the
@@ -218,6 +326,9 @@ func WorkflowCallback(cb store.Callback) (workflows.Callback, error) {
 		Activity:   string(req.Activity()),
 		ReceivedAt: cb.ReceivedAt.UTC(),
 		Debug:      req.Debug(),
+	}
+	if cb.SentAt.Valid {
+		out.SentAt = cb.SentAt.Time.UTC()
 	}
 	switch r := req.(type) {
 	case *koogallery.NewInstanceRequest:

@@ -129,7 +129,8 @@ func (f *fakeTemporal) keysByWorkflow() map[string][]string {
 	return out
 }
 
-var errTemporalDown = errors.New("temporal is down")
+// errTemporalDown is what the client returns while Temporal is away.
+var errTemporalDown = serviceerror.NewUnavailable("temporal is down")
 
 func newInbox(t *testing.T) (*inbox.Inbox, *fakeTemporal) {
 	t.Helper()
@@ -154,7 +155,7 @@ func parse(t *testing.T, body string) koogallery.Request {
 // record parses and records a body.
 func record(t *testing.T, ib *inbox.Inbox, body string) store.Recorded {
 	t.Helper()
-	rec, err := ib.Record(context.Background(), parse(t, body), []byte(body))
+	rec, err := ib.Record(context.Background(), parse(t, body), []byte(body), time.Time{})
 	require.NoError(t, err, body)
 	return rec
 }
@@ -203,7 +204,11 @@ func TestDedupKey(t *testing.T) {
 		{`{"activity":"releaseInstance","instanceId":"I1","orderId":"U1","orderLineId":"U1-1"}`, "releaseInstance:I1"},
 		{`{"activity":"releaseInstance","instanceId":"I1"}`, "releaseInstance:I1"},
 		{`{"activity":"upgradeInstance","instanceId":"I1","orderId":"G1","orderLineId":"G1-1"}`, "upgradeInstance:I1:G1:G1-1"},
-		{`{"activity":"orderNotify","orderId":"O1","orderLineId":"O1-1","testFlag":"1"}`, "orderNotify:O1:O1-1"},
+		{`{"activity":"orderNotify","orderId":"O1","orderLineId":"O1-1"}`, "orderNotify:O1:O1-1"},
+		// A debug call never shares a key with the real one after it.
+		{`{"activity":"orderNotify","orderId":"O1","orderLineId":"O1-1","testFlag":"1"}`, "debug:orderNotify:O1:O1-1"},
+		{`{"activity":"updateInstanceStatus","instanceId":"I1","status":"FREEZE","testFlag":"1"}`, "debug:updateInstanceStatus:I1:FREEZE"},
+		{`{"activity":"releaseInstance","instanceId":"I1","testFlag":1}`, "debug:releaseInstance:I1"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.want, func(t *testing.T) {
@@ -229,7 +234,7 @@ func TestRecordRejectsUnrecordedActivities(t *testing.T) {
 		`{"activity":"queryInstance","instanceId":"I1"}`,
 		`{"activity":"changeInstanceCheck","instanceId":"I1","productInfo":{"skuCode":"s"}}`,
 	} {
-		_, err := ib.Record(ctx, parse(t, body), []byte(body))
+		_, err := ib.Record(ctx, parse(t, body), []byte(body), time.Time{})
 		require.Error(t, err, body)
 	}
 	n, err := ib.Store.UndeliveredCount(ctx)
@@ -246,7 +251,7 @@ func TestRecordUnknownInstance(t *testing.T) {
 		releaseBody("nope"),
 		`{"activity":"upgradeInstance","instanceId":"nope","orderId":"G1","orderLineId":"G1-1"}`,
 	} {
-		_, err := ib.Record(context.Background(), parse(t, body), []byte(body))
+		_, err := ib.Record(context.Background(), parse(t, body), []byte(body), time.Time{})
 		require.ErrorIs(t, err, store.ErrUnknownInstance, body)
 	}
 	require.Empty(t, fake.Calls())
@@ -272,7 +277,7 @@ func TestDeliverNowNewInstance(t *testing.T) {
 	require.Equal(t, "instance/B1", c.WorkflowID)
 	require.Equal(t, workflows.CallbackSignal, c.SignalName)
 	require.Equal(t, workflows.Callback{
-		Key:         "newInstance:O1:O1-1",
+		Key:         "debug:newInstance:O1:O1-1",
 		Seq:         rec.Callback.Seq,
 		Activity:    "newInstance",
 		ReceivedAt:  rec.Callback.ReceivedAt.UTC(),
@@ -336,7 +341,7 @@ func TestDeliverNowEachActivity(t *testing.T) {
 			name: "refresh with seconds, debug",
 			body: `{"activity":"refreshInstance","scene":"UNSUBSCRIBE_RENEWAL_PERIOD","orderId":"R2","orderLineId":"R2-1","instanceId":"B1","expireTime":"20291231235959","testFlag":1}`,
 			want: workflows.Callback{
-				Key: "refreshInstance:B1:R2:R2-1", Activity: "refreshInstance", OrderID: "R2", OrderLineID: "R2-1",
+				Key: "debug:refreshInstance:B1:R2:R2-1", Activity: "refreshInstance", OrderID: "R2", OrderLineID: "R2-1",
 				Scene: "UNSUBSCRIBE_RENEWAL_PERIOD", ExpireTime: time.Date(2029, 12, 31, 23, 59, 59, 0, time.UTC),
 				Debug: true,
 			},
@@ -359,7 +364,7 @@ func TestDeliverNowEachActivity(t *testing.T) {
 		{
 			name: "upgrade",
 			body: `{"activity":"upgradeInstance","instanceId":"B1","orderId":"G1","orderLineId":"G1-1","testFlag":"1"}`,
-			want: workflows.Callback{Key: "upgradeInstance:B1:G1:G1-1", Activity: "upgradeInstance", OrderID: "G1",
+			want: workflows.Callback{Key: "debug:upgradeInstance:B1:G1:G1-1", Activity: "upgradeInstance", OrderID: "G1",
 				OrderLineID: "G1-1", Debug: true},
 		},
 	}
@@ -631,18 +636,34 @@ func TestRelayOnceCorruptedBody(t *testing.T) {
 	later := record(t, ib, refreshBody("B1", "R1"))
 	other := record(t, ib, newInstanceBody("O2", "B2"))
 
+	// The unreadable row is parked for an operator at once (retrying
+	// cannot read it) and holds back nothing: the instance's next
+	// callback and the other instance's are delivered.
 	delivered, err := ib.RelayOnce(ctx)
 	require.NoError(t, err)
-	require.Equal(t, 1, delivered)
-	require.Equal(t, []string{"newInstance:O2:O2-1"}, fake.keys())
+	require.Equal(t, 2, delivered)
+	require.ElementsMatch(t, []string{"refreshInstance:B1:R1:R1-1", "newInstance:O2:O2-1"}, fake.keys())
 
 	stored := row(t, ib, bad)
 	require.False(t, stored.Delivered())
+	require.True(t, stored.ParkedAt.Valid)
 	require.Equal(t, 1, stored.Attempts)
-	require.Contains(t, stored.LastError, "decode recorded callback")
-	require.False(t, row(t, ib, later).Delivered())
-	require.Zero(t, row(t, ib, later).Attempts)
+	require.Contains(t, stored.LastError, "the recorded body can no longer be read")
+	require.True(t, row(t, ib, later).Delivered())
 	require.True(t, row(t, ib, other).Delivered())
+	parked, err := ib.Store.ParkedCallbacks(ctx, 10)
+	require.NoError(t, err)
+	require.Len(t, parked, 1)
+	require.Equal(t, bad.Callback.Seq, parked[0].Seq)
+	n, err := ib.Store.UndeliveredCount(ctx)
+	require.NoError(t, err)
+	require.Zero(t, n, "a parked callback is not relay backlog")
+
+	// Nothing more happens to it until an operator acts.
+	delivered, err = ib.RelayOnce(ctx)
+	require.NoError(t, err)
+	require.Zero(t, delivered)
+	require.Equal(t, 1, row(t, ib, bad).Attempts)
 }
 
 func TestDirectGraceLeavesFreshCallbacksToTheRequest(t *testing.T) {
@@ -671,7 +692,7 @@ func TestOrderNotifyIsRecordedNotSignalled(t *testing.T) {
 	require.Empty(t, rec.Key.InstanceID)
 	require.True(t, rec.Callback.Delivered())
 	require.Equal(t, inbox.OutcomeNotice, rec.Callback.Outcome)
-	require.Equal(t, "orderNotify:O1:O1-1", rec.Callback.DedupKey)
+	require.Equal(t, "debug:orderNotify:O1:O1-1", rec.Callback.DedupKey)
 	require.True(t, rec.Callback.Debug)
 	require.NoError(t, ib.DeliverNow(ctx, rec))
 
@@ -713,4 +734,98 @@ func TestWorkflowCallbackErrors(t *testing.T) {
 		Key: "releaseInstance:I1", Seq: 7, Activity: "releaseInstance",
 		ReceivedAt: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC),
 	}, cb)
+}
+
+// TestOneCallbacksFailureDoesNotSlowTheOthers: Temporal refusing one
+// callback is that callback's fault, not Temporal being away: the
+// deliveries of other instances go on without a pause (the breaker is
+// only for Temporal being unreachable), and once the callback has failed
+// ParkAfter times while others were delivered, it is parked for an
+// operator, with an alert.
+func TestOneCallbacksFailureDoesNotSlowTheOthers(t *testing.T) {
+	ctx := context.Background()
+	ib, fake := newInbox(t)
+	ib.ParkAfter = 3
+	type alert struct{ instance, kind, message string }
+	var alerts []alert
+	ib.Alert = func(_ context.Context, instanceID, kind, message string) error {
+		alerts = append(alerts, alert{instanceID, kind, message})
+		return nil
+	}
+	fake.setFail(func(c call) error {
+		if c.WorkflowID == "instance/POISON" {
+			return serviceerror.NewInvalidArgument("header value is not printable ASCII")
+		}
+		return nil
+	})
+	poison := record(t, ib, newInstanceBody("OP", "POISON"))
+	require.Error(t, ib.DeliverNow(ctx, poison))
+
+	for i := range 8 {
+		rec := record(t, ib, newInstanceBody(fmt.Sprintf("O%d", i), fmt.Sprintf("B%d", i)))
+		require.NoError(t, ib.DeliverNow(ctx, rec), "instance %d is delivered at once", i)
+		require.True(t, row(t, ib, rec).Delivered())
+	}
+	require.False(t, row(t, ib, poison).ParkedAt.Valid, "not parked on its first refusal")
+	for range 2 {
+		require.NoError(t, ib.Store.MakeDue(ctx, poison.Callback.Seq))
+		_, err := ib.RelayOnce(ctx)
+		require.NoError(t, err)
+	}
+	parked := row(t, ib, poison)
+	require.True(t, parked.ParkedAt.Valid, "parked after 3 failed deliveries")
+	require.Equal(t, 3, parked.Attempts)
+	require.Contains(t, parked.LastError, "delivery failed 3 times while other callbacks were delivered")
+	require.Contains(t, parked.LastError, "header value is not printable ASCII")
+	require.Len(t, alerts, 1)
+	require.Equal(t, "POISON", alerts[0].instance)
+	require.Equal(t, "callback_parked", alerts[0].kind)
+	require.Contains(t, alerts[0].message, fmt.Sprintf("POST /v1/callbacks/%d/retry", poison.Callback.Seq))
+
+	// An operator retries it once it can be delivered.
+	fake.setFail(nil)
+	_, err := ib.Store.UnparkCallback(ctx, poison.Callback.Seq)
+	require.NoError(t, err)
+	delivered, err := ib.RelayOnce(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, delivered)
+	require.True(t, row(t, ib, poison).Delivered())
+}
+
+// TestCallbackFailingWhileOthersSucceedIsParked: a callback whose delivery
+// keeps failing while other callbacks are delivered is parked after
+// DefaultParkAfter attempts, not retried forever; one that fails while Temporal
+// is away is not.
+func TestCallbackFailingWhileOthersSucceedIsParked(t *testing.T) {
+	ctx := context.Background()
+	ib, fake := newInbox(t)
+	fake.setFail(func(c call) error {
+		if c.WorkflowID == "instance/POISON" {
+			return errors.New("something about this callback fails")
+		}
+		return nil
+	})
+	poison := record(t, ib, newInstanceBody("OP", "POISON"))
+	for i := range 30 {
+		other := record(t, ib, newInstanceBody(fmt.Sprintf("O%d", i), fmt.Sprintf("B%d", i)))
+		require.NoError(t, ib.DeliverNow(ctx, other))
+		if row(t, ib, poison).ParkedAt.Valid {
+			break
+		}
+		err := ib.Deliver(ctx, poison.Key, row(t, ib, poison))
+		require.Error(t, err)
+	}
+	parked := row(t, ib, poison)
+	require.True(t, parked.ParkedAt.Valid, "parked after its attempts")
+	require.Equal(t, 20, parked.Attempts)
+	require.Contains(t, parked.LastError, "delivery failed 20 times while other callbacks were delivered")
+
+	// While Temporal is away, failures are not the callback's own.
+	away := record(t, ib, newInstanceBody("OA", "AWAY"))
+	fake.setFail(func(call) error { return errTemporalDown })
+	for range 25 {
+		require.Error(t, ib.Deliver(ctx, away.Key, row(t, ib, away)))
+	}
+	require.False(t, row(t, ib, away).ParkedAt.Valid)
+	require.Equal(t, 25, row(t, ib, away).Attempts)
 }

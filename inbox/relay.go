@@ -2,6 +2,7 @@ package inbox
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -107,6 +108,9 @@ func (ib *Inbox) relayInstance(ctx context.Context, cbs []store.Callback) (deliv
 		dctx, cancel := context.WithTimeout(ctx, deliveryTimeout)
 		err = ib.Deliver(dctx, key, cb)
 		cancel()
+		if errors.Is(err, ErrParked) {
+			continue // set aside for an operator: the next ones go on
+		}
 		if err != nil {
 			ib.logger().Warn("Relay could not deliver callback; will retry",
 				"instanceId", cb.InstanceID, "seq", cb.Seq, "activity", cb.Activity, "attempt", cb.Attempts+1, "error", err)

@@ -37,19 +37,23 @@ type Spool struct {
 // spooled is one spooled callback.
 type spooled struct {
 	ReceivedAt time.Time `json:"receivedAt"`
-	Body       string    `json:"body"`
+	// SentAt is the marketplace's signed timestamp; the expiry changes of
+	// callbacks spooled on different replicas are ordered by it.
+	SentAt time.Time `json:"sentAt,omitzero"`
+	Body   string    `json:"body"`
 }
 
 // nonceWindow is how long a nonce claimed in the spool is remembered: the
 // request signature's window and a margin.
 const nonceWindow = 3 * time.Minute
 
-// Put stores a verified callback durably.
-func (s *Spool) Put(body []byte, receivedAt time.Time) error {
+// Put stores a verified callback durably, with when it was received and
+// when the marketplace sent it (zero if unknown).
+func (s *Spool) Put(body []byte, receivedAt, sentAt time.Time) error {
 	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
 		return fmt.Errorf("spool: create %s: %w", s.Dir, err)
 	}
-	raw, err := json.Marshal(spooled{ReceivedAt: receivedAt.UTC(), Body: string(body)})
+	raw, err := json.Marshal(spooled{ReceivedAt: receivedAt.UTC(), SentAt: sentAt.UTC(), Body: string(body)})
 	if err != nil {
 		return fmt.Errorf("spool: encode: %w", err)
 	}
@@ -149,7 +153,7 @@ func (ib *Inbox) DrainSpool(ctx context.Context, s *Spool) (int, error) {
 			_ = os.Rename(path, path+".bad")
 			continue
 		}
-		rec, err := ib.Record(ctx, req, []byte(sp.Body))
+		rec, err := ib.Record(ctx, req, []byte(sp.Body), sp.SentAt)
 		switch {
 		case errors.Is(err, store.ErrUnknownInstance):
 			ib.logger().Warn("Spooled callback names an unknown instance; dropped", "file", name, "activity", req.Activity())

@@ -88,7 +88,7 @@ func TestSpoolPutNamesFilesByReceiveTime(t *testing.T) {
 		{time.Unix(9, 0), refreshBody("i1", "R0")},
 	}
 	for _, p := range puts {
-		require.NoError(t, s.Put([]byte(p.body), p.at))
+		require.NoError(t, s.Put([]byte(p.body), p.at, time.Time{}))
 	}
 
 	names := spooledFiles(t, s.Dir)
@@ -117,7 +117,7 @@ func TestSpoolPutLeavesNoTemporaryFiles(t *testing.T) {
 	at := time.Now()
 	for i := range 20 {
 		// The same receive time: the random suffix keeps them apart.
-		require.NoError(t, s.Put([]byte(refreshBody("i1", fmt.Sprintf("R%d", i))), at))
+		require.NoError(t, s.Put([]byte(refreshBody("i1", fmt.Sprintf("R%d", i))), at, time.Time{}))
 	}
 
 	entries := dirEntries(t, s.Dir)
@@ -135,7 +135,7 @@ func TestSpoolPutFailsWhenTheDirectoryCannotBeCreated(t *testing.T) {
 	require.NoError(t, os.WriteFile(blocker, []byte("x"), 0o600))
 	s := &inbox.Spool{Dir: filepath.Join(blocker, "spool")}
 
-	require.Error(t, s.Put([]byte(refreshBody("i1", "R1")), time.Now()))
+	require.Error(t, s.Put([]byte(refreshBody("i1", "R1")), time.Now(), time.Time{}))
 	_, err := s.ClaimNonce("N1")
 	require.Error(t, err)
 }
@@ -168,8 +168,8 @@ func TestSpoolBacklog(t *testing.T) {
 	s := &inbox.Spool{Dir: filepath.Join(t.TempDir(), "not-yet")}
 	require.Zero(t, backlog(t, s), "a spool never written to is empty")
 
-	require.NoError(t, s.Put([]byte(refreshBody("i1", "R1")), time.Now()))
-	require.NoError(t, s.Put([]byte(refreshBody("i1", "R2")), time.Now()))
+	require.NoError(t, s.Put([]byte(refreshBody("i1", "R1")), time.Now(), time.Time{}))
+	require.NoError(t, s.Put([]byte(refreshBody("i1", "R2")), time.Now(), time.Time{}))
 	_, err := s.ClaimNonce("N1")
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(s.Dir, "00000000000000000001-x.json.bad"), []byte("?"), 0o600))
@@ -192,10 +192,10 @@ func TestDrainSpoolRecordsInReceiveOrder(t *testing.T) {
 	s := &inbox.Spool{Dir: t.TempDir()}
 	t0 := time.Now().Add(-time.Minute)
 	// Spooled out of order; received in the order refresh, FREEZE, UNFREEZE, release.
-	require.NoError(t, s.Put([]byte(statusBody("inst-1", "UNFREEZE")), t0.Add(2*time.Second)))
-	require.NoError(t, s.Put([]byte(refreshBody("inst-1", "R1")), t0))
-	require.NoError(t, s.Put([]byte(releaseBody("inst-1")), t0.Add(3*time.Second)))
-	require.NoError(t, s.Put([]byte(statusBody("inst-1", "FREEZE")), t0.Add(time.Second)))
+	require.NoError(t, s.Put([]byte(statusBody("inst-1", "UNFREEZE")), t0.Add(2*time.Second), time.Time{}))
+	require.NoError(t, s.Put([]byte(refreshBody("inst-1", "R1")), t0, time.Time{}))
+	require.NoError(t, s.Put([]byte(releaseBody("inst-1")), t0.Add(3*time.Second), time.Time{}))
+	require.NoError(t, s.Put([]byte(statusBody("inst-1", "FREEZE")), t0.Add(time.Second), time.Time{}))
 
 	n, err := ib.DrainSpool(ctx, s)
 
@@ -240,8 +240,8 @@ func TestDrainSpoolSetsAsideCorruptFiles(t *testing.T) {
 	require.NoError(t, ib.DeliverNow(ctx, record(t, ib, newInstanceBody("O1", "inst-1"))))
 	s := &inbox.Spool{Dir: t.TempDir()}
 	t0 := time.Now().Add(-time.Minute)
-	require.NoError(t, s.Put([]byte(refreshBody("inst-1", "R1")), t0))
-	require.NoError(t, s.Put([]byte(statusBody("inst-1", "FREEZE")), t0.Add(2*time.Second)))
+	require.NoError(t, s.Put([]byte(refreshBody("inst-1", "R1")), t0, time.Time{}))
+	require.NoError(t, s.Put([]byte(statusBody("inst-1", "FREEZE")), t0.Add(2*time.Second), time.Time{}))
 	// Between them: a file that is not JSON, and one whose body is no request.
 	notJSON := fmt.Sprintf("%020d-bad1.json", t0.Add(time.Second).UnixNano())
 	notRequest := fmt.Sprintf("%020d-bad2.json", t0.Add(time.Second).UnixNano()+1)
@@ -269,8 +269,8 @@ func TestDrainSpoolDropsCallbacksForUnknownInstances(t *testing.T) {
 	require.NoError(t, ib.DeliverNow(ctx, record(t, ib, newInstanceBody("O1", "inst-1"))))
 	s := &inbox.Spool{Dir: t.TempDir()}
 	t0 := time.Now().Add(-time.Minute)
-	require.NoError(t, s.Put([]byte(refreshBody("inst-ghost", "R1")), t0))
-	require.NoError(t, s.Put([]byte(refreshBody("inst-1", "R2")), t0.Add(time.Second)))
+	require.NoError(t, s.Put([]byte(refreshBody("inst-ghost", "R1")), t0, time.Time{}))
+	require.NoError(t, s.Put([]byte(refreshBody("inst-1", "R2")), t0.Add(time.Second), time.Time{}))
 
 	n, err := ib.DrainSpool(ctx, s)
 
@@ -295,8 +295,8 @@ func TestDrainSpoolKeepsFilesWhileTheDatabaseIsDown(t *testing.T) {
 	ib := &inbox.Inbox{Store: db, Temporal: fake, TaskQueue: taskQueue}
 	require.NoError(t, ib.DeliverNow(ctx, record(t, ib, newInstanceBody("O1", "inst-1"))))
 	s := &inbox.Spool{Dir: t.TempDir()}
-	require.NoError(t, s.Put([]byte(refreshBody("inst-1", "R1")), time.Now()))
-	require.NoError(t, s.Put([]byte(statusBody("inst-1", "FREEZE")), time.Now()))
+	require.NoError(t, s.Put([]byte(refreshBody("inst-1", "R1")), time.Now(), time.Time{}))
+	require.NoError(t, s.Put([]byte(statusBody("inst-1", "FREEZE")), time.Now(), time.Time{}))
 	before := spooledFiles(t, s.Dir)
 	require.NoError(t, db.Close())
 

@@ -210,7 +210,7 @@ func (r *NewInstanceRequest) validate() error {
 	return firstError(
 		requireID("orderId", r.OrderID),
 		requireID("orderLineId", r.OrderLineID),
-		requireID("businessId", r.BusinessID),
+		requireInstanceID("businessId", r.BusinessID),
 	)
 }
 
@@ -254,6 +254,9 @@ func (r *QueryInstanceRequest) validate() error {
 		if len(id) > maxIDLen {
 			return invalid("an instanceId in the list is longer than %d characters", maxIDLen)
 		}
+		if !ValidInstanceID(id) {
+			return invalid("an instanceId in the list is not letters, digits, '-', '_' or '.', starting with a letter or a digit")
+		}
 	}
 	if len(r.InstanceIDs()) == 0 {
 		return invalid("missing field instanceId")
@@ -289,7 +292,7 @@ func (r *RefreshInstanceRequest) validate() error {
 		requireField("scene", string(r.Scene), maxSceneLen),
 		requireID("orderId", r.OrderID),
 		requireID("orderLineId", r.OrderLineID),
-		requireID("instanceId", r.InstanceID),
+		requireInstanceID("instanceId", r.InstanceID),
 		optionalID("productId", r.ProductID),
 		requireField("expireTime", r.ExpireTime, 20),
 	); err != nil {
@@ -322,7 +325,7 @@ func (*UpdateInstanceStatusRequest) Activity() Activity { return ActivityUpdateI
 func (r *UpdateInstanceStatusRequest) Debug() bool { return bool(r.TestFlag) }
 
 func (r *UpdateInstanceStatusRequest) validate() error {
-	if err := requireID("instanceId", r.InstanceID); err != nil {
+	if err := requireInstanceID("instanceId", r.InstanceID); err != nil {
 		return err
 	}
 	switch {
@@ -352,7 +355,7 @@ func (r *ReleaseInstanceRequest) Debug() bool { return bool(r.TestFlag) }
 
 func (r *ReleaseInstanceRequest) validate() error {
 	return firstError(
-		requireID("instanceId", r.InstanceID),
+		requireInstanceID("instanceId", r.InstanceID),
 		optionalID("orderId", r.OrderID),
 		optionalID("orderLineId", r.OrderLineID),
 	)
@@ -375,7 +378,7 @@ func (r *UpgradeInstanceRequest) Debug() bool { return bool(r.TestFlag) }
 
 func (r *UpgradeInstanceRequest) validate() error {
 	return firstError(
-		requireID("instanceId", r.InstanceID),
+		requireInstanceID("instanceId", r.InstanceID),
 		requireID("orderId", r.OrderID),
 		requireID("orderLineId", r.OrderLineID),
 	)
@@ -398,7 +401,7 @@ func (*ChangeInstanceCheckRequest) Activity() Activity { return ActivityChangeIn
 func (r *ChangeInstanceCheckRequest) Debug() bool { return bool(r.TestFlag) }
 
 func (r *ChangeInstanceCheckRequest) validate() error {
-	if err := requireID("instanceId", r.InstanceID); err != nil {
+	if err := requireInstanceID("instanceId", r.InstanceID); err != nil {
 		return err
 	}
 	if r.ProductInfo.SkuCode == "" && r.ProductInfo.ProductID == "" && r.ProductInfo.LinearValue == nil {
@@ -457,6 +460,38 @@ func (r *OrderNotifyRequest) validate() error {
 }
 
 func requireID(name, value string) error { return requireField(name, value, maxIDLen) }
+
+// ValidInstanceID reports whether id is in the instance ID alphabet: 1 to
+// 64 characters of A-Z, a-z, 0-9, '-', '_' and '.', the first a letter or
+// a digit. An instanceId is the businessId of the first newInstance (§1.2),
+// and it travels where other characters break: the Temporal workflow ID and
+// its gRPC header (printable ASCII only), the admin API's URL path ('/',
+// '..'), queryInstance's comma-separated list (',', spaces trimmed) and the
+// inbox's ':'-separated keys. The marketplace's own businessIds are UUIDs.
+func ValidInstanceID(id string) bool {
+	if id == "" || len(id) > maxIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		alnum := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+		if !alnum && (i == 0 || (c != '-' && c != '_' && c != '.')) {
+			return false
+		}
+	}
+	return true
+}
+
+// requireInstanceID checks a field that names an instance.
+func requireInstanceID(name, value string) error {
+	if err := requireID(name, value); err != nil {
+		return err
+	}
+	if !ValidInstanceID(value) {
+		return invalid("field %s must be letters, digits, '-', '_' or '.', starting with a letter or a digit", name)
+	}
+	return nil
+}
 
 func requireField(name, value string, maxLen int) error {
 	if strings.TrimSpace(value) == "" {

@@ -481,6 +481,36 @@ func TestParseRequestMalformed(t *testing.T) {
 	}
 }
 
+// TestInstanceIDAlphabet: an instanceId travels in Temporal's gRPC
+// headers, the admin API's paths, queryInstance's comma-separated list and
+// the inbox's keys; whatever would break one of them is refused up front.
+func TestInstanceIDAlphabet(t *testing.T) {
+	for _, id := range []string{"87b94795-0603-4e24-8ae5-69420d60e3c8", "CS2612041931W3UHR", "inst_1.2-3", "a", "9", strings.Repeat("x", 64)} {
+		require.True(t, ValidInstanceID(id), id)
+		req, err := ParseRequest(fmt.Appendf(nil, `{"activity":"newInstance","orderId":"O","orderLineId":"L","businessId":%q}`, id))
+		require.NoError(t, err, id)
+		require.Equal(t, id, req.(*NewInstanceRequest).BusinessID)
+	}
+	for _, id := range []string{"实例-ü-😀-x", "../../etc/x", "a/b", "a,b", " x ", "x y", "-x", "_x", ".x", "..", "a:b", "%41", "a\tb", "é", strings.Repeat("x", 65)} {
+		require.False(t, ValidInstanceID(id), id)
+		for _, body := range []string{
+			fmt.Sprintf(`{"activity":"newInstance","orderId":"O","orderLineId":"L","businessId":%q}`, id),
+			fmt.Sprintf(`{"activity":"updateInstanceStatus","instanceId":%q,"status":"FREEZE"}`, id),
+			fmt.Sprintf(`{"activity":"releaseInstance","instanceId":%q}`, id),
+			fmt.Sprintf(`{"activity":"queryInstance","instanceId":%q}`, "ok-1,"+id),
+		} {
+			if strings.Contains(body, "queryInstance") && strings.ContainsAny(id, ", ") {
+				continue // a list separator, and blanks around IDs, are the list's own syntax
+			}
+			_, err := ParseRequest([]byte(body))
+			require.Error(t, err, body)
+			var re *RequestError
+			require.ErrorAs(t, err, &re)
+			require.Equal(t, ResultInvalidParam, re.Code)
+		}
+	}
+}
+
 // TestParseRequestReadsNamesExactly: what is applied is what Java reads.
 // Names are matched exactly (encoding/json would fold case), and a body
 // whose members repeat or differ only in case, at any depth, is refused.
@@ -804,6 +834,8 @@ var requestErrorMessages = []*regexp.Regexp{
 	regexp.MustCompile(`^field scene must be one of RENEWAL, TRIAL_TO_FORMAL, UNSUBSCRIBE_RENEWAL_PERIOD, RENEWAL_CHANGE$`),
 	regexp.MustCompile(`^field expireTime must be yyyyMMddHHmmss or yyyyMMddHHmmssSSS \(UTC\)$`),
 	regexp.MustCompile(`^field status must be FREEZE or UNFREEZE$`),
+	regexp.MustCompile(`^field (businessId|instanceId) must be letters, digits, '-', '_' or '\.', starting with a letter or a digit$`),
+	regexp.MustCompile(`^an instanceId in the list is not letters, digits, '-', '_' or '\.', starting with a letter or a digit$`),
 	regexp.MustCompile(`^request body is ambiguous: (member [a-zA-Z]+ appears more than once|a member appears more than once|a member's name differs from [a-zA-Z]+ only in case|two members' names differ only in case)$`),
 }
 

@@ -257,6 +257,14 @@ func (v *Verifier) matchingForm(sig []byte, nonce, timestamp string, body []byte
 	return FormNone
 }
 
+// SignedAt returns when the marketplace signed a request: its timestamp
+// query parameter (13 digits milliseconds, 10 seconds). Use it after Verify
+// accepted the request; false means the parameter is missing or malformed.
+func SignedAt(query url.Values) (time.Time, bool) {
+	_, ts, err := timestampParam(query)
+	return ts, err == nil
+}
+
 // queryParam returns the single value of a query parameter. A repeated
 // parameter is refused: two layers could otherwise disagree on which value
 // was verified.

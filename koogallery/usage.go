@@ -12,6 +12,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"math/big"
 	"net/http"
 	"slices"
 	"strconv"
@@ -35,6 +37,10 @@ const (
 	// UsageValueScale is how many units make 1 in UsageValueFromUnits and
 	// UsageValue.Units: the marketplace accepts at most 4 decimals.
 	UsageValueScale = 10000
+	// MaxUsageValue is the largest usage_value one record can carry: every
+	// value is counted exactly in int64 units of 0.0001. A period's usage
+	// beyond it cannot be pushed as one record.
+	MaxUsageValue = "922337203685477.5807"
 )
 
 // The headers that carry the usage push's body signature (§6.2). Their
@@ -710,4 +716,37 @@ func (c *OpenAPIClient) PushUsage(ctx context.Context, accessKey string, records
 		oe.Message = "answer has no error_code: " + oe.Message
 	}
 	return fmt.Errorf("push usage (%d records): %w", len(records), oe)
+}
+
+// SplitUsageValue splits a usage total too large for one record (more than
+// MaxUsageValue; a decimal with at most 4 decimals, of any size) into the
+// fewest parts that each fit one record, as equal as units of 0.0001 allow
+// (the larger parts first). Their exact sum is the total.
+func SplitUsageValue(total string) ([]UsageValue, error) {
+	units, ok := new(big.Rat).SetString(total)
+	if !ok || units.Sign() <= 0 {
+		return nil, fmt.Errorf("usage total %q is not a positive decimal", total)
+	}
+	units.Mul(units, big.NewRat(UsageValueScale, 1))
+	if !units.IsInt() {
+		return nil, fmt.Errorf("usage total %q has more than 4 decimals", total)
+	}
+	n := units.Num()
+	limit := big.NewInt(math.MaxInt64)
+	parts := new(big.Int).Add(n, new(big.Int).Sub(limit, big.NewInt(1)))
+	parts.Quo(parts, limit) // ceil(n / limit)
+	if !parts.IsInt64() || parts.Int64() > 1_000_000 {
+		return nil, fmt.Errorf("usage total %q would need too many records", total)
+	}
+	k := parts.Int64()
+	each, rest := new(big.Int).QuoRem(n, parts, new(big.Int))
+	out := make([]UsageValue, 0, k)
+	for i := range k {
+		u := each.Int64()
+		if big.NewInt(i).Cmp(rest) < 0 {
+			u++
+		}
+		out = append(out, UsageValueFromUnits(u))
+	}
+	return out, nil
 }

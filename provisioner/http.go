@@ -71,12 +71,21 @@ func (h *HTTP) Provision(ctx context.Context, req ProvisionRequest) (Tenant, err
 
 // Freeze implements Provisioner.
 func (h *HTTP) Freeze(ctx context.Context, req TenantRequest) error {
-	return h.call(ctx, "freeze", "freeze:"+req.InstanceID, req, nil)
+	return h.call(ctx, "freeze", operationKey("freeze", req), req, nil)
 }
 
 // Unfreeze implements Provisioner.
 func (h *HTTP) Unfreeze(ctx context.Context, req TenantRequest) error {
-	return h.call(ctx, "unfreeze", "unfreeze:"+req.InstanceID, req, nil)
+	return h.call(ctx, "unfreeze", operationKey("unfreeze", req), req, nil)
+}
+
+// operationKey is a tenant operation's idempotency key: its operation ID,
+// or, for an operation scheduled before operations had IDs, op:instanceId.
+func operationKey(op string, req TenantRequest) string {
+	if req.OperationID != "" {
+		return req.OperationID
+	}
+	return op + ":" + req.InstanceID
 }
 
 // Upgrade implements Provisioner.
@@ -86,7 +95,7 @@ func (h *HTTP) Upgrade(ctx context.Context, req UpgradeRequest) error {
 
 // Release implements Provisioner.
 func (h *HTTP) Release(ctx context.Context, req TenantRequest) error {
-	return h.call(ctx, "release", "release:"+req.InstanceID, req, nil)
+	return h.call(ctx, "release", operationKey("release", req), req, nil)
 }
 
 // CheckChange implements Provisioner.

@@ -146,6 +146,24 @@ func TestHTTPRequests(t *testing.T) {
 			wantBody: `{"instanceId":"I1","debug":false,"reason":"expired"}`,
 		},
 		{
+			name: "freeze with its operation ID",
+			call: func(ctx context.Context, h *provisioner.HTTP) (any, error) {
+				return nil, h.Freeze(ctx, provisioner.TenantRequest{InstanceID: "I1", Reason: "expired", OperationID: "freeze:I1:3"})
+			},
+			wantPath: "/freeze",
+			wantKey:  "freeze:I1:3",
+			wantBody: `{"instanceId":"I1","debug":false,"reason":"expired","operationId":"freeze:I1:3"}`,
+		},
+		{
+			name: "release with its operation ID",
+			call: func(ctx context.Context, h *provisioner.HTTP) (any, error) {
+				return nil, h.Release(ctx, provisioner.TenantRequest{InstanceID: "I1", OperationID: "release:I1:4"})
+			},
+			wantPath: "/release",
+			wantKey:  "release:I1:4",
+			wantBody: `{"instanceId":"I1","debug":false,"operationId":"release:I1:4"}`,
+		},
+		{
 			name: "unfreeze",
 			call: func(ctx context.Context, h *provisioner.HTTP) (any, error) {
 				return nil, h.Unfreeze(ctx, provisioner.TenantRequest{InstanceID: "I1", Debug: true})

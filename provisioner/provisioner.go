@@ -81,6 +81,10 @@ type TenantRequest struct {
 	InstanceID string `json:"instanceId"`
 	Debug      bool   `json:"debug"`
 	Reason     string `json:"reason,omitempty"`
+	// OperationID names this operation ("freeze:<instanceId>:<n>"): the
+	// same for every retry of it, another for the next freeze of the same
+	// tenant. It is the request's idempotency key.
+	OperationID string `json:"operationId,omitempty"`
 }
 
 // UpgradeRequest applies the spec of an upgrade order.

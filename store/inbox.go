@@ -50,6 +50,12 @@ type Callback struct {
 	LastError      string       `db:"last_error"`
 	DeliveredAt    sql.NullTime `db:"delivered_at"`
 	Outcome        string       `db:"outcome"`
+	// ParkedAt is set while the callback waits for an operator: it could
+	// never be delivered (ParkCallback).
+	ParkedAt sql.NullTime `db:"parked_at"`
+	// SentAt is the marketplace's signed timestamp of the request that
+	// first recorded the callback; null for older rows.
+	SentAt sql.NullTime `db:"sent_at"`
 }
 
 // Delivered reports whether the callback reached its destination.
@@ -57,7 +63,7 @@ func (c Callback) Delivered() bool { return c.DeliveredAt.Valid }
 
 const callbackColumns = `seq, dedup_key, activity, COALESCE(instance_id, '') AS instance_id,
 	order_id, order_line_id, debug, body, received_at, redeliveries, last_received_at,
-	deliver_after, attempts, last_error, delivered_at, outcome`
+	deliver_after, attempts, last_error, delivered_at, outcome, parked_at, sent_at`
 
 // NewCallback is a verified callback to record.
 type NewCallback struct {
@@ -72,6 +78,9 @@ type NewCallback struct {
 	Body        []byte
 	// Status is FREEZE or UNFREEZE for updateInstanceStatus, else empty.
 	Status string
+	// SentAt is when the marketplace sent it (the request's signed
+	// timestamp); zero when unknown.
+	SentAt time.Time
 	// DeliverAfter delays the relay's first attempt, leaving the immediate
 	// delivery to the request that recorded it.
 	DeliverAfter time.Time
@@ -151,8 +160,12 @@ func (d *DB) RecordCallback(ctx context.Context, in NewCallback) (Recorded, erro
 		if in.Status != "" {
 			// A FREEZE while the last recorded status is FREEZE is the
 			// same callback sent again; an alternation starts a new one.
+			// A debug status call on a real instance changes nothing, so
+			// it opens no episode either: it is keyed within the current
+			// one (and apart from real calls by its "debug:" key).
 			episode := key.StatusEpisode
-			if !key.LastStatus.Valid || key.LastStatus.String != in.Status {
+			probe := in.Debug && !key.Debug
+			if !probe && (!key.LastStatus.Valid || key.LastStatus.String != in.Status) {
 				episode++
 				if _, err := tx.ExecContext(ctx, `
 					UPDATE instance_keys SET last_status = $2, status_episode = $3 WHERE instance_id = $1`,
@@ -210,13 +223,17 @@ func insertCallback(ctx context.Context, tx *sqlx.Tx, in NewCallback) (Callback,
 	if in.InstanceID != "" {
 		instanceID = in.InstanceID
 	}
+	var sentAt any
+	if !in.SentAt.IsZero() {
+		sentAt = in.SentAt
+	}
 	err := tx.GetContext(ctx, &row, `
-		INSERT INTO callbacks (dedup_key, activity, instance_id, order_id, order_line_id, debug, body, deliver_after)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+		INSERT INTO callbacks (dedup_key, activity, instance_id, order_id, order_line_id, debug, body, deliver_after, sent_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 		ON CONFLICT (dedup_key) DO UPDATE
 		SET redeliveries = callbacks.redeliveries + 1, last_received_at = now()
 		RETURNING `+callbackColumns+`, (xmax = 0) AS inserted`,
-		in.DedupKey, in.Activity, instanceID, in.OrderID, in.OrderLineID, in.Debug, string(in.Body), deliverAfter)
+		in.DedupKey, in.Activity, instanceID, in.OrderID, in.OrderLineID, in.Debug, string(in.Body), deliverAfter, sentAt)
 	if err != nil {
 		return Callback{}, false, fmt.Errorf("insert callback %s: %w", in.DedupKey, err)
 	}
@@ -240,12 +257,14 @@ func (d *DB) InstanceKey(ctx context.Context, instanceID string) (InstanceKey, e
 
 // HasEarlierUndelivered reports whether the instance has a callback older
 // than seq still waiting for delivery; a newer one must then wait too, so
-// the workflow receives each instance's callbacks in arrival order.
+// the workflow receives each instance's callbacks in arrival order. A parked
+// callback holds nothing back: it waits for an operator, and the workflow
+// ignores an older change delivered after a newer one.
 func (d *DB) HasEarlierUndelivered(ctx context.Context, instanceID string, seq int64) (bool, error) {
 	var exists bool
 	err := d.x.GetContext(ctx, &exists, `
 		SELECT EXISTS (SELECT 1 FROM callbacks
-		WHERE instance_id = $1 AND seq < $2 AND delivered_at IS NULL)`, instanceID, seq)
+		WHERE instance_id = $1 AND seq < $2 AND delivered_at IS NULL AND parked_at IS NULL)`, instanceID, seq)
 	if err != nil {
 		return false, fmt.Errorf("look for undelivered callbacks of %s: %w", instanceID, err)
 	}
@@ -261,7 +280,7 @@ func (d *DB) LeaseUndelivered(ctx context.Context, limit int, lease time.Duratio
 		UPDATE callbacks SET deliver_after = now() + $2 * interval '1 millisecond'
 		WHERE seq IN (
 			SELECT seq FROM callbacks
-			WHERE delivered_at IS NULL AND deliver_after <= now()
+			WHERE delivered_at IS NULL AND parked_at IS NULL AND deliver_after <= now()
 			ORDER BY seq LIMIT $1
 			FOR UPDATE SKIP LOCKED)
 		RETURNING `+callbackColumns, limit, lease.Milliseconds())
@@ -295,13 +314,113 @@ func (d *DB) MarkDeliveryFailed(ctx context.Context, seq int64, reason string, r
 	return nil
 }
 
-// UndeliveredCount is the relay backlog.
+// UndeliveredCount is the relay backlog: the callbacks still to deliver,
+// parked ones apart.
 func (d *DB) UndeliveredCount(ctx context.Context) (int64, error) {
 	var n int64
-	if err := d.x.GetContext(ctx, &n, `SELECT count(*) FROM callbacks WHERE delivered_at IS NULL`); err != nil {
+	if err := d.x.GetContext(ctx, &n, `
+		SELECT count(*) FROM callbacks WHERE delivered_at IS NULL AND parked_at IS NULL`); err != nil {
 		return 0, fmt.Errorf("count undelivered callbacks: %w", err)
 	}
 	return n, nil
+}
+
+// MakeDue makes an undelivered callback due for the relay now: the
+// dispatcher left it, and the relay need not wait out its grace.
+func (d *DB) MakeDue(ctx context.Context, seq int64) error {
+	_, err := d.x.ExecContext(ctx, `
+		UPDATE callbacks SET deliver_after = now()
+		WHERE seq = $1 AND delivered_at IS NULL AND parked_at IS NULL AND deliver_after > now()`, seq)
+	if err != nil {
+		return fmt.Errorf("make callback %d due: %w", seq, err)
+	}
+	return nil
+}
+
+// ParkCallback parks a callback that cannot be delivered, with the reason,
+// counting the attempt that found it out. It reports whether it parked it
+// (false: delivered or parked meanwhile).
+func (d *DB) ParkCallback(ctx context.Context, seq int64, reason string) (bool, error) {
+	res, err := d.x.ExecContext(ctx, `
+		UPDATE callbacks SET parked_at = now(), last_error = $2, attempts = attempts + 1
+		WHERE seq = $1 AND delivered_at IS NULL AND parked_at IS NULL`, seq, reason)
+	if err != nil {
+		return false, fmt.Errorf("park callback %d: %w", seq, err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+// ParkedCallbacks lists the parked callbacks, oldest first.
+func (d *DB) ParkedCallbacks(ctx context.Context, limit int) ([]Callback, error) {
+	var out []Callback
+	if err := d.x.SelectContext(ctx, &out, `SELECT `+callbackColumns+`
+		FROM callbacks WHERE parked_at IS NOT NULL AND delivered_at IS NULL ORDER BY seq LIMIT $1`, limit); err != nil {
+		return nil, fmt.Errorf("list parked callbacks: %w", err)
+	}
+	return out, nil
+}
+
+// ParkedCount counts the parked callbacks.
+func (d *DB) ParkedCount(ctx context.Context) (int64, error) {
+	var n int64
+	if err := d.x.GetContext(ctx, &n, `
+		SELECT count(*) FROM callbacks WHERE parked_at IS NOT NULL AND delivered_at IS NULL`); err != nil {
+		return 0, fmt.Errorf("count parked callbacks: %w", err)
+	}
+	return n, nil
+}
+
+// ErrNotParked means the callback does not exist or is not parked.
+var ErrNotParked = errors.New("no such parked callback")
+
+// ParkedCallback returns a parked callback, or ErrNotParked.
+func (d *DB) ParkedCallback(ctx context.Context, seq int64) (Callback, error) {
+	var cb Callback
+	err := d.x.GetContext(ctx, &cb, `SELECT `+callbackColumns+`
+		FROM callbacks WHERE seq = $1 AND parked_at IS NOT NULL AND delivered_at IS NULL`, seq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Callback{}, ErrNotParked
+	}
+	if err != nil {
+		return Callback{}, fmt.Errorf("read parked callback %d: %w", seq, err)
+	}
+	return cb, nil
+}
+
+// UnparkCallback makes a parked callback due for delivery again (an
+// operator's retry), or returns ErrNotParked.
+func (d *DB) UnparkCallback(ctx context.Context, seq int64) (Callback, error) {
+	var cb Callback
+	err := d.x.GetContext(ctx, &cb, `
+		UPDATE callbacks SET parked_at = NULL, deliver_after = now()
+		WHERE seq = $1 AND parked_at IS NOT NULL AND delivered_at IS NULL
+		RETURNING `+callbackColumns, seq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Callback{}, ErrNotParked
+	}
+	if err != nil {
+		return Callback{}, fmt.Errorf("unpark callback %d: %w", seq, err)
+	}
+	return cb, nil
+}
+
+// DiscardParkedCallback closes a parked callback without delivering it (an
+// operator's decision), with the outcome saying who and why, or returns
+// ErrNotParked.
+func (d *DB) DiscardParkedCallback(ctx context.Context, seq int64, outcome string) (Callback, error) {
+	var cb Callback
+	err := d.x.GetContext(ctx, &cb, `
+		UPDATE callbacks SET delivered_at = now(), outcome = $2
+		WHERE seq = $1 AND parked_at IS NOT NULL AND delivered_at IS NULL
+		RETURNING `+callbackColumns, seq, outcome)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Callback{}, ErrNotParked
+	}
+	if err != nil {
+		return Callback{}, fmt.Errorf("discard callback %d: %w", seq, err)
+	}
+	return cb, nil
 }
 
 // CallbacksOf lists an instance's callbacks in arrival order.

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -26,11 +27,24 @@ type Usage struct {
 	OccurredAt     time.Time `db:"occurred_at" json:"time"`
 }
 
-// InsertUsage stores usage records; a record whose idempotency key is
-// already stored is skipped. It returns how many were new.
-func (d *DB) InsertUsage(ctx context.Context, records []Usage) (int, error) {
+// UsageRefusal is a usage record the store refused, by its position in
+// the batch.
+type UsageRefusal struct {
+	Index int    `json:"index"`
+	Error string `json:"error"`
+}
+
+// InsertUsage stores a batch of usage records, all or nothing. A record
+// whose idempotency key is already stored with the same values is a
+// duplicate, skipped; one stored with other values (instance, meter,
+// quantity or time) is refused. So is every record of an instance whose
+// usage not yet metered would then exceed maxOpen: a period sums what is
+// open when it closes, and no period may hold more than one record can
+// carry. Refused records are returned and nothing is stored; otherwise it
+// returns how many records were new.
+func (d *DB) InsertUsage(ctx context.Context, records []Usage, maxOpen string) (int, []UsageRefusal, error) {
 	if len(records) == 0 {
-		return 0, nil
+		return 0, nil, nil
 	}
 	keys := make([]string, len(records))
 	instances := make([]string, len(records))
@@ -40,17 +54,71 @@ func (d *DB) InsertUsage(ctx context.Context, records []Usage) (int, error) {
 	for i, r := range records {
 		keys[i], instances[i], meters[i], quantities[i], times[i] = r.IdempotencyKey, r.InstanceID, r.Meter, r.Quantity, r.OccurredAt
 	}
-	// One statement for the whole batch: thousands of records a call.
-	res, err := d.x.ExecContext(ctx, `
-		INSERT INTO usage_records (idempotency_key, instance_id, meter, quantity, occurred_at)
-		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::numeric[], $5::timestamptz[])
-		ON CONFLICT (idempotency_key) DO NOTHING`,
-		pq.Array(keys), pq.Array(instances), pq.Array(meters), pq.Array(quantities), pq.Array(times))
-	if err != nil {
-		return 0, fmt.Errorf("insert %d usage records: %w", len(records), err)
+	var inserted int
+	var refused []UsageRefusal
+	errRefused := errors.New("usage refused")
+	err := d.inTx(ctx, func(tx *sqlx.Tx) error {
+		// Two batches for one instance at once must not both pass the
+		// open-usage check: serialise them per instance (in a fixed
+		// order, so they cannot deadlock), without holding the instance
+		// row that callbacks lock.
+		if _, err := tx.ExecContext(ctx, `
+			SELECT pg_advisory_xact_lock(hashtextextended('usage/' || id, 0))
+			FROM (SELECT DISTINCT unnest($1::text[]) AS id ORDER BY 1) ids`, pq.Array(instances)); err != nil {
+			return fmt.Errorf("lock instances: %w", err)
+		}
+		// One statement for the whole batch: thousands of records a call.
+		var newKeys []string
+		if err := tx.SelectContext(ctx, &newKeys, `
+			INSERT INTO usage_records (idempotency_key, instance_id, meter, quantity, occurred_at)
+			SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::numeric[], $5::timestamptz[])
+			ON CONFLICT (idempotency_key) DO NOTHING
+			RETURNING idempotency_key`,
+			pq.Array(keys), pq.Array(instances), pq.Array(meters), pq.Array(quantities), pq.Array(times)); err != nil {
+			return fmt.Errorf("insert: %w", err)
+		}
+		inserted = len(newKeys)
+		if err := tx.SelectContext(ctx, &refused, `
+			SELECT (n.idx - 1)::int AS index,
+				'idempotencyKey is already used by a record with other values (instance, meter, quantity or time)' AS error
+			FROM unnest($1::text[], $2::text[], $3::text[], $4::numeric[], $5::timestamptz[]) WITH ORDINALITY
+				AS n(key, instance_id, meter, quantity, occurred_at, idx)
+			JOIN usage_records u ON u.idempotency_key = n.key
+			WHERE NOT n.key = ANY($6::text[])
+			  AND (u.instance_id <> n.instance_id OR u.meter <> n.meter OR u.quantity <> n.quantity OR u.occurred_at <> n.occurred_at)
+			ORDER BY n.idx`,
+			pq.Array(keys), pq.Array(instances), pq.Array(meters), pq.Array(quantities), pq.Array(times), pq.Array(newKeys)); err != nil {
+			return fmt.Errorf("compare reused keys: %w", err)
+		}
+		var over []UsageRefusal
+		if err := tx.SelectContext(ctx, &over, `
+			WITH open AS (
+				SELECT instance_id, sum(quantity) AS total FROM usage_records
+				WHERE instance_id = ANY($1::text[]) AND period_start IS NULL GROUP BY instance_id)
+			SELECT (n.idx - 1)::int AS index,
+				'the usage of this instance not yet metered would be ' || o.total::text ||
+				', more than one usage record can carry (' || $4 || '); report it again after the current period is pushed' AS error
+			FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS n(instance_id, key, idx)
+			JOIN open o ON o.instance_id = n.instance_id
+			WHERE o.total > $4::numeric AND n.key = ANY($3::text[])
+			ORDER BY n.idx`,
+			pq.Array(instances), pq.Array(keys), pq.Array(newKeys), maxOpen); err != nil {
+			return fmt.Errorf("sum open usage: %w", err)
+		}
+		refused = append(refused, over...)
+		if len(refused) > 0 {
+			return errRefused
+		}
+		return nil
+	})
+	if errors.Is(err, errRefused) {
+		slices.SortFunc(refused, func(a, b UsageRefusal) int { return a.Index - b.Index })
+		return 0, refused, nil
 	}
-	n, err := res.RowsAffected()
-	return int(n), err
+	if err != nil {
+		return 0, nil, fmt.Errorf("insert %d usage records: %w", len(records), err)
+	}
+	return inserted, nil, nil
 }
 
 // ClaimBillingItem records that an instance serves a pay-per-use order's
@@ -102,6 +170,12 @@ const (
 	PeriodPushed  = "pushed"  // the marketplace has it
 	PeriodEmpty   = "empty"   // nothing to bill: no usage, or none billable
 	PeriodExpired = "expired" // older than 21 days before it could be pushed: not billable any more
+	// PeriodHeld: its usage cannot be pushed as it is (more than one
+	// record can carry); it waits for an operator, and the periods after
+	// it are pushed meanwhile.
+	PeriodHeld = "held"
+	// PeriodWrittenOff: an operator decided a held period is not billed.
+	PeriodWrittenOff = "written_off"
 )
 
 // UsagePeriod is one metering period of an instance.
@@ -344,6 +418,103 @@ func (d *DB) MarkUsagePushFailed(ctx context.Context, instanceID string, starts 
 	return nil
 }
 
+// HoldUsagePeriod takes a pending period out of the pushes, with the
+// reason: it cannot be pushed as it is, and must not stop the periods after
+// it. It reports whether it held it.
+func (d *DB) HoldUsagePeriod(ctx context.Context, instanceID string, start time.Time, reason string) (bool, error) {
+	res, err := d.x.ExecContext(ctx, `UPDATE usage_periods SET state = 'held', last_error = $3
+		WHERE instance_id = $1 AND period_start = $2 AND state = 'pending'`, instanceID, start, reason)
+	if err != nil {
+		return false, fmt.Errorf("hold period %s of %s: %w", start.UTC().Format(time.RFC3339), instanceID, err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+// HeldUsageCount counts the held periods of every instance (a metric).
+func (d *DB) HeldUsageCount(ctx context.Context) (int64, error) {
+	var n int64
+	if err := d.x.GetContext(ctx, &n, `SELECT count(*) FROM usage_periods WHERE state = 'held'`); err != nil {
+		return 0, fmt.Errorf("count held usage periods: %w", err)
+	}
+	return n, nil
+}
+
+// ErrNotHeld means the period does not exist or is not held.
+var ErrNotHeld = errors.New("no such held usage period")
+
+// PeriodPart is one part of a held period split for pushing.
+type PeriodPart struct {
+	Start, End time.Time
+	Quantity   string
+}
+
+// SplitHeldPeriod replaces a held period by parts that cover the same span
+// (the first starting where it starts), each pending, with a metering_sn of
+// its own start. The usage records stay assigned to the first part.
+func (d *DB) SplitHeldPeriod(ctx context.Context, instanceID string, start time.Time, parts []PeriodPart) ([]UsagePeriod, error) {
+	var out []UsagePeriod
+	err := d.inTx(ctx, func(tx *sqlx.Tx) error {
+		var held UsagePeriod
+		err := tx.GetContext(ctx, &held, `SELECT `+usagePeriodColumns+` FROM usage_periods
+			WHERE instance_id = $1 AND period_start = $2 AND state = 'held' FOR UPDATE`, instanceID, start)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotHeld
+		}
+		if err != nil {
+			return err
+		}
+		if len(parts) < 2 || !parts[0].Start.Equal(held.PeriodStart) || !parts[len(parts)-1].End.Equal(held.PeriodEnd) {
+			return fmt.Errorf("the parts must cover the period %s–%s", held.PeriodStart.Format(time.RFC3339), held.PeriodEnd.Format(time.RFC3339))
+		}
+		first := parts[0]
+		var p UsagePeriod
+		if err := tx.GetContext(ctx, &p, `UPDATE usage_periods SET period_end = $3, quantity = $4::numeric,
+			state = 'pending', last_error = '' WHERE instance_id = $1 AND period_start = $2 RETURNING `+usagePeriodColumns,
+			instanceID, start, first.End, first.Quantity); err != nil {
+			return fmt.Errorf("shorten the held period: %w", err)
+		}
+		out = append(out, p)
+		for _, part := range parts[1:] {
+			if err := tx.GetContext(ctx, &p, `
+				INSERT INTO usage_periods (instance_id, period_start, period_end, quantity, unbilled, metering_sn,
+					relate_pkg_instance, state, closed_at)
+				VALUES ($1, $2, $3, $4::numeric, 0, $5, $6, 'pending', $7)
+				RETURNING `+usagePeriodColumns,
+				instanceID, part.Start, part.End, part.Quantity, MeteringSN(instanceID, part.Start),
+				held.RelatePkgInstance, held.ClosedAt); err != nil {
+				return fmt.Errorf("insert the part from %s: %w", part.Start.Format(time.RFC3339), err)
+			}
+			out = append(out, p)
+		}
+		return nil
+	})
+	if errors.Is(err, ErrNotHeld) {
+		return nil, err
+	}
+	if err != nil {
+		return nil, fmt.Errorf("split period %s of %s: %w", start.UTC().Format(time.RFC3339), instanceID, err)
+	}
+	return out, nil
+}
+
+// WriteOffHeldPeriod closes a held period without billing it: its usage
+// counts as not billed, with the operator's reason.
+func (d *DB) WriteOffHeldPeriod(ctx context.Context, instanceID string, start time.Time, reason string) (UsagePeriod, error) {
+	var p UsagePeriod
+	err := d.x.GetContext(ctx, &p, `UPDATE usage_periods SET state = 'written_off', last_error = $3,
+		unbilled = unbilled + quantity, quantity = 0
+		WHERE instance_id = $1 AND period_start = $2 AND state = 'held' RETURNING `+usagePeriodColumns,
+		instanceID, start, reason)
+	if errors.Is(err, sql.ErrNoRows) {
+		return UsagePeriod{}, ErrNotHeld
+	}
+	if err != nil {
+		return UsagePeriod{}, fmt.Errorf("write off period %s of %s: %w", start.UTC().Format(time.RFC3339), instanceID, err)
+	}
+	return p, nil
+}
+
 // ExpireUsagePeriods marks the pending periods that began before the given
 // time as expired (too old for the marketplace) and returns them.
 func (d *DB) ExpireUsagePeriods(ctx context.Context, instanceID string, before time.Time) ([]UsagePeriod, error) {
@@ -388,6 +559,7 @@ type UsageSummary struct {
 	Pushed       string     `db:"pushed" json:"pushed"`
 	Pending      int        `db:"pending" json:"pendingPeriods"`
 	Expired      int        `db:"expired" json:"expiredPeriods"`
+	Held         int        `db:"held" json:"heldPeriods"`
 	Unbilled     string     `db:"unbilled" json:"notBilled"`
 	LastClosedAt *time.Time `db:"last_closed" json:"lastClosedAt,omitempty"`
 	LastError    string     `db:"last_error" json:"lastError,omitempty"`
@@ -403,9 +575,10 @@ func (d *DB) UsageSummaryOf(ctx context.Context, instanceID string) (UsageSummar
 		COALESCE(sum(quantity) FILTER (WHERE state = 'pushed'), 0)::numeric(24, 4)::text AS pushed,
 		count(*) FILTER (WHERE state = 'pending') AS pending,
 		count(*) FILTER (WHERE state = 'expired') AS expired,
+		count(*) FILTER (WHERE state = 'held') AS held,
 		(COALESCE(sum(unbilled), 0) + COALESCE(sum(quantity) FILTER (WHERE state = 'expired'), 0))::numeric(24, 4)::text AS unbilled,
 		max(closed_at) AS last_closed,
-		COALESCE((SELECT last_error FROM usage_periods WHERE instance_id = $1 AND state = 'pending' AND last_error <> ''
+		COALESCE((SELECT last_error FROM usage_periods WHERE instance_id = $1 AND state IN ('pending', 'held') AND last_error <> ''
 			ORDER BY period_start DESC LIMIT 1), '') AS last_error
 		FROM usage_periods WHERE instance_id = $1`, instanceID)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/fulfillment-server/fulfillment/koogallery"
 	"github.com/fulfillment-server/fulfillment/store"
 )
 
@@ -51,9 +52,9 @@ func TestInsertUsageStoresEachKeyOnce(t *testing.T) {
 		usage("k3", "ppu-1", "0.0001", at(0, 3)),
 	}
 
-	first, err := db.InsertUsage(t.Context(), batch)
+	first, _, err := db.InsertUsage(t.Context(), batch, koogallery.MaxUsageValue)
 	require.NoError(t, err)
-	again, err := db.InsertUsage(t.Context(), append(batch, usage("k4", "ppu-1", "4", at(0, 4))))
+	again, _, err := db.InsertUsage(t.Context(), append(batch, usage("k4", "ppu-1", "4", at(0, 4))), koogallery.MaxUsageValue)
 	require.NoError(t, err)
 
 	require.Equal(t, 3, first)
@@ -67,7 +68,7 @@ func TestInsertUsageStoresEachKeyOnce(t *testing.T) {
 func TestInsertUsageRefusesUnknownInstances(t *testing.T) {
 	db := newDB(t)
 
-	_, err := db.InsertUsage(t.Context(), []store.Usage{usage("k1", "nobody", "1", at(0, 1))})
+	_, _, err := db.InsertUsage(t.Context(), []store.Usage{usage("k1", "nobody", "1", at(0, 1))}, koogallery.MaxUsageValue)
 
 	require.Error(t, err)
 }
@@ -75,18 +76,18 @@ func TestInsertUsageRefusesUnknownInstances(t *testing.T) {
 func TestCloseUsagePeriod(t *testing.T) {
 	db := newDB(t)
 	payPerUse(t, db, "ppu-1", "cust", "sku")
-	_, err := db.InsertUsage(t.Context(), []store.Usage{
+	_, _, err := db.InsertUsage(t.Context(), []store.Usage{
 		usage("a", "ppu-1", "1.5", at(0, 0)),
 		usage("b", "ppu-1", "2.25", at(0, 59)),
 		usage("c", "ppu-1", "3", at(1, 0)), // on the boundary: the next period
-	})
+	}, koogallery.MaxUsageValue)
 	require.NoError(t, err)
 
 	first := closePeriod(t, db, "ppu-1", 0, true)
 	again := closePeriod(t, db, "ppu-1", 0, true)
 	// Usage of hour 0 reported after hour 0 was closed goes to the next
 	// period to close: late, but billed once.
-	_, err = db.InsertUsage(t.Context(), []store.Usage{usage("late", "ppu-1", "0.5", at(0, 30))})
+	_, _, err = db.InsertUsage(t.Context(), []store.Usage{usage("late", "ppu-1", "0.5", at(0, 30))}, koogallery.MaxUsageValue)
 	require.NoError(t, err)
 	second := closePeriod(t, db, "ppu-1", 1, true)
 	empty := closePeriod(t, db, "ppu-1", 2, true)
@@ -126,11 +127,11 @@ func TestMeteringSN(t *testing.T) {
 func TestFrozenUsageIsNotBilled(t *testing.T) {
 	db := newDB(t)
 	payPerUse(t, db, "ppu-1", "cust", "sku")
-	_, err := db.InsertUsage(t.Context(), []store.Usage{
+	_, _, err := db.InsertUsage(t.Context(), []store.Usage{
 		usage("before", "ppu-1", "1", at(0, 10)),
 		usage("frozen", "ppu-1", "5", at(0, 40)),
 		usage("after", "ppu-1", "2", at(1, 30)),
-	})
+	}, koogallery.MaxUsageValue)
 	require.NoError(t, err)
 
 	// Frozen from 00:30 (its partial period closed) to 01:15.
@@ -138,7 +139,7 @@ func TestFrozenUsageIsNotBilled(t *testing.T) {
 	require.NoError(t, err)
 	// Usage of 00:20, before the freeze, reported while frozen: late, but
 	// billable.
-	_, err = db.InsertUsage(t.Context(), []store.Usage{usage("late", "ppu-1", "0.25", at(0, 20))})
+	_, _, err = db.InsertUsage(t.Context(), []store.Usage{usage("late", "ppu-1", "0.25", at(0, 20))}, koogallery.MaxUsageValue)
 	require.NoError(t, err)
 	excluded, err := db.MarkUsageUnbilled(t.Context(), "ppu-1", at(0, 30), at(1, 15))
 	require.NoError(t, err)
@@ -157,7 +158,7 @@ func TestFrozenUsageIsNotBilled(t *testing.T) {
 func TestCloseUnbillableSpan(t *testing.T) {
 	db := newDB(t)
 	payPerUse(t, db, "ppu-1", "cust", "sku")
-	_, err := db.InsertUsage(t.Context(), []store.Usage{usage("a", "ppu-1", "4", at(0, 10))})
+	_, _, err := db.InsertUsage(t.Context(), []store.Usage{usage("a", "ppu-1", "4", at(0, 10))}, koogallery.MaxUsageValue)
 	require.NoError(t, err)
 
 	p := closePeriod(t, db, "ppu-1", 0, false)
@@ -171,7 +172,7 @@ func TestPushedFailedAndExpiredPeriods(t *testing.T) {
 	db := newDB(t)
 	payPerUse(t, db, "ppu-1", "cust", "sku")
 	for h := range 4 {
-		_, err := db.InsertUsage(t.Context(), []store.Usage{usage(fmt.Sprint(h), "ppu-1", "1", at(h, 1))})
+		_, _, err := db.InsertUsage(t.Context(), []store.Usage{usage(fmt.Sprint(h), "ppu-1", "1", at(h, 1))}, koogallery.MaxUsageValue)
 		require.NoError(t, err)
 		closePeriod(t, db, "ppu-1", h, true)
 	}
@@ -216,7 +217,7 @@ func TestPackagesStopWhenUsedUp(t *testing.T) {
 		return covered
 	}
 	report := func(key, instance, quantity string, h int) {
-		_, err := db.InsertUsage(t.Context(), []store.Usage{usage(key, instance, quantity, at(h, 10))})
+		_, _, err := db.InsertUsage(t.Context(), []store.Usage{usage(key, instance, quantity, at(h, 10))}, koogallery.MaxUsageValue)
 		require.NoError(t, err)
 	}
 

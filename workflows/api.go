@@ -237,7 +237,11 @@ type Callback struct {
 	Seq        int64
 	Activity   string
 	ReceivedAt time.Time
-	Debug      bool
+	// SentAt is when the marketplace sent the callback (its signed
+	// timestamp); zero when unknown (callbacks recorded before it was
+	// kept). Expiry changes are ordered by it.
+	SentAt time.Time `json:",omitzero"`
+	Debug  bool
 	// OrderID and OrderLineID name the callback's own order: the renewal,
 	// upgrade or unsubscription order.
 	OrderID     string `json:",omitempty"`
@@ -324,8 +328,14 @@ type Snapshot struct {
 	// newest status change and expiry change applied.
 	LastStatusSeq  int64
 	LastRefreshSeq int64
+	// LastRefreshSentAt is when the marketplace sent the newest expiry
+	// change applied (zero if unknown).
+	LastRefreshSentAt time.Time `json:",omitzero"`
 	// Revision numbers the read-model writes.
 	Revision int64
+	// TenantOps counts the freeze, unfreeze and release operations asked
+	// of the application; it numbers their idempotency keys.
+	TenantOps int `json:",omitempty"`
 	// Pending is the number of received callbacks not yet applied.
 	Pending int
 }
@@ -404,6 +414,11 @@ type TenantInput struct {
 	InstanceID string
 	Debug      bool
 	Reason     string
+	// OperationID names this operation, for the application's
+	// idempotency key: the same for every retry of it, another for the
+	// next operation ("freeze:<instanceId>:<n>"). Empty in activities
+	// scheduled before it existed.
+	OperationID string `json:",omitempty"`
 }
 
 // UpgradeInput applies a new spec to the tenant of an instance.
@@ -574,6 +589,10 @@ type PushUsageResult struct {
 	// Error says why the push failed (the marketplace refused it or could
 	// not be reached); the periods stay pending.
 	Error string `json:",omitempty"`
+	// Held describes the periods taken out of the pushes because their
+	// usage cannot be pushed as it is: they wait for an operator, the
+	// periods after them go on.
+	Held []string `json:",omitempty"`
 }
 
 // ExcludeFrozenInput excludes the usage of a frozen stretch from billing.

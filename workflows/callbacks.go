@@ -43,12 +43,15 @@ func (w *instanceWorkflow) apply(ctx workflow.Context, cb Callback) {
 // froze it, will send no UNFREEZE); one the marketplace froze waits for its
 // UNFREEZE, for at most the freeze grace.
 func (w *instanceWorkflow) applyRefresh(ctx workflow.Context, key string, cb Callback) {
-	if cb.Seq < w.s.LastRefreshSeq {
+	if w.refreshIsStale(ctx, cb) {
 		w.record(ctx, key, "ignored", fmt.Sprintf(
-			"refreshInstance %s (order %s) arrived after a newer expiry change; ignored.", cb.Scene, cb.OrderID))
+			"refreshInstance %s (order %s) was sent before the expiry change already applied; ignored.", cb.Scene, cb.OrderID))
 		return
 	}
 	w.s.LastRefreshSeq = cb.Seq
+	if !cb.SentAt.IsZero() {
+		w.s.LastRefreshSentAt = cb.SentAt
+	}
 	previous := "none"
 	if w.s.ExpireTime != nil {
 		previous = formatTime(*w.s.ExpireTime)
@@ -93,6 +96,27 @@ func (w *instanceWorkflow) applyRefresh(ctx workflow.Context, key string, cb Cal
 	default:
 		w.record(ctx, key, "expiry", msg)
 	}
+}
+
+// refreshOrderChange is the GetVersion change ID of ordering expiry changes
+// by when the marketplace sent them rather than by when they were recorded.
+const refreshOrderChange = "refresh-ordered-by-sent-at"
+
+// refreshIsStale reports whether an expiry change is older than the one
+// applied last. Callbacks spooled on different replicas while the database
+// was away are recorded (and numbered) in whatever order the replicas drain
+// their spools, so a renewal can be recorded after its own refund; the
+// marketplace's signed send time says which came first. Without it (older
+// callbacks, equal times) the arrival number decides.
+func (w *instanceWorkflow) refreshIsStale(ctx workflow.Context, cb Callback) bool {
+	if workflow.GetVersion(ctx, refreshOrderChange, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return cb.Seq < w.s.LastRefreshSeq
+	}
+	last := w.s.LastRefreshSentAt
+	if cb.SentAt.IsZero() || last.IsZero() || cb.SentAt.Equal(last) {
+		return cb.Seq < w.s.LastRefreshSeq
+	}
+	return cb.SentAt.Before(last)
 }
 
 // applyStatus freezes or unfreezes the tenant. Freezing keeps its data.

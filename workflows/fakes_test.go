@@ -36,6 +36,7 @@ type fakeApp struct {
 	verdict       ChangeCheckResult
 	provisioned   []ProvisionInput
 	upgrades      []UpgradeInput
+	operations    []string
 	checks        []CheckChangeInput
 	policy        Policy
 	alerts        []AlertInput
@@ -105,9 +106,33 @@ func (f *fakeApp) step(name string) error {
 	return f.stepErr[name]
 }
 
-func (f *fakeApp) Freeze(_ context.Context, _ TenantInput) error   { return f.step("Freeze") }
-func (f *fakeApp) Unfreeze(_ context.Context, _ TenantInput) error { return f.step("Unfreeze") }
-func (f *fakeApp) Release(_ context.Context, _ TenantInput) error  { return f.step("Release") }
+func (f *fakeApp) Freeze(_ context.Context, in TenantInput) error {
+	return f.tenantStep("Freeze", in)
+}
+
+func (f *fakeApp) Unfreeze(_ context.Context, in TenantInput) error {
+	return f.tenantStep("Unfreeze", in)
+}
+
+func (f *fakeApp) Release(_ context.Context, in TenantInput) error {
+	return f.tenantStep("Release", in)
+}
+
+// tenantStep records a freeze, unfreeze or release with its operation ID.
+func (f *fakeApp) tenantStep(name string, in TenantInput) error {
+	f.mu.Lock()
+	f.operations = append(f.operations, in.OperationID)
+	f.mu.Unlock()
+	return f.step(name)
+}
+
+// Operations lists the operation IDs of every freeze, unfreeze and release
+// attempt, retries included.
+func (f *fakeApp) Operations() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.operations)
+}
 
 func (f *fakeApp) Upgrade(_ context.Context, in UpgradeInput) error {
 	f.mu.Lock()

@@ -131,6 +131,10 @@ func (w *instanceWorkflow) waitForWork(ctx workflow.Context) error {
 		return len(w.pending) > 0 || len(w.ops) > 0 || len(w.internal) > 0 || w.historyIsLong(ctx)
 	}
 	next, ok := w.nextDeadline(workflow.Now(ctx))
+	if ok && !representable(next.At) &&
+		workflow.GetVersion(ctx, farFutureDeadlineChange, workflow.DefaultVersion, 1) != workflow.DefaultVersion {
+		ok = false // never due; earlier runs waited on a timer of the longest duration instead
+	}
 	if !ok {
 		return workflow.Await(ctx, ready)
 	}
@@ -141,6 +145,10 @@ func (w *instanceWorkflow) waitForWork(ctx workflow.Context) error {
 	_, err := workflow.AwaitWithTimeout(ctx, wait, ready)
 	return err
 }
+
+// farFutureDeadlineChange is the GetVersion change ID of not waiting on a
+// deadline past the year 9999 at all.
+const farFutureDeadlineChange = "far-future-deadline-never-due"
 
 // instanceWorkflow is the state of one run. Everything that must outlive
 // the run is in s; pending, ops and events are emptied before it ends.
@@ -193,7 +201,7 @@ func (w *instanceWorkflow) snapshot(ctx workflow.Context) Snapshot {
 	s := w.s
 	s.Applied = slices.Clone(w.s.Applied)
 	s.Pending = len(w.pending)
-	s.Deadlines = w.deadlines(workflow.Now(ctx))
+	s.Deadlines = shownDeadlines(w.deadlines(workflow.Now(ctx)))
 	return s
 }
 

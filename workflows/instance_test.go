@@ -231,6 +231,27 @@ func TestParkedStepSkippedOrAbandoned(t *testing.T) {
 	})
 }
 
+// TestEachTenantOperationHasItsOwnKey: FREEZE, UNFREEZE, FREEZE are three
+// operations with three idempotency keys, so an application that
+// deduplicates on the key does not skip the second freeze; only a retry
+// of one operation (here an operator's, after it parked) reuses its key.
+func TestEachTenantOperationHasItsOwnKey(t *testing.T) {
+	app := newFakeApp()
+	env := newEnv(t, app)
+	signalAt(env, time.Hour, statusCB(2, "FREEZE", 1))
+	signalAt(env, 2*time.Hour, statusCB(3, "UNFREEZE", 2))
+	env.RegisterDelayedCallback(func() { app.setStepErr("Freeze", permanent("freeze: application busy")) }, 150*time.Minute)
+	signalAt(env, 3*time.Hour, statusCB(4, "FREEZE", 3))
+	env.RegisterDelayedCallback(func() { app.setStepErr("Freeze", nil) }, 4*time.Hour)
+	operator(env, 5*time.Hour, OperatorRequest{Name: OpRetry, Reason: "application fixed"})
+	signalAt(env, 6*time.Hour, releaseCB(5))
+	env.ExecuteWorkflow(InstanceWorkflowName, input)
+
+	require.True(t, env.IsWorkflowCompleted())
+	require.Equal(t, []string{"freeze:inst-1:1", "unfreeze:inst-1:2", "freeze:inst-1:3", "freeze:inst-1:3", "release:inst-1:4"},
+		app.Operations())
+}
+
 func TestQueryOrderFailureParksBeforeProvisioning(t *testing.T) {
 	app := newFakeApp()
 	env := newEnv(t, app)

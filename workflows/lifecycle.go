@@ -1,7 +1,6 @@
 package workflows
 
 import (
-	"cmp"
 	"fmt"
 	"slices"
 	"time"
@@ -120,7 +119,20 @@ func (w *instanceWorkflow) nextDeadline(now time.Time) (Deadline, bool) {
 	if len(ds) == 0 {
 		return Deadline{}, false
 	}
-	return slices.MinFunc(ds, func(a, b Deadline) int { return cmp.Compare(a.At.UnixNano(), b.At.UnixNano()) }), true
+	// Compare, not UnixNano: a perpetual purchase's expiry may lie past
+	// the year 2262, where nanoseconds overflow.
+	return slices.MinFunc(ds, func(a, b Deadline) int { return a.At.Compare(b.At) }), true
+}
+
+// representable reports whether a deadline can be shown and stored: a
+// perpetual purchase may expire on 9999-12-31 (legitimately), and its
+// grace or retention then ends in the year 10000, which JSON timestamps
+// (RFC 3339) cannot hold. Such a deadline is simply never due.
+func representable(t time.Time) bool { return t.Year() <= 9999 }
+
+// shownDeadlines are the deadlines that can be shown and stored.
+func shownDeadlines(ds []Deadline) []Deadline {
+	return slices.DeleteFunc(ds, func(d Deadline) bool { return !representable(d.At) })
 }
 
 // fireDueDeadlines carries out every deadline that is due, earliest first.

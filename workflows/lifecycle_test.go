@@ -127,6 +127,40 @@ func TestOneTimeOrderSelfFreezesWhenNoFreezeComes(t *testing.T) {
 	require.Equal(t, "release_overdue", app.Alerts()[0].Kind)
 }
 
+// TestPerpetualExpiry: an expiry of 9999-12-31 (a perpetual purchase) is
+// kept and shown as sent; its grace and retention would end in the year
+// 10000, which no timestamp can hold, so they are simply never due, and
+// every save of the read model goes through (a FREEZE and an UNFREEZE
+// show).
+func TestPerpetualExpiry(t *testing.T) {
+	app := newFakeApp()
+	forever := time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
+	in := app.withOrder(order("FOREVER", "ONE_TIME", "NEW", "", 0, &forever))
+	env := newEnv(t, app)
+	active := stateAt(t, env, time.Hour)
+	signalAt(env, 2*day, statusCB(2, "FREEZE", 1))
+	frozen := stateAt(t, env, 3*day)
+	signalAt(env, 4*day, statusCB(3, "UNFREEZE", 2))
+	unfrozen := stateAt(t, env, 5*day)
+	signalAt(env, 400*day, releaseCB(4))
+	env.ExecuteWorkflow(InstanceWorkflowName, in)
+
+	require.True(t, env.IsWorkflowCompleted())
+	require.NoError(t, env.GetWorkflowError())
+	require.Equal(t, StateActive, active.State)
+	require.Equal(t, forever, *active.ExpireTime)
+	require.Equal(t, []Deadline{{Kind: DeadlineExpiry, At: forever, Why: "the subscription expires; the grace period begins"}}, active.Deadlines,
+		"the self-freeze, in the year 10000, is never due")
+	require.Equal(t, StateFrozen, frozen.State)
+	require.Equal(t, StateActive, unfrozen.State)
+	var states []State
+	for _, save := range app.Saves() {
+		states = append(states, save.Snapshot.State)
+	}
+	require.Subset(t, states, []State{StateActive, StateFrozen, StateReleased}, "every save went through")
+	require.Equal(t, []string{"FetchOrder FOREVER", "Provision", "Freeze", "Unfreeze", "Release"}, app.Calls())
+}
+
 func TestReleasePolicies(t *testing.T) {
 	t.Run("release: the server releases at the end of retention", func(t *testing.T) {
 		app := newFakeApp()
@@ -261,6 +295,27 @@ func TestUnsubscribeRenewalPeriod(t *testing.T) {
 	require.Equal(t, StateGrace, inGrace.State, "the refunded period is not served")
 	require.True(t, env.IsWorkflowCompleted())
 	require.Equal(t, []string{"FetchOrder ORDER-NEW", "Provision", "Freeze", "Release"}, app.Calls())
+}
+
+// TestRefundRecordedBeforeItsRenewal: two replicas spooled a renewal and
+// its refund while the database was away and recorded them in the wrong
+// order (the refund got the lower arrival number). The marketplace's send
+// times put them right: the refunded expiry stands.
+func TestRefundRecordedBeforeItsRenewal(t *testing.T) {
+	app := newFakeApp()
+	env := newEnv(t, app)
+	sentRenewal := t0.Add(since(firstYear) - 30*day)
+	refund := renewal(2, "REFUND", "UNSUBSCRIBE_RENEWAL_PERIOD", firstYear.AddDate(0, 0, 20))
+	refund.SentAt = sentRenewal.Add(time.Minute)
+	late := renewal(3, "RENEW", "RENEWAL", firstYear.AddDate(0, 0, 90))
+	late.SentAt = sentRenewal
+	signalAt(env, since(firstYear)-29*day, refund, late)
+	after := stateAt(t, env, since(firstYear)-28*day)
+	signalAt(env, since(firstYear)+200*day, releaseCB(4))
+	env.ExecuteWorkflow(InstanceWorkflowName, input)
+
+	require.Equal(t, firstYear.AddDate(0, 0, 20), *after.ExpireTime, "the refund, sent last, decides")
+	require.Contains(t, eventByKey(t, app, "callback/"+late.Key).Message, "was sent before the expiry change already applied")
 }
 
 // Pay-per-use has no expiry: a year passes without timers; the marketplace

@@ -205,6 +205,9 @@ func (mw *meteringWorkflow) push(ctx workflow.Context) {
 	mw.m.Expired += res.Expired
 	mw.m.ExpiredUnalerted += res.Expired
 	mw.alertExpired(ctx, now, false)
+	for _, held := range res.Held {
+		mw.alert(ctx, "usage_period_held", fmt.Sprintf("Usage of instance %s is held for an operator: %s.", mw.m.InstanceID, held))
+	}
 	if err != nil || res.Error != "" {
 		mw.m.PushFailures++
 		mw.m.LastError = res.Error

@@ -135,10 +135,11 @@ func newMeteringRig(t *testing.T, outages ...outage) *meteringRig {
 // report stores usage as POST /v1/usage would.
 func (r *meteringRig) report(t *testing.T, key, quantity string, at time.Time) {
 	t.Helper()
-	_, err := r.db.InsertUsage(context.Background(), []store.Usage{
+	_, refused, err := r.db.InsertUsage(context.Background(), []store.Usage{
 		{IdempotencyKey: key, InstanceID: ppu, Meter: "sms", Quantity: quantity, OccurredAt: at},
-	})
+	}, koogallery.MaxUsageValue)
 	require.NoError(t, err)
+	require.Empty(t, refused)
 }
 
 // scheduled is something that happens at a moment of the skipped clock.
@@ -381,6 +382,42 @@ func TestMeteringReportsPeriodsTooOldToPush(t *testing.T) {
 	require.Equal(t, expired, summary.Expired)
 	require.Zero(t, summary.Pending)
 	require.Equal(t, sum(t, summary.Reported), sum(t, summary.Pushed, summary.Unbilled))
+}
+
+// TestMeteringHoldsAPeriodTooLargeToPush: a period whose usage no record
+// can carry (stored before the intake refused such usage) is held with its
+// reason and an alert; the periods after it are pushed as usual.
+func TestMeteringHoldsAPeriodTooLargeToPush(t *testing.T) {
+	r := newMeteringRig(t)
+	firstHour := meteringStart.Truncate(time.Hour).Add(time.Hour)
+	_, err := r.db.Pool().ExecContext(t.Context(), `INSERT INTO usage_records (idempotency_key, instance_id, meter, quantity, occurred_at)
+		VALUES ('big-1', $1, 'sms', 900000000000000, $2), ('big-2', $1, 'sms', 900000000000000, $2)`, ppu, firstHour.Add(10*time.Minute))
+	require.NoError(t, err)
+	// The intake refuses more for this instance until that usage is
+	// metered; stored behind it too.
+	for h := 1; h < 4; h++ {
+		_, err := r.db.Pool().ExecContext(t.Context(), `INSERT INTO usage_records (idempotency_key, instance_id, meter, quantity, occurred_at)
+			VALUES ($1, $2, 'sms', 2.5, $3)`, fmt.Sprintf("small-%d", h), ppu, firstHour.Add(time.Duration(h)*time.Hour+10*time.Minute))
+		require.NoError(t, err)
+	}
+	end := firstHour.Add(5 * time.Hour)
+
+	r.run(t, stop(end))
+
+	periods, err := r.db.UsagePeriodsOf(t.Context(), ppu, firstHour, end, 100)
+	require.NoError(t, err)
+	require.Equal(t, store.PeriodHeld, periods[0].State)
+	require.Equal(t, "1800000000000000.0000", periods[0].Quantity)
+	require.Contains(t, periods[0].LastError, "cannot be pushed as one record")
+	for _, p := range periods[1:4] {
+		require.Equal(t, store.PeriodPushed, p.State, "%s is pushed although an earlier period is held", p.PeriodStart)
+	}
+	alerts := r.alerts.ofKind("usage_period_held")
+	require.Len(t, alerts, 1)
+	require.Contains(t, alerts[0].Message, "split it or write it off")
+	summary, err := r.db.UsageSummaryOf(t.Context(), ppu)
+	require.NoError(t, err)
+	require.Equal(t, 1, summary.Held)
 }
 
 // A package that stops when used up: the period that consumes the last of

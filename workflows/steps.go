@@ -225,9 +225,16 @@ func (w *instanceWorkflow) abandon(ctx workflow.Context, reason string) {
 }
 
 // tenantStep runs a freeze, unfreeze or release of the tenant.
+//
+// Each call is a distinct operation with its own idempotency key (FREEZE,
+// UNFREEZE, FREEZE: two freezes, two keys); only the retries of one call,
+// automatic or by an operator, share its key, so an application that
+// deduplicates on the key never skips a real operation.
 func (w *instanceWorkflow) tenantStep(ctx workflow.Context, step, activityName, reason string) stepOutcome {
+	w.s.TenantOps++
 	return w.runStep(ctx, step, w.withRetryLimit(tenantSwitchOptions), activityName, TenantInput{
 		InstanceID: w.s.InstanceID, Debug: w.s.Debug, Reason: reason,
+		OperationID: fmt.Sprintf("%s:%s:%d", step, w.s.InstanceID, w.s.TenantOps),
 	}, nil)
 }
 

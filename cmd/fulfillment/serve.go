@@ -35,8 +35,18 @@ const (
 	// dispatcher: long enough for the dispatcher's queue to drain during an
 	// expiry storm, short enough that a callback a crash left behind is
 	// delivered within the minute.
-	relayDirectGrace  = 30 * time.Second
-	httpHeaderTimeout = 10 * time.Second
+	relayDirectGrace = 30 * time.Second
+	// The HTTP server's timeouts. KooGallery gives up on an answer after
+	// 5 s, so nothing it sends needs longer to arrive: /produce itself
+	// allows a request 5 s (api.ProduceReadLimit). The other routes (usage
+	// batches of 10,000 records, the admin API) get httpReadTimeout.
+	// A connection idle for httpIdleTimeout is closed, so idle or
+	// abandoned keep-alive connections do not pile up.
+	httpHeaderTimeout = 5 * time.Second
+	httpReadTimeout   = 30 * time.Second
+	httpWriteTimeout  = 60 * time.Second
+	httpIdleTimeout   = 10 * time.Second
+	httpMaxHeader     = 64 << 10
 )
 
 // runServe runs the API (with the relay and the nonce sweeper), the worker,
@@ -99,8 +109,8 @@ func runServe(ctx context.Context, cfg Config, log *slog.Logger, withAPI, withWo
 	if withAPI {
 		metrics = api.NewMetrics(nil, api.Gauges{
 			RelayBacklog: db.UndeliveredCount, InstancesByState: db.CountByState, SpoolBacklog: spool.Backlog,
-			UsagePending: db.PendingUsageCount,
-			Pools:        map[string]*sql.DB{"answers": answers.Pool(), "background": db.Pool()},
+			UsagePending: db.PendingUsageCount, UsageHeld: db.HeldUsageCount, ParkedCallbacks: db.ParkedCount,
+			Pools: map[string]*sql.DB{"answers": answers.Pool(), "background": db.Pool()},
 		})
 		handler, closer := worker.NewMetricsHandler(metrics.Registry(), log)
 		defer closer.Close() // after tc.Close: deferred calls run last first
@@ -156,7 +166,7 @@ func runServe(ctx context.Context, cfg Config, log *slog.Logger, withAPI, withWo
 
 	if withAPI {
 		ib := &inbox.Inbox{Store: answers, Background: db, Temporal: tc, TaskQueue: cfg.TaskQueue, Logger: log,
-			DirectGrace: relayDirectGrace}
+			DirectGrace: relayDirectGrace, Alert: activities.Alerter{WebhookURL: cfg.AlertWebhookURL}.Send}
 		var demo http.Handler
 		if cfg.Provisioner == "demo" {
 			demo = provisioner.DemoHandler(db)
@@ -232,7 +242,11 @@ func newProvisioner(cfg Config, db *store.DB) (provisioner.Provisioner, error) {
 
 // serveHTTP serves until ctx ends, then drains in-flight requests.
 func serveHTTP(ctx context.Context, addr string, h http.Handler, log *slog.Logger) error {
-	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: httpHeaderTimeout}
+	srv := &http.Server{
+		Addr: addr, Handler: h,
+		ReadHeaderTimeout: httpHeaderTimeout, ReadTimeout: httpReadTimeout,
+		WriteTimeout: httpWriteTimeout, IdleTimeout: httpIdleTimeout, MaxHeaderBytes: httpMaxHeader,
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
