@@ -82,11 +82,19 @@ bin/fulfillment:
 bin/temporal:
 	GOBIN=$(CURDIR)/bin go install github.com/temporalio/cli/cmd/temporal@$(TEMPORAL_CLI_VERSION)
 
-## lint: check formatting and vet
+# The workflow determinism checker of the Temporal Go SDK's contrib tools.
+WORKFLOWCHECK_VERSION := v0.6.0
+
+## lint: check formatting, vet, and workflowcheck on the workflow code (the server's and the emulator's)
 .PHONY: lint
-lint:
+lint: bin/workflowcheck
 	@test -z "$$(gofmt -l .)" || (echo "gofmt would change:"; gofmt -l .; exit 1)
 	go vet ./...
+	bin/workflowcheck -config workflows/workflowcheck.config.yaml ./workflows/... ./emulator/...
+
+## bin/workflowcheck: install the SDK's workflow determinism checker from the Go module proxy
+bin/workflowcheck:
+	GOBIN=$(CURDIR)/bin go install go.temporal.io/sdk/contrib/tools/workflowcheck@$(WORKFLOWCHECK_VERSION)
 
 ## histories: re-record the workflow histories of the replay test (only on purpose: see internal/histories)
 .PHONY: histories

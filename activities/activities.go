@@ -18,7 +18,6 @@ import (
 	"github.com/fulfillment-server/fulfillment/koogallery"
 	"github.com/fulfillment-server/fulfillment/provisioner"
 	"github.com/fulfillment-server/fulfillment/store"
-	"github.com/fulfillment-server/fulfillment/workflows"
 )
 
 // OrderSource reads orders from the marketplace (koogallery.OpenAPIClient).
@@ -27,7 +26,7 @@ type OrderSource interface {
 }
 
 // Activities are the instance workflows' activities, registered under the
-// names in workflows.ActivityNames.
+// names in ActivityNames.
 type Activities struct {
 	Orders      OrderSource
 	Provisioner provisioner.Provisioner
@@ -45,22 +44,22 @@ const (
 )
 
 // FetchOrder reads one order line through Query Order (SPEC §6.1).
-func (a *Activities) FetchOrder(ctx context.Context, in workflows.FetchOrderInput) (workflows.Order, error) {
+func (a *Activities) FetchOrder(ctx context.Context, in FetchOrderInput) (Order, error) {
 	res, err := a.Orders.QueryOrder(ctx, in.OrderID, in.OrderLineID)
 	if err != nil {
 		msg := fmt.Sprintf("Query Order %s: %v", in.OrderID, err)
 		if !koogallery.IsRetryable(err) {
-			return workflows.Order{}, temporal.NewNonRetryableApplicationError(msg, errTypeOrder, nil)
+			return Order{}, temporal.NewNonRetryableApplicationError(msg, errTypeOrder, nil)
 		}
-		return workflows.Order{}, errors.New(msg)
+		return Order{}, errors.New(msg)
 	}
 	if res.OrderInfo == nil {
-		return workflows.Order{}, temporal.NewNonRetryableApplicationError(
+		return Order{}, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("Query Order %s answered without orderInfo", in.OrderID), errTypeOrder, nil)
 	}
 	line, ok := res.OrderInfo.Line(in.OrderLineID)
 	if !ok {
-		return workflows.Order{}, temporal.NewNonRetryableApplicationError(
+		return Order{}, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("order %s has no line %s", in.OrderID, in.OrderLineID), errTypeOrder, nil)
 	}
 	order, err := orderFromLine(res.OrderInfo, line)
@@ -72,19 +71,19 @@ func (a *Activities) FetchOrder(ctx context.Context, in workflows.FetchOrderInpu
 	// bill it twice.
 	owner, err := a.Store.ClaimBillingItem(ctx, order.OrderID, order.ProductID, in.ClaimFor)
 	if err != nil {
-		return workflows.Order{}, err
+		return Order{}, err
 	}
 	if owner != in.ClaimFor {
-		return workflows.Order{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf(
+		return Order{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf(
 			"billing item %s of order %s is already served by instance %s: a pay-per-use order has one instance per billing item; "+
 				"skip to abandon this duplicate", order.ProductID, order.OrderID, owner), errTypeOrder, nil)
 	}
 	return order, nil
 }
 
-func orderFromLine(info *koogallery.OrderInfo, line koogallery.OrderLine) (workflows.Order, error) {
+func orderFromLine(info *koogallery.OrderInfo, line koogallery.OrderLine) (Order, error) {
 	product := line.Product()
-	o := workflows.Order{
+	o := Order{
 		OrderID:      info.OrderID,
 		OrderLineID:  line.OrderLineID,
 		OrderType:    string(info.OrderType),
@@ -103,7 +102,7 @@ func orderFromLine(info *koogallery.OrderInfo, line koogallery.OrderLine) (workf
 	}
 	expire, ok, err := line.ExpireAt()
 	if err != nil {
-		return workflows.Order{}, temporal.NewNonRetryableApplicationError(err.Error(), errTypeOrder, nil)
+		return Order{}, temporal.NewNonRetryableApplicationError(err.Error(), errTypeOrder, nil)
 	}
 	if ok {
 		o.ExpireTime = &expire
@@ -114,7 +113,7 @@ func orderFromLine(info *koogallery.OrderInfo, line koogallery.OrderLine) (workf
 // Provision creates the tenant and seals its initial credentials into the
 // database; only the non-secret access information goes back to the
 // workflow, so credentials never appear in the workflow history.
-func (a *Activities) Provision(ctx context.Context, in workflows.ProvisionInput) (workflows.AppInfo, error) {
+func (a *Activities) Provision(ctx context.Context, in ProvisionInput) (AppInfo, error) {
 	defer heartbeatWhileRunning(ctx)()
 	t, err := a.Provisioner.Provision(ctx, provisioner.ProvisionRequest{
 		InstanceID:   in.InstanceID,
@@ -129,16 +128,16 @@ func (a *Activities) Provision(ctx context.Context, in workflows.ProvisionInput)
 		Debug:        in.Debug,
 	})
 	if err != nil {
-		return workflows.AppInfo{}, provisionerError(err)
+		return AppInfo{}, provisionerError(err)
 	}
-	app := workflows.AppInfo{FrontEndURL: t.FrontEndURL, AdminURL: t.AdminURL, Memo: t.Memo}
+	app := AppInfo{FrontEndURL: t.FrontEndURL, AdminURL: t.AdminURL, Memo: t.Memo}
 	if t.UserName != "" || t.Password != "" {
 		sealed, err := a.Sealer.Seal(t.UserName, t.Password)
 		if err != nil {
-			return workflows.AppInfo{}, err
+			return AppInfo{}, err
 		}
 		if err := a.Store.SaveCredentials(ctx, in.InstanceID, sealed); err != nil {
-			return workflows.AppInfo{}, err
+			return AppInfo{}, err
 		}
 		app.HasCredentials = true
 	}
@@ -176,25 +175,25 @@ func heartbeatWhileRunning(ctx context.Context) (stop func()) {
 }
 
 // Freeze makes the tenant unusable, keeping its data.
-func (a *Activities) Freeze(ctx context.Context, in workflows.TenantInput) error {
+func (a *Activities) Freeze(ctx context.Context, in TenantInput) error {
 	defer heartbeatWhileRunning(ctx)()
 	return provisionerError(a.Provisioner.Freeze(ctx, tenantRequest(in)))
 }
 
 // Unfreeze makes the tenant usable again.
-func (a *Activities) Unfreeze(ctx context.Context, in workflows.TenantInput) error {
+func (a *Activities) Unfreeze(ctx context.Context, in TenantInput) error {
 	defer heartbeatWhileRunning(ctx)()
 	return provisionerError(a.Provisioner.Unfreeze(ctx, tenantRequest(in)))
 }
 
 // Release deletes the tenant and its data.
-func (a *Activities) Release(ctx context.Context, in workflows.TenantInput) error {
+func (a *Activities) Release(ctx context.Context, in TenantInput) error {
 	defer heartbeatWhileRunning(ctx)()
 	return provisionerError(a.Provisioner.Release(ctx, tenantRequest(in)))
 }
 
 // Upgrade applies the spec of an upgrade order.
-func (a *Activities) Upgrade(ctx context.Context, in workflows.UpgradeInput) error {
+func (a *Activities) Upgrade(ctx context.Context, in UpgradeInput) error {
 	defer heartbeatWhileRunning(ctx)()
 	return provisionerError(a.Provisioner.Upgrade(ctx, provisioner.UpgradeRequest{
 		InstanceID: in.InstanceID, OrderID: in.Order.OrderID, Debug: in.Debug, Spec: specOf(in.Order),
@@ -202,7 +201,7 @@ func (a *Activities) Upgrade(ctx context.Context, in workflows.UpgradeInput) err
 }
 
 // CheckChange asks whether the tenant fits a target spec.
-func (a *Activities) CheckChange(ctx context.Context, in workflows.CheckChangeInput) (workflows.ChangeCheckResult, error) {
+func (a *Activities) CheckChange(ctx context.Context, in CheckChangeInput) (ChangeCheckResult, error) {
 	v, err := a.Provisioner.CheckChange(ctx, provisioner.ChangeRequest{
 		InstanceID: in.InstanceID,
 		Debug:      in.Debug,
@@ -210,39 +209,38 @@ func (a *Activities) CheckChange(ctx context.Context, in workflows.CheckChangeIn
 		Target:     provisioner.Spec{SkuCode: in.Target.SkuCode, ProductID: in.Target.ProductID, LinearValue: in.Target.LinearValue},
 	})
 	if err != nil {
-		return workflows.ChangeCheckResult{}, provisionerError(err)
+		return ChangeCheckResult{}, provisionerError(err)
 	}
-	return workflows.ChangeCheckResult{Allowed: v.Allowed, Reason: v.Reason}, nil
+	return ChangeCheckResult{Allowed: v.Allowed, Reason: v.Reason}, nil
 }
 
 // SaveInstance writes the read model and the timeline. It is idempotent: a
 // revision already stored or an event key already appended changes nothing.
-func (a *Activities) SaveInstance(ctx context.Context, in workflows.SaveInput) error {
-	s := in.Snapshot
+func (a *Activities) SaveInstance(ctx context.Context, in SaveInput) error {
+	m := in.Snapshot
 	row := store.Instance{
-		InstanceID:  s.InstanceID,
-		OrderID:     s.OrderID,
-		OrderLineID: s.OrderLineID,
-		State:       string(s.State),
-		Reason:      s.Reason,
-		Debug:       s.Debug,
-		ExpireTime:  s.ExpireTime,
-		Revision:    s.Revision,
+		InstanceID:  m.InstanceID,
+		OrderID:     m.OrderID,
+		OrderLineID: m.OrderLineID,
+		State:       m.State,
+		Reason:      m.Reason,
+		Debug:       m.Debug,
+		ExpireTime:  m.ExpireTime,
+		Revision:    m.Revision,
 	}
-	if o := s.Order; o != nil {
+	if o := m.Order; o != nil {
 		row.ChargingMode, row.OrderType = o.ChargingMode, o.OrderType
 		row.SkuCode, row.ProductID, row.LinearValue = o.SkuCode, o.ProductID, o.LinearValue
 		row.PeriodType, row.PeriodNumber = o.PeriodType, o.PeriodNumber
 		row.CustomerID, row.CustomerName = o.CustomerID, o.CustomerName
 	}
-	if app := s.AppInfo; app != nil {
+	if app := m.AppInfo; app != nil {
 		row.FrontEndURL, row.AdminURL, row.Memo = app.FrontEndURL, app.AdminURL, app.Memo
 	}
-	if len(s.Deadlines) > 0 {
-		next := s.Deadlines[0]
+	if next := m.NextDeadline; next != nil {
 		row.NextDeadlineKind, row.NextDeadlineAt = next.Kind, &next.At
 	}
-	details, err := json.Marshal(detailsOf(s))
+	details, err := json.Marshal(m.Details)
 	if err != nil {
 		return temporal.NewNonRetryableApplicationError("encode instance details: "+err.Error(), "BadSnapshot", nil)
 	}
@@ -255,44 +253,11 @@ func (a *Activities) SaveInstance(ctx context.Context, in workflows.SaveInput) e
 	return err
 }
 
-// detailsOf presents what the workflow shows beyond the state.
-func detailsOf(s workflows.Snapshot) store.InstanceDetails {
-	d := store.InstanceDetails{FrozenBy: s.FrozenBy, UnfreezeDueAt: s.UnfreezeDueAt}
-	if s.State != workflows.StateProvisioning || s.Policy.Retention > 0 {
-		d.Policy = &store.PolicyDetails{
-			FreezeGrace:   s.Policy.FreezeGrace.String(),
-			Retention:     s.Policy.Retention.String(),
-			ReleasePolicy: s.Policy.ReleasePolicy,
-			Supervised:    s.Policy.Supervised,
-		}
-		if s.Policy.Supervised {
-			d.Policy.SupervisionSyncDelay = s.Policy.SupervisionSyncDelay.String()
-		}
-	}
-	if s.GraceExtension > 0 {
-		d.GraceExtension = s.GraceExtension.String()
-	}
-	if p := s.Parked; p != nil {
-		d.Parked = &store.ParkedDetails{Step: p.Step, Error: p.Error, Since: p.Since.UTC()}
-	}
-	if sup := s.Supervision; sup != nil {
-		d.Supervision = &store.SupervisionDetails{
-			Evidence: sup.Evidence, DeclaredStart: sup.DeclaredStart, DeliveredAt: sup.DeliveredAt,
-			AcceptedAt: sup.AcceptedAt, CompletedAt: sup.CompletedAt, Rejections: sup.Rejections,
-			AppealedFrom: string(sup.AppealedFrom), AppealReason: sup.AppealReason,
-		}
-	}
-	for _, dl := range s.Deadlines {
-		d.Deadlines = append(d.Deadlines, store.DeadlineDetails{Kind: dl.Kind, At: dl.At.UTC(), Why: dl.Why})
-	}
-	return d
-}
-
-func specOf(o workflows.Order) provisioner.Spec {
+func specOf(o Order) provisioner.Spec {
 	return provisioner.Spec{SkuCode: o.SkuCode, ProductID: o.ProductID, LinearValue: o.LinearValue}
 }
 
-func tenantRequest(in workflows.TenantInput) provisioner.TenantRequest {
+func tenantRequest(in TenantInput) provisioner.TenantRequest {
 	return provisioner.TenantRequest{InstanceID: in.InstanceID, Debug: in.Debug, Reason: in.Reason, OperationID: in.OperationID}
 }
 

@@ -52,7 +52,7 @@ func TestFetchOrderMapsTheOrderLine(t *testing.T) {
 	})
 	a := &activities.Activities{Orders: orders}
 
-	o, err := a.FetchOrder(t.Context(), workflows.FetchOrderInput{OrderID: "CS-1", OrderLineID: "CS-1-000001"})
+	o, err := a.FetchOrder(t.Context(), activities.FetchOrderInput{OrderID: "CS-1", OrderLineID: "CS-1-000001"})
 	require.NoError(t, err)
 	want := time.Date(2027, 11, 21, 15, 59, 59, 0, time.UTC)
 	ten64 := int64(10)
@@ -62,7 +62,7 @@ func TestFetchOrderMapsTheOrderLine(t *testing.T) {
 		ExpireTime: &want, CustomerID: "cust", CustomerName: "Buyer 买家",
 	}, o)
 
-	payPerUse, err := a.FetchOrder(t.Context(), workflows.FetchOrderInput{OrderID: "CS-1", OrderLineID: "CS-1-000002"})
+	payPerUse, err := a.FetchOrder(t.Context(), activities.FetchOrderInput{OrderID: "CS-1", OrderLineID: "CS-1-000002"})
 	require.NoError(t, err)
 	require.Nil(t, payPerUse.ExpireTime, "pay-per-use lines have no expiry")
 	require.Equal(t, "ON_DEMAND", payPerUse.ChargingMode)
@@ -83,7 +83,7 @@ func TestFetchOrderClaimsPayPerUseBillingItems(t *testing.T) {
 	})
 	a := &activities.Activities{Orders: orders, Store: testenv.NewStore(t)}
 	fetch := func(line, instance string) (workflows.Order, error) {
-		return a.FetchOrder(t.Context(), workflows.FetchOrderInput{OrderID: "PPU-1", OrderLineID: line, ClaimFor: instance})
+		return a.FetchOrder(t.Context(), activities.FetchOrderInput{OrderID: "PPU-1", OrderLineID: line, ClaimFor: instance})
 	}
 
 	sms, err := fetch("PPU-1-000001", "inst-sms")
@@ -93,7 +93,7 @@ func TestFetchOrderClaimsPayPerUseBillingItems(t *testing.T) {
 	again, err := fetch("PPU-1-000001", "inst-sms")
 	require.NoError(t, err, "the same instance fetching again")
 	_, dup := fetch("PPU-1-000003", "inst-sms-2")
-	_, unclaimed := a.FetchOrder(t.Context(), workflows.FetchOrderInput{OrderID: "PPU-1", OrderLineID: "PPU-1-000003"})
+	_, unclaimed := a.FetchOrder(t.Context(), activities.FetchOrderInput{OrderID: "PPU-1", OrderLineID: "PPU-1-000003"})
 
 	require.Equal(t, "sms", sms.ProductID)
 	require.Equal(t, "mms", mms.ProductID)
@@ -108,20 +108,20 @@ func TestFetchOrderFailures(t *testing.T) {
 	mock.AddOrder(koogallery.OrderInfo{OrderID: "BAD-EXPIRY", OrderLines: []koogallery.OrderLine{{OrderLineID: "L", ExpireTime: "tomorrow"}}})
 	a := &activities.Activities{Orders: orders}
 
-	_, err := a.FetchOrder(t.Context(), workflows.FetchOrderInput{OrderID: "NO-SUCH-ORDER", OrderLineID: "x"})
+	_, err := a.FetchOrder(t.Context(), activities.FetchOrderInput{OrderID: "NO-SUCH-ORDER", OrderLineID: "x"})
 	require.Error(t, err)
 	require.True(t, nonRetryable(err), "an unknown order will not appear by retrying: %v", err)
 
-	_, err = a.FetchOrder(t.Context(), workflows.FetchOrderInput{OrderID: mockapi.OrderPeriodYearNew, OrderLineID: "no-such-line"})
+	_, err = a.FetchOrder(t.Context(), activities.FetchOrderInput{OrderID: mockapi.OrderPeriodYearNew, OrderLineID: "no-such-line"})
 	require.True(t, nonRetryable(err), "%v", err)
 
-	_, err = a.FetchOrder(t.Context(), workflows.FetchOrderInput{OrderID: "BAD-EXPIRY", OrderLineID: "L"})
+	_, err = a.FetchOrder(t.Context(), activities.FetchOrderInput{OrderID: "BAD-EXPIRY", OrderLineID: "L"})
 	require.True(t, nonRetryable(err), "%v", err)
 
 	// An unreachable open API is retried.
 	down, err := koogallery.NewOpenAPIClient(koogallery.OpenAPIConfig{BaseURL: "http://127.0.0.1:1", AK: "ak", SK: "sk"})
 	require.NoError(t, err)
-	_, err = (&activities.Activities{Orders: down}).FetchOrder(t.Context(), workflows.FetchOrderInput{OrderID: "X", OrderLineID: "X-1"})
+	_, err = (&activities.Activities{Orders: down}).FetchOrder(t.Context(), activities.FetchOrderInput{OrderID: "X", OrderLineID: "X-1"})
 	require.Error(t, err)
 	require.False(t, nonRetryable(err), "a network failure is retried: %v", err)
 }
@@ -155,7 +155,7 @@ func TestProvisionSealsCredentialsOutOfTheWorkflow(t *testing.T) {
 	five := int64(5)
 	order := workflows.Order{OrderID: "O", OrderLineID: "L", ChargingMode: "PERIOD", SkuCode: "sku", ProductID: "p", LinearValue: &five, CustomerID: "c"}
 
-	app, err := a.Provision(t.Context(), workflows.ProvisionInput{InstanceID: "inst-1", Order: order, Debug: true})
+	app, err := a.Provision(t.Context(), activities.ProvisionInput{InstanceID: "inst-1", Order: order, Debug: true})
 	require.NoError(t, err)
 	require.Equal(t, workflows.AppInfo{FrontEndURL: "https://app/t/1", AdminURL: "https://app/t/1/admin", Memo: "hi", HasCredentials: true}, app,
 		"nothing secret goes back to the workflow")
@@ -179,13 +179,13 @@ func TestProvisionerErrorsAreClassified(t *testing.T) {
 	prov := &stubProvisioner{err: provisioner.Permanent("provision", "plan does not exist")}
 	a := &activities.Activities{Provisioner: prov, Store: db, Sealer: store.Sealer{AccessKey: accessKey}}
 
-	_, err := a.Provision(t.Context(), workflows.ProvisionInput{InstanceID: "i"})
+	_, err := a.Provision(t.Context(), activities.ProvisionInput{InstanceID: "i"})
 	require.True(t, nonRetryable(err))
 	require.ErrorContains(t, err, "plan does not exist")
-	require.True(t, nonRetryable(a.Freeze(t.Context(), workflows.TenantInput{InstanceID: "i"})))
+	require.True(t, nonRetryable(a.Freeze(t.Context(), activities.TenantInput{InstanceID: "i"})))
 
 	prov.err = errors.New("application answered 503")
-	_, err = a.Provision(t.Context(), workflows.ProvisionInput{InstanceID: "i"})
+	_, err = a.Provision(t.Context(), activities.ProvisionInput{InstanceID: "i"})
 	require.Error(t, err)
 	require.False(t, nonRetryable(err), "a transient failure is retried")
 }
@@ -196,13 +196,13 @@ func TestSaveInstanceWritesTheReadModel(t *testing.T) {
 	expire := time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
 	seven := int64(7)
 	at := time.Date(2026, 11, 20, 10, 0, 0, 0, time.FixedZone("CST", 8*3600))
-	snap := workflows.Snapshot{
-		InstanceID: "inst-s", OrderID: "O", OrderLineID: "L", State: workflows.StateFrozen, Reason: "marketplace FREEZE",
-		Order:      &workflows.Order{ChargingMode: "PERIOD", OrderType: "NEW", SkuCode: "sku", ProductID: "p", LinearValue: &seven, PeriodType: "month", PeriodNumber: 1, CustomerID: "c", CustomerName: "n"},
-		AppInfo:    &workflows.AppInfo{FrontEndURL: "https://app/t", AdminURL: "https://app/a", Memo: "m"},
+	snap := activities.ReadModel{
+		InstanceID: "inst-s", OrderID: "O", OrderLineID: "L", State: "frozen", Reason: "marketplace FREEZE",
+		Order:      &activities.Order{ChargingMode: "PERIOD", OrderType: "NEW", SkuCode: "sku", ProductID: "p", LinearValue: &seven, PeriodType: "month", PeriodNumber: 1, CustomerID: "c", CustomerName: "n"},
+		AppInfo:    &activities.AppInfo{FrontEndURL: "https://app/t", AdminURL: "https://app/a", Memo: "m"},
 		ExpireTime: &expire, Revision: 4,
 	}
-	require.NoError(t, a.SaveInstance(t.Context(), workflows.SaveInput{Snapshot: snap, Events: []workflows.Event{
+	require.NoError(t, a.SaveInstance(t.Context(), activities.SaveInput{Snapshot: snap, Events: []activities.Event{
 		{Key: "callback/x", Kind: "frozen", Message: "Tenant frozen.", At: at},
 	}}))
 	inst, err := db.Instance(t.Context(), "inst-s")
@@ -221,8 +221,8 @@ func TestSaveInstanceWritesTheReadModel(t *testing.T) {
 	require.True(t, events[0].OccurredAt.Equal(at))
 
 	// A retried older save changes nothing.
-	snap.State, snap.Revision = workflows.StateActive, 3
-	require.NoError(t, a.SaveInstance(t.Context(), workflows.SaveInput{Snapshot: snap}))
+	snap.State, snap.Revision = "active", 3
+	require.NoError(t, a.SaveInstance(t.Context(), activities.SaveInput{Snapshot: snap}))
 	inst, err = db.Instance(t.Context(), "inst-s")
 	require.NoError(t, err)
 	require.Equal(t, "frozen", inst.State)

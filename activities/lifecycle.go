@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/activity"
-
-	"github.com/fulfillment-server/fulfillment/workflows"
 )
 
 // LifecycleConfig is the worker's lifecycle configuration; each new
@@ -41,7 +39,7 @@ type LifecycleConfig struct {
 
 // matchesProduct reports whether a list of productIds or skuCodes ("*"
 // for every product) names the order's product.
-func matchesProduct(list []string, order workflows.Order) bool {
+func matchesProduct(list []string, order Order) bool {
 	return slices.Contains(list, "*") ||
 		(order.ProductID != "" && slices.Contains(list, order.ProductID)) ||
 		(order.SkuCode != "" && slices.Contains(list, order.SkuCode))
@@ -49,7 +47,7 @@ func matchesProduct(list []string, order workflows.Order) bool {
 
 // Policy settles the lifecycle policy of a new instance from the
 // configuration and its order.
-func (a *Activities) Policy(_ context.Context, in workflows.PolicyInput) (workflows.Policy, error) {
+func (a *Activities) Policy(_ context.Context, in PolicyInput) (Policy, error) {
 	c := a.Lifecycle
 	period := c.MeteringPeriod
 	if period <= 0 {
@@ -58,7 +56,7 @@ func (a *Activities) Policy(_ context.Context, in workflows.PolicyInput) (workfl
 	if matchesProduct(c.MeteringDailyProducts, in.Order) {
 		period = 24 * time.Hour
 	}
-	return workflows.Policy{
+	return Policy{
 		FreezeGrace:          c.FreezeGrace,
 		Retention:            c.Retention,
 		ReleasePolicy:        c.ReleasePolicy,
@@ -81,7 +79,7 @@ type Alerter struct {
 
 // Alert logs the alert at error level and posts it to the webhook if one
 // is configured. A webhook that refuses the alert makes the activity retry.
-func (a *Activities) Alert(ctx context.Context, in workflows.AlertInput) error {
+func (a *Activities) Alert(ctx context.Context, in AlertInput) error {
 	activity.GetLogger(ctx).Error("Instance needs an operator",
 		"alert", in.Kind, "instanceId", in.InstanceID, "message", in.Message)
 	return a.Alerts.Send(ctx, in.InstanceID, in.Kind, in.Message)

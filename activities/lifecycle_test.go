@@ -32,7 +32,7 @@ func TestPolicyCopiesTheConfiguration(t *testing.T) {
 		MeteringPushDelay:    5 * time.Minute,
 	}}
 
-	got, err := a.Policy(t.Context(), workflows.PolicyInput{Order: workflows.Order{ProductID: "p", SkuCode: "s"}})
+	got, err := a.Policy(t.Context(), activities.PolicyInput{Order: workflows.Order{ProductID: "p", SkuCode: "s"}})
 
 	require.NoError(t, err)
 	require.Equal(t, workflows.Policy{
@@ -68,7 +68,7 @@ func TestPolicyMeteringPeriod(t *testing.T) {
 				MeteringPeriod: tc.period, MeteringDailyProducts: tc.daily,
 			}}
 
-			got, err := a.Policy(t.Context(), workflows.PolicyInput{Order: order})
+			got, err := a.Policy(t.Context(), activities.PolicyInput{Order: order})
 
 			require.NoError(t, err)
 			require.Equal(t, tc.want, got.MeteringPeriod)
@@ -101,7 +101,7 @@ func TestPolicySupervised(t *testing.T) {
 				ReleasePolicy: workflows.ReleasePolicyHold, SupervisedProducts: tc.supervised,
 			}}
 
-			got, err := a.Policy(t.Context(), workflows.PolicyInput{Order: tc.order})
+			got, err := a.Policy(t.Context(), activities.PolicyInput{Order: tc.order})
 
 			require.NoError(t, err)
 			require.Equal(t, tc.want, got.Supervised)
@@ -113,7 +113,7 @@ func TestPolicySupervised(t *testing.T) {
 // runAlert runs the Alert activity in the SDK's activity test environment
 // (it logs through the activity's logger) and checks that the alert was
 // logged at error level whatever the webhook did.
-func runAlert(t *testing.T, a *activities.Activities, in workflows.AlertInput) error {
+func runAlert(t *testing.T, a *activities.Activities, in activities.AlertInput) error {
 	t.Helper()
 	var logs testenv.SyncBuffer
 	var suite testsuite.WorkflowTestSuite
@@ -167,7 +167,7 @@ func (w *webhook) received() []webhookRequest {
 
 func TestAlertWithoutWebhook(t *testing.T) {
 	a := &activities.Activities{}
-	require.NoError(t, runAlert(t, a, workflows.AlertInput{InstanceID: "inst-1", Kind: "parked", Message: "Provision failed"}))
+	require.NoError(t, runAlert(t, a, activities.AlertInput{InstanceID: "inst-1", Kind: "parked", Message: "Provision failed"}))
 }
 
 func TestAlertPostsToTheWebhook(t *testing.T) {
@@ -177,7 +177,7 @@ func TestAlertPostsToTheWebhook(t *testing.T) {
 	a := &activities.Activities{Alerts: activities.Alerter{WebhookURL: srv.URL + "/alerts"}}
 	before := time.Now().UTC()
 
-	err := runAlert(t, a, workflows.AlertInput{InstanceID: "inst-1", Kind: "release_overdue", Message: "retention ended"})
+	err := runAlert(t, a, activities.AlertInput{InstanceID: "inst-1", Kind: "release_overdue", Message: "retention ended"})
 
 	require.NoError(t, err)
 	got := hook.received()
@@ -208,7 +208,7 @@ func TestAlertWebhookFailuresAreRetried(t *testing.T) {
 		t.Cleanup(srv.Close)
 		a := &activities.Activities{Alerts: activities.Alerter{WebhookURL: srv.URL}}
 
-		err := runAlert(t, a, workflows.AlertInput{InstanceID: "inst-1", Kind: "parked", Message: "m"})
+		err := runAlert(t, a, activities.AlertInput{InstanceID: "inst-1", Kind: "parked", Message: "m"})
 
 		require.Error(t, err)
 		require.ErrorContains(t, err, "500")
@@ -223,7 +223,7 @@ func TestAlertWebhookFailuresAreRetried(t *testing.T) {
 		t.Cleanup(srv.Close)
 		a := &activities.Activities{Alerts: activities.Alerter{WebhookURL: srv.URL}}
 
-		require.Error(t, runAlert(t, a, workflows.AlertInput{InstanceID: "inst-1", Kind: "parked", Message: "m"}))
+		require.Error(t, runAlert(t, a, activities.AlertInput{InstanceID: "inst-1", Kind: "parked", Message: "m"}))
 	})
 
 	t.Run("webhook unreachable", func(t *testing.T) {
@@ -232,7 +232,7 @@ func TestAlertWebhookFailuresAreRetried(t *testing.T) {
 		srv.Close()
 		a := &activities.Activities{Alerts: activities.Alerter{WebhookURL: url}}
 
-		err := runAlert(t, a, workflows.AlertInput{InstanceID: "inst-1", Kind: "parked", Message: "m"})
+		err := runAlert(t, a, activities.AlertInput{InstanceID: "inst-1", Kind: "parked", Message: "m"})
 
 		require.Error(t, err)
 		require.False(t, nonRetryable(err), "the activity retries")

@@ -10,7 +10,6 @@ import (
 
 	"github.com/fulfillment-server/fulfillment/koogallery"
 	"github.com/fulfillment-server/fulfillment/store"
-	"github.com/fulfillment-server/fulfillment/workflows"
 )
 
 // UsagePusher sends usage records to the marketplace (SPEC §6.2), at most
@@ -33,8 +32,8 @@ func (p OpenAPIUsagePusher) PushUsage(ctx context.Context, records []koogallery.
 
 // CloseUsagePeriods closes metering periods: their usage is summed, drawn
 // on a package when one covers the instance, and left pending for the push.
-func (a *Activities) CloseUsagePeriods(ctx context.Context, in workflows.ClosePeriodsInput) (workflows.ClosePeriodsResult, error) {
-	var res workflows.ClosePeriodsResult
+func (a *Activities) CloseUsagePeriods(ctx context.Context, in ClosePeriodsInput) (ClosePeriodsResult, error) {
+	var res ClosePeriodsResult
 	for _, p := range in.Periods {
 		closed, err := a.Store.CloseUsagePeriod(ctx, store.ClosePeriod{
 			InstanceID: in.InstanceID, Start: p.Start, End: p.End, Billable: in.Billable, At: in.At,
@@ -59,8 +58,8 @@ func (a *Activities) CloseUsagePeriods(ctx context.Context, in workflows.ClosePe
 // server's own faults (the database) fail the activity, for Temporal to
 // retry; a retry after a push that went through sends the same metering_sn
 // again, which the marketplace ignores.
-func (a *Activities) PushUsage(ctx context.Context, in workflows.PushUsageInput) (workflows.PushUsageResult, error) {
-	var res workflows.PushUsageResult
+func (a *Activities) PushUsage(ctx context.Context, in PushUsageInput) (PushUsageResult, error) {
+	var res PushUsageResult
 	// A margin under the 21 days: a record must still be young enough
 	// when the marketplace checks it.
 	expired, err := a.Store.ExpireUsagePeriods(ctx, in.InstanceID, in.Now.Add(-koogallery.UsageMaxAge+time.Hour))
@@ -141,14 +140,14 @@ func usageRecords(periods []store.UsagePeriod, now time.Time) ([]koogallery.Usag
 
 // ExcludeFrozenUsage excludes from billing the usage reported for a
 // stretch in which the instance was frozen.
-func (a *Activities) ExcludeFrozenUsage(ctx context.Context, in workflows.ExcludeFrozenInput) error {
+func (a *Activities) ExcludeFrozenUsage(ctx context.Context, in ExcludeFrozenInput) error {
 	_, err := a.Store.MarkUsageUnbilled(ctx, in.InstanceID, in.Span.Start, in.Span.End)
 	return err
 }
 
 // RegisterPackage records a package's quota and returns the pay-per-use
 // instances it covers.
-func (a *Activities) RegisterPackage(ctx context.Context, in workflows.RegisterPackageInput) ([]string, error) {
+func (a *Activities) RegisterPackage(ctx context.Context, in RegisterPackageInput) ([]string, error) {
 	if in.Quota <= 0 {
 		return nil, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("package %s has no quota (linearValue %d)", in.PackageInstanceID, in.Quota), "BadPackage", nil)

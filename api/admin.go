@@ -14,6 +14,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/fulfillment-server/fulfillment/activities"
 	"github.com/fulfillment-server/fulfillment/store"
 	"github.com/fulfillment-server/fulfillment/workflows"
 )
@@ -56,7 +57,7 @@ type InstanceView struct {
 	AppInfo     *AppInfoView `json:"appInfo,omitempty"`
 	// What the workflow shows beyond the state: policy, who froze it,
 	// the parked step, supervision, and the coming deadlines with why.
-	store.InstanceDetails
+	activities.InstanceDetails
 	Revision  int64          `json:"revision"`
 	CreatedAt time.Time      `json:"createdAt"`
 	UpdatedAt *time.Time     `json:"updatedAt,omitempty"`

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/fulfillment-server/fulfillment/activities"
 	"github.com/fulfillment-server/fulfillment/inbox"
 	"github.com/fulfillment-server/fulfillment/koogallery"
 	"github.com/fulfillment-server/fulfillment/store"
@@ -343,7 +344,7 @@ func (s *Server) retryParkedProvisioning(ctx context.Context, rec store.Recorded
 	if err != nil || inst.State != string(workflows.StateParked) {
 		return 0
 	}
-	var d store.InstanceDetails
+	var d activities.InstanceDetails
 	if json.Unmarshal(inst.Details, &d) != nil || d.Parked == nil ||
 		(d.Parked.Step != workflows.StepProvision && d.Parked.Step != workflows.StepFetchOrder) {
 		return 0

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/api/serviceerror"
 
+	"github.com/fulfillment-server/fulfillment/activities"
 	"github.com/fulfillment-server/fulfillment/store"
 	"github.com/fulfillment-server/fulfillment/workflows"
 )
@@ -466,16 +467,16 @@ func TestAdminInstanceShowsDetailsAndAuditTrail(t *testing.T) {
 	})
 
 	since := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
-	details := store.InstanceDetails{
-		Policy: &store.PolicyDetails{FreezeGrace: "24h0m0s", Retention: "360h0m0s", ReleasePolicy: "hold",
+	details := activities.InstanceDetails{
+		Policy: &activities.PolicyDetails{FreezeGrace: "24h0m0s", Retention: "360h0m0s", ReleasePolicy: "hold",
 			SupervisionSyncDelay: "3h0m0s", Supervised: true},
 		FrozenBy:       workflows.FrozenByOperator,
 		GraceExtension: "72h0m0s",
 		UnfreezeDueAt:  ptrTo(since.Add(time.Hour)),
-		Parked:         &store.ParkedDetails{Step: "Unfreeze", Error: "tenant API answered 500", Since: since},
-		Supervision: &store.SupervisionDetails{Evidence: "DOC-1", DeclaredStart: ptrTo(since.Add(-48 * time.Hour)),
+		Parked:         &activities.ParkedDetails{Step: "Unfreeze", Error: "tenant API answered 500", Since: since},
+		Supervision: &activities.SupervisionDetails{Evidence: "DOC-1", DeclaredStart: ptrTo(since.Add(-48 * time.Hour)),
 			DeliveredAt: ptrTo(since.Add(-24 * time.Hour)), Rejections: 1, AppealedFrom: "delivered", AppealReason: "buyer disputes"},
-		Deadlines: []store.DeadlineDetails{
+		Deadlines: []activities.DeadlineDetails{
 			{Kind: workflows.DeadlineUnfreezeDue, At: since.Add(time.Hour), Why: "renewed while frozen"},
 			{Kind: workflows.DeadlineRetentionEnd, At: since.Add(15 * 24 * time.Hour), Why: "retention ends"},
 		},

@@ -48,32 +48,17 @@ func CeilingOptions() sdkworker.Options {
 }
 
 // Register registers the workflows and activities on any registry: a
-// worker, or a test environment.
+// worker, or a test environment. Every exported method of *Activities is an
+// activity, registered under its method name, which is the name the
+// workflows' method values resolve to (acts.Freeze is "Freeze"). Running
+// workflows' histories hold these names: a method is never renamed.
 func Register(r interface {
 	RegisterWorkflowWithOptions(w any, options workflow.RegisterOptions)
 	RegisterActivityWithOptions(a any, options activity.RegisterOptions)
 }, acts *activities.Activities) {
 	r.RegisterWorkflowWithOptions(workflows.InstanceWorkflow, workflow.RegisterOptions{Name: workflows.InstanceWorkflowName})
 	r.RegisterWorkflowWithOptions(workflows.MeteringWorkflow, workflow.RegisterOptions{Name: workflows.MeteringWorkflowName})
-	for name, fn := range map[string]any{
-		workflows.FetchOrderActivity:        acts.FetchOrder,
-		workflows.ProvisionActivity:         acts.Provision,
-		workflows.FreezeActivity:            acts.Freeze,
-		workflows.UnfreezeActivity:          acts.Unfreeze,
-		workflows.UpgradeActivity:           acts.Upgrade,
-		workflows.ReleaseActivity:           acts.Release,
-		workflows.CheckChangeActivity:       acts.CheckChange,
-		workflows.SaveInstanceActivity:      acts.SaveInstance,
-		workflows.PolicyActivity:            acts.Policy,
-		workflows.AlertActivity:             acts.Alert,
-		workflows.ClosePeriodsActivity:      acts.CloseUsagePeriods,
-		workflows.PushUsageActivity:         acts.PushUsage,
-		workflows.ExcludeFrozenActivity:     acts.ExcludeFrozenUsage,
-		workflows.RegisterPackageActivity:   acts.RegisterPackage,
-		workflows.DeactivatePackageActivity: acts.DeactivatePackage,
-	} {
-		r.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
-	}
+	r.RegisterActivityWithOptions(acts, activity.RegisterOptions{})
 }
 
 // EnsureSearchAttributes registers the workflows' custom search attributes

@@ -10,7 +10,41 @@ import (
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
+
+	"github.com/fulfillment-server/fulfillment/activities"
 )
+
+// The workflows' state holds what activities returned; these names are
+// the activities' payload types (defined beside the activities, so that a
+// workflow names an activity by its method, not by a string).
+type (
+	// Order is what the workflow keeps of the purchase from Query Order.
+	Order = activities.Order
+	// AppInfo is the non-secret part of what the buyer is shown.
+	AppInfo = activities.AppInfo
+	// Policy is the lifecycle policy of one instance.
+	Policy = activities.Policy
+	// Event is one timeline entry written with the read model.
+	Event = activities.Event
+	// Span is a stretch of time [Start, End).
+	Span = activities.Span
+	// ChangeCheckRequest is the target spec of a changeInstanceCheck.
+	ChangeCheckRequest = activities.ChangeCheckRequest
+	// ChangeCheckResult answers a change check.
+	ChangeCheckResult = activities.ChangeCheckResult
+)
+
+// Release policies: what happens when retention ends without releaseInstance.
+const (
+	ReleasePolicyHold    = activities.ReleasePolicyHold
+	ReleasePolicyRelease = activities.ReleasePolicyRelease
+)
+
+// acts names the activities in workflow code: a nil *Activities whose method
+// values the SDK turns into the registered activity names (FetchOrder,
+// Freeze, …), so that go-to-definition leads from a step to its activity.
+// The worker registers the real one.
+var acts *activities.Activities
 
 // DefaultTaskQueue is the task queue of the instance workflows and their
 // activities unless TEMPORAL_TASK_QUEUE says otherwise.
@@ -75,38 +109,6 @@ type OperatorRequest struct {
 	ReleasePolicy string `json:",omitempty"`
 }
 
-// Activity names. The activities package registers its methods under these
-// names; workflows refer to them by name so that this package does not
-// import the activities and their I/O.
-const (
-	FetchOrderActivity   = "FetchOrder"
-	ProvisionActivity    = "Provision"
-	FreezeActivity       = "Freeze"
-	UnfreezeActivity     = "Unfreeze"
-	UpgradeActivity      = "Upgrade"
-	ReleaseActivity      = "Release"
-	CheckChangeActivity  = "CheckChange"
-	SaveInstanceActivity = "SaveInstance"
-	PolicyActivity       = "Policy"
-	AlertActivity        = "Alert"
-)
-
-// ActivityNames lists every activity the workflows call.
-var ActivityNames = []string{
-	FetchOrderActivity, ProvisionActivity, FreezeActivity, UnfreezeActivity,
-	UpgradeActivity, ReleaseActivity, CheckChangeActivity, SaveInstanceActivity,
-	PolicyActivity, AlertActivity,
-	ClosePeriodsActivity, PushUsageActivity, ExcludeFrozenActivity, RegisterPackageActivity, DeactivatePackageActivity,
-}
-
-// AlertInput raises an alert for operators: a parked step, a release
-// overdue.
-type AlertInput struct {
-	InstanceID string
-	Kind       string
-	Message    string
-}
-
 // InstanceWorkflowID is the workflow ID of an instance: a business key, so
 // that every callback of the instance reaches the same workflow.
 func InstanceWorkflowID(instanceID string) string { return "instance/" + instanceID }
@@ -167,47 +169,6 @@ var States = []State{
 	StateActive, StateGrace, StateFrozen, StateReleaseOverdue, StateParked, StateReleased, StateFailed,
 }
 
-// Release policies: what happens when retention ends without releaseInstance.
-const (
-	ReleasePolicyHold    = "hold"    // keep the frozen tenant, state release_overdue, alert
-	ReleasePolicyRelease = "release" // release the tenant
-)
-
-// Policy is the lifecycle policy of one instance, fixed when it is created
-// (an operator may change it later with the set-policy signal).
-type Policy struct {
-	// FreezeGrace is how long after expiry the server waits for the
-	// marketplace's FREEZE (or a renewal) before freezing the tenant itself.
-	FreezeGrace time.Duration
-	// Retention is how long after expiry the frozen tenant's data is kept
-	// waiting for the marketplace's releaseInstance.
-	Retention time.Duration
-	// ReleasePolicy is ReleasePolicyHold or ReleasePolicyRelease.
-	ReleasePolicy string
-	// SupervisionSyncDelay is how long after the buyer's acceptance a
-	// supervised order shows as completed (3 h on KooGallery).
-	SupervisionSyncDelay time.Duration
-	// Supervised is set for products that need service supervision.
-	Supervised bool
-	// DebugTTL is how long a debug instance (testFlag=1) lives after its
-	// last callback before its disposable tenant is released.
-	DebugTTL time.Duration
-	// MeteringPeriod (an hour, or a day for products billed daily) and
-	// MeteringPushDelay for pay-per-use instances.
-	MeteringPeriod    time.Duration `json:",omitempty"`
-	MeteringPushDelay time.Duration `json:",omitempty"`
-	// TenantRetryLimit is how long a failing call to the merchant's
-	// application (provision, freeze, unfreeze, upgrade, release) is
-	// retried before the instance parks; zero means an hour.
-	TenantRetryLimit time.Duration `json:",omitempty"`
-}
-
-// PolicyInput asks the worker's configuration for the policy of an order.
-type PolicyInput struct {
-	Order Order
-	Debug bool
-}
-
 // Callback activities as they arrive in Callback.Activity (the marketplace's
 // names, SPEC §1.1).
 const (
@@ -252,32 +213,6 @@ type Callback struct {
 	ProductID  string    `json:",omitempty"`
 	// updateInstanceStatus: FREEZE or UNFREEZE
 	Status string `json:",omitempty"`
-}
-
-// Order is what the workflow keeps of the purchase from Query Order.
-type Order struct {
-	OrderID      string
-	OrderLineID  string
-	OrderType    string
-	ChargingMode string
-	SkuCode      string
-	ProductID    string
-	LinearValue  *int64 `json:",omitempty"`
-	PeriodType   string
-	PeriodNumber int
-	ExpireTime   *time.Time `json:",omitempty"`
-	CustomerID   string
-	CustomerName string
-}
-
-// AppInfo is the non-secret part of what the buyer is shown. The initial
-// credentials never enter the workflow: the Provision activity seals them
-// into the database.
-type AppInfo struct {
-	FrontEndURL    string
-	AdminURL       string `json:",omitempty"`
-	Memo           string `json:",omitempty"`
-	HasCredentials bool
 }
 
 // Snapshot is the complete state of an instance workflow: what the state
@@ -391,79 +326,6 @@ type Deadline struct {
 	Why  string
 }
 
-// FetchOrderInput asks for an order line through Query Order.
-type FetchOrderInput struct {
-	OrderID     string
-	OrderLineID string
-	// ClaimFor, when set, is the instance this order line creates: a
-	// pay-per-use line's billing item (orderId + productId) is claimed for
-	// it, and the fetch fails if another instance already serves it.
-	ClaimFor string `json:",omitempty"`
-}
-
-// ProvisionInput creates the tenant of an instance.
-type ProvisionInput struct {
-	InstanceID string
-	Order      Order
-	Debug      bool
-}
-
-// TenantInput names the tenant of an instance for freeze, unfreeze and
-// release. Reason is recorded by the merchant's application.
-type TenantInput struct {
-	InstanceID string
-	Debug      bool
-	Reason     string
-	// OperationID names this operation, for the application's
-	// idempotency key: the same for every retry of it, another for the
-	// next operation ("freeze:<instanceId>:<n>"). Empty in activities
-	// scheduled before it existed.
-	OperationID string `json:",omitempty"`
-}
-
-// UpgradeInput applies a new spec to the tenant of an instance.
-type UpgradeInput struct {
-	InstanceID string
-	Debug      bool
-	Order      Order
-}
-
-// ChangeCheckRequest is the target spec of a changeInstanceCheck (SPEC §1.8).
-type ChangeCheckRequest struct {
-	SkuCode     string
-	ProductID   string
-	LinearValue *int64 `json:",omitempty"`
-}
-
-// ChangeCheckResult answers a change check; Reason is readable by the buyer.
-type ChangeCheckResult struct {
-	Allowed bool
-	Reason  string `json:",omitempty"`
-}
-
-// CheckChangeInput asks the merchant's application about a spec change.
-type CheckChangeInput struct {
-	InstanceID string
-	Debug      bool
-	Current    Order
-	Target     ChangeCheckRequest
-}
-
-// Event is one timeline entry written with the read model. Key makes the
-// append idempotent.
-type Event struct {
-	Key     string
-	Kind    string
-	Message string
-	At      time.Time
-}
-
-// SaveInput writes the read model of an instance with new timeline events.
-type SaveInput struct {
-	Snapshot Snapshot
-	Events   []Event
-}
-
 // Metering (pay-per-use): a child workflow per metered instance closes its
 // usage periods and pushes them to the marketplace.
 const (
@@ -476,12 +338,6 @@ const (
 	// InternalSignal carries what a metering workflow or a package's
 	// instance tells an instance workflow (Internal).
 	InternalSignal = "internal"
-
-	ClosePeriodsActivity      = "CloseUsagePeriods"
-	PushUsageActivity         = "PushUsage"
-	ExcludeFrozenActivity     = "ExcludeFrozenUsage"
-	RegisterPackageActivity   = "RegisterPackage"
-	DeactivatePackageActivity = "DeactivatePackage"
 )
 
 // MeteringWorkflowID is the workflow ID of an instance's metering.
@@ -551,60 +407,4 @@ const (
 type Internal struct {
 	Kind    string
 	Package string `json:",omitempty"`
-}
-
-// Span is a stretch of time [Start, End).
-type Span struct {
-	Start, End time.Time
-}
-
-// ClosePeriodsInput closes metering periods of an instance.
-type ClosePeriodsInput struct {
-	InstanceID string
-	Periods    []Span
-	Billable   bool
-	At         time.Time
-}
-
-// ClosePeriodsResult says what closing found.
-type ClosePeriodsResult struct {
-	Closed int
-	// PackageExhausted is a package that these periods used up.
-	PackageExhausted string `json:",omitempty"`
-}
-
-// PushUsageInput pushes an instance's pending periods, as of Now.
-type PushUsageInput struct {
-	InstanceID string
-	Now        time.Time
-}
-
-// PushUsageResult says what a push did.
-type PushUsageResult struct {
-	Pushed int
-	// Expired are the periods found older than the marketplace accepts
-	// (21 days) before they could be pushed.
-	Expired   int
-	Remaining int
-	// Error says why the push failed (the marketplace refused it or could
-	// not be reached); the periods stay pending.
-	Error string `json:",omitempty"`
-	// Held describes the periods taken out of the pushes because their
-	// usage cannot be pushed as it is: they wait for an operator, the
-	// periods after them go on.
-	Held []string `json:",omitempty"`
-}
-
-// ExcludeFrozenInput excludes the usage of a frozen stretch from billing.
-type ExcludeFrozenInput struct {
-	InstanceID string
-	Span       Span
-}
-
-// RegisterPackageInput records a package's quota.
-type RegisterPackageInput struct {
-	PackageInstanceID string
-	CustomerID        string
-	SkuCode           string
-	Quota             int64
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/fulfillment-server/fulfillment/activities"
 )
 
 // apply carries out one marketplace callback and saves the result. The key
@@ -79,7 +81,7 @@ func (w *instanceWorkflow) applyRefresh(ctx workflow.Context, key string, cb Cal
 			w.record(ctx, key, "expiry", msg+" Still expired; the tenant stays frozen.")
 		case w.s.FrozenBy == FrozenByExpiry:
 			reason := "Renewed after the server froze the expired tenant: unfrozen by the server."
-			if w.tenantStep(ctx, StepUnfreeze, UnfreezeActivity, reason) == stepAborted {
+			if w.tenantStep(ctx, StepUnfreeze, acts.Unfreeze, reason) == stepAborted {
 				w.record(ctx, key, "expiry", msg)
 				return
 			}
@@ -134,7 +136,7 @@ func (w *instanceWorkflow) applyStatus(ctx workflow.Context, key string, cb Call
 			w.record(ctx, key, "callback", fmt.Sprintf("UNFREEZE while %s: nothing to do.", w.s.State))
 			return
 		}
-		if w.tenantStep(ctx, StepUnfreeze, UnfreezeActivity, "marketplace UNFREEZE") == stepAborted {
+		if w.tenantStep(ctx, StepUnfreeze, acts.Unfreeze, "marketplace UNFREEZE") == stepAborted {
 			return
 		}
 		w.unfrozen(ctx)
@@ -156,7 +158,7 @@ func (w *instanceWorkflow) freeze(ctx workflow.Context, key, by, reason string) 
 		w.record(ctx, key, "callback", fmt.Sprintf("%s Nothing to freeze while %s.", reason, w.s.State))
 		return
 	}
-	if w.tenantStep(ctx, StepFreeze, FreezeActivity, reason) == stepAborted {
+	if w.tenantStep(ctx, StepFreeze, acts.Freeze, reason) == stepAborted {
 		return
 	}
 	w.s.State, w.s.FrozenBy, w.s.UnfreezeDueAt, w.s.Reason = StateFrozen, by, nil, reason
@@ -177,7 +179,7 @@ func (w *instanceWorkflow) applyRelease(ctx workflow.Context, key string, cb Cal
 // pay-per-use instance is pushed. It reports whether it did.
 func (w *instanceWorkflow) release(ctx workflow.Context, key, reason string) bool {
 	w.flushUsage(ctx)
-	if w.tenantStep(ctx, StepRelease, ReleaseActivity, reason) == stepAborted {
+	if w.tenantStep(ctx, StepRelease, acts.Release, reason) == stepAborted {
 		return false
 	}
 	w.closePackage(ctx)
@@ -194,16 +196,16 @@ func (w *instanceWorkflow) applyUpgrade(ctx workflow.Context, key string, cb Cal
 		return
 	}
 	var order Order
-	switch w.runStep(ctx, StepFetchOrder, orderOptions, FetchOrderActivity,
-		FetchOrderInput{OrderID: cb.OrderID, OrderLineID: cb.OrderLineID}, &order) {
+	switch w.runStep(ctx, StepFetchOrder, orderOptions, acts.FetchOrder,
+		activities.FetchOrderInput{OrderID: cb.OrderID, OrderLineID: cb.OrderLineID}, &order) {
 	case stepSkipped:
 		w.record(ctx, key, "ignored", fmt.Sprintf("Upgrade order %s could not be read; skipped by an operator.", cb.OrderID))
 		return
 	case stepAborted:
 		return
 	}
-	outcome := w.runStep(ctx, StepUpgrade, w.tenantOptions(), UpgradeActivity,
-		UpgradeInput{InstanceID: w.s.InstanceID, Debug: w.s.Debug, Order: order}, nil)
+	outcome := w.runStep(ctx, StepUpgrade, w.tenantOptions(), acts.Upgrade,
+		activities.UpgradeInput{InstanceID: w.s.InstanceID, Debug: w.s.Debug, Order: order}, nil)
 	if outcome == stepAborted {
 		return
 	}
@@ -233,7 +235,7 @@ func (w *instanceWorkflow) checkChange(ctx workflow.Context, req ChangeCheckRequ
 		current = *w.s.Order
 	}
 	var res ChangeCheckResult
-	err := execute(ctx, changeCheckOptions, CheckChangeActivity, CheckChangeInput{
+	err := execute(ctx, changeCheckOptions, acts.CheckChange, activities.CheckChangeInput{
 		InstanceID: w.s.InstanceID, Debug: w.s.Debug, Current: current, Target: req,
 	}).Get(ctx, &res)
 	if err != nil {

@@ -3,6 +3,7 @@ package workflows
 import (
 	"context"
 	"fmt"
+	"github.com/fulfillment-server/fulfillment/activities"
 	"io"
 	"log/slog"
 	"os"
@@ -27,19 +28,19 @@ import (
 type fakeApp struct {
 	mu    sync.Mutex
 	calls []string
-	saves []SaveInput
+	saves []activities.SaveInput
 
 	orders        map[string]Order // by order ID
 	fetchErr      error
 	provisionErrs []error // returned by successive Provision calls, then success
 	stepErr       map[string]error
 	verdict       ChangeCheckResult
-	provisioned   []ProvisionInput
-	upgrades      []UpgradeInput
+	provisioned   []activities.ProvisionInput
+	upgrades      []activities.UpgradeInput
 	operations    []string
-	checks        []CheckChangeInput
+	checks        []activities.CheckChangeInput
 	policy        Policy
-	alerts        []AlertInput
+	alerts        []activities.AlertInput
 
 	// The metering: closed periods, frozen stretches excluded, and the
 	// time after which the customer's package is used up (nil: never).
@@ -66,13 +67,13 @@ func (f *fakeApp) Calls() []string {
 	return slices.Clone(f.calls)
 }
 
-func (f *fakeApp) Saves() []SaveInput {
+func (f *fakeApp) Saves() []activities.SaveInput {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.saves)
 }
 
-func (f *fakeApp) FetchOrder(_ context.Context, in FetchOrderInput) (Order, error) {
+func (f *fakeApp) FetchOrder(_ context.Context, in activities.FetchOrderInput) (Order, error) {
 	f.record("FetchOrder " + in.OrderID)
 	if f.fetchErr != nil {
 		return Order{}, f.fetchErr
@@ -84,7 +85,7 @@ func (f *fakeApp) FetchOrder(_ context.Context, in FetchOrderInput) (Order, erro
 	return o, nil
 }
 
-func (f *fakeApp) Provision(_ context.Context, in ProvisionInput) (AppInfo, error) {
+func (f *fakeApp) Provision(_ context.Context, in activities.ProvisionInput) (AppInfo, error) {
 	f.record("Provision")
 	f.mu.Lock()
 	f.provisioned = append(f.provisioned, in)
@@ -106,20 +107,20 @@ func (f *fakeApp) step(name string) error {
 	return f.stepErr[name]
 }
 
-func (f *fakeApp) Freeze(_ context.Context, in TenantInput) error {
+func (f *fakeApp) Freeze(_ context.Context, in activities.TenantInput) error {
 	return f.tenantStep("Freeze", in)
 }
 
-func (f *fakeApp) Unfreeze(_ context.Context, in TenantInput) error {
+func (f *fakeApp) Unfreeze(_ context.Context, in activities.TenantInput) error {
 	return f.tenantStep("Unfreeze", in)
 }
 
-func (f *fakeApp) Release(_ context.Context, in TenantInput) error {
+func (f *fakeApp) Release(_ context.Context, in activities.TenantInput) error {
 	return f.tenantStep("Release", in)
 }
 
 // tenantStep records a freeze, unfreeze or release with its operation ID.
-func (f *fakeApp) tenantStep(name string, in TenantInput) error {
+func (f *fakeApp) tenantStep(name string, in activities.TenantInput) error {
 	f.mu.Lock()
 	f.operations = append(f.operations, in.OperationID)
 	f.mu.Unlock()
@@ -134,14 +135,14 @@ func (f *fakeApp) Operations() []string {
 	return slices.Clone(f.operations)
 }
 
-func (f *fakeApp) Upgrade(_ context.Context, in UpgradeInput) error {
+func (f *fakeApp) Upgrade(_ context.Context, in activities.UpgradeInput) error {
 	f.mu.Lock()
 	f.upgrades = append(f.upgrades, in)
 	f.mu.Unlock()
 	return f.step("Upgrade")
 }
 
-func (f *fakeApp) CheckChange(_ context.Context, in CheckChangeInput) (ChangeCheckResult, error) {
+func (f *fakeApp) CheckChange(_ context.Context, in activities.CheckChangeInput) (ChangeCheckResult, error) {
 	f.record("CheckChange")
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -149,20 +150,20 @@ func (f *fakeApp) CheckChange(_ context.Context, in CheckChangeInput) (ChangeChe
 	return f.verdict, nil
 }
 
-func (f *fakeApp) Policy(_ context.Context, _ PolicyInput) (Policy, error) {
+func (f *fakeApp) Policy(_ context.Context, _ activities.PolicyInput) (Policy, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.policy, nil
 }
 
-func (f *fakeApp) Alert(_ context.Context, in AlertInput) error {
+func (f *fakeApp) Alert(_ context.Context, in activities.AlertInput) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.alerts = append(f.alerts, in)
 	return nil
 }
 
-func (f *fakeApp) Alerts() []AlertInput {
+func (f *fakeApp) Alerts() []activities.AlertInput {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.alerts)
@@ -175,11 +176,11 @@ func (f *fakeApp) setStepErr(step string, err error) {
 	f.stepErr[step] = err
 }
 
-func (f *fakeApp) CloseUsagePeriods(_ context.Context, in ClosePeriodsInput) (ClosePeriodsResult, error) {
+func (f *fakeApp) CloseUsagePeriods(_ context.Context, in activities.ClosePeriodsInput) (activities.ClosePeriodsResult, error) {
 	f.record(fmt.Sprintf("CloseUsagePeriods %d", len(in.Periods)))
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	res := ClosePeriodsResult{Closed: len(in.Periods)}
+	res := activities.ClosePeriodsResult{Closed: len(in.Periods)}
 	for _, p := range in.Periods {
 		f.closed = append(f.closed, closedSpan{Span: p, Billable: in.Billable})
 		if f.quotaUsedUpAt != nil && p.End.After(*f.quotaUsedUpAt) {
@@ -189,12 +190,12 @@ func (f *fakeApp) CloseUsagePeriods(_ context.Context, in ClosePeriodsInput) (Cl
 	return res, nil
 }
 
-func (f *fakeApp) PushUsage(context.Context, PushUsageInput) (PushUsageResult, error) {
+func (f *fakeApp) PushUsage(context.Context, activities.PushUsageInput) (activities.PushUsageResult, error) {
 	f.record("PushUsage")
-	return PushUsageResult{}, nil
+	return activities.PushUsageResult{}, nil
 }
 
-func (f *fakeApp) ExcludeFrozenUsage(_ context.Context, in ExcludeFrozenInput) error {
+func (f *fakeApp) ExcludeFrozenUsage(_ context.Context, in activities.ExcludeFrozenInput) error {
 	f.record("ExcludeFrozenUsage")
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -214,7 +215,7 @@ func (f *fakeApp) setQuotaUsedUpAt(t *time.Time) {
 	f.quotaUsedUpAt = t
 }
 
-func (f *fakeApp) RegisterPackage(_ context.Context, in RegisterPackageInput) ([]string, error) {
+func (f *fakeApp) RegisterPackage(_ context.Context, in activities.RegisterPackageInput) ([]string, error) {
 	f.record("RegisterPackage " + in.PackageInstanceID)
 	return nil, nil
 }
@@ -236,7 +237,7 @@ func (f *fakeApp) tenantCalls() []string {
 	return out
 }
 
-func (f *fakeApp) SaveInstance(_ context.Context, in SaveInput) error {
+func (f *fakeApp) SaveInstance(_ context.Context, in activities.SaveInput) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.saves = append(f.saves, in)
@@ -305,13 +306,13 @@ func newEnv(t *testing.T, app *fakeApp) *testsuite.TestWorkflowEnvironment {
 	env.RegisterWorkflowWithOptions(InstanceWorkflow, workflow.RegisterOptions{Name: InstanceWorkflowName})
 	env.RegisterWorkflowWithOptions(MeteringWorkflow, workflow.RegisterOptions{Name: MeteringWorkflowName})
 	for name, fn := range map[string]any{
-		FetchOrderActivity: app.FetchOrder, ProvisionActivity: app.Provision, FreezeActivity: app.Freeze,
-		UnfreezeActivity: app.Unfreeze, UpgradeActivity: app.Upgrade, ReleaseActivity: app.Release,
-		CheckChangeActivity: app.CheckChange, SaveInstanceActivity: app.SaveInstance,
-		PolicyActivity: app.Policy, AlertActivity: app.Alert,
-		ClosePeriodsActivity: app.CloseUsagePeriods, PushUsageActivity: app.PushUsage,
-		ExcludeFrozenActivity: app.ExcludeFrozenUsage, RegisterPackageActivity: app.RegisterPackage,
-		DeactivatePackageActivity: app.DeactivatePackage,
+		"FetchOrder": app.FetchOrder, "Provision": app.Provision, "Freeze": app.Freeze,
+		"Unfreeze": app.Unfreeze, "Upgrade": app.Upgrade, "Release": app.Release,
+		"CheckChange": app.CheckChange, "SaveInstance": app.SaveInstance,
+		"Policy": app.Policy, "Alert": app.Alert,
+		"CloseUsagePeriods": app.CloseUsagePeriods, "PushUsage": app.PushUsage,
+		"ExcludeFrozenUsage": app.ExcludeFrozenUsage, "RegisterPackage": app.RegisterPackage,
+		"DeactivatePackage": app.DeactivatePackage,
 	} {
 		env.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
 	}
@@ -362,10 +363,20 @@ func queryAt(t *testing.T, env *testsuite.TestWorkflowEnvironment, at time.Durat
 	}, at)
 }
 
-func lastSave(t *testing.T, app *fakeApp) Snapshot {
+func lastSave(t *testing.T, app *fakeApp) activities.ReadModel {
 	saves := app.Saves()
 	require.NotEmpty(t, saves)
 	return saves[len(saves)-1].Snapshot
+}
+
+// finalState is the workflow's state once it has ended (the state query).
+func finalState(t *testing.T, env *testsuite.TestWorkflowEnvironment) Snapshot {
+	t.Helper()
+	v, err := env.QueryWorkflow(StateQuery)
+	require.NoError(t, err)
+	var s Snapshot
+	require.NoError(t, v.Get(&s))
+	return s
 }
 
 func savedEvents(app *fakeApp) []Event {

@@ -6,6 +6,8 @@ import (
 	"slices"
 
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/fulfillment-server/fulfillment/activities"
 )
 
 // maxAppliedKeys bounds the memory of applied callback keys. The inbox
@@ -286,9 +288,9 @@ func (w *instanceWorkflow) record(ctx workflow.Context, key, kind, message strin
 // activity retries without limit; it is idempotent by revision and key.
 func (w *instanceWorkflow) save(ctx workflow.Context) {
 	w.s.Revision++
-	input := SaveInput{Snapshot: w.snapshot(ctx), Events: w.events}
+	input := activities.SaveInput{Snapshot: readModel(w.snapshot(ctx)), Events: w.events}
 	w.events = nil
-	if err := execute(ctx, saveOptions, SaveInstanceActivity, input).Get(ctx, nil); err != nil {
+	if err := execute(ctx, saveOptions, acts.SaveInstance, input).Get(ctx, nil); err != nil {
 		// Only cancellation ends an unlimited retry; the state stays in
 		// the workflow and the next save writes it.
 		workflow.GetLogger(ctx).Error("Read model not saved", "revision", w.s.Revision, "error", err)

@@ -3,6 +3,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"github.com/fulfillment-server/fulfillment/activities"
 	"strings"
 	"testing"
 	"time"
@@ -41,7 +42,7 @@ func TestEveryCallbackThroughTheLifecycle(t *testing.T) {
 	require.Equal(t, "https://app.example.com/t/inst-1", afterProvision.AppInfo.FrontEndURL)
 	require.Equal(t, "sku-basic", afterProvision.Order.SkuCode)
 	require.Equal(t, defaultPolicy, afterProvision.Policy, "the instance keeps the policy it started with")
-	require.Equal(t, ProvisionInput{InstanceID: "inst-1", Order: app.orders["ORDER-NEW"]}, app.provisioned[0])
+	require.Equal(t, activities.ProvisionInput{InstanceID: "inst-1", Order: app.orders["ORDER-NEW"]}, app.provisioned[0])
 	requireDeadline(t, afterProvision, DeadlineExpiry, firstYear)
 	requireDeadline(t, afterProvision, DeadlineSelfFreeze, firstYear.Add(24*time.Hour))
 
@@ -61,9 +62,9 @@ func TestEveryCallbackThroughTheLifecycle(t *testing.T) {
 	require.Equal(t, "ORDER-UPGRADE", app.upgrades[0].Order.OrderID)
 
 	final := lastSave(t, app)
-	require.Equal(t, StateReleased, final.State)
-	require.Len(t, final.Applied, 6)
-	require.Zero(t, final.Pending)
+	require.Equal(t, string(StateReleased), final.State)
+	require.Len(t, finalState(t, env).Applied, 6)
+	require.Zero(t, finalState(t, env).Pending)
 	for i, s := range app.Saves() {
 		require.Equal(t, int64(i+1), s.Snapshot.Revision, "revisions grow with every save")
 	}
@@ -89,8 +90,8 @@ func TestRedeliveredCallbacksAreAppliedOnce(t *testing.T) {
 	require.NoError(t, env.GetWorkflowError())
 	require.Equal(t, []string{"FetchOrder ORDER-NEW", "Provision", "Freeze", "Unfreeze", "Release"}, app.Calls())
 	final := lastSave(t, app)
-	require.Equal(t, StateReleased, final.State)
-	require.Len(t, final.Applied, 4, "four distinct callbacks applied")
+	require.Equal(t, string(StateReleased), final.State)
+	require.Len(t, finalState(t, env).Applied, 4, "four distinct callbacks applied")
 	renewals := 0
 	for _, e := range savedEvents(app) {
 		if e.Key == "callback/"+renewal.Key {
@@ -172,7 +173,7 @@ func TestParkedProvisioningFixedByRetry(t *testing.T) {
 	require.Equal(t, &Parked{Step: StepProvision, Error: "provision: tenant quota exhausted", Since: t0, ResumeState: StateProvisioning}, parked.Parked)
 	require.Empty(t, parked.Deadlines, "nothing automatic happens to a parked instance")
 	alerts := app.Alerts()
-	require.Equal(t, AlertInput{InstanceID: "inst-1", Kind: "parked", Message: alerts[0].Message}, alerts[0])
+	require.Equal(t, activities.AlertInput{InstanceID: "inst-1", Kind: "parked", Message: alerts[0].Message}, alerts[0])
 	require.Contains(t, alerts[0].Message, "tenant quota exhausted")
 	// Left alone afterwards, the instance lives on to its expiry and
 	// retention, which is alerted too.
@@ -211,7 +212,7 @@ func TestParkedStepSkippedOrAbandoned(t *testing.T) {
 		env.ExecuteWorkflow(InstanceWorkflowName, input)
 		require.True(t, env.IsWorkflowCompleted())
 		require.Equal(t, []string{"FetchOrder ORDER-NEW", "Provision", "Release"}, app.Calls())
-		require.Equal(t, StateReleased, lastSave(t, app).State)
+		require.Equal(t, string(StateReleased), lastSave(t, app).State)
 	})
 	t.Run("a parked freeze skipped counts as frozen by hand", func(t *testing.T) {
 		app := newFakeApp()
@@ -363,7 +364,7 @@ func TestCallbacksAfterReleaseAreIgnored(t *testing.T) {
 	require.NoError(t, env.GetWorkflowError())
 	require.Equal(t, []string{"FetchOrder ORDER-NEW", "Provision", "Release"}, app.Calls())
 	final := lastSave(t, app)
-	require.Equal(t, StateReleased, final.State)
+	require.Equal(t, string(StateReleased), final.State)
 	require.Equal(t, firstYear, *final.ExpireTime, "nothing changes after release")
 	require.Equal(t, "ignored", eventByKey(t, app, "callback/updateInstanceStatus:inst-1:FREEZE:1").Kind)
 	require.Equal(t, "ignored", eventByKey(t, app, "callback/refreshInstance:inst-1:ORDER-LATE").Kind)

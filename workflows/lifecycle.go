@@ -176,7 +176,7 @@ func (w *instanceWorkflow) fire(ctx workflow.Context, d Deadline) bool {
 	case DeadlineSelfFreeze:
 		reason := fmt.Sprintf("Expired at %s; no FREEZE from the marketplace and no renewal by the end of the freeze grace (%s): frozen by the server.",
 			exp, formatTime(d.At))
-		switch w.tenantStep(ctx, StepFreeze, FreezeActivity, reason) {
+		switch w.tenantStep(ctx, StepFreeze, acts.Freeze, reason) {
 		case stepAborted:
 			return false
 		}
@@ -203,7 +203,7 @@ func (w *instanceWorkflow) fire(ctx workflow.Context, d Deadline) bool {
 
 	case DeadlineUnfreezeDue:
 		reason := fmt.Sprintf("Renewed to %s while frozen; no UNFREEZE from the marketplace by %s: unfrozen by the server.", exp, formatTime(d.At))
-		if w.tenantStep(ctx, StepUnfreeze, UnfreezeActivity, reason) == stepAborted {
+		if w.tenantStep(ctx, StepUnfreeze, acts.Unfreeze, reason) == stepAborted {
 			return false
 		}
 		w.unfrozen(ctx)

@@ -92,7 +92,7 @@ func TestPackageExpiryWithMarketplaceFreezeThenRelease(t *testing.T) {
 	require.Equal(t, []Deadline{{Kind: DeadlineRetentionEnd, At: firstYear.Add(keep), Why: retentionWhy(ReleasePolicyHold)}}, frozen.Deadlines)
 	require.Equal(t, []string{"FetchOrder PKG", "Provision", "RegisterPackage inst-1", "Freeze", "Release", "DeactivatePackage inst-1"}, app.Calls(),
 		"a package's quota is registered once provisioned and deactivated on release")
-	require.Equal(t, StateReleased, lastSave(t, app).State)
+	require.Equal(t, string(StateReleased), lastSave(t, app).State)
 }
 
 // A one-time purchase with a validity: the marketplace sends no FREEZE for
@@ -155,7 +155,7 @@ func TestPerpetualExpiry(t *testing.T) {
 	require.Equal(t, StateActive, unfrozen.State)
 	var states []State
 	for _, save := range app.Saves() {
-		states = append(states, save.Snapshot.State)
+		states = append(states, State(save.Snapshot.State))
 	}
 	require.Subset(t, states, []State{StateActive, StateFrozen, StateReleased}, "every save went through")
 	require.Equal(t, []string{"FetchOrder FOREVER", "Provision", "Freeze", "Unfreeze", "Release"}, app.Calls())
@@ -172,7 +172,7 @@ func TestReleasePolicies(t *testing.T) {
 		require.True(t, env.IsWorkflowCompleted())
 		require.Equal(t, []string{"FetchOrder ORDER-NEW", "Provision", "Freeze", "Release"}, app.Calls())
 		final := lastSave(t, app)
-		require.Equal(t, StateReleased, final.State)
+		require.Equal(t, string(StateReleased), final.State)
 		require.Equal(t, "Retention ended at 2027-01-25T15:59:59Z without the marketplace's releaseInstance: released by the server (policy release).", final.Reason)
 		require.Empty(t, app.Alerts())
 	})
@@ -187,7 +187,7 @@ func TestReleasePolicies(t *testing.T) {
 		require.Equal(t, StateReleaseOverdue, overdue.State)
 		require.True(t, env.IsWorkflowCompleted())
 		require.Equal(t, []string{"FetchOrder ORDER-NEW", "Provision", "Freeze", "Release"}, app.Calls())
-		require.Equal(t, ReleasePolicyRelease, lastSave(t, app).Policy.ReleasePolicy)
+		require.Equal(t, ReleasePolicyRelease, lastSave(t, app).Details.Policy.ReleasePolicy)
 	})
 }
 

@@ -6,6 +6,8 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/fulfillment-server/fulfillment/activities"
 )
 
 // The marketplace refuses usage older than this (SPEC §6.2, MKT.9004).
@@ -171,8 +173,8 @@ func (mw *meteringWorkflow) close(ctx workflow.Context, from, to time.Time, bill
 	for len(all) > 0 {
 		batch := all[:min(len(all), 500)]
 		all = all[len(batch):]
-		var res ClosePeriodsResult
-		err := execute(ctx, saveOptions, ClosePeriodsActivity, ClosePeriodsInput{
+		var res activities.ClosePeriodsResult
+		err := execute(ctx, saveOptions, acts.CloseUsagePeriods, activities.ClosePeriodsInput{
 			InstanceID: mw.m.InstanceID, Periods: batch, Billable: billable, At: workflow.Now(ctx),
 		}).Get(ctx, &res)
 		if err != nil {
@@ -198,8 +200,8 @@ func (mw *meteringWorkflow) close(ctx workflow.Context, from, to time.Time, bill
 // backoff, and tells operators when the failures go on.
 func (mw *meteringWorkflow) push(ctx workflow.Context) {
 	now := workflow.Now(ctx)
-	var res PushUsageResult
-	err := execute(ctx, pushOptions, PushUsageActivity, PushUsageInput{
+	var res activities.PushUsageResult
+	err := execute(ctx, pushOptions, acts.PushUsage, activities.PushUsageInput{
 		InstanceID: mw.m.InstanceID, Now: now,
 	}).Get(ctx, &res)
 	mw.m.Expired += res.Expired
@@ -260,7 +262,7 @@ func (mw *meteringWorkflow) control(ctx workflow.Context, c MeteringControl) boo
 		if !m.Paused {
 			return false
 		}
-		err := execute(ctx, saveOptions, ExcludeFrozenActivity, ExcludeFrozenInput{
+		err := execute(ctx, saveOptions, acts.ExcludeFrozenUsage, activities.ExcludeFrozenInput{
 			InstanceID: m.InstanceID, Span: Span{Start: m.PausedAt, End: at},
 		}).Get(ctx, nil)
 		if err != nil {
@@ -317,7 +319,7 @@ func (mw *meteringWorkflow) alertExpired(ctx workflow.Context, now time.Time, fo
 }
 
 func (mw *meteringWorkflow) alert(ctx workflow.Context, kind, message string) {
-	err := execute(ctx, alertOptions, AlertActivity, AlertInput{
+	err := execute(ctx, alertOptions, acts.Alert, activities.AlertInput{
 		InstanceID: mw.m.InstanceID, Kind: kind, Message: message,
 	}).Get(ctx, nil)
 	if err != nil {

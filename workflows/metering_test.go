@@ -80,20 +80,20 @@ func (f *fakeMarketplace) pushes() (accepted, refused [][]koogallery.UsageRecord
 // alerts records the Alert activity's calls.
 type alerts struct {
 	mu   sync.Mutex
-	list []workflows.AlertInput
+	list []activities.AlertInput
 }
 
-func (a *alerts) Alert(_ context.Context, in workflows.AlertInput) error {
+func (a *alerts) Alert(_ context.Context, in activities.AlertInput) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.list = append(a.list, in)
 	return nil
 }
 
-func (a *alerts) ofKind(kind string) []workflows.AlertInput {
+func (a *alerts) ofKind(kind string) []activities.AlertInput {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	var out []workflows.AlertInput
+	var out []activities.AlertInput
 	for _, in := range a.list {
 		if in.Kind == kind {
 			out = append(out, in)
@@ -196,8 +196,8 @@ func (r *meteringRig) newEnv(t *testing.T, start time.Time) *testsuite.TestWorkf
 	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: workflows.MeteringWorkflowID(ppu)})
 	env.RegisterWorkflowWithOptions(workflows.MeteringWorkflow, workflow.RegisterOptions{Name: workflows.MeteringWorkflowName})
 	for name, fn := range map[string]any{
-		workflows.ClosePeriodsActivity: r.acts.CloseUsagePeriods, workflows.PushUsageActivity: r.acts.PushUsage,
-		workflows.ExcludeFrozenActivity: r.acts.ExcludeFrozenUsage, workflows.AlertActivity: r.alerts.Alert,
+		"CloseUsagePeriods": r.acts.CloseUsagePeriods, "PushUsage": r.acts.PushUsage,
+		"ExcludeFrozenUsage": r.acts.ExcludeFrozenUsage, "Alert": r.alerts.Alert,
 	} {
 		env.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
 	}

@@ -68,7 +68,7 @@ func (w *instanceWorkflow) handleOperator(ctx workflow.Context, op OperatorReque
 			return
 		}
 		w.accept(ctx, op, "Unfreezing the tenant.")
-		if w.tenantStep(ctx, StepUnfreeze, UnfreezeActivity, "operator: "+op.Reason) == stepAborted {
+		if w.tenantStep(ctx, StepUnfreeze, acts.Unfreeze, "operator: "+op.Reason) == stepAborted {
 			return
 		}
 		w.unfrozen(ctx)

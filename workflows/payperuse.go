@@ -6,6 +6,8 @@ import (
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/fulfillment-server/fulfillment/activities"
 )
 
 // Pay-per-use in the instance workflow: it starts the instance's metering,
@@ -40,7 +42,7 @@ func (w *instanceWorkflow) handleInternal(ctx workflow.Context, in Internal) {
 		}
 	case InternalQuotaRestored:
 		if (w.s.State == StateFrozen) && w.s.FrozenBy == FrozenByQuota {
-			if w.tenantStep(ctx, StepUnfreeze, UnfreezeActivity, "a new package was bought") == stepAborted {
+			if w.tenantStep(ctx, StepUnfreeze, acts.Unfreeze, "a new package was bought") == stepAborted {
 				return
 			}
 			w.unfrozen(ctx)
@@ -87,7 +89,7 @@ func (w *instanceWorkflow) startPayPerUse(ctx workflow.Context, order Order) {
 			quota = *order.LinearValue
 		}
 		var covered []string
-		err := execute(ctx, saveOptions, RegisterPackageActivity, RegisterPackageInput{
+		err := execute(ctx, saveOptions, acts.RegisterPackage, activities.RegisterPackageInput{
 			PackageInstanceID: w.s.InstanceID, CustomerID: order.CustomerID, SkuCode: order.SkuCode, Quota: quota,
 		}).Get(ctx, &covered)
 		if err != nil {
@@ -140,7 +142,7 @@ func (w *instanceWorkflow) closePackage(ctx workflow.Context) {
 	if !w.s.Package {
 		return
 	}
-	if err := execute(ctx, saveOptions, DeactivatePackageActivity, w.s.InstanceID).Get(ctx, nil); err != nil {
+	if err := execute(ctx, saveOptions, acts.DeactivatePackage, w.s.InstanceID).Get(ctx, nil); err != nil {
 		workflow.GetLogger(ctx).Error("Package not deactivated", "error", err)
 	}
 	w.s.Package = false

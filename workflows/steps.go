@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -8,6 +9,8 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/fulfillment-server/fulfillment/activities"
 )
 
 // Steps that can park, as shown in Parked.Step.
@@ -33,7 +36,7 @@ const (
 // non-retryable error, or its retries used up) the instance parks: it shows
 // state parked with the error, raises an alert, and waits for an operator's
 // retry or skip, or for a release that makes the step moot.
-func (w *instanceWorkflow) runStep(ctx workflow.Context, step string, p activityPolicy, activity string, input, result any) stepOutcome {
+func (w *instanceWorkflow) runStep(ctx workflow.Context, step string, p activityPolicy, activity, input, result any) stepOutcome {
 	for {
 		err := execute(ctx, p, activity, input).Get(ctx, result)
 		if err == nil {
@@ -131,7 +134,7 @@ func (w *instanceWorkflow) releasePending() bool {
 // alert tells operators about something that needs them. An alert that
 // cannot be sent is logged by the activity and does not stop the workflow.
 func (w *instanceWorkflow) alert(ctx workflow.Context, kind, message string) {
-	err := execute(ctx, alertOptions, AlertActivity, AlertInput{
+	err := execute(ctx, alertOptions, acts.Alert, activities.AlertInput{
 		InstanceID: w.s.InstanceID, Kind: kind, Message: message,
 	}).Get(ctx, nil)
 	if err != nil {
@@ -156,14 +159,14 @@ func (w *instanceWorkflow) provision(ctx workflow.Context) {
 	w.s.ExpireTime = order.ExpireTime
 	w.record(ctx, "provisioning/order", "order", describeOrder(order))
 
-	if err := execute(ctx, policyOptions, PolicyActivity,
-		PolicyInput{Order: order, Debug: w.s.Debug}).Get(ctx, &w.s.Policy); err != nil {
+	if err := execute(ctx, policyOptions, acts.Policy,
+		activities.PolicyInput{Order: order, Debug: w.s.Debug}).Get(ctx, &w.s.Policy); err != nil {
 		// Only cancellation ends the unlimited retry of a local read.
 		workflow.GetLogger(ctx).Error("Policy not read", "error", err)
 	}
 
 	var app AppInfo
-	switch w.runStep(ctx, StepProvision, w.tenantOptions(), ProvisionActivity, ProvisionInput{
+	switch w.runStep(ctx, StepProvision, w.tenantOptions(), acts.Provision, activities.ProvisionInput{
 		InstanceID: w.s.InstanceID, Order: order, Debug: w.s.Debug,
 	}, &app) {
 	case stepSkipped:
@@ -194,9 +197,9 @@ func (w *instanceWorkflow) provision(ctx workflow.Context) {
 // invents order IDs), so a debug instance goes on with what it has.
 func (w *instanceWorkflow) fetchOrder(ctx workflow.Context) (Order, bool) {
 	var order Order
-	input := FetchOrderInput{OrderID: w.s.OrderID, OrderLineID: w.s.OrderLineID}
+	input := activities.FetchOrderInput{OrderID: w.s.OrderID, OrderLineID: w.s.OrderLineID}
 	if w.s.Debug {
-		err := execute(ctx, debugOrderOptions, FetchOrderActivity, input).Get(ctx, &order)
+		err := execute(ctx, debugOrderOptions, acts.FetchOrder, input).Get(ctx, &order)
 		if err != nil {
 			w.record(ctx, "provisioning/debug-order", "order", fmt.Sprintf(
 				"Debug call: Query Order failed (%s); provisioning a disposable tenant without order details.", errorMessage(err)))
@@ -205,7 +208,7 @@ func (w *instanceWorkflow) fetchOrder(ctx workflow.Context) (Order, bool) {
 		return order, true
 	}
 	input.ClaimFor = w.s.InstanceID
-	switch w.runStep(ctx, StepFetchOrder, orderOptions, FetchOrderActivity, input, &order) {
+	switch w.runStep(ctx, StepFetchOrder, orderOptions, acts.FetchOrder, input, &order) {
 	case stepSkipped:
 		w.abandon(ctx, "Provisioning abandoned by an operator: the order could not be read.")
 		return Order{}, false
@@ -230,9 +233,9 @@ func (w *instanceWorkflow) abandon(ctx workflow.Context, reason string) {
 // UNFREEZE, FREEZE: two freezes, two keys); only the retries of one call,
 // automatic or by an operator, share its key, so an application that
 // deduplicates on the key never skips a real operation.
-func (w *instanceWorkflow) tenantStep(ctx workflow.Context, step, activityName, reason string) stepOutcome {
+func (w *instanceWorkflow) tenantStep(ctx workflow.Context, step string, activity func(context.Context, activities.TenantInput) error, reason string) stepOutcome {
 	w.s.TenantOps++
-	return w.runStep(ctx, step, w.withRetryLimit(tenantSwitchOptions), activityName, TenantInput{
+	return w.runStep(ctx, step, w.withRetryLimit(tenantSwitchOptions), activity, activities.TenantInput{
 		InstanceID: w.s.InstanceID, Debug: w.s.Debug, Reason: reason,
 		OperationID: fmt.Sprintf("%s:%s:%d", step, w.s.InstanceID, w.s.TenantOps),
 	}, nil)
@@ -305,9 +308,9 @@ func (w *instanceWorkflow) tenantOptions() activityPolicy {
 // activity without a schedule-to-close timeout would get one attempt.
 const unlimited = 100 * 365 * 24 * time.Hour
 
-// execute starts an activity under policy p, as a local activity when p
-// says so.
-func execute(ctx workflow.Context, p activityPolicy, activity string, input any) workflow.Future {
+// execute starts an activity, named by its method on *activities.Activities
+// (acts.Freeze), under policy p: as a local activity when p says so.
+func execute(ctx workflow.Context, p activityPolicy, activity, input any) workflow.Future {
 	retry := &temporal.RetryPolicy{
 		InitialInterval:    time.Second,
 		BackoffCoefficient: 2,

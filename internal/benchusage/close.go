@@ -115,13 +115,13 @@ func measureClose(ctx context.Context, dbURL string, load *workload, workers int
 	start := time.Now()
 	err = benchenv.Parallel(ctx, len(load.instances), workers, func(ctx context.Context, i int) error {
 		t := time.Now()
-		c, err := acts.CloseUsagePeriods(ctx, workflows.ClosePeriodsInput{
+		c, err := acts.CloseUsagePeriods(ctx, activities.ClosePeriodsInput{
 			InstanceID: load.instances[i], Periods: period, Billable: true, At: t,
 		})
 		if err != nil {
 			return err
 		}
-		p, err := acts.PushUsage(ctx, workflows.PushUsageInput{InstanceID: load.instances[i], Now: time.Now()})
+		p, err := acts.PushUsage(ctx, activities.PushUsageInput{InstanceID: load.instances[i], Now: time.Now()})
 		if err != nil {
 			return err
 		}

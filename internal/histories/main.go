@@ -31,6 +31,7 @@ import (
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/fulfillment-server/fulfillment/activities"
 	"github.com/fulfillment-server/fulfillment/workflows"
 )
 
@@ -75,13 +76,13 @@ func run(ctx context.Context, out, cli, only string) error {
 	w.RegisterWorkflowWithOptions(workflows.InstanceWorkflow, workflow.RegisterOptions{Name: workflows.InstanceWorkflowName})
 	w.RegisterWorkflowWithOptions(workflows.MeteringWorkflow, workflow.RegisterOptions{Name: workflows.MeteringWorkflowName})
 	for name, fn := range map[string]any{
-		workflows.FetchOrderActivity: acts.FetchOrder, workflows.ProvisionActivity: acts.Provision,
-		workflows.FreezeActivity: acts.Step, workflows.UnfreezeActivity: acts.Step, workflows.ReleaseActivity: acts.Step,
-		workflows.UpgradeActivity: acts.Upgrade, workflows.CheckChangeActivity: acts.CheckChange,
-		workflows.SaveInstanceActivity: acts.Save, workflows.PolicyActivity: acts.Policy, workflows.AlertActivity: acts.Alert,
-		workflows.ClosePeriodsActivity: acts.ClosePeriods, workflows.PushUsageActivity: acts.PushUsage,
-		workflows.ExcludeFrozenActivity: acts.ExcludeFrozen, workflows.RegisterPackageActivity: acts.RegisterPackage,
-		workflows.DeactivatePackageActivity: acts.DeactivatePackage,
+		"FetchOrder": acts.FetchOrder, "Provision": acts.Provision,
+		"Freeze": acts.Step, "Unfreeze": acts.Step, "Release": acts.Step,
+		"Upgrade": acts.Upgrade, "CheckChange": acts.CheckChange,
+		"SaveInstance": acts.Save, "Policy": acts.Policy, "Alert": acts.Alert,
+		"CloseUsagePeriods": acts.ClosePeriods, "PushUsage": acts.PushUsage,
+		"ExcludeFrozenUsage": acts.ExcludeFrozen, "RegisterPackage": acts.RegisterPackage,
+		"DeactivatePackage": acts.DeactivatePackage,
 	} {
 		w.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
 	}
@@ -293,7 +294,7 @@ type fakes struct {
 	unfrozen          bool
 }
 
-func (f *fakes) FetchOrder(_ context.Context, in workflows.FetchOrderInput) (workflows.Order, error) {
+func (f *fakes) FetchOrder(_ context.Context, in activities.FetchOrderInput) (workflows.Order, error) {
 	if in.OrderID == "order-payperuse" {
 		return workflows.Order{OrderID: in.OrderID, OrderLineID: in.OrderLineID, OrderType: "NEW", ChargingMode: "ON_DEMAND",
 			SkuCode: "sku-ppu", ProductID: "prod-ppu", CustomerID: "cust"}, nil
@@ -304,10 +305,10 @@ func (f *fakes) FetchOrder(_ context.Context, in workflows.FetchOrderInput) (wor
 		SkuCode: "sku", ProductID: "prod", LinearValue: &ten, PeriodType: "month", PeriodNumber: 1, ExpireTime: &expire}, nil
 }
 
-func (f *fakes) ClosePeriods(_ context.Context, in workflows.ClosePeriodsInput) (workflows.ClosePeriodsResult, error) {
+func (f *fakes) ClosePeriods(_ context.Context, in activities.ClosePeriodsInput) (activities.ClosePeriodsResult, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	res := workflows.ClosePeriodsResult{Closed: len(in.Periods)}
+	res := activities.ClosePeriodsResult{Closed: len(in.Periods)}
 	if f.unfrozen && f.quotaUsedUp > 0 {
 		f.quotaUsedUp--
 		res.PackageExhausted = "pkg-1"
@@ -315,30 +316,30 @@ func (f *fakes) ClosePeriods(_ context.Context, in workflows.ClosePeriodsInput) 
 	return res, nil
 }
 
-func (f *fakes) PushUsage(context.Context, workflows.PushUsageInput) (workflows.PushUsageResult, error) {
+func (f *fakes) PushUsage(context.Context, activities.PushUsageInput) (activities.PushUsageResult, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.pushFailures > 0 {
 		f.pushFailures--
-		return workflows.PushUsageResult{Error: "push 1 usage period(s): koogallery open API: HTTP 500 MKT.0999"}, nil
+		return activities.PushUsageResult{Error: "push 1 usage period(s): koogallery open API: HTTP 500 MKT.0999"}, nil
 	}
-	return workflows.PushUsageResult{Pushed: 1}, nil
+	return activities.PushUsageResult{Pushed: 1}, nil
 }
 
-func (f *fakes) ExcludeFrozen(context.Context, workflows.ExcludeFrozenInput) error {
+func (f *fakes) ExcludeFrozen(context.Context, activities.ExcludeFrozenInput) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.unfrozen = true
 	return nil
 }
 
-func (f *fakes) RegisterPackage(context.Context, workflows.RegisterPackageInput) ([]string, error) {
+func (f *fakes) RegisterPackage(context.Context, activities.RegisterPackageInput) ([]string, error) {
 	return nil, nil
 }
 
 func (f *fakes) DeactivatePackage(context.Context, string) error { return nil }
 
-func (f *fakes) Provision(_ context.Context, in workflows.ProvisionInput) (workflows.AppInfo, error) {
+func (f *fakes) Provision(_ context.Context, in activities.ProvisionInput) (workflows.AppInfo, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.provisionFailures[in.InstanceID] > 0 {
@@ -348,15 +349,15 @@ func (f *fakes) Provision(_ context.Context, in workflows.ProvisionInput) (workf
 	return workflows.AppInfo{FrontEndURL: "https://app.example.com/t/" + in.InstanceID, HasCredentials: true}, nil
 }
 
-func (f *fakes) Step(context.Context, workflows.TenantInput) error     { return nil }
-func (f *fakes) Upgrade(context.Context, workflows.UpgradeInput) error { return nil }
-func (f *fakes) CheckChange(context.Context, workflows.CheckChangeInput) (workflows.ChangeCheckResult, error) {
+func (f *fakes) Step(context.Context, activities.TenantInput) error     { return nil }
+func (f *fakes) Upgrade(context.Context, activities.UpgradeInput) error { return nil }
+func (f *fakes) CheckChange(context.Context, activities.CheckChangeInput) (workflows.ChangeCheckResult, error) {
 	return workflows.ChangeCheckResult{Allowed: true}, nil
 }
-func (f *fakes) Save(context.Context, workflows.SaveInput) error   { return nil }
-func (f *fakes) Alert(context.Context, workflows.AlertInput) error { return nil }
+func (f *fakes) Save(context.Context, activities.SaveInput) error   { return nil }
+func (f *fakes) Alert(context.Context, activities.AlertInput) error { return nil }
 
-func (f *fakes) Policy(_ context.Context, in workflows.PolicyInput) (workflows.Policy, error) {
+func (f *fakes) Policy(_ context.Context, in activities.PolicyInput) (workflows.Policy, error) {
 	p := policy
 	p.Supervised = in.Order.OrderID == "order-supervision"
 	return p, nil

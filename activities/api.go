@@ -1,0 +1,285 @@
+package activities
+
+import "time"
+
+// The payloads of the activities: what the workflows send and receive.
+// They live here, beside the activities, so that the workflows can name
+// each activity by a Go reference (a method value of *Activities) without
+// an import cycle. Their JSON shape is part of running workflows' histories:
+// add fields, never rename or retype one.
+
+// AlertInput raises an alert for operators: a parked step, a release
+// overdue.
+type AlertInput struct {
+	InstanceID string
+	Kind       string
+	Message    string
+}
+
+// Release policies: what happens when retention ends without releaseInstance.
+const (
+	ReleasePolicyHold    = "hold"    // keep the frozen tenant, state release_overdue, alert
+	ReleasePolicyRelease = "release" // release the tenant
+)
+
+// Policy is the lifecycle policy of one instance, fixed when it is created
+// (an operator may change it later with the set-policy signal).
+type Policy struct {
+	// FreezeGrace is how long after expiry the server waits for the
+	// marketplace's FREEZE (or a renewal) before freezing the tenant itself.
+	FreezeGrace time.Duration
+	// Retention is how long after expiry the frozen tenant's data is kept
+	// waiting for the marketplace's releaseInstance.
+	Retention time.Duration
+	// ReleasePolicy is ReleasePolicyHold or ReleasePolicyRelease.
+	ReleasePolicy string
+	// SupervisionSyncDelay is how long after the buyer's acceptance a
+	// supervised order shows as completed (3 h on KooGallery).
+	SupervisionSyncDelay time.Duration
+	// Supervised is set for products that need service supervision.
+	Supervised bool
+	// DebugTTL is how long a debug instance (testFlag=1) lives after its
+	// last callback before its disposable tenant is released.
+	DebugTTL time.Duration
+	// MeteringPeriod (an hour, or a day for products billed daily) and
+	// MeteringPushDelay for pay-per-use instances.
+	MeteringPeriod    time.Duration `json:",omitempty"`
+	MeteringPushDelay time.Duration `json:",omitempty"`
+	// TenantRetryLimit is how long a failing call to the merchant's
+	// application (provision, freeze, unfreeze, upgrade, release) is
+	// retried before the instance parks; zero means an hour.
+	TenantRetryLimit time.Duration `json:",omitempty"`
+}
+
+// PolicyInput asks the worker's configuration for the policy of an order.
+type PolicyInput struct {
+	Order Order
+	Debug bool
+}
+
+// Order is what the workflow keeps of the purchase from Query Order.
+type Order struct {
+	OrderID      string
+	OrderLineID  string
+	OrderType    string
+	ChargingMode string
+	SkuCode      string
+	ProductID    string
+	LinearValue  *int64 `json:",omitempty"`
+	PeriodType   string
+	PeriodNumber int
+	ExpireTime   *time.Time `json:",omitempty"`
+	CustomerID   string
+	CustomerName string
+}
+
+// AppInfo is the non-secret part of what the buyer is shown. The initial
+// credentials never enter the workflow: the Provision activity seals them
+// into the database.
+type AppInfo struct {
+	FrontEndURL    string
+	AdminURL       string `json:",omitempty"`
+	Memo           string `json:",omitempty"`
+	HasCredentials bool
+}
+
+// FetchOrderInput asks for an order line through Query Order.
+type FetchOrderInput struct {
+	OrderID     string
+	OrderLineID string
+	// ClaimFor, when set, is the instance this order line creates: a
+	// pay-per-use line's billing item (orderId + productId) is claimed for
+	// it, and the fetch fails if another instance already serves it.
+	ClaimFor string `json:",omitempty"`
+}
+
+// ProvisionInput creates the tenant of an instance.
+type ProvisionInput struct {
+	InstanceID string
+	Order      Order
+	Debug      bool
+}
+
+// TenantInput names the tenant of an instance for freeze, unfreeze and
+// release. Reason is recorded by the merchant's application.
+type TenantInput struct {
+	InstanceID string
+	Debug      bool
+	Reason     string
+	// OperationID names this operation, for the application's
+	// idempotency key: the same for every retry of it, another for the
+	// next operation ("freeze:<instanceId>:<n>"). Empty in activities
+	// scheduled before it existed.
+	OperationID string `json:",omitempty"`
+}
+
+// UpgradeInput applies a new spec to the tenant of an instance.
+type UpgradeInput struct {
+	InstanceID string
+	Debug      bool
+	Order      Order
+}
+
+// ChangeCheckRequest is the target spec of a changeInstanceCheck (SPEC §1.8).
+type ChangeCheckRequest struct {
+	SkuCode     string
+	ProductID   string
+	LinearValue *int64 `json:",omitempty"`
+}
+
+// ChangeCheckResult answers a change check; Reason is readable by the buyer.
+type ChangeCheckResult struct {
+	Allowed bool
+	Reason  string `json:",omitempty"`
+}
+
+// CheckChangeInput asks the merchant's application about a spec change.
+type CheckChangeInput struct {
+	InstanceID string
+	Debug      bool
+	Current    Order
+	Target     ChangeCheckRequest
+}
+
+// Event is one timeline entry written with the read model. Key makes the
+// append idempotent.
+type Event struct {
+	Key     string
+	Kind    string
+	Message string
+	At      time.Time
+}
+
+// SaveInput writes the read model of an instance with new timeline events.
+// The workflow presents its own state (ReadModel). SaveInstance runs as a
+// local activity, so no save scheduled by an older version is ever read by
+// this one; the field keeps its name from when it carried the whole state.
+type SaveInput struct {
+	Snapshot ReadModel
+	Events   []Event
+}
+
+// Span is a stretch of time [Start, End).
+type Span struct {
+	Start, End time.Time
+}
+
+// ClosePeriodsInput closes metering periods of an instance.
+type ClosePeriodsInput struct {
+	InstanceID string
+	Periods    []Span
+	Billable   bool
+	At         time.Time
+}
+
+// ClosePeriodsResult says what closing found.
+type ClosePeriodsResult struct {
+	Closed int
+	// PackageExhausted is a package that these periods used up.
+	PackageExhausted string `json:",omitempty"`
+}
+
+// PushUsageInput pushes an instance's pending periods, as of Now.
+type PushUsageInput struct {
+	InstanceID string
+	Now        time.Time
+}
+
+// PushUsageResult says what a push did.
+type PushUsageResult struct {
+	Pushed int
+	// Expired are the periods found older than the marketplace accepts
+	// (21 days) before they could be pushed.
+	Expired   int
+	Remaining int
+	// Error says why the push failed (the marketplace refused it or could
+	// not be reached); the periods stay pending.
+	Error string `json:",omitempty"`
+	// Held describes the periods taken out of the pushes because their
+	// usage cannot be pushed as it is: they wait for an operator, the
+	// periods after them go on.
+	Held []string `json:",omitempty"`
+}
+
+// ExcludeFrozenInput excludes the usage of a frozen stretch from billing.
+type ExcludeFrozenInput struct {
+	InstanceID string
+	Span       Span
+}
+
+// RegisterPackageInput records a package's quota.
+type RegisterPackageInput struct {
+	PackageInstanceID string
+	CustomerID        string
+	SkuCode           string
+	Quota             int64
+}
+
+// ReadModel is an instance as the workflow presents it to the read model:
+// the row of the instances table, and Details, what it shows beyond the
+// state. Field names follow the workflow's Snapshot, whose JSON older
+// saves carried.
+type ReadModel struct {
+	InstanceID  string
+	OrderID     string
+	OrderLineID string
+	Debug       bool
+	State       string
+	Reason      string     `json:",omitempty"`
+	Order       *Order     `json:",omitempty"`
+	ExpireTime  *time.Time `json:",omitempty"`
+	AppInfo     *AppInfo   `json:",omitempty"`
+	// NextDeadline is the earliest coming timer, if any.
+	NextDeadline *DeadlineDetails `json:",omitempty"`
+	Details      InstanceDetails
+	Revision     int64
+}
+
+// InstanceDetails is the shape of the read model's details (the instances
+// table's details column): what the workflow shows beyond the state, as
+// the admin API presents it.
+type InstanceDetails struct {
+	Policy         *PolicyDetails      `json:"policy,omitempty"`
+	FrozenBy       string              `json:"frozenBy,omitempty"`
+	GraceExtension string              `json:"graceExtension,omitempty"`
+	UnfreezeDueAt  *time.Time          `json:"unfreezeDueAt,omitempty"`
+	Parked         *ParkedDetails      `json:"parked,omitempty"`
+	Supervision    *SupervisionDetails `json:"supervision,omitempty"`
+	Deadlines      []DeadlineDetails   `json:"deadlines,omitempty"`
+}
+
+// PolicyDetails is an instance's lifecycle policy; durations as Go
+// durations ("24h0m0s").
+type PolicyDetails struct {
+	FreezeGrace          string `json:"freezeGrace"`
+	Retention            string `json:"retention"`
+	ReleasePolicy        string `json:"releasePolicy"`
+	SupervisionSyncDelay string `json:"supervisionSyncDelay,omitempty"`
+	Supervised           bool   `json:"supervised"`
+}
+
+// ParkedDetails is a step waiting for an operator.
+type ParkedDetails struct {
+	Step  string    `json:"step"`
+	Error string    `json:"error"`
+	Since time.Time `json:"since"`
+}
+
+// SupervisionDetails is the service-supervision flow of an order.
+type SupervisionDetails struct {
+	Evidence      string     `json:"evidence,omitempty"`
+	DeclaredStart *time.Time `json:"declaredStart,omitempty"`
+	DeliveredAt   *time.Time `json:"deliveredAt,omitempty"`
+	AcceptedAt    *time.Time `json:"acceptedAt,omitempty"`
+	CompletedAt   *time.Time `json:"completedAt,omitempty"`
+	Rejections    int        `json:"rejections,omitempty"`
+	AppealedFrom  string     `json:"appealedFrom,omitempty"`
+	AppealReason  string     `json:"appealReason,omitempty"`
+}
+
+// DeadlineDetails is a coming timer and what it will do.
+type DeadlineDetails struct {
+	Kind string    `json:"kind"`
+	At   time.Time `json:"at"`
+	Why  string    `json:"why"`
+}
