@@ -13,7 +13,7 @@ import (
 // counts as applied from the start, so that a redelivery arriving while the
 // callback's steps run is recognised as a duplicate.
 func (w *instanceWorkflow) apply(ctx workflow.Context, cb Callback) {
-	w.markApplied(cb.Key)
+	w.s.markApplied(cb.Key)
 	w.appliedThisRun++
 	key := "callback/" + cb.Key
 	switch {
@@ -58,7 +58,7 @@ func (w *instanceWorkflow) applyRefresh(ctx workflow.Context, key string, cb Cal
 	if w.s.ExpireTime != nil {
 		previous = formatTime(*w.s.ExpireTime)
 	}
-	w.setExpiry(cb.ExpireTime)
+	w.s.setExpiry(cb.ExpireTime)
 	if o := w.s.Order; o != nil {
 		if cb.ProductID != "" {
 			o.ProductID = cb.ProductID
@@ -73,7 +73,7 @@ func (w *instanceWorkflow) applyRefresh(ctx workflow.Context, key string, cb Cal
 
 	switch w.s.State {
 	case StateActive, StateGrace:
-		w.s.State = w.serviceState(now)
+		w.s.State = w.s.serviceState(now)
 		w.record(ctx, key, "expiry", msg)
 	case StateFrozen, StateReleaseOverdue:
 		switch {
@@ -81,7 +81,7 @@ func (w *instanceWorkflow) applyRefresh(ctx workflow.Context, key string, cb Cal
 			w.record(ctx, key, "expiry", msg+" Still expired; the tenant stays frozen.")
 		case w.s.FrozenBy == FrozenByExpiry:
 			reason := "Renewed after the server froze the expired tenant: unfrozen by the server."
-			if w.tenantStep(ctx, StepUnfreeze, acts.Unfreeze, reason) == stepAborted {
+			if w.steps.tenant(ctx, StepUnfreeze, acts.Unfreeze, reason) == stepAborted {
 				w.record(ctx, key, "expiry", msg)
 				return
 			}
@@ -136,7 +136,7 @@ func (w *instanceWorkflow) applyStatus(ctx workflow.Context, key string, cb Call
 			w.record(ctx, key, "callback", fmt.Sprintf("UNFREEZE while %s: nothing to do.", w.s.State))
 			return
 		}
-		if w.tenantStep(ctx, StepUnfreeze, acts.Unfreeze, "marketplace UNFREEZE") == stepAborted {
+		if w.steps.tenant(ctx, StepUnfreeze, acts.Unfreeze, "marketplace UNFREEZE") == stepAborted {
 			return
 		}
 		w.unfrozen(ctx)
@@ -158,11 +158,11 @@ func (w *instanceWorkflow) freeze(ctx workflow.Context, key, by, reason string) 
 		w.record(ctx, key, "callback", fmt.Sprintf("%s Nothing to freeze while %s.", reason, w.s.State))
 		return
 	}
-	if w.tenantStep(ctx, StepFreeze, acts.Freeze, reason) == stepAborted {
+	if w.steps.tenant(ctx, StepFreeze, acts.Freeze, reason) == stepAborted {
 		return
 	}
 	w.s.State, w.s.FrozenBy, w.s.UnfreezeDueAt, w.s.Reason = StateFrozen, by, nil, reason
-	w.meter(ctx, MeterPause)
+	w.payPerUse.meter(ctx, MeterPause)
 	w.record(ctx, key, "frozen", reason+" Its data is kept.")
 }
 
@@ -178,11 +178,11 @@ func (w *instanceWorkflow) applyRelease(ctx workflow.Context, key string, cb Cal
 // release deletes the tenant, after the last partial usage period of a
 // pay-per-use instance is pushed. It reports whether it did.
 func (w *instanceWorkflow) release(ctx workflow.Context, key, reason string) bool {
-	w.flushUsage(ctx)
-	if w.tenantStep(ctx, StepRelease, acts.Release, reason) == stepAborted {
+	w.payPerUse.flush(ctx)
+	if w.steps.tenant(ctx, StepRelease, acts.Release, reason) == stepAborted {
 		return false
 	}
-	w.closePackage(ctx)
+	w.payPerUse.closePackage(ctx)
 	w.s.State, w.s.Reason, w.s.Parked = StateReleased, reason, nil
 	w.record(ctx, key, "released", reason+" Its data is deleted.")
 	return true
@@ -196,7 +196,7 @@ func (w *instanceWorkflow) applyUpgrade(ctx workflow.Context, key string, cb Cal
 		return
 	}
 	var order Order
-	switch w.runStep(ctx, StepFetchOrder, orderOptions, acts.FetchOrder,
+	switch w.steps.run(ctx, StepFetchOrder, orderOptions, acts.FetchOrder,
 		activities.FetchOrderInput{OrderID: cb.OrderID, OrderLineID: cb.OrderLineID}, &order) {
 	case stepSkipped:
 		w.record(ctx, key, "ignored", fmt.Sprintf("Upgrade order %s could not be read; skipped by an operator.", cb.OrderID))
@@ -204,7 +204,7 @@ func (w *instanceWorkflow) applyUpgrade(ctx workflow.Context, key string, cb Cal
 	case stepAborted:
 		return
 	}
-	outcome := w.runStep(ctx, StepUpgrade, w.tenantOptions(), acts.Upgrade,
+	outcome := w.steps.run(ctx, StepUpgrade, tenantOptions(w.s.Policy), acts.Upgrade,
 		activities.UpgradeInput{InstanceID: w.s.InstanceID, Debug: w.s.Debug, Order: order}, nil)
 	if outcome == stepAborted {
 		return
@@ -213,7 +213,7 @@ func (w *instanceWorkflow) applyUpgrade(ctx workflow.Context, key string, cb Cal
 		o.SkuCode, o.ProductID, o.LinearValue = order.SkuCode, order.ProductID, order.LinearValue
 	}
 	if order.ExpireTime != nil && (w.s.ExpireTime == nil || !order.ExpireTime.Equal(*w.s.ExpireTime)) {
-		w.setExpiry(*order.ExpireTime)
+		w.s.setExpiry(*order.ExpireTime)
 	}
 	msg := fmt.Sprintf("Upgraded by order %s: %s.", cb.OrderID, describeSpec(order))
 	if outcome == stepSkipped {

@@ -58,7 +58,7 @@ func InstanceWorkflow(ctx workflow.Context, in InstanceInput) error {
 		for {
 			var in Internal
 			internals.Receive(ctx, &in)
-			w.receiveInternal(in)
+			w.payPerUse.receive(in)
 		}
 	})
 	drain := func() {
@@ -69,12 +69,12 @@ func InstanceWorkflow(ctx workflow.Context, in InstanceInput) error {
 			if !internals.ReceiveAsync(&in) {
 				break
 			}
-			w.receiveInternal(in)
+			w.payPerUse.receive(in)
 		}
 	}
 
 	if in.Carried == nil {
-		w.provision(ctx)
+		w.steps.provision(ctx)
 	}
 	for {
 		if w.s.State == StateReleased {
@@ -92,7 +92,7 @@ func InstanceWorkflow(ctx workflow.Context, in InstanceInput) error {
 		if len(w.internal) > 0 {
 			in := w.internal[0]
 			w.internal = w.internal[1:]
-			w.handleInternal(ctx, in)
+			w.payPerUse.handle(ctx, in)
 			continue
 		}
 		if len(w.pending) > 0 {
@@ -132,7 +132,7 @@ func (w *instanceWorkflow) waitForWork(ctx workflow.Context) error {
 	ready := func() bool {
 		return len(w.pending) > 0 || len(w.ops) > 0 || len(w.internal) > 0 || w.historyIsLong(ctx)
 	}
-	next, ok := w.nextDeadline(workflow.Now(ctx))
+	next, ok := w.s.nextDeadline(workflow.Now(ctx))
 	if ok && !representable(next.At) &&
 		workflow.GetVersion(ctx, farFutureDeadlineChange, workflow.DefaultVersion, 1) != workflow.DefaultVersion {
 		ok = false // never due; earlier runs waited on a timer of the longest duration instead
@@ -167,21 +167,40 @@ type instanceWorkflow struct {
 	shownState State
 	// appliedThisRun counts the callbacks and actions handled in this run.
 	appliedThisRun int
+
+	// The parts of the workflow that act for it, each on one concern.
+	steps       stepRunner      // steps that call activities, park and retry
+	payPerUse   payPerUse       // metering, packages
+	supervision supervisionFlow // service supervision
 }
 
+// stepRunner runs the steps that call activities: a failure that retries
+// cannot fix parks the step until an operator retries or skips it.
+type stepRunner struct{ w *instanceWorkflow }
+
+// payPerUse is a pay-per-use instance's metering workflow and the packages
+// that stop it when used up.
+type payPerUse struct{ w *instanceWorkflow }
+
+// supervisionFlow walks a supervised order through delivery, acceptance and
+// completion (SPEC §5.3).
+type supervisionFlow struct{ w *instanceWorkflow }
+
 func newInstanceWorkflow(in InstanceInput) *instanceWorkflow {
-	if in.Carried != nil {
-		s := *in.Carried
-		s.Pending, s.Deadlines = 0, nil
-		return &instanceWorkflow{s: s, shownState: s.State}
-	}
-	return &instanceWorkflow{s: Snapshot{
+	w := &instanceWorkflow{s: Snapshot{
 		InstanceID:  in.InstanceID,
 		OrderID:     in.OrderID,
 		OrderLineID: in.OrderLineID,
 		Debug:       in.Debug,
 		State:       StateProvisioning,
 	}}
+	if in.Carried != nil {
+		w.s = *in.Carried
+		w.s.Pending, w.s.Deadlines = 0, nil
+		w.shownState = w.s.State
+	}
+	w.steps, w.payPerUse, w.supervision = stepRunner{w}, payPerUse{w}, supervisionFlow{w}
+	return w
 }
 
 func (w *instanceWorkflow) registerHandlers(ctx workflow.Context) error {
@@ -203,7 +222,7 @@ func (w *instanceWorkflow) snapshot(ctx workflow.Context) Snapshot {
 	s := w.s
 	s.Applied = slices.Clone(w.s.Applied)
 	s.Pending = len(w.pending)
-	s.Deadlines = shownDeadlines(w.deadlines(workflow.Now(ctx)))
+	s.Deadlines = shownDeadlines(w.s.deadlines(workflow.Now(ctx)))
 	return s
 }
 
@@ -245,10 +264,10 @@ func (w *instanceWorkflow) drainOperators(ch workflow.ReceiveChannel) {
 	}
 }
 
-func (w *instanceWorkflow) markApplied(key string) {
-	w.s.Applied = append(w.s.Applied, key)
-	if extra := len(w.s.Applied) - maxAppliedKeys; extra > 0 {
-		w.s.Applied = slices.Delete(w.s.Applied, 0, extra)
+func (s *Snapshot) markApplied(key string) {
+	s.Applied = append(s.Applied, key)
+	if extra := len(s.Applied) - maxAppliedKeys; extra > 0 {
+		s.Applied = slices.Delete(s.Applied, 0, extra)
 	}
 }
 
@@ -260,10 +279,10 @@ func (w *instanceWorkflow) finish(ctx workflow.Context, drain func()) error {
 		drain()
 		for _, cb := range w.pending {
 			w.record(ctx, "callback/"+cb.Key, "ignored", fmt.Sprintf("%s after release; ignored.", cb.Activity))
-			w.markApplied(cb.Key)
+			w.s.markApplied(cb.Key)
 		}
 		for _, op := range w.ops {
-			w.reject(ctx, op, "the instance is released")
+			w.supervision.reject(ctx, op, "the instance is released")
 		}
 		w.pending, w.ops = nil, nil
 		if len(w.events) > 0 {

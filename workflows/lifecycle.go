@@ -17,8 +17,8 @@ import (
 // serviceState is the state of a usable (not frozen) instance: its
 // supervision stage while supervision is under way, else active before its
 // expiry and grace after it.
-func (w *instanceWorkflow) serviceState(now time.Time) State {
-	if sup := w.s.Supervision; sup != nil && sup.CompletedAt == nil {
+func (s *Snapshot) serviceState(now time.Time) State {
+	if sup := s.Supervision; sup != nil && sup.CompletedAt == nil {
 		switch {
 		case sup.AppealedFrom != "":
 			return StateAppealed
@@ -30,15 +30,14 @@ func (w *instanceWorkflow) serviceState(now time.Time) State {
 			return StateAwaitingDelivery
 		}
 	}
-	if w.s.ExpireTime != nil && !now.Before(*w.s.ExpireTime) {
+	if s.ExpireTime != nil && !now.Before(*s.ExpireTime) {
 		return StateGrace
 	}
 	return StateActive
 }
 
 // deadlines lists the coming timers, earliest first.
-func (w *instanceWorkflow) deadlines(now time.Time) []Deadline {
-	s := &w.s
+func (s *Snapshot) deadlines(now time.Time) []Deadline {
 	var out []Deadline
 	add := func(kind string, at time.Time, why string) {
 		out = append(out, Deadline{Kind: kind, At: at.UTC(), Why: why})
@@ -114,8 +113,8 @@ func (s *Snapshot) syncFrom() time.Time {
 }
 
 // nextDeadline is the earliest coming deadline.
-func (w *instanceWorkflow) nextDeadline(now time.Time) (Deadline, bool) {
-	ds := w.deadlines(now)
+func (s *Snapshot) nextDeadline(now time.Time) (Deadline, bool) {
+	ds := s.deadlines(now)
 	if len(ds) == 0 {
 		return Deadline{}, false
 	}
@@ -141,7 +140,7 @@ func shownDeadlines(ds []Deadline) []Deadline {
 func (w *instanceWorkflow) fireDueDeadlines(ctx workflow.Context) bool {
 	for i := 0; ; i++ {
 		now := workflow.Now(ctx)
-		d, ok := w.nextDeadline(now)
+		d, ok := w.s.nextDeadline(now)
 		if !ok || d.At.After(now) {
 			return true
 		}
@@ -176,7 +175,7 @@ func (w *instanceWorkflow) fire(ctx workflow.Context, d Deadline) bool {
 	case DeadlineSelfFreeze:
 		reason := fmt.Sprintf("Expired at %s; no FREEZE from the marketplace and no renewal by the end of the freeze grace (%s): frozen by the server.",
 			exp, formatTime(d.At))
-		switch w.tenantStep(ctx, StepFreeze, acts.Freeze, reason) {
+		switch w.steps.tenant(ctx, StepFreeze, acts.Freeze, reason) {
 		case stepAborted:
 			return false
 		}
@@ -203,7 +202,7 @@ func (w *instanceWorkflow) fire(ctx workflow.Context, d Deadline) bool {
 
 	case DeadlineUnfreezeDue:
 		reason := fmt.Sprintf("Renewed to %s while frozen; no UNFREEZE from the marketplace by %s: unfrozen by the server.", exp, formatTime(d.At))
-		if w.tenantStep(ctx, StepUnfreeze, acts.Unfreeze, reason) == stepAborted {
+		if w.steps.tenant(ctx, StepUnfreeze, acts.Unfreeze, reason) == stepAborted {
 			return false
 		}
 		w.unfrozen(ctx)
@@ -212,7 +211,7 @@ func (w *instanceWorkflow) fire(ctx workflow.Context, d Deadline) bool {
 		return true
 
 	case DeadlineSupervisionSync:
-		w.completeSupervision(ctx, key)
+		w.supervision.complete(ctx, key)
 		return true
 
 	case DeadlineDebugTTL:
@@ -232,8 +231,8 @@ func (w *instanceWorkflow) fire(ctx workflow.Context, d Deadline) bool {
 func (w *instanceWorkflow) unfrozen(ctx workflow.Context) {
 	now := workflow.Now(ctx)
 	w.s.FrozenBy, w.s.UnfreezeDueAt, w.s.Reason = "", nil, ""
-	w.s.State = w.serviceState(now)
-	w.meter(ctx, MeterResume)
+	w.s.State = w.s.serviceState(now)
+	w.payPerUse.meter(ctx, MeterResume)
 	if w.s.State == StateGrace {
 		exp := *w.s.ExpireTime
 		w.s.SelfFreezeWaived = &exp
@@ -242,12 +241,12 @@ func (w *instanceWorkflow) unfrozen(ctx workflow.Context) {
 
 // setExpiry moves the expiry; every deadline follows. An operator's grace
 // extension belonged to the old expiry and ends with it.
-func (w *instanceWorkflow) setExpiry(t time.Time) {
+func (s *Snapshot) setExpiry(t time.Time) {
 	t = t.UTC()
-	w.s.ExpireTime = &t
-	w.s.GraceExtension = 0
-	if w.s.Order != nil {
-		w.s.Order.ExpireTime = &t
+	s.ExpireTime = &t
+	s.GraceExtension = 0
+	if s.Order != nil {
+		s.Order.ExpireTime = &t
 	}
 }
 

@@ -20,15 +20,15 @@ func (w *instanceWorkflow) handleOperator(ctx workflow.Context, op OperatorReque
 
 	switch op.Name {
 	case OpRetry, OpSkip:
-		w.reject(ctx, op, "nothing is parked")
+		w.supervision.reject(ctx, op, "nothing is parked")
 
 	case OpExtendGrace:
 		if op.Duration <= 0 {
-			w.reject(ctx, op, "duration must be positive")
+			w.supervision.reject(ctx, op, "duration must be positive")
 			return
 		}
 		if w.s.ExpireTime == nil || !(state == StateActive || state == StateGrace || frozen || state == StateParked) {
-			w.reject(ctx, op, fmt.Sprintf("the instance is %s without an expiry to extend", state))
+			w.supervision.reject(ctx, op, fmt.Sprintf("the instance is %s without an expiry to extend", state))
 			return
 		}
 		w.s.GraceExtension += op.Duration
@@ -38,37 +38,37 @@ func (w *instanceWorkflow) handleOperator(ctx workflow.Context, op OperatorReque
 			w.s.State = StateFrozen
 			msg += " Retention runs again: the instance is frozen, no longer overdue."
 		}
-		w.accept(ctx, op, msg)
+		w.supervision.accept(ctx, op, msg)
 
 	case OpSetPolicy:
 		if op.ReleasePolicy != ReleasePolicyHold && op.ReleasePolicy != ReleasePolicyRelease {
-			w.reject(ctx, op, "releasePolicy must be hold or release")
+			w.supervision.reject(ctx, op, "releasePolicy must be hold or release")
 			return
 		}
 		old := w.s.Policy.ReleasePolicy
 		w.s.Policy.ReleasePolicy = op.ReleasePolicy
-		w.accept(ctx, op, fmt.Sprintf("Release policy %s → %s.", old, op.ReleasePolicy))
+		w.supervision.accept(ctx, op, fmt.Sprintf("Release policy %s → %s.", old, op.ReleasePolicy))
 
 	case OpForceFreeze:
 		if frozen {
 			w.s.FrozenBy, w.s.UnfreezeDueAt = FrozenByOperator, nil
-			w.accept(ctx, op, "Already frozen; now held by the operator.")
+			w.supervision.accept(ctx, op, "Already frozen; now held by the operator.")
 			return
 		}
 		if !usable {
-			w.reject(ctx, op, fmt.Sprintf("nothing to freeze while %s", state))
+			w.supervision.reject(ctx, op, fmt.Sprintf("nothing to freeze while %s", state))
 			return
 		}
-		w.accept(ctx, op, "Freezing the tenant.")
+		w.supervision.accept(ctx, op, "Freezing the tenant.")
 		w.freeze(ctx, "operator/"+op.ID+"/done", FrozenByOperator, "Frozen by an operator: "+op.Reason)
 
 	case OpForceUnfreeze:
 		if !frozen {
-			w.reject(ctx, op, fmt.Sprintf("nothing to unfreeze while %s", state))
+			w.supervision.reject(ctx, op, fmt.Sprintf("nothing to unfreeze while %s", state))
 			return
 		}
-		w.accept(ctx, op, "Unfreezing the tenant.")
-		if w.tenantStep(ctx, StepUnfreeze, acts.Unfreeze, "operator: "+op.Reason) == stepAborted {
+		w.supervision.accept(ctx, op, "Unfreezing the tenant.")
+		if w.steps.tenant(ctx, StepUnfreeze, acts.Unfreeze, "operator: "+op.Reason) == stepAborted {
 			return
 		}
 		w.unfrozen(ctx)
@@ -76,44 +76,45 @@ func (w *instanceWorkflow) handleOperator(ctx workflow.Context, op OperatorReque
 
 	case OpForceRelease:
 		if state == StateReleased {
-			w.reject(ctx, op, "already released")
+			w.supervision.reject(ctx, op, "already released")
 			return
 		}
-		w.accept(ctx, op, "Releasing the tenant; its data will be deleted.")
+		w.supervision.accept(ctx, op, "Releasing the tenant; its data will be deleted.")
 		w.release(ctx, "operator/"+op.ID+"/done", "Released by an operator: "+op.Reason+".")
 
 	case OpRetryPush:
 		if !w.s.Metered {
-			w.reject(ctx, op, "the instance is not metered (not pay-per-use, or released)")
+			w.supervision.reject(ctx, op, "the instance is not metered (not pay-per-use, or released)")
 			return
 		}
-		w.accept(ctx, op, "Pushing the pending usage periods now.")
-		w.meter(ctx, MeterRetryPush)
+		w.supervision.accept(ctx, op, "Pushing the pending usage periods now.")
+		w.payPerUse.meter(ctx, MeterRetryPush)
 
 	case OpConfirmDelivery, OpAccept, OpReject, OpAppeal, OpResolveAppeal:
-		w.supervise(ctx, op, now)
+		w.supervision.step(ctx, op, now)
 
 	default:
-		w.reject(ctx, op, "unknown action")
+		w.supervision.reject(ctx, op, "unknown action")
 	}
 }
 
 // supervise moves the service-supervision flow (SPEC §5.3).
-func (w *instanceWorkflow) supervise(ctx workflow.Context, op OperatorRequest, now time.Time) {
+func (f supervisionFlow) step(ctx workflow.Context, op OperatorRequest, now time.Time) {
+	w := f.w
 	sup := w.s.Supervision
 	if sup == nil || sup.CompletedAt != nil {
-		w.reject(ctx, op, "the order is not under service supervision")
+		w.supervision.reject(ctx, op, "the order is not under service supervision")
 		return
 	}
 	state := w.s.State
 	switch op.Name {
 	case OpConfirmDelivery:
 		if state != StateAwaitingDelivery {
-			w.reject(ctx, op, fmt.Sprintf("delivery can be confirmed only while awaiting_delivery, not %s", state))
+			w.supervision.reject(ctx, op, fmt.Sprintf("delivery can be confirmed only while awaiting_delivery, not %s", state))
 			return
 		}
 		if op.Evidence == "" {
-			w.reject(ctx, op, "evidence (the delivery document) is required")
+			w.supervision.reject(ctx, op, "evidence (the delivery document) is required")
 			return
 		}
 		at := now
@@ -123,11 +124,11 @@ func (w *instanceWorkflow) supervise(ctx workflow.Context, op OperatorRequest, n
 			msg += " Declared service start: " + formatTime(*op.StartTime) + "."
 		}
 		w.s.State = StateDelivered
-		w.accept(ctx, op, msg+" Awaiting the buyer's acceptance.")
+		w.supervision.accept(ctx, op, msg+" Awaiting the buyer's acceptance.")
 
 	case OpAccept:
 		if state != StateDelivered {
-			w.reject(ctx, op, fmt.Sprintf("the buyer can accept only a delivered order, not %s", state))
+			w.supervision.reject(ctx, op, fmt.Sprintf("the buyer can accept only a delivered order, not %s", state))
 			return
 		}
 		at := now
@@ -136,12 +137,12 @@ func (w *instanceWorkflow) supervise(ctx workflow.Context, op OperatorRequest, n
 		}
 		sup.AcceptedAt, sup.ResumedAt = &at, nil
 		w.s.State = StateAccepted
-		w.accept(ctx, op, fmt.Sprintf("Accepted by the buyer at %s; the order completes by %s.",
+		w.supervision.accept(ctx, op, fmt.Sprintf("Accepted by the buyer at %s; the order completes by %s.",
 			formatTime(at), formatTime(at.Add(w.s.Policy.SupervisionSyncDelay))))
 
 	case OpReject:
 		if state != StateDelivered {
-			w.reject(ctx, op, fmt.Sprintf("the buyer can reject only a delivered order, not %s", state))
+			w.supervision.reject(ctx, op, fmt.Sprintf("the buyer can reject only a delivered order, not %s", state))
 			return
 		}
 		sup.Rejections++
@@ -151,20 +152,20 @@ func (w *instanceWorkflow) supervise(ctx workflow.Context, op OperatorRequest, n
 		if sup.Rejections > 3 {
 			msg += " More than 3 rejections: the merchant may appeal."
 		}
-		w.accept(ctx, op, msg)
+		w.supervision.accept(ctx, op, msg)
 
 	case OpAppeal:
 		if state != StateAwaitingDelivery && state != StateDelivered && state != StateAccepted {
-			w.reject(ctx, op, fmt.Sprintf("nothing to appeal while %s", state))
+			w.supervision.reject(ctx, op, fmt.Sprintf("nothing to appeal while %s", state))
 			return
 		}
 		sup.AppealedFrom, sup.AppealReason = state, op.Reason
 		w.s.State = StateAppealed
-		w.accept(ctx, op, fmt.Sprintf("Appeal filed while %s; the flow is suspended until it is resolved.", state))
+		w.supervision.accept(ctx, op, fmt.Sprintf("Appeal filed while %s; the flow is suspended until it is resolved.", state))
 
 	case OpResolveAppeal:
 		if state != StateAppealed {
-			w.reject(ctx, op, fmt.Sprintf("no appeal to resolve while %s", state))
+			w.supervision.reject(ctx, op, fmt.Sprintf("no appeal to resolve while %s", state))
 			return
 		}
 		back := sup.AppealedFrom
@@ -176,14 +177,15 @@ func (w *instanceWorkflow) supervise(ctx workflow.Context, op OperatorRequest, n
 			sup.ResumedAt = &at
 			msg += fmt.Sprintf(" The order completes by %s.", formatTime(at.Add(w.s.Policy.SupervisionSyncDelay)))
 		}
-		w.accept(ctx, op, msg)
+		w.supervision.accept(ctx, op, msg)
 	}
 }
 
 // completeSupervision ends supervision when the marketplace has shown the
 // order completed. Validity starts at the declared start time, or else at
 // the buyer's acceptance: the expiry moves accordingly (SPEC §5.3).
-func (w *instanceWorkflow) completeSupervision(ctx workflow.Context, key string) {
+func (f supervisionFlow) complete(ctx workflow.Context, key string) {
+	w := f.w
 	sup := w.s.Supervision
 	now := workflow.Now(ctx)
 	sup.CompletedAt = &now
@@ -194,22 +196,24 @@ func (w *instanceWorkflow) completeSupervision(ctx workflow.Context, key string)
 	msg := "Supervision completed: the order shows as completed."
 	if o := w.s.Order; o != nil {
 		if exp, ok := addPeriod(base, o.PeriodType, o.PeriodNumber); ok {
-			w.setExpiry(exp)
+			w.s.setExpiry(exp)
 			msg += fmt.Sprintf(" Validity counts from %s (%s): %s to %s.", basis, formatTime(base), formatTime(base), formatTime(exp))
 		}
 	}
-	w.s.State = w.serviceState(now)
+	w.s.State = w.s.serviceState(now)
 	w.record(ctx, key, "supervision-completed", msg)
 	w.save(ctx)
 }
 
 // accept records an operator's action as carried out.
-func (w *instanceWorkflow) accept(ctx workflow.Context, op OperatorRequest, what string) {
+func (f supervisionFlow) accept(ctx workflow.Context, op OperatorRequest, what string) {
+	w := f.w
 	w.record(ctx, "operator/"+op.ID, "operator", fmt.Sprintf("%s by %s: %s %s", op.Name, actor(op), op.Reason+".", what))
 }
 
 // reject records an operator's action as refused, with why.
-func (w *instanceWorkflow) reject(ctx workflow.Context, op OperatorRequest, why string) {
+func (f supervisionFlow) reject(ctx workflow.Context, op OperatorRequest, why string) {
+	w := f.w
 	w.record(ctx, "operator/"+op.ID, "operator-rejected", fmt.Sprintf("%s by %s refused: %s (reason given: %s).", op.Name, actor(op), why, op.Reason))
 }
 

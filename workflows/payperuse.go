@@ -20,7 +20,8 @@ const flushTimeout = 20 * time.Minute
 
 // receiveInternal queues a message from another workflow; the final-flush
 // notice is only a flag the release waits on.
-func (w *instanceWorkflow) receiveInternal(in Internal) {
+func (p payPerUse) receive(in Internal) {
+	w := p.w
 	if in.Kind == InternalMeteringFlushed {
 		w.meteringFlushed = true
 		return
@@ -29,7 +30,8 @@ func (w *instanceWorkflow) receiveInternal(in Internal) {
 }
 
 // handleInternal stops or resumes the service for a package's quota.
-func (w *instanceWorkflow) handleInternal(ctx workflow.Context, in Internal) {
+func (p payPerUse) handle(ctx workflow.Context, in Internal) {
+	w := p.w
 	w.appliedThisRun++
 	key := fmt.Sprintf("internal/%s/%d", in.Kind, w.s.Revision+1)
 	switch in.Kind {
@@ -42,7 +44,7 @@ func (w *instanceWorkflow) handleInternal(ctx workflow.Context, in Internal) {
 		}
 	case InternalQuotaRestored:
 		if (w.s.State == StateFrozen) && w.s.FrozenBy == FrozenByQuota {
-			if w.tenantStep(ctx, StepUnfreeze, acts.Unfreeze, "a new package was bought") == stepAborted {
+			if w.steps.tenant(ctx, StepUnfreeze, acts.Unfreeze, "a new package was bought") == stepAborted {
 				return
 			}
 			w.unfrozen(ctx)
@@ -55,7 +57,8 @@ func (w *instanceWorkflow) handleInternal(ctx workflow.Context, in Internal) {
 // startPayPerUse starts the metering of a pay-per-use instance, or registers
 // a package's quota, once the tenant exists. Debug instances are neither
 // metered nor registered: nothing real must reach the marketplace's bills.
-func (w *instanceWorkflow) startPayPerUse(ctx workflow.Context, order Order) {
+func (p payPerUse) start(ctx workflow.Context, order Order) {
+	w := p.w
 	if w.s.Debug {
 		return
 	}
@@ -111,7 +114,8 @@ func (w *instanceWorkflow) startPayPerUse(ctx workflow.Context, order Order) {
 }
 
 // meter sends a control to the instance's metering.
-func (w *instanceWorkflow) meter(ctx workflow.Context, kind string) {
+func (p payPerUse) meter(ctx workflow.Context, kind string) {
+	w := p.w
 	if !w.s.Metered {
 		return
 	}
@@ -124,11 +128,12 @@ func (w *instanceWorkflow) meter(ctx workflow.Context, kind string) {
 
 // flushUsage has the metering push the last partial period before the
 // tenant is released, and waits for it (at most flushTimeout).
-func (w *instanceWorkflow) flushUsage(ctx workflow.Context) {
+func (p payPerUse) flush(ctx workflow.Context) {
+	w := p.w
 	if !w.s.Metered {
 		return
 	}
-	w.meter(ctx, MeterStop)
+	w.payPerUse.meter(ctx, MeterStop)
 	ok, err := workflow.AwaitWithTimeout(ctx, flushTimeout, func() bool { return w.meteringFlushed })
 	if err == nil && !ok {
 		w.record(ctx, fmt.Sprintf("metering/flush-timeout/%d", w.s.Revision+1), "metering",
@@ -138,7 +143,8 @@ func (w *instanceWorkflow) flushUsage(ctx workflow.Context) {
 }
 
 // closePackage stops a released package from covering instances.
-func (w *instanceWorkflow) closePackage(ctx workflow.Context) {
+func (p payPerUse) closePackage(ctx workflow.Context) {
+	w := p.w
 	if !w.s.Package {
 		return
 	}

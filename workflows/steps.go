@@ -36,13 +36,14 @@ const (
 // non-retryable error, or its retries used up) the instance parks: it shows
 // state parked with the error, raises an alert, and waits for an operator's
 // retry or skip, or for a release that makes the step moot.
-func (w *instanceWorkflow) runStep(ctx workflow.Context, step string, p activityPolicy, activity, input, result any) stepOutcome {
+func (r stepRunner) run(ctx workflow.Context, step string, p activityPolicy, activity, input, result any) stepOutcome {
+	w := r.w
 	for {
 		err := execute(ctx, p, activity, input).Get(ctx, result)
 		if err == nil {
 			return stepDone
 		}
-		switch w.park(ctx, step, err) {
+		switch w.steps.park(ctx, step, err) {
 		case resumeRetry:
 			continue
 		case resumeSkip:
@@ -65,7 +66,8 @@ const (
 // not need the tenant (extend-grace, set-policy) are carried out meanwhile;
 // the others are refused until the step is resolved. Timers wait too:
 // nothing automatic happens to a parked instance.
-func (w *instanceWorkflow) park(ctx workflow.Context, step string, err error) resumption {
+func (r stepRunner) park(ctx workflow.Context, step string, err error) resumption {
+	w := r.w
 	resume := w.s.State
 	w.s.Parked = &Parked{Step: step, Error: errorMessage(err), Since: workflow.Now(ctx), ResumeState: resume}
 	w.s.State = StateParked
@@ -94,17 +96,17 @@ func (w *instanceWorkflow) park(ctx workflow.Context, step string, err error) re
 		w.appliedThisRun++
 		switch op.Name {
 		case OpRetry:
-			w.accept(ctx, op, fmt.Sprintf("Retrying step %s.", step))
+			w.supervision.accept(ctx, op, fmt.Sprintf("Retrying step %s.", step))
 			unpark()
 			w.save(ctx)
 			return resumeRetry
 		case OpSkip:
-			w.accept(ctx, op, fmt.Sprintf("Step %s skipped.", step))
+			w.supervision.accept(ctx, op, fmt.Sprintf("Step %s skipped.", step))
 			unpark()
 			return resumeSkip
 		case OpForceRelease:
 			if step == StepRelease {
-				w.accept(ctx, op, "Retrying the release.")
+				w.supervision.accept(ctx, op, "Retrying the release.")
 				unpark()
 				w.save(ctx)
 				return resumeRetry
@@ -117,7 +119,7 @@ func (w *instanceWorkflow) park(ctx workflow.Context, step string, err error) re
 		case OpExtendGrace, OpSetPolicy:
 			w.handleOperator(ctx, op)
 		default:
-			w.reject(ctx, op, fmt.Sprintf("the instance is parked on step %s; retry or skip it first", step))
+			w.supervision.reject(ctx, op, fmt.Sprintf("the instance is parked on step %s; retry or skip it first", step))
 			w.save(ctx)
 		}
 	}
@@ -143,7 +145,8 @@ func (w *instanceWorkflow) alert(ctx workflow.Context, kind, message string) {
 }
 
 // provision fetches the order, settles the policy and creates the tenant.
-func (w *instanceWorkflow) provision(ctx workflow.Context) {
+func (r stepRunner) provision(ctx workflow.Context) {
+	w := r.w
 	if w.s.LastCallbackAt.IsZero() {
 		w.s.LastCallbackAt = workflow.Now(ctx)
 	}
@@ -151,7 +154,7 @@ func (w *instanceWorkflow) provision(ctx workflow.Context) {
 		"Provisioning started for order %s line %s.", w.s.OrderID, w.s.OrderLineID))
 	w.save(ctx)
 
-	order, ok := w.fetchOrder(ctx)
+	order, ok := w.steps.fetchOrder(ctx)
 	if !ok {
 		return
 	}
@@ -166,19 +169,19 @@ func (w *instanceWorkflow) provision(ctx workflow.Context) {
 	}
 
 	var app AppInfo
-	switch w.runStep(ctx, StepProvision, w.tenantOptions(), acts.Provision, activities.ProvisionInput{
+	switch w.steps.run(ctx, StepProvision, tenantOptions(w.s.Policy), acts.Provision, activities.ProvisionInput{
 		InstanceID: w.s.InstanceID, Order: order, Debug: w.s.Debug,
 	}, &app) {
 	case stepSkipped:
-		w.abandon(ctx, "Provisioning abandoned by an operator.")
+		w.steps.abandon(ctx, "Provisioning abandoned by an operator.")
 		return
 	case stepAborted:
-		w.abandon(ctx, "Provisioning abandoned: the instance is being released.")
+		w.steps.abandon(ctx, "Provisioning abandoned: the instance is being released.")
 		return
 	}
 	w.s.AppInfo = &app
 	w.s.Reason = ""
-	w.startPayPerUse(ctx, order)
+	w.payPerUse.start(ctx, order)
 	now := workflow.Now(ctx)
 	if w.s.Policy.Supervised && !w.s.Debug {
 		w.s.Supervision = &Supervision{}
@@ -186,7 +189,7 @@ func (w *instanceWorkflow) provision(ctx workflow.Context) {
 		w.record(ctx, "provisioning/done", "provisioned",
 			"Tenant provisioned. The product is supervised: awaiting the merchant's confirmation of delivery.")
 	} else {
-		w.s.State = w.serviceState(now)
+		w.s.State = w.s.serviceState(now)
 		w.record(ctx, "provisioning/done", "provisioned", "Tenant provisioned; the instance is "+string(w.s.State)+".")
 	}
 	w.save(ctx)
@@ -195,7 +198,8 @@ func (w *instanceWorkflow) provision(ctx workflow.Context) {
 // fetchOrder reads the order line through Query Order, parking when it
 // cannot. A debug call's order may not exist at all (the console debugger
 // invents order IDs), so a debug instance goes on with what it has.
-func (w *instanceWorkflow) fetchOrder(ctx workflow.Context) (Order, bool) {
+func (r stepRunner) fetchOrder(ctx workflow.Context) (Order, bool) {
+	w := r.w
 	var order Order
 	input := activities.FetchOrderInput{OrderID: w.s.OrderID, OrderLineID: w.s.OrderLineID}
 	if w.s.Debug {
@@ -208,19 +212,20 @@ func (w *instanceWorkflow) fetchOrder(ctx workflow.Context) (Order, bool) {
 		return order, true
 	}
 	input.ClaimFor = w.s.InstanceID
-	switch w.runStep(ctx, StepFetchOrder, orderOptions, acts.FetchOrder, input, &order) {
+	switch w.steps.run(ctx, StepFetchOrder, orderOptions, acts.FetchOrder, input, &order) {
 	case stepSkipped:
-		w.abandon(ctx, "Provisioning abandoned by an operator: the order could not be read.")
+		w.steps.abandon(ctx, "Provisioning abandoned by an operator: the order could not be read.")
 		return Order{}, false
 	case stepAborted:
-		w.abandon(ctx, "Provisioning abandoned: the instance is being released.")
+		w.steps.abandon(ctx, "Provisioning abandoned: the instance is being released.")
 		return Order{}, false
 	}
 	return order, true
 }
 
 // abandon ends provisioning without a tenant.
-func (w *instanceWorkflow) abandon(ctx workflow.Context, reason string) {
+func (r stepRunner) abandon(ctx workflow.Context, reason string) {
+	w := r.w
 	w.s.State = StateFailed
 	w.s.Reason = reason
 	w.record(ctx, fmt.Sprintf("failed/%d", w.s.Revision+1), "failed", reason)
@@ -233,9 +238,10 @@ func (w *instanceWorkflow) abandon(ctx workflow.Context, reason string) {
 // UNFREEZE, FREEZE: two freezes, two keys); only the retries of one call,
 // automatic or by an operator, share its key, so an application that
 // deduplicates on the key never skips a real operation.
-func (w *instanceWorkflow) tenantStep(ctx workflow.Context, step string, activity func(context.Context, activities.TenantInput) error, reason string) stepOutcome {
+func (r stepRunner) tenant(ctx workflow.Context, step string, activity func(context.Context, activities.TenantInput) error, reason string) stepOutcome {
+	w := r.w
 	w.s.TenantOps++
-	return w.runStep(ctx, step, w.withRetryLimit(tenantSwitchOptions), activity, activities.TenantInput{
+	return w.steps.run(ctx, step, withRetryLimit(tenantSwitchOptions, w.s.Policy), activity, activities.TenantInput{
 		InstanceID: w.s.InstanceID, Debug: w.s.Debug, Reason: reason,
 		OperationID: fmt.Sprintf("%s:%s:%d", step, w.s.InstanceID, w.s.TenantOps),
 	}, nil)
@@ -292,16 +298,16 @@ var (
 
 // withRetryLimit is p retried for as long as the instance's policy says
 // (an hour for instances whose policy predates the setting).
-func (w *instanceWorkflow) withRetryLimit(p activityPolicy) activityPolicy {
-	if limit := w.s.Policy.TenantRetryLimit; limit > 0 {
+func withRetryLimit(p activityPolicy, policy Policy) activityPolicy {
+	if limit := policy.TenantRetryLimit; limit > 0 {
 		p.scheduleToClose = limit
 	}
 	return p
 }
 
 // tenantOptions are the options of provisioning and upgrades.
-func (w *instanceWorkflow) tenantOptions() activityPolicy {
-	return w.withRetryLimit(provisionerOptions)
+func tenantOptions(policy Policy) activityPolicy {
+	return withRetryLimit(provisionerOptions, policy)
 }
 
 // unlimited stands for "no limit" where a local activity needs one: a local
