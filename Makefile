@@ -105,6 +105,11 @@ histories: bin/temporal
 # vectors are made with (the way Huawei's sample project canonicalises).
 JACKSON_CLASSPATH := /usr/share/java/jackson-databind.jar:/usr/share/java/jackson-core.jar:/usr/share/java/jackson-annotations.jar
 
+## readme-env: rewrite the README's table of environment variables from the settings' declarations
+.PHONY: readme-env
+readme-env:
+	scripts/readme-env.sh
+
 ## vectors: regenerate the Java reference vectors of the signature, canonical-body and AES code (needs Java 17 and libjackson2-databind-java)
 .PHONY: vectors
 vectors:

@@ -23,32 +23,34 @@ const (
 )
 
 // Policy is the lifecycle policy of one instance, fixed when it is created
-// (an operator may change it later with the set-policy signal).
+// (an operator may change it later with the set-policy signal). The
+// worker's configuration holds the policy new instances start from: the
+// env tags name the variables and their defaults.
 type Policy struct {
 	// FreezeGrace is how long after expiry the server waits for the
 	// marketplace's FREEZE (or a renewal) before freezing the tenant itself.
-	FreezeGrace time.Duration
+	FreezeGrace time.Duration `env:"LIFECYCLE_FREEZE_GRACE, default=24h" doc:"after expiry, how long to wait for the marketplace's FREEZE (or a renewal) before the server freezes the tenant itself"`
 	// Retention is how long after expiry the frozen tenant's data is kept
 	// waiting for the marketplace's releaseInstance.
-	Retention time.Duration
+	Retention time.Duration `env:"LIFECYCLE_RETENTION, default=360h" doc:"after expiry, how long a frozen tenant's data is kept waiting for releaseInstance (the marketplace's 15 days)"`
 	// ReleasePolicy is ReleasePolicyHold or ReleasePolicyRelease.
-	ReleasePolicy string
+	ReleasePolicy string `env:"LIFECYCLE_RELEASE_POLICY, default=hold" doc:"when retention ends without releaseInstance: hold (state release_overdue, alert, data kept) or release"`
 	// SupervisionSyncDelay is how long after the buyer's acceptance a
 	// supervised order shows as completed (3 h on KooGallery).
-	SupervisionSyncDelay time.Duration
+	SupervisionSyncDelay time.Duration `env:"SUPERVISION_SYNC_DELAY, default=3h" doc:"how long after the buyer's acceptance a supervised order completes"`
 	// Supervised is set for products that need service supervision.
 	Supervised bool
 	// DebugTTL is how long a debug instance (testFlag=1) lives after its
 	// last callback before its disposable tenant is released.
-	DebugTTL time.Duration
+	DebugTTL time.Duration `env:"DEBUG_INSTANCE_TTL, default=72h" doc:"how long after its last callback a debug (testFlag=1) instance's disposable tenant is released"`
 	// MeteringPeriod (an hour, or a day for products billed daily) and
 	// MeteringPushDelay for pay-per-use instances.
-	MeteringPeriod    time.Duration `json:",omitempty"`
-	MeteringPushDelay time.Duration `json:",omitempty"`
+	MeteringPeriod    time.Duration `json:",omitempty" env:"METERING_PERIOD, default=1h" doc:"the metering period of pay-per-use instances (the marketplace bills hourly); must divide a day"`
+	MeteringPushDelay time.Duration `json:",omitempty" env:"METERING_PUSH_DELAY, default=5m" doc:"how long after a period ends it is closed and pushed, so usage reported a little late still counts in it (the marketplace collects at :15)"`
 	// TenantRetryLimit is how long a failing call to the merchant's
 	// application (provision, freeze, unfreeze, upgrade, release) is
 	// retried before the instance parks; zero means an hour.
-	TenantRetryLimit time.Duration `json:",omitempty"`
+	TenantRetryLimit time.Duration `json:",omitempty" env:"PROVISIONER_RETRY_LIMIT, default=1h" doc:"how long a call to your application that keeps failing transiently (provision, freeze, unfreeze, upgrade, release) is retried before the instance parks for an operator; each purchase keeps the value it started with"`
 }
 
 // PolicyInput asks the worker's configuration for the policy of an order.

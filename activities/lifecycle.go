@@ -11,30 +11,22 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/activity"
+
+	"github.com/fulfillment-server/fulfillment/internal/config"
 )
 
-// LifecycleConfig is the worker's lifecycle configuration; each new
-// instance takes its policy from it once and keeps it.
+// LifecycleConfig is the worker's lifecycle configuration: the policy
+// every new instance starts from (its fields read from the environment),
+// and which products need supervision or are billed daily. Each instance
+// takes its policy from it once and keeps it.
 type LifecycleConfig struct {
-	FreezeGrace          time.Duration
-	Retention            time.Duration
-	ReleasePolicy        string
-	SupervisionSyncDelay time.Duration
-	DebugTTL             time.Duration
+	Policy
 	// SupervisedProducts lists the productIds or skuCodes that need
 	// service supervision; "*" means every product.
-	SupervisedProducts []string
-	// MeteringPeriod is the metering period of pay-per-use instances (an
-	// hour by default); the products in MeteringDailyProducts (productIds
-	// or skuCodes, "*" for all) are billed daily instead. MeteringPushDelay
-	// is how long after a period ends it is closed and pushed, so that
-	// usage reported a little late still counts in its period.
-	MeteringPeriod        time.Duration
-	MeteringDailyProducts []string
-	MeteringPushDelay     time.Duration
-	// TenantRetryLimit is how long a failing call to the merchant's
-	// application is retried before the instance parks.
-	TenantRetryLimit time.Duration
+	SupervisedProducts config.List `env:"SUPERVISED_PRODUCTS" doc:"comma-separated productIds or skuCodes that need service supervision (*: all)"`
+	// MeteringDailyProducts lists the productIds or skuCodes ("*" for all)
+	// billed daily instead of every MeteringPeriod.
+	MeteringDailyProducts config.List `env:"METERING_DAILY_PRODUCTS" doc:"comma-separated productIds or skuCodes billed daily (*: all): their periods are UTC days"`
 }
 
 // matchesProduct reports whether a list of productIds or skuCodes ("*"
@@ -48,25 +40,15 @@ func matchesProduct(list []string, order Order) bool {
 // Policy settles the lifecycle policy of a new instance from the
 // configuration and its order.
 func (a *Activities) Policy(_ context.Context, in PolicyInput) (Policy, error) {
-	c := a.Lifecycle
-	period := c.MeteringPeriod
-	if period <= 0 {
-		period = time.Hour
+	p := a.Lifecycle.Policy
+	if p.MeteringPeriod <= 0 {
+		p.MeteringPeriod = time.Hour
 	}
-	if matchesProduct(c.MeteringDailyProducts, in.Order) {
-		period = 24 * time.Hour
+	if matchesProduct(a.Lifecycle.MeteringDailyProducts, in.Order) {
+		p.MeteringPeriod = 24 * time.Hour
 	}
-	return Policy{
-		FreezeGrace:          c.FreezeGrace,
-		Retention:            c.Retention,
-		ReleasePolicy:        c.ReleasePolicy,
-		SupervisionSyncDelay: c.SupervisionSyncDelay,
-		Supervised:           matchesProduct(c.SupervisedProducts, in.Order),
-		DebugTTL:             c.DebugTTL,
-		MeteringPeriod:       period,
-		MeteringPushDelay:    c.MeteringPushDelay,
-		TenantRetryLimit:     c.TenantRetryLimit,
-	}, nil
+	p.Supervised = matchesProduct(a.Lifecycle.SupervisedProducts, in.Order)
+	return p, nil
 }
 
 // Alerter tells operators about instances that need them.

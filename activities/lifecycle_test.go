@@ -22,7 +22,7 @@ import (
 )
 
 func TestPolicyCopiesTheConfiguration(t *testing.T) {
-	a := &activities.Activities{Lifecycle: activities.LifecycleConfig{
+	a := &activities.Activities{Lifecycle: activities.LifecycleConfig{Policy: activities.Policy{
 		FreezeGrace:          36 * time.Hour,
 		Retention:            15 * 24 * time.Hour,
 		ReleasePolicy:        workflows.ReleasePolicyRelease,
@@ -30,7 +30,7 @@ func TestPolicyCopiesTheConfiguration(t *testing.T) {
 		DebugTTL:             2 * time.Hour,
 		MeteringPeriod:       time.Hour,
 		MeteringPushDelay:    5 * time.Minute,
-	}}
+	}}}
 
 	got, err := a.Policy(t.Context(), activities.PolicyInput{Order: workflows.Order{ProductID: "p", SkuCode: "s"}})
 
@@ -65,7 +65,7 @@ func TestPolicyMeteringPeriod(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			a := &activities.Activities{Lifecycle: activities.LifecycleConfig{
-				MeteringPeriod: tc.period, MeteringDailyProducts: tc.daily,
+				Policy: activities.Policy{MeteringPeriod: tc.period}, MeteringDailyProducts: tc.daily,
 			}}
 
 			got, err := a.Policy(t.Context(), activities.PolicyInput{Order: order})
@@ -98,7 +98,7 @@ func TestPolicySupervised(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			a := &activities.Activities{Lifecycle: activities.LifecycleConfig{
-				ReleasePolicy: workflows.ReleasePolicyHold, SupervisedProducts: tc.supervised,
+				Policy: activities.Policy{ReleasePolicy: workflows.ReleasePolicyHold}, SupervisedProducts: tc.supervised,
 			}}
 
 			got, err := a.Policy(t.Context(), activities.PolicyInput{Order: tc.order})

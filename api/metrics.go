@@ -72,27 +72,34 @@ func NewMetrics(registry *prometheus.Registry, g Gauges) *Metrics {
 		Help: "Request signatures checked, by interface and by the form of the body the signature matched (raw, canonical or none): what the marketplace really signs.",
 	}, []string{"interface", "form"})
 	registry.MustRegister(m.callbacks, m.latency, m.signatures)
+	m.AddGauges(g)
+	return m
+}
+
+// AddGauges registers the gauges given (a nil source is left out): the
+// server adds them once its database pools exist.
+func (m *Metrics) AddGauges(g Gauges) {
 	for name, pool := range g.Pools {
-		registry.MustRegister(collectors.NewDBStatsCollector(pool, name))
+		m.registry.MustRegister(collectors.NewDBStatsCollector(pool, name))
 	}
 	if g.RelayBacklog != nil {
-		registry.MustRegister(countGauge("fulfillment_relay_backlog",
+		m.registry.MustRegister(countGauge("fulfillment_relay_backlog",
 			"Callbacks recorded but not yet delivered to their workflow (-1 when unknown).", g.RelayBacklog))
 	}
 	if g.UsagePending != nil {
-		registry.MustRegister(countGauge("fulfillment_usage_periods_pending",
+		m.registry.MustRegister(countGauge("fulfillment_usage_periods_pending",
 			"Closed pay-per-use usage periods not yet accepted by the marketplace (-1 when unknown).", g.UsagePending))
 	}
 	if g.UsageHeld != nil {
-		registry.MustRegister(countGauge("fulfillment_usage_periods_held",
+		m.registry.MustRegister(countGauge("fulfillment_usage_periods_held",
 			"Usage periods held for an operator because their usage cannot be pushed as it is (-1 when unknown).", g.UsageHeld))
 	}
 	if g.ParkedCallbacks != nil {
-		registry.MustRegister(countGauge("fulfillment_callbacks_parked",
+		m.registry.MustRegister(countGauge("fulfillment_callbacks_parked",
 			"Callbacks that could never be delivered to their workflow, waiting for an operator (-1 when unknown).", g.ParkedCallbacks))
 	}
 	if g.SpoolBacklog != nil {
-		registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		m.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "fulfillment_spool_backlog",
 			Help: "Callbacks kept on local disk while the database was unreachable, not yet recorded (-1 when unknown).",
 		}, func() float64 {
@@ -104,9 +111,8 @@ func NewMetrics(registry *prometheus.Registry, g Gauges) *Metrics {
 		}))
 	}
 	if g.InstancesByState != nil {
-		registry.MustRegister(&instancesCollector{count: g.InstancesByState})
+		m.registry.MustRegister(&instancesCollector{count: g.InstancesByState})
 	}
-	return m
 }
 
 // countGauge reports a count read from the database at scrape time, or -1

@@ -133,13 +133,13 @@ func TestComposePorts(t *testing.T) {
 	// The published ports are the ones the binary listens on.
 	srv, err := loadConfig(env(serviceEnv(t, service(t, p, "fulfillment"))))
 	require.NoError(t, err)
-	emu, err := loadConfig(env(serviceEnv(t, service(t, p, "emulator"))))
+	emu, err := emulator.LoadConfig(env(serviceEnv(t, service(t, p, "emulator"))))
 	require.NoError(t, err)
 	if port := addrPort(t, "fulfillment's HTTP_ADDR", srv.HTTPAddr); port != "8080" {
 		t.Errorf("fulfillment listens on port %s (HTTP_ADDR %q) but the published container port is 8080", port, srv.HTTPAddr)
 	}
-	if port := addrPort(t, "emulator's EMULATOR_ADDR", emu.EmulatorAddr); port != "8090" {
-		t.Errorf("the emulator listens on port %s (EMULATOR_ADDR %q) but the published container port is 8090", port, emu.EmulatorAddr)
+	if port := addrPort(t, "emulator's EMULATOR_ADDR", emu.Addr); port != "8090" {
+		t.Errorf("the emulator listens on port %s (EMULATOR_ADDR %q) but the published container port is 8090", port, emu.Addr)
 	}
 }
 
@@ -147,8 +147,8 @@ func TestComposeEnvironmentIsKnownToTheBinary(t *testing.T) {
 	p := loadCompose(t)
 	for _, name := range []string{"fulfillment", "emulator"} {
 		for v := range serviceEnv(t, service(t, p, name)) {
-			if !slices.Contains(EnvVars, v) {
-				t.Errorf("service %s sets %s, which the binary does not read (EnvVars in cmd/fulfillment/config.go)", name, v)
+			if !slices.Contains(envNames(), v) {
+				t.Errorf("service %s sets %s, which the binary does not read (fulfillment env lists them)", name, v)
 			}
 		}
 	}
@@ -191,13 +191,13 @@ func TestComposeEnvironmentPassesTheBinarysValidation(t *testing.T) {
 	require.NoError(t, srv.requireForAPI(), "fulfillment's environment, for the API")
 	require.NoError(t, srv.requireForWorker(), "fulfillment's environment, for the worker")
 
-	emu, err := loadConfig(env(serviceEnv(t, service(t, p, "emulator"))))
+	emu, err := emulator.LoadConfig(env(serviceEnv(t, service(t, p, "emulator"))))
 	require.NoError(t, err, "the emulator's environment")
 	// Settings both sides must agree on.
 	require.Equal(t, srv.AppInfoEncryption, emu.AppInfoEncryption,
 		"KOOGALLERY_APPINFO_ENCRYPTION differs: the emulator could not read the appInfo fields the server encrypts")
 	require.Equal(t, srv.TemporalNamespace, emu.TemporalNamespace, "TEMPORAL_NAMESPACE differs between fulfillment and the emulator")
-	require.NotEqual(t, srv.TaskQueue, emu.EmulatorTaskQueue,
+	require.NotEqual(t, srv.TaskQueue, emu.TaskQueue,
 		"the emulator's task queue (EMULATOR_TASK_QUEUE) must differ from the server's (TEMPORAL_TASK_QUEUE)")
 }
 
@@ -208,26 +208,26 @@ func TestComposeLifecycleOnTheEmulatorsClock(t *testing.T) {
 	p := loadCompose(t)
 	srv, err := loadConfig(env(serviceEnv(t, service(t, p, "fulfillment"))))
 	require.NoError(t, err)
-	emu, err := loadConfig(env(serviceEnv(t, service(t, p, "emulator"))))
+	emu, err := emulator.LoadConfig(env(serviceEnv(t, service(t, p, "emulator"))))
 	require.NoError(t, err)
-	scale, err := emulator.ParseScale(emu.EmulatorScale)
+	scale, err := emulator.ParseScale(emu.TimeScale)
 	require.NoError(t, err)
 	// In emulated days, as floats: a real-time value times the scale
 	// overflows a Duration.
 	days := func(d time.Duration) float64 { return d.Hours() / 24 }
 	emulatedDays := func(d time.Duration) float64 { return days(d) * scale }
-	marketplace := days(emu.EmulatorRetention)
+	marketplace := days(emu.Retention)
 
-	if r := emulatedDays(srv.Retention); r < marketplace {
+	if r := emulatedDays(srv.Lifecycle.Retention); r < marketplace {
 		t.Errorf("LIFECYCLE_RETENTION %s is %.1f days on the emulator's clock (EMULATOR_TIME_SCALE %s), shorter than the marketplace's retention of %.1f days (EMULATOR_RETENTION)",
-			srv.Retention, r, emu.EmulatorScale, marketplace)
+			srv.Lifecycle.Retention, r, emu.TimeScale, marketplace)
 	} else if r > 2*marketplace {
 		t.Errorf("LIFECYCLE_RETENTION %s is %.1f days on the emulator's clock (EMULATOR_TIME_SCALE %s): scale it to that clock",
-			srv.Retention, r, emu.EmulatorScale)
+			srv.Lifecycle.Retention, r, emu.TimeScale)
 	}
-	if g := emulatedDays(srv.FreezeGrace); g > marketplace {
+	if g := emulatedDays(srv.Lifecycle.FreezeGrace); g > marketplace {
 		t.Errorf("LIFECYCLE_FREEZE_GRACE %s is %.1f days on the emulator's clock (EMULATOR_TIME_SCALE %s): scale it to that clock",
-			srv.FreezeGrace, g, emu.EmulatorScale)
+			srv.Lifecycle.FreezeGrace, g, emu.TimeScale)
 	}
 }
 
@@ -292,10 +292,10 @@ func TestComposeCrossReferences(t *testing.T) {
 	srvEnv, emuEnv := serviceEnv(t, srvSvc), serviceEnv(t, emuSvc)
 	srv, err := loadConfig(env(srvEnv))
 	require.NoError(t, err)
-	emu, err := loadConfig(env(emuEnv))
+	emu, err := emulator.LoadConfig(env(emuEnv))
 	require.NoError(t, err)
 	srvPort := addrPort(t, "fulfillment's HTTP_ADDR", srv.HTTPAddr)
-	emuPort := addrPort(t, "emulator's EMULATOR_ADDR", emu.EmulatorAddr)
+	emuPort := addrPort(t, "emulator's EMULATOR_ADDR", emu.Addr)
 
 	t.Run("temporal", func(t *testing.T) {
 		for name, addr := range map[string]string{
@@ -437,8 +437,8 @@ func TestRunLocalVariablesAreKnownToTheBinary(t *testing.T) {
 		if _, ok := scriptOnly[name]; ok {
 			continue
 		}
-		if !slices.Contains(EnvVars, name) {
-			t.Errorf("scripts/run-local.sh sets %s, which the binary does not read (EnvVars in cmd/fulfillment/config.go); "+
+		if !slices.Contains(envNames(), name) {
+			t.Errorf("scripts/run-local.sh sets %s, which the binary does not read (fulfillment env lists them); "+
 				"if only the script uses it, list it in scriptOnly in compose_test.go", name)
 		}
 	}

@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/fulfillment-server/fulfillment/internal/config"
 )
 
 const usage = `fulfillment: the KooGallery SaaS fulfillment server.
@@ -26,9 +28,10 @@ Commands:
   decrypt       decrypt an appInfo field (SPEC §2.6) with the access key
   emulator      KooGallery, played locally: 'fulfillment emulator help'
   bench         fire signed callbacks at a running server and measure it: 'fulfillment bench -h'
+  env           list every environment variable the binary reads, with its default and meaning
   help          show this text
 
-Configuration comes from environment variables; README.md lists them all.
+Configuration comes from environment variables: 'fulfillment env' lists them.
 `
 
 func main() {
@@ -61,12 +64,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runEmulator(ctx, rest, getenv, stdout)
 	case "bench":
 		return runBench(ctx, rest, getenv, stdout)
+	case "env":
+		fmt.Fprint(stdout, config.Markdown(envVariables()))
+		return nil
 	}
 	cfg, err := loadConfig(getenv)
 	if err != nil {
 		return err
 	}
-	log := newLogger(cfg)
+	log := cfg.Logger()
 	switch cmd {
 	case "serve":
 		return runServe(ctx, cfg, log, true, true)

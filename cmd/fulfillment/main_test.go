@@ -6,13 +6,17 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/fulfillment-server/fulfillment/activities"
+	"github.com/fulfillment-server/fulfillment/internal/config"
 	"github.com/fulfillment-server/fulfillment/koogallery"
+	"github.com/fulfillment-server/fulfillment/workflows"
 )
 
 func env(vars map[string]string) func(string) string {
@@ -30,10 +34,14 @@ func TestConfigDefaults(t *testing.T) {
 	require.Equal(t, "aes256", c.AppInfoEncryption)
 	require.Equal(t, "https://mkt.myhuaweicloud.com", c.APIURL)
 	require.Equal(t, "demo", c.Provisioner)
-	// Every default belongs to a variable the binary reads.
-	for name := range defaults {
-		require.Contains(t, EnvVars, name)
-	}
+	require.Equal(t, workflows.DefaultTaskQueue, c.TaskQueue)
+	require.Equal(t, activities.Policy{
+		FreezeGrace: 24 * time.Hour, Retention: 360 * time.Hour, ReleasePolicy: "hold", SupervisionSyncDelay: 3 * time.Hour,
+		DebugTTL: 72 * time.Hour, MeteringPeriod: time.Hour, MeteringPushDelay: 5 * time.Minute, TenantRetryLimit: time.Hour,
+	}, c.Lifecycle.Policy)
+	// Every variable is declared once.
+	names := envNames()
+	require.Len(t, names, len(slices.Compact(slices.Sorted(slices.Values(names)))))
 }
 
 func TestConfigRejectsBadValues(t *testing.T) {
@@ -60,17 +68,17 @@ func TestConfigRejectsBadValues(t *testing.T) {
 func TestConfigMetering(t *testing.T) {
 	c, err := loadConfig(env(nil))
 	require.NoError(t, err)
-	require.Equal(t, time.Hour, c.MeteringPeriod)
-	require.Equal(t, 5*time.Minute, c.MeteringPushDelay)
-	require.Empty(t, c.MeteringDailyProducts)
+	require.Equal(t, time.Hour, c.Lifecycle.MeteringPeriod)
+	require.Equal(t, 5*time.Minute, c.Lifecycle.MeteringPushDelay)
+	require.Empty(t, c.Lifecycle.MeteringDailyProducts)
 
 	c, err = loadConfig(env(map[string]string{
 		"METERING_PERIOD": "2s", "METERING_PUSH_DELAY": "500ms", "METERING_DAILY_PRODUCTS": " sku-sms, ,prod-mms ",
 	}))
 	require.NoError(t, err)
-	require.Equal(t, 2*time.Second, c.MeteringPeriod)
-	require.Equal(t, 500*time.Millisecond, c.MeteringPushDelay)
-	require.Equal(t, []string{"sku-sms", "prod-mms"}, c.MeteringDailyProducts)
+	require.Equal(t, 2*time.Second, c.Lifecycle.MeteringPeriod)
+	require.Equal(t, 500*time.Millisecond, c.Lifecycle.MeteringPushDelay)
+	require.Equal(t, config.List{"sku-sms", "prod-mms"}, c.Lifecycle.MeteringDailyProducts)
 }
 
 func TestConfigRequirements(t *testing.T) {
@@ -165,11 +173,13 @@ type freshNonces struct{}
 func (freshNonces) Claim(context.Context, string, time.Time) (bool, error) { return true, nil }
 
 // TestREADMEDocumentsEveryVariable keeps the README's configuration table
-// true: every variable the binary reads is documented there.
+// true: it is the one the settings' declarations make (make readme-env).
 func TestREADMEDocumentsEveryVariable(t *testing.T) {
 	readme, err := os.ReadFile("../../README.md")
 	require.NoError(t, err)
-	for _, name := range EnvVars {
+	require.Contains(t, string(readme), config.Markdown(envVariables()),
+		"README.md's table of variables is not the one their declarations make: run make readme-env")
+	for _, name := range envNames() {
 		require.Contains(t, string(readme), "`"+name+"`", "README.md does not document %s", name)
 	}
 }

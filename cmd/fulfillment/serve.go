@@ -3,11 +3,9 @@ package main
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -19,6 +17,8 @@ import (
 	"github.com/fulfillment-server/fulfillment/activities"
 	"github.com/fulfillment-server/fulfillment/api"
 	"github.com/fulfillment-server/fulfillment/inbox"
+	"github.com/fulfillment-server/fulfillment/internal/config"
+	"github.com/fulfillment-server/fulfillment/internal/httpserver"
 	"github.com/fulfillment-server/fulfillment/koogallery"
 	"github.com/fulfillment-server/fulfillment/provisioner"
 	"github.com/fulfillment-server/fulfillment/store"
@@ -30,93 +30,39 @@ const (
 	relayInterval    = 2 * time.Second
 	nonceSweepEvery  = time.Minute
 	workerRetryPause = 3 * time.Second
-	shutdownGrace    = 15 * time.Second
 	// relayDirectGrace is how long the relay leaves a fresh callback to the
 	// dispatcher: long enough for the dispatcher's queue to drain during an
 	// expiry storm, short enough that a callback a crash left behind is
 	// delivered within the minute.
 	relayDirectGrace = 30 * time.Second
-	// The HTTP server's timeouts. KooGallery gives up on an answer after
-	// 5 s, so nothing it sends needs longer to arrive: /produce itself
-	// allows a request 5 s (api.ProduceReadLimit). The other routes (usage
-	// batches of 10,000 records, the admin API) get httpReadTimeout.
-	// A connection idle for httpIdleTimeout is closed, so idle or
-	// abandoned keep-alive connections do not pile up.
-	httpHeaderTimeout = 5 * time.Second
-	httpReadTimeout   = 30 * time.Second
-	httpWriteTimeout  = 60 * time.Second
-	httpIdleTimeout   = 10 * time.Second
-	httpMaxHeader     = 64 << 10
 )
 
 // runServe runs the API (with the relay and the nonce sweeper), the worker,
 // or both, until ctx ends. Neither waits for Temporal: the API records
 // callbacks while Temporal is away, and the worker keeps trying to start.
 func runServe(ctx context.Context, cfg Config, log *slog.Logger, withAPI, withWorker bool) error {
-	if withAPI {
-		if err := cfg.requireForAPI(); err != nil {
-			return err
-		}
-	}
-	if withWorker {
-		if err := cfg.requireForWorker(); err != nil {
-			return err
-		}
+	if err := cfg.require(withAPI, withWorker); err != nil {
+		return err
 	}
 	log.Info("Starting", "api", withAPI, "worker", withWorker, "config", cfg)
-
-	db, err := store.Open(ctx, string(cfg.DatabaseURL))
+	db, err := openStore(ctx, cfg, log, withAPI && withWorker)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if withAPI && withWorker {
-		applied, err := db.Migrate(ctx)
-		if err != nil {
-			return err
-		}
-		if len(applied) > 0 {
-			log.Info("Migrations applied", "migrations", applied)
-		}
-	} else {
-		pending, err := db.PendingMigrations(ctx)
-		if err != nil {
-			return err
-		}
-		if len(pending) > 0 {
-			return fmt.Errorf("the database lacks migrations %s: run 'fulfillment migrate' first", strings.Join(pending, ", "))
-		}
-	}
-
-	// The answers to the marketplace get a connection pool of their own:
-	// they never queue for a connection behind deliveries or the worker's
-	// activities, whose pool is db.
-	answers := db
-	if withAPI {
-		if answers, err = store.Open(ctx, string(cfg.DatabaseURL)); err != nil {
-			return err
-		}
-		defer answers.Close()
-	}
 
 	// The API serves /metrics. Its registry exists before the Temporal
 	// client so that the SDK's own metrics (requests, workflow and activity
 	// tasks, slots, of the client and the worker sharing it) are served
 	// there too. A worker alone has no HTTP listener, hence no handler.
 	var metrics *api.Metrics
-	spool := &inbox.Spool{Dir: cfg.SpoolDir}
 	var sdkMetrics client.MetricsHandler
 	if withAPI {
-		metrics = api.NewMetrics(nil, api.Gauges{
-			RelayBacklog: db.UndeliveredCount, InstancesByState: db.CountByState, SpoolBacklog: spool.Backlog,
-			UsagePending: db.PendingUsageCount, UsageHeld: db.HeldUsageCount, ParkedCallbacks: db.ParkedCount,
-			Pools: map[string]*sql.DB{"answers": answers.Pool(), "background": db.Pool()},
-		})
+		metrics = api.NewMetrics(nil, api.Gauges{})
 		handler, closer := worker.NewMetricsHandler(metrics.Registry(), log)
 		defer closer.Close() // after tc.Close: deferred calls run last first
 		sdkMetrics = handler
 	}
-
 	tc, err := client.NewLazyClient(client.Options{
 		HostPort:       cfg.TemporalAddress,
 		Namespace:      cfg.TemporalNamespace,
@@ -132,71 +78,20 @@ func runServe(ctx context.Context, cfg Config, log *slog.Logger, withAPI, withWo
 	defer cancel()
 	var wg sync.WaitGroup
 	errs := make(chan error, 2)
-
 	if withWorker {
-		prov, err := newProvisioner(cfg, db)
+		acts, err := newActivities(cfg, db)
 		if err != nil {
 			return err
-		}
-		orders, err := koogallery.NewOpenAPIClient(koogallery.OpenAPIConfig{
-			BaseURL: cfg.APIURL, FallbackURL: cfg.APIFallbackURL, AK: string(cfg.AK), SK: string(cfg.SK),
-		})
-		if err != nil {
-			return err
-		}
-		acts := &activities.Activities{
-			Orders: orders, Provisioner: prov, Store: db, Sealer: store.Sealer{AccessKey: string(cfg.AccessKey)},
-			Lifecycle: activities.LifecycleConfig{
-				FreezeGrace: cfg.FreezeGrace, Retention: cfg.Retention, ReleasePolicy: cfg.ReleasePolicy,
-				SupervisionSyncDelay: cfg.SupervisionSyncDelay, DebugTTL: cfg.DebugTTL,
-				SupervisedProducts: cfg.SupervisedProducts,
-				MeteringPeriod:     cfg.MeteringPeriod, MeteringDailyProducts: cfg.MeteringDailyProducts,
-				MeteringPushDelay: cfg.MeteringPushDelay,
-				TenantRetryLimit:  cfg.TenantRetryLimit,
-			},
-			Alerts: activities.Alerter{WebhookURL: cfg.AlertWebhookURL},
-			Usage:  activities.OpenAPIUsagePusher{Client: orders, AccessKey: string(cfg.AccessKey)},
 		}
 		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			runWorker(ctx, cfg, log, tc, acts)
-		}()
+		go func() { defer wg.Done(); runWorker(ctx, cfg, log, tc, acts) }()
 	}
-
 	if withAPI {
-		ib := &inbox.Inbox{Store: answers, Background: db, Temporal: tc, TaskQueue: cfg.TaskQueue, Logger: log,
-			DirectGrace: relayDirectGrace, Alert: activities.Alerter{WebhookURL: cfg.AlertWebhookURL}.Send}
-		var demo http.Handler
-		if cfg.Provisioner == "demo" {
-			demo = provisioner.DemoHandler(db)
+		if err := startAPI(ctx, cfg, log, db, tc, metrics, &wg, errs); err != nil {
+			cancel()
+			wg.Wait()
+			return err
 		}
-		server := api.New(api.Config{
-			Store: answers, Inbox: ib, Temporal: tc,
-			AccessKey:       string(cfg.AccessKey),
-			Encryption:      api.AppInfoEncryption(cfg.AppInfoEncryption),
-			AdminToken:      string(cfg.AdminToken),
-			UsageToken:      string(cfg.UsageToken),
-			NewInstanceWait: cfg.NewInstanceWait,
-			Spool:           spool,
-			DemoTenants:     demo,
-			Logger:          log,
-			Metrics:         metrics,
-		})
-		if cfg.AdminToken == "" {
-			log.Warn("FULFILLMENT_ADMIN_TOKEN is not set: the admin API answers 401 to every call")
-		}
-		waitDispatcher := ib.StartDispatcher(ctx, inbox.DefaultDispatchLanes)
-		wg.Add(4)
-		go func() { defer wg.Done(); waitDispatcher() }()
-		go func() { defer wg.Done(); ib.RunRelay(ctx, relayInterval) }()
-		go func() { defer wg.Done(); ib.RunSpoolDrain(ctx, spool, relayInterval) }()
-		go func() { defer wg.Done(); sweepNonces(ctx, db, log) }()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs <- serveHTTP(ctx, cfg.HTTPAddr, server.Handler(), log)
-		}()
 	}
 
 	var runErr error
@@ -208,6 +103,110 @@ func runServe(ctx context.Context, cfg Config, log *slog.Logger, withAPI, withWo
 	wg.Wait()
 	log.Info("Stopped")
 	return runErr
+}
+
+// openStore opens the database: with migrate, it applies the pending
+// migrations (fulfillment serve); without, it refuses a database that
+// lacks some (fulfillment api and worker run after fulfillment migrate).
+func openStore(ctx context.Context, cfg Config, log *slog.Logger, migrate bool) (*store.DB, error) {
+	db, err := store.Open(ctx, string(cfg.DatabaseURL))
+	if err != nil {
+		return nil, err
+	}
+	if migrate {
+		applied, err := db.Migrate(ctx)
+		if err != nil {
+			db.Close()
+			return nil, err
+		}
+		if len(applied) > 0 {
+			log.Info("Migrations applied", "migrations", applied)
+		}
+		return db, nil
+	}
+	pending, err := db.PendingMigrations(ctx)
+	if err == nil && len(pending) > 0 {
+		err = fmt.Errorf("the database lacks migrations %s: run 'fulfillment migrate' first", strings.Join(pending, ", "))
+	}
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// newActivities wires the worker's activities: the open API, the
+// merchant's application, the database, the lifecycle policy, alerts.
+func newActivities(cfg Config, db *store.DB) (*activities.Activities, error) {
+	prov, err := newProvisioner(cfg, db)
+	if err != nil {
+		return nil, err
+	}
+	orders, err := koogallery.NewOpenAPIClient(koogallery.OpenAPIConfig{
+		BaseURL: cfg.APIURL, FallbackURL: cfg.APIFallbackURL, AK: string(cfg.AK), SK: string(cfg.SK),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &activities.Activities{
+		Orders: orders, Provisioner: prov, Store: db, Sealer: store.Sealer{AccessKey: string(cfg.AccessKey)},
+		Lifecycle: cfg.Lifecycle,
+		Alerts:    activities.Alerter{WebhookURL: cfg.AlertWebhookURL},
+		Usage:     activities.OpenAPIUsagePusher{Client: orders, AccessKey: string(cfg.AccessKey)},
+	}, nil
+}
+
+// startAPI starts the HTTP API and its background work (dispatcher,
+// relay, spool drain, nonce sweeper); the HTTP server's end is sent to
+// errs.
+func startAPI(ctx context.Context, cfg Config, log *slog.Logger, db *store.DB, tc client.Client,
+	metrics *api.Metrics, wg *sync.WaitGroup, errs chan<- error) error {
+	// The answers to the marketplace get a connection pool of their own:
+	// they never queue for a connection behind deliveries or the worker's
+	// activities, whose pool is db.
+	answers, err := store.Open(ctx, string(cfg.DatabaseURL))
+	if err != nil {
+		return err
+	}
+	spool := &inbox.Spool{Dir: cfg.SpoolDir}
+	metrics.AddGauges(api.Gauges{
+		RelayBacklog: db.UndeliveredCount, InstancesByState: db.CountByState, SpoolBacklog: spool.Backlog,
+		UsagePending: db.PendingUsageCount, UsageHeld: db.HeldUsageCount, ParkedCallbacks: db.ParkedCount,
+		Pools: map[string]*sql.DB{"answers": answers.Pool(), "background": db.Pool()},
+	})
+	ib := &inbox.Inbox{Store: answers, Background: db, Temporal: tc, TaskQueue: cfg.TaskQueue, Logger: log,
+		DirectGrace: relayDirectGrace, Alert: activities.Alerter{WebhookURL: cfg.AlertWebhookURL}.Send}
+	var demo http.Handler
+	if cfg.Provisioner == "demo" {
+		demo = provisioner.DemoHandler(db)
+	}
+	server := api.New(api.Config{
+		Store: answers, Inbox: ib, Temporal: tc,
+		AccessKey:       string(cfg.AccessKey),
+		Encryption:      api.AppInfoEncryption(cfg.AppInfoEncryption),
+		AdminToken:      string(cfg.AdminToken),
+		UsageToken:      string(cfg.UsageToken),
+		NewInstanceWait: cfg.NewInstanceWait,
+		Spool:           spool,
+		DemoTenants:     demo,
+		Logger:          log,
+		Metrics:         metrics,
+	})
+	if cfg.AdminToken == "" {
+		log.Warn("FULFILLMENT_ADMIN_TOKEN is not set: the admin API answers 401 to every call")
+	}
+	waitDispatcher := ib.StartDispatcher(ctx, inbox.DefaultDispatchLanes)
+	wg.Add(5)
+	go func() { defer wg.Done(); waitDispatcher() }()
+	go func() { defer wg.Done(); ib.RunRelay(ctx, relayInterval) }()
+	go func() { defer wg.Done(); ib.RunSpoolDrain(ctx, spool, relayInterval) }()
+	go func() { defer wg.Done(); sweepNonces(ctx, db, log) }()
+	go func() {
+		defer wg.Done()
+		defer answers.Close()
+		errs <- httpserver.Serve(ctx, cfg.HTTPAddr, server.Handler(), log)
+	}()
+	return nil
 }
 
 // runWorker starts the worker, retrying while Temporal is unreachable, and
@@ -240,36 +239,6 @@ func newProvisioner(cfg Config, db *store.DB) (provisioner.Provisioner, error) {
 	return provisioner.NewHTTP(cfg.Provisioner, string(cfg.ProvisionerKey), nil)
 }
 
-// serveHTTP serves until ctx ends, then drains in-flight requests.
-func serveHTTP(ctx context.Context, addr string, h http.Handler, log *slog.Logger) error {
-	srv := &http.Server{
-		Addr: addr, Handler: h,
-		ReadHeaderTimeout: httpHeaderTimeout, ReadTimeout: httpReadTimeout,
-		WriteTimeout: httpWriteTimeout, IdleTimeout: httpIdleTimeout, MaxHeaderBytes: httpMaxHeader,
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", addr, err)
-	}
-	log.Info("HTTP listening", "addr", ln.Addr().String())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	select {
-	case err := <-done:
-		return fmt.Errorf("http server: %w", err)
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("http shutdown: %w", err)
-	}
-	if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
-}
-
 // sweepNonces forgets expired nonces, once a minute.
 func sweepNonces(ctx context.Context, db *store.DB, log *slog.Logger) {
 	t := time.NewTicker(nonceSweepEvery)
@@ -298,7 +267,7 @@ func runMigrate(ctx context.Context, cfg Config, log *slog.Logger, args []string
 			return err
 		}
 		if created {
-			log.Info("Database created", "database", redactURL(string(cfg.DatabaseURL)))
+			log.Info("Database created", "database", config.RedactURL(string(cfg.DatabaseURL)))
 		}
 	}
 	db, err := store.Open(ctx, string(cfg.DatabaseURL))
