@@ -31,7 +31,7 @@ type Activities struct {
 	Orders      OrderSource
 	Provisioner provisioner.Provisioner
 	Store       *store.DB
-	Sealer      store.Sealer
+	Sealer      Sealer
 	Lifecycle   LifecycleConfig
 	Alerts      Alerter
 	Usage       UsagePusher
@@ -69,7 +69,7 @@ func (a *Activities) FetchOrder(ctx context.Context, in FetchOrderInput) (Order,
 	// A pay-per-use order has one instance per billing item (SPEC §1.2):
 	// a second instance for the same orderId + productId would meter and
 	// bill it twice.
-	owner, err := a.Store.ClaimBillingItem(ctx, order.OrderID, order.ProductID, in.ClaimFor)
+	owner, err := a.Store.Metering.ClaimBillingItem(ctx, order.OrderID, order.ProductID, in.ClaimFor)
 	if err != nil {
 		return Order{}, err
 	}
@@ -136,7 +136,7 @@ func (a *Activities) Provision(ctx context.Context, in ProvisionInput) (AppInfo,
 		if err != nil {
 			return AppInfo{}, err
 		}
-		if err := a.Store.SaveCredentials(ctx, in.InstanceID, sealed); err != nil {
+		if err := a.Store.Instances.SaveCredentials(ctx, in.InstanceID, sealed); err != nil {
 			return AppInfo{}, err
 		}
 		app.HasCredentials = true
@@ -249,7 +249,7 @@ func (a *Activities) SaveInstance(ctx context.Context, in SaveInput) error {
 	for _, e := range in.Events {
 		events = append(events, store.Event{Key: e.Key, Kind: e.Kind, Message: e.Message, OccurredAt: e.At.UTC()})
 	}
-	_, err = a.Store.SaveInstance(ctx, row, events)
+	_, err = a.Store.Instances.SaveInstance(ctx, row, events)
 	return err
 }
 

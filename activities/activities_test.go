@@ -147,8 +147,8 @@ func TestProvisionSealsCredentialsOutOfTheWorkflow(t *testing.T) {
 	prov := &stubProvisioner{tenant: provisioner.Tenant{
 		FrontEndURL: "https://app/t/1", AdminURL: "https://app/t/1/admin", UserName: "管理员", Password: "S3cret-initial", Memo: "hi",
 	}}
-	a := &activities.Activities{Provisioner: prov, Store: db, Sealer: store.Sealer{AccessKey: accessKey}}
-	_, err := db.RecordNewInstance(t.Context(), "inst-1", store.NewCallback{
+	a := &activities.Activities{Provisioner: prov, Store: db, Sealer: activities.Sealer{AccessKey: accessKey}}
+	_, err := db.Callbacks.RecordNewInstance(t.Context(), "inst-1", store.NewCallback{
 		DedupKey: "newInstance:O:L", Activity: "newInstance", OrderID: "O", OrderLineID: "L", Body: []byte(`{}`),
 	})
 	require.NoError(t, err)
@@ -163,12 +163,12 @@ func TestProvisionSealsCredentialsOutOfTheWorkflow(t *testing.T) {
 	require.Equal(t, provisioner.Spec{SkuCode: "sku", ProductID: "p", LinearValue: &five}, prov.got.Spec)
 	require.Equal(t, "c", prov.got.Customer.ID)
 
-	views, err := db.LookupInstances(t.Context(), []string{"inst-1"})
+	views, err := db.Instances.LookupInstances(t.Context(), []string{"inst-1"})
 	require.NoError(t, err)
 	sealed := views["inst-1"].Credentials
 	require.NotNil(t, sealed)
 	require.NotContains(t, sealed.Password, "S3cret-initial")
-	user, password, err := store.Sealer{AccessKey: accessKey}.Open(*sealed)
+	user, password, err := activities.Sealer{AccessKey: accessKey}.Open(*sealed)
 	require.NoError(t, err)
 	require.Equal(t, "管理员", user)
 	require.Equal(t, "S3cret-initial", password)
@@ -177,7 +177,7 @@ func TestProvisionSealsCredentialsOutOfTheWorkflow(t *testing.T) {
 func TestProvisionerErrorsAreClassified(t *testing.T) {
 	db := testenv.NewStore(t)
 	prov := &stubProvisioner{err: provisioner.Permanent("provision", "plan does not exist")}
-	a := &activities.Activities{Provisioner: prov, Store: db, Sealer: store.Sealer{AccessKey: accessKey}}
+	a := &activities.Activities{Provisioner: prov, Store: db, Sealer: activities.Sealer{AccessKey: accessKey}}
 
 	_, err := a.Provision(t.Context(), activities.ProvisionInput{InstanceID: "i"})
 	require.True(t, nonRetryable(err))
@@ -205,7 +205,7 @@ func TestSaveInstanceWritesTheReadModel(t *testing.T) {
 	require.NoError(t, a.SaveInstance(t.Context(), activities.SaveInput{Snapshot: snap, Events: []activities.Event{
 		{Key: "callback/x", Kind: "frozen", Message: "Tenant frozen.", At: at},
 	}}))
-	inst, err := db.Instance(t.Context(), "inst-s")
+	inst, err := db.Instances.Instance(t.Context(), "inst-s")
 	require.NoError(t, err)
 	require.Equal(t, "frozen", inst.State)
 	require.Equal(t, "marketplace FREEZE", inst.Reason)
@@ -215,7 +215,7 @@ func TestSaveInstanceWritesTheReadModel(t *testing.T) {
 	require.Equal(t, "https://app/t", inst.FrontEndURL)
 	require.True(t, inst.ExpireTime.Equal(expire))
 	require.Equal(t, int64(4), inst.Revision)
-	events, err := db.Events(t.Context(), "inst-s")
+	events, err := db.Instances.Events(t.Context(), "inst-s")
 	require.NoError(t, err)
 	require.Len(t, events, 1)
 	require.True(t, events[0].OccurredAt.Equal(at))
@@ -223,7 +223,7 @@ func TestSaveInstanceWritesTheReadModel(t *testing.T) {
 	// A retried older save changes nothing.
 	snap.State, snap.Revision = "active", 3
 	require.NoError(t, a.SaveInstance(t.Context(), activities.SaveInput{Snapshot: snap}))
-	inst, err = db.Instance(t.Context(), "inst-s")
+	inst, err = db.Instances.Instance(t.Context(), "inst-s")
 	require.NoError(t, err)
 	require.Equal(t, "frozen", inst.State)
 }

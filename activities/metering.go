@@ -2,7 +2,11 @@ package activities
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"fmt"
+	"math/big"
 	"strconv"
 	"time"
 
@@ -35,9 +39,9 @@ func (p OpenAPIUsagePusher) PushUsage(ctx context.Context, records []koogallery.
 func (a *Activities) CloseUsagePeriods(ctx context.Context, in ClosePeriodsInput) (ClosePeriodsResult, error) {
 	var res ClosePeriodsResult
 	for _, p := range in.Periods {
-		closed, err := a.Store.CloseUsagePeriod(ctx, store.ClosePeriod{
+		closed, err := a.Store.Metering.CloseUsagePeriod(ctx, WithMeteringRules(store.ClosePeriod{
 			InstanceID: in.InstanceID, Start: p.Start, End: p.End, Billable: in.Billable, At: in.At,
-		})
+		}))
 		if err != nil {
 			return res, err
 		}
@@ -62,12 +66,12 @@ func (a *Activities) PushUsage(ctx context.Context, in PushUsageInput) (PushUsag
 	var res PushUsageResult
 	// A margin under the 21 days: a record must still be young enough
 	// when the marketplace checks it.
-	expired, err := a.Store.ExpireUsagePeriods(ctx, in.InstanceID, in.Now.Add(-koogallery.UsageMaxAge+time.Hour))
+	expired, err := a.Store.Metering.ExpireUsagePeriods(ctx, in.InstanceID, in.Now.Add(-koogallery.UsageMaxAge+time.Hour))
 	if err != nil {
 		return res, err
 	}
 	res.Expired = len(expired)
-	pending, err := a.Store.PendingUsagePeriods(ctx, in.InstanceID, koogallery.MaxUsageRecords+1)
+	pending, err := a.Store.Metering.PendingUsagePeriods(ctx, in.InstanceID, koogallery.MaxUsageRecords+1)
 	if err != nil {
 		return res, err
 	}
@@ -79,7 +83,7 @@ func (a *Activities) PushUsage(ctx context.Context, in PushUsageInput) (PushUsag
 		if _, err := koogallery.ParseUsageValue(p.Quantity); err != nil {
 			reason := fmt.Sprintf("usage %s cannot be pushed as one record: %v (at most %s); split it or write it off",
 				p.Quantity, err, koogallery.MaxUsageValue)
-			held, err := a.Store.HoldUsagePeriod(ctx, in.InstanceID, p.PeriodStart, reason)
+			held, err := a.Store.Metering.HoldUsagePeriod(ctx, in.InstanceID, p.PeriodStart, reason)
 			if err != nil {
 				return res, err
 			}
@@ -102,9 +106,9 @@ func (a *Activities) PushUsage(ctx context.Context, in PushUsageInput) (PushUsag
 	}
 	if err := a.Usage.PushUsage(ctx, records); err != nil {
 		res.Error = shorten(fmt.Sprintf("push %d usage period(s): %v", len(records), err))
-		return res, a.Store.MarkUsagePushFailed(ctx, in.InstanceID, starts, res.Error)
+		return res, a.Store.Metering.MarkUsagePushFailed(ctx, in.InstanceID, starts, res.Error)
 	}
-	if err := a.Store.MarkUsagePushed(ctx, in.InstanceID, starts, time.Now()); err != nil {
+	if err := a.Store.Metering.MarkUsagePushed(ctx, in.InstanceID, starts, time.Now()); err != nil {
 		return res, err
 	}
 	res.Pushed = len(batch)
@@ -141,7 +145,7 @@ func usageRecords(periods []store.UsagePeriod, now time.Time) ([]koogallery.Usag
 // ExcludeFrozenUsage excludes from billing the usage reported for a
 // stretch in which the instance was frozen.
 func (a *Activities) ExcludeFrozenUsage(ctx context.Context, in ExcludeFrozenInput) error {
-	_, err := a.Store.MarkUsageUnbilled(ctx, in.InstanceID, in.Span.Start, in.Span.End)
+	_, err := a.Store.Metering.MarkUsageUnbilled(ctx, in.InstanceID, in.Span.Start, in.Span.End)
 	return err
 }
 
@@ -152,7 +156,7 @@ func (a *Activities) RegisterPackage(ctx context.Context, in RegisterPackageInpu
 		return nil, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("package %s has no quota (linearValue %d)", in.PackageInstanceID, in.Quota), "BadPackage", nil)
 	}
-	return a.Store.RegisterPackage(ctx, store.UsagePackage{
+	return a.Store.Metering.RegisterPackage(ctx, store.UsagePackage{
 		PackageInstanceID: in.PackageInstanceID, CustomerID: in.CustomerID, SkuCode: in.SkuCode,
 		Quota: strconv.FormatInt(in.Quota, 10),
 	})
@@ -160,7 +164,7 @@ func (a *Activities) RegisterPackage(ctx context.Context, in RegisterPackageInpu
 
 // DeactivatePackage stops a released package.
 func (a *Activities) DeactivatePackage(ctx context.Context, packageInstanceID string) error {
-	return a.Store.DeactivatePackage(ctx, packageInstanceID)
+	return a.Store.Metering.DeactivatePackage(ctx, packageInstanceID)
 }
 
 func shorten(s string) string {
@@ -168,4 +172,98 @@ func shorten(s string) string {
 		return string(r[:500]) + "…"
 	}
 	return s
+}
+
+// WithMeteringRules completes a period to close with the metering rules:
+// its serial number and how its usage draws on packages.
+func WithMeteringRules(p store.ClosePeriod) store.ClosePeriod {
+	p.MeteringSN = MeteringSN(p.InstanceID, p.Start)
+	p.Draw = DrawOnPackages
+	return p
+}
+
+// MeteringSN is the serial number of an instance's period: the same
+// instance and period always give the same number, so the marketplace
+// deduplicates any resend (SPEC §6.2: metering_sn, at most 64 characters).
+func MeteringSN(instanceID string, periodStart time.Time) string {
+	sum := sha256.Sum256([]byte(instanceID))
+	return "m" + hex.EncodeToString(sum[:10]) + "-" + periodStart.UTC().Format("20060102150405")
+}
+
+// DrawOnPackages splits a closed period's total between the customer's
+// package quota and what is not billed. Packages are drawn oldest first,
+// one per period: the marketplace keeps one record per instance and
+// period, so a period cannot be split between two packages; what exceeds
+// the package it draws on is not billed. An instance that was ever covered
+// by a package stays under the stop-when-used-up rule: once no package has
+// quota left, its usage is not billed and it is reported exhausted.
+// Without packages the whole total is billed as plain pay-per-use, and
+// usage while frozen (not billable) is never billed.
+func DrawOnPackages(total string, billable bool, packages store.Packages) (store.Draw, error) {
+	used, ok := new(big.Rat).SetString(total)
+	if !ok {
+		return store.Draw{}, fmt.Errorf("period total %q is not a decimal", total)
+	}
+	switch {
+	case !billable:
+		return store.Draw{Billable: "0", Unbilled: total}, nil
+	case len(packages.Open) == 0 && packages.Newest == "":
+		return store.Draw{Billable: total, Unbilled: "0"}, nil
+	case len(packages.Open) == 0:
+		draw := store.Draw{Billable: "0", Unbilled: total}
+		if used.Sign() > 0 {
+			draw.Exhausted = packages.Newest
+		}
+		return draw, nil
+	}
+	pkg := packages.Open[0]
+	left, ok := new(big.Rat).SetString(pkg.Left)
+	if !ok {
+		return store.Draw{}, fmt.Errorf("quota left %q of package %s is not a decimal", pkg.Left, pkg.ID)
+	}
+	take, over := used, new(big.Rat)
+	if used.Cmp(left) >= 0 {
+		take, over = left, new(big.Rat).Sub(used, left)
+	}
+	draw := store.Draw{Billable: decimal(take), Unbilled: decimal(over), Package: pkg.ID}
+	if used.Cmp(left) >= 0 && used.Sign() > 0 && len(packages.Open) == 1 {
+		// This package is used up and no other has quota left: the
+		// service stops.
+		draw.Exhausted = pkg.ID
+	}
+	return draw, nil
+}
+
+// decimal writes a quantity with the 4 decimals usage carries (the
+// quantities are sums and differences of such, so nothing is rounded).
+func decimal(r *big.Rat) string { return r.FloatString(4) }
+
+// SplitHeldPeriod divides a held period's span into as many whole-second
+// parts as its usage needs records, each with an equal share and a
+// metering_sn of its own start (an operator's repair of a period the
+// marketplace could not take in one record).
+func SplitHeldPeriod(p store.UsagePeriod) ([]store.PeriodPart, error) {
+	values, err := koogallery.SplitUsageValue(p.Quantity)
+	if err != nil {
+		return nil, fmt.Errorf("the period's usage cannot be split: %w", err)
+	}
+	seconds := int64(p.PeriodEnd.Sub(p.PeriodStart) / time.Second)
+	k := int64(len(values))
+	if k < 2 {
+		return nil, errors.New("the period's usage fits one record: nothing to split")
+	}
+	if seconds < k {
+		return nil, fmt.Errorf("the period lasts %d s, too short for the %d records its usage needs", seconds, k)
+	}
+	parts := make([]store.PeriodPart, k)
+	for i := range k {
+		parts[i] = store.PeriodPart{
+			Start:    p.PeriodStart.Add(time.Duration(seconds*i/k) * time.Second),
+			End:      p.PeriodStart.Add(time.Duration(seconds*(i+1)/k) * time.Second),
+			Quantity: values[i].String(),
+		}
+		parts[i].MeteringSN = MeteringSN(p.InstanceID, parts[i].Start)
+	}
+	parts[k-1].End = p.PeriodEnd
+	return parts, nil
 }

@@ -103,7 +103,7 @@ func (s *Server) getInstance(c *gin.Context) {
 	if !ok {
 		return
 	}
-	key, err := s.cfg.Store.InstanceKey(ctx, id)
+	key, err := s.cfg.Store.Callbacks.InstanceKey(ctx, id)
 	if errors.Is(err, store.ErrUnknownInstance) {
 		c.JSON(http.StatusNotFound, gin.H{"error": "no such instance"})
 		return
@@ -116,7 +116,7 @@ func (s *Server) getInstance(c *gin.Context) {
 		InstanceID: key.InstanceID, OrderID: key.OrderID, OrderLineID: key.OrderLineID,
 		State: string(workflows.StateProvisioning), Debug: key.Debug, CreatedAt: key.CreatedAt,
 	}
-	inst, err := s.cfg.Store.Instance(ctx, id)
+	inst, err := s.cfg.Store.Instances.Instance(ctx, id)
 	switch {
 	case err == nil:
 		s.fillInstance(&view, inst)
@@ -125,7 +125,7 @@ func (s *Server) getInstance(c *gin.Context) {
 		return
 	}
 	if view.AppInfo != nil {
-		views, err := s.cfg.Store.LookupInstances(ctx, []string{id})
+		views, err := s.cfg.Store.Instances.LookupInstances(ctx, []string{id})
 		if err != nil {
 			s.adminUnavailable(c, err)
 			return
@@ -142,7 +142,7 @@ func (s *Server) getInstance(c *gin.Context) {
 		s.adminUnavailable(c, err)
 		return
 	}
-	if view.OperatorActions, err = s.cfg.Store.OperatorActions(ctx, id); err != nil {
+	if view.OperatorActions, err = s.cfg.Store.Audit.OperatorActions(ctx, id); err != nil {
 		s.adminUnavailable(c, err)
 		return
 	}
@@ -174,11 +174,11 @@ func (s *Server) fillInstance(view *InstanceView, inst store.Instance) {
 // timeline merges the callbacks as received with the workflow's steps.
 func (s *Server) timeline(c *gin.Context, instanceID string) ([]TimelineItem, error) {
 	ctx := c.Request.Context()
-	callbacks, err := s.cfg.Store.CallbacksOf(ctx, instanceID)
+	callbacks, err := s.cfg.Store.Callbacks.CallbacksOf(ctx, instanceID)
 	if err != nil {
 		return nil, err
 	}
-	events, err := s.cfg.Store.Events(ctx, instanceID)
+	events, err := s.cfg.Store.Instances.Events(ctx, instanceID)
 	if err != nil {
 		return nil, err
 	}
@@ -232,7 +232,7 @@ func (s *Server) listInstances(c *gin.Context) {
 	// One row more than the page tells whether another page follows.
 	page := f.Limit
 	f.Limit++
-	rows, err := s.cfg.Store.ListInstances(c.Request.Context(), f)
+	rows, err := s.cfg.Store.Instances.ListInstances(c.Request.Context(), f)
 	if err != nil {
 		s.adminUnavailable(c, err)
 		return

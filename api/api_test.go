@@ -500,7 +500,7 @@ func TestNewInstance(t *testing.T) {
 		require.Len(t, cbs, 1, "recorded once")
 		require.Equal(t, 1, cbs[0].Redeliveries)
 		require.Len(t, h.signaller.attempts(), 1, "an already delivered callback is not signalled again")
-		_, err := h.db.InstanceKey(t.Context(), "another-business-id")
+		_, err := h.db.Callbacks.InstanceKey(t.Context(), "another-business-id")
 		require.ErrorIs(t, err, store.ErrUnknownInstance)
 	})
 
@@ -576,7 +576,7 @@ func TestNewInstanceWhileTemporalIsDown(t *testing.T) {
 	require.False(t, cbs[0].Delivered(), "the callback stays for the relay")
 	require.Equal(t, 1, cbs[0].Attempts)
 	require.Contains(t, cbs[0].LastError, "fake temporal is down")
-	n, err := h.db.UndeliveredCount(t.Context())
+	n, err := h.db.Callbacks.UndeliveredCount(t.Context())
 	require.NoError(t, err)
 	require.EqualValues(t, 1, n)
 
@@ -603,7 +603,7 @@ func TestNewInstanceWhileTemporalIsDown(t *testing.T) {
 		cbs := h.callbacksOf(t, other)
 		require.Len(t, cbs, 1)
 		require.False(t, cbs[0].Delivered())
-		n, err := h.db.UndeliveredCount(t.Context())
+		n, err := h.db.Callbacks.UndeliveredCount(t.Context())
 		require.NoError(t, err)
 		require.EqualValues(t, 2, n, "both wait for the relay")
 	})
@@ -652,7 +652,7 @@ func TestProduceWhenTheInboxFailsAfterVerification(t *testing.T) {
 	require.JSONEq(t, `{"resultCode":"000005","resultMsg":"`+msgUnavailable+`","info":[]}`, string(a.Raw))
 
 	require.Empty(t, h.signaller.attempts())
-	_, err = h.db.InstanceKey(t.Context(), "inst-unrecorded")
+	_, err = h.db.Callbacks.InstanceKey(t.Context(), "inst-unrecorded")
 	require.ErrorIs(t, err, store.ErrUnknownInstance, "the allocation rolled back with the callback")
 }
 
@@ -962,7 +962,7 @@ func TestLaterCallbackWaitsForAnUndeliveredOlderOne(t *testing.T) {
 	require.Equal(t, "updateInstanceStatus", cbs[2].Activity)
 	require.False(t, cbs[2].Delivered())
 	require.Zero(t, cbs[2].Attempts)
-	n, err := h.db.UndeliveredCount(t.Context())
+	n, err := h.db.Callbacks.UndeliveredCount(t.Context())
 	require.NoError(t, err)
 	require.EqualValues(t, 2, n)
 }
@@ -976,7 +976,7 @@ func TestLaterCallbackWaitsForAnOlderOneNotYetRelayed(t *testing.T) {
 	const id = "inst-ordered-2"
 	h.allocate(t, id)
 	older := refreshBody(t, id, "CSrenew-older")
-	_, err := h.db.RecordCallback(t.Context(), store.NewCallback{
+	_, err := h.db.Callbacks.RecordCallback(t.Context(), store.NewCallback{
 		DedupKey: "refreshInstance:" + id + ":CSrenew-older:CSrenew-older-000001", Activity: "refreshInstance",
 		InstanceID: id, OrderID: "CSrenew-older", OrderLineID: "CSrenew-older-000001", Body: older,
 		DeliverAfter: time.Now().Add(time.Hour),
@@ -1029,7 +1029,7 @@ func TestOrderNotify(t *testing.T) {
 		require.Equal(t, string(body), rawBody)
 	}
 	require.Empty(t, h.signaller.attempts())
-	n, err := h.db.UndeliveredCount(t.Context())
+	n, err := h.db.Callbacks.UndeliveredCount(t.Context())
 	require.NoError(t, err)
 	require.Zero(t, n)
 }
@@ -1265,7 +1265,7 @@ func TestAdminGetInstance(t *testing.T) {
 				OccurredAt: first.Add(second.Sub(first) / 2)},
 		)
 		h.saveCredentials(t, id, "admin-"+id, password)
-		sealed, err := h.db.LookupInstances(t.Context(), []string{id})
+		sealed, err := h.db.Instances.LookupInstances(t.Context(), []string{id})
 		require.NoError(t, err)
 		require.NotNil(t, sealed[id].Credentials)
 
@@ -1406,7 +1406,7 @@ func TestLogsKeepSecrets(t *testing.T) {
 	h.allocate(t, id)
 	h.save(t, instance(id, "active"))
 	h.saveCredentials(t, id, "log-admin", password)
-	sealed, err := h.db.LookupInstances(t.Context(), []string{id})
+	sealed, err := h.db.Instances.LookupInstances(t.Context(), []string{id})
 	require.NoError(t, err)
 	h.payPerUse(t, "log-ppu")
 

@@ -22,6 +22,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
+	"github.com/fulfillment-server/fulfillment/activities"
 	"github.com/fulfillment-server/fulfillment/api"
 	"github.com/fulfillment-server/fulfillment/inbox"
 	"github.com/fulfillment-server/fulfillment/internal/testenv"
@@ -320,8 +321,8 @@ func withLogger(l *slog.Logger) harnessOption {
 func withBacklogMetric() harnessOption {
 	return func(c *harnessConfig) {
 		c.metrics = func(db *store.DB) *api.Metrics {
-			return api.NewMetrics(nil, api.Gauges{RelayBacklog: db.UndeliveredCount, UsagePending: db.PendingUsageCount,
-				UsageHeld: db.HeldUsageCount, ParkedCallbacks: db.ParkedCount})
+			return api.NewMetrics(nil, api.Gauges{RelayBacklog: db.Callbacks.UndeliveredCount, UsagePending: db.Metering.PendingUsageCount,
+				UsageHeld: db.Metering.HeldUsageCount, ParkedCallbacks: db.Callbacks.ParkedCount})
 		}
 	}
 }
@@ -360,7 +361,7 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 	t.Cleanup(func() { _ = raw.Close() })
 
 	h := &harness{db: db, raw: raw, signaller: &fakeSignaller{}, temporal: &fakeTemporal{}}
-	h.inbox = &inbox.Inbox{Store: db, Temporal: h.signaller, TaskQueue: testTaskQueue, Logger: cfg.logger}
+	h.inbox = &inbox.Inbox{Store: db.Callbacks, Temporal: h.signaller, TaskQueue: testTaskQueue, Logger: cfg.logger}
 	dispatchCtx, stopDispatch := context.WithCancel(context.Background())
 	waitDispatch := h.inbox.StartDispatcher(dispatchCtx, 4)
 	t.Cleanup(func() { stopDispatch(); waitDispatch() })
@@ -571,7 +572,7 @@ func (h *harness) save(t testing.TB, inst store.Instance, events ...store.Event)
 	t.Helper()
 	h.revision++
 	inst.Revision = h.revision
-	written, err := h.db.SaveInstance(t.Context(), inst, events)
+	written, err := h.db.Instances.SaveInstance(t.Context(), inst, events)
 	require.NoError(t, err)
 	require.True(t, written)
 }
@@ -580,9 +581,9 @@ func (h *harness) save(t testing.TB, inst store.Instance, events ...store.Event)
 // would.
 func (h *harness) saveCredentials(t testing.TB, instanceID, userName, password string) {
 	t.Helper()
-	sealed, err := store.Sealer{AccessKey: testAccessKey}.Seal(userName, password)
+	sealed, err := activities.Sealer{AccessKey: testAccessKey}.Seal(userName, password)
 	require.NoError(t, err)
-	require.NoError(t, h.db.SaveCredentials(t.Context(), instanceID, sealed))
+	require.NoError(t, h.db.Instances.SaveCredentials(t.Context(), instanceID, sealed))
 }
 
 // ---------------------------------------------------------------------------
@@ -604,7 +605,7 @@ func (h *harness) effects(t testing.TB) sideEffects {
 	require.NoError(t, h.raw.QueryRowContext(t.Context(),
 		`SELECT count(*), COALESCE(sum(redeliveries), 0) FROM callbacks`).Scan(&e.Callbacks, &e.Redeliveries))
 	require.NoError(t, h.raw.QueryRowContext(t.Context(), `SELECT count(*) FROM instance_keys`).Scan(&e.InstanceKeys))
-	n, err := h.db.UndeliveredCount(t.Context())
+	n, err := h.db.Callbacks.UndeliveredCount(t.Context())
 	require.NoError(t, err)
 	e.Undelivered = n
 	e.SignalAttempts = len(h.signaller.attempts())
@@ -614,7 +615,7 @@ func (h *harness) effects(t testing.TB) sideEffects {
 
 func (h *harness) callbacksOf(t testing.TB, instanceID string) []store.Callback {
 	t.Helper()
-	cbs, err := h.db.CallbacksOf(t.Context(), instanceID)
+	cbs, err := h.db.Callbacks.CallbacksOf(t.Context(), instanceID)
 	require.NoError(t, err)
 	return cbs
 }

@@ -311,7 +311,7 @@ func (s *Server) awaitProvisioning(ctx context.Context, instanceID string, stale
 	// The wait also ends with the answer budget (ctx's deadline).
 	deadline := time.Now().Add(s.cfg.NewInstanceWait)
 	for {
-		views, err := s.cfg.Store.LookupInstances(ctx, []string{instanceID})
+		views, err := s.cfg.Store.Instances.LookupInstances(ctx, []string{instanceID})
 		if err != nil {
 			return provisioningPending
 		}
@@ -340,7 +340,7 @@ func (s *Server) awaitProvisioning(ctx context.Context, instanceID string, stale
 // moment to try again. It is recorded in the instance's timeline. It
 // returns the read model's revision when it asked for a retry, else 0.
 func (s *Server) retryParkedProvisioning(ctx context.Context, rec store.Recorded) int64 {
-	inst, err := s.cfg.Store.Instance(ctx, rec.Key.InstanceID)
+	inst, err := s.cfg.Store.Instances.Instance(ctx, rec.Key.InstanceID)
 	if err != nil || inst.State != string(workflows.StateParked) {
 		return 0
 	}

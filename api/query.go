@@ -27,7 +27,7 @@ import (
 // any failed, else 000000 with every instance's information.
 func (s *Server) queryInstance(c *gin.Context, req *koogallery.QueryInstanceRequest) koogallery.ResultCode {
 	ids := req.InstanceIDs()
-	views, err := s.cfg.Store.LookupInstances(c.Request.Context(), ids)
+	views, err := s.cfg.Store.Instances.LookupInstances(c.Request.Context(), ids)
 	if err != nil {
 		s.log.Error("queryInstance: read model unavailable", "error", err)
 		return s.answerQuery(c, koogallery.ResultInternalError, msgUnavailable, nil)
@@ -56,7 +56,7 @@ func (s *Server) queryInstance(c *gin.Context, req *koogallery.QueryInstanceRequ
 		return s.answerQuery(c, koogallery.ResultInternalError, "instance provisioning failed; the merchant is handling it", nil)
 	}
 
-	usage, err := s.cfg.Store.UsageTotals(c.Request.Context(), ids)
+	usage, err := s.cfg.Store.Metering.UsageTotals(c.Request.Context(), ids)
 	if err != nil {
 		s.log.Error("queryInstance: usage unavailable", "error", err)
 		return s.answerQuery(c, koogallery.ResultInternalError, msgUnavailable, nil)
@@ -131,7 +131,7 @@ func (s *Server) changeInstanceCheck(c *gin.Context, req *koogallery.ChangeInsta
 		s.answer(c, http.StatusOK, koogallery.Response{ResultCode: code, ResultMsg: msg})
 		return code
 	}
-	views, err := s.cfg.Store.LookupInstances(ctx, []string{req.InstanceID})
+	views, err := s.cfg.Store.Instances.LookupInstances(ctx, []string{req.InstanceID})
 	if err != nil {
 		s.log.Error("changeInstanceCheck: read model unavailable", "error", err)
 		return reject(koogallery.ResultInternalError, msgUnavailable)

@@ -13,7 +13,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/fulfillment-server/fulfillment/koogallery"
+	"github.com/fulfillment-server/fulfillment/activities"
 	"github.com/fulfillment-server/fulfillment/store"
 )
 
@@ -57,7 +57,7 @@ func (s *Server) listParkedCallbacks(c *gin.Context) {
 		c.JSON(http.StatusBadRequest, gin.H{"error": "state must be parked: the callbacks waiting for an operator"})
 		return
 	}
-	cbs, err := s.cfg.Store.ParkedCallbacks(c.Request.Context(), 1000)
+	cbs, err := s.cfg.Store.Callbacks.ParkedCallbacks(c.Request.Context(), 1000)
 	if err != nil {
 		s.adminUnavailable(c, err)
 		return
@@ -96,7 +96,7 @@ func (s *Server) repairCallback(c *gin.Context) {
 	if !ok {
 		return
 	}
-	cb, err := s.cfg.Store.ParkedCallback(ctx, seq)
+	cb, err := s.cfg.Store.Callbacks.ParkedCallback(ctx, seq)
 	if errors.Is(err, store.ErrNotParked) {
 		c.JSON(http.StatusNotFound, gin.H{"error": "no parked callback has this number"})
 		return
@@ -111,9 +111,9 @@ func (s *Server) repairCallback(c *gin.Context) {
 	}
 	switch action {
 	case actionCallbackRetry:
-		cb, err = s.cfg.Store.UnparkCallback(ctx, seq)
+		cb, err = s.cfg.Store.Callbacks.UnparkCallback(ctx, seq)
 	default:
-		cb, err = s.cfg.Store.DiscardParkedCallback(ctx, seq, fmt.Sprintf("discarded by %s: %s", actor, reason))
+		cb, err = s.cfg.Store.Callbacks.DiscardParkedCallback(ctx, seq, fmt.Sprintf("discarded by %s: %s", actor, reason))
 	}
 	finish(repairOutcome(err))
 	if errors.Is(err, store.ErrNotParked) {
@@ -163,7 +163,7 @@ func (s *Server) repairUsagePeriod(c *gin.Context) {
 	}
 	var parts []store.PeriodPart
 	if action == actionPeriodSplit {
-		if parts, err = splitPeriod(held); err != nil {
+		if parts, err = activities.SplitHeldPeriod(held); err != nil {
 			c.JSON(http.StatusConflict, gin.H{"error": err.Error() + "; write it off instead"})
 			return
 		}
@@ -174,10 +174,10 @@ func (s *Server) repairUsagePeriod(c *gin.Context) {
 	}
 	var periods []store.UsagePeriod
 	if action == actionPeriodSplit {
-		periods, err = s.cfg.Store.SplitHeldPeriod(ctx, id, held.PeriodStart, parts)
+		periods, err = s.cfg.Store.Metering.SplitHeldPeriod(ctx, id, held.PeriodStart, parts)
 	} else {
 		var p store.UsagePeriod
-		p, err = s.cfg.Store.WriteOffHeldPeriod(ctx, id, held.PeriodStart, fmt.Sprintf("written off by %s: %s", actor, reason))
+		p, err = s.cfg.Store.Metering.WriteOffHeldPeriod(ctx, id, held.PeriodStart, fmt.Sprintf("written off by %s: %s", actor, reason))
 		periods = []store.UsagePeriod{p}
 	}
 	finish(repairOutcome(err))
@@ -195,7 +195,7 @@ func (s *Server) repairUsagePeriod(c *gin.Context) {
 
 // heldPeriod finds an instance's held period by its begin.
 func (s *Server) heldPeriod(ctx context.Context, id string, begin time.Time) (store.UsagePeriod, error) {
-	periods, err := s.cfg.Store.UsagePeriodsOf(ctx, id, begin, begin.Add(time.Second), 1)
+	periods, err := s.cfg.Store.Metering.UsagePeriodsOf(ctx, id, begin, begin.Add(time.Second), 1)
 	if err != nil {
 		return store.UsagePeriod{}, err
 	}
@@ -203,33 +203,6 @@ func (s *Server) heldPeriod(ctx context.Context, id string, begin time.Time) (st
 		return store.UsagePeriod{}, store.ErrNotHeld
 	}
 	return periods[0], nil
-}
-
-// splitPeriod divides a held period's span into as many whole-second
-// parts as its usage needs records, each with an equal share.
-func splitPeriod(p store.UsagePeriod) ([]store.PeriodPart, error) {
-	values, err := koogallery.SplitUsageValue(p.Quantity)
-	if err != nil {
-		return nil, fmt.Errorf("the period's usage cannot be split: %w", err)
-	}
-	seconds := int64(p.PeriodEnd.Sub(p.PeriodStart) / time.Second)
-	k := int64(len(values))
-	if k < 2 {
-		return nil, errors.New("the period's usage fits one record: nothing to split")
-	}
-	if seconds < k {
-		return nil, fmt.Errorf("the period lasts %d s, too short for the %d records its usage needs", seconds, k)
-	}
-	parts := make([]store.PeriodPart, k)
-	for i := range k {
-		parts[i] = store.PeriodPart{
-			Start:    p.PeriodStart.Add(time.Duration(seconds*i/k) * time.Second),
-			End:      p.PeriodStart.Add(time.Duration(seconds*(i+1)/k) * time.Second),
-			Quantity: values[i].String(),
-		}
-	}
-	parts[k-1].End = p.PeriodEnd
-	return parts, nil
 }
 
 // repairRequest reads the operator (X-Operator) and the required reason
@@ -262,12 +235,12 @@ func (s *Server) repairRequest(c *gin.Context) (actor, reason string, ok bool) {
 func (s *Server) auditRepair(c *gin.Context, instanceID, action, reason, actor string, params any) (finish func(outcome string), ok bool) {
 	audit := store.OperatorAction{ID: newRequestID(), InstanceID: instanceID, Action: action, Reason: reason,
 		Actor: actor, RequestedAt: s.cfg.Now().UTC()}
-	if err := s.cfg.Store.RecordOperatorAction(c.Request.Context(), audit, params); err != nil {
+	if err := s.cfg.Store.Audit.RecordOperatorAction(c.Request.Context(), audit, params); err != nil {
 		s.adminUnavailable(c, err)
 		return nil, false
 	}
 	return func(outcome string) {
-		if err := s.cfg.Store.SetOperatorOutcome(context.WithoutCancel(c.Request.Context()), audit.ID, outcome); err != nil {
+		if err := s.cfg.Store.Audit.SetOperatorOutcome(context.WithoutCancel(c.Request.Context()), audit.ID, outcome); err != nil {
 			s.log.Error("Repair outcome not audited", "id", audit.ID, "error", err)
 		}
 	}, true

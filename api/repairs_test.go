@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/api/serviceerror"
 
+	"github.com/fulfillment-server/fulfillment/activities"
 	"github.com/fulfillment-server/fulfillment/api"
 	"github.com/fulfillment-server/fulfillment/koogallery"
 	"github.com/fulfillment-server/fulfillment/store"
@@ -142,7 +143,7 @@ func TestPoisonedCallbackIsParkedAndSlowsNoOne(t *testing.T) {
 	// until it has failed ParkAfter times while others were delivered.
 	poisoned := h.callbacksOf(t, poison)[1]
 	for range 2 {
-		require.NoError(t, h.db.MakeDue(t.Context(), poisoned.Seq))
+		require.NoError(t, h.db.Callbacks.MakeDue(t.Context(), poisoned.Seq))
 		_, err := h.inbox.RelayOnce(t.Context())
 		require.NoError(t, err)
 	}
@@ -190,7 +191,7 @@ func TestPoisonedCallbackIsParkedAndSlowsNoOne(t *testing.T) {
 	require.Equal(t, 1, delivered)
 	cbs := h.callbacksOf(t, poison)
 	require.True(t, cbs[len(cbs)-1].Delivered())
-	actions, err := h.db.OperatorActions(t.Context(), poison)
+	actions, err := h.db.Audit.OperatorActions(t.Context(), poison)
 	require.NoError(t, err)
 	require.Len(t, actions, 1)
 	require.Equal(t, "callback-retry", actions[0].Action)
@@ -202,7 +203,7 @@ func TestPoisonedCallbackIsParkedAndSlowsNoOne(t *testing.T) {
 	requireResult(t, h.produce(t, realStatusBody(poison, "UNFREEZE")), "000000", msgSuccess)
 	unfreeze := h.callbacksOf(t, poison)
 	for range 2 {
-		require.NoError(t, h.db.MakeDue(t.Context(), unfreeze[len(unfreeze)-1].Seq))
+		require.NoError(t, h.db.Callbacks.MakeDue(t.Context(), unfreeze[len(unfreeze)-1].Seq))
 		_, err := h.inbox.RelayOnce(t.Context())
 		require.NoError(t, err)
 	}
@@ -232,9 +233,9 @@ func TestHeldUsagePeriodIsSplitOrWrittenOff(t *testing.T) {
 	_, err := h.raw.ExecContext(t.Context(), `INSERT INTO usage_records (idempotency_key, instance_id, meter, quantity, occurred_at)
 		VALUES ('k1', 'u-held', 'sms', 900000000000000, $1), ('k2', 'u-held', 'sms', 900000000000000.5, $1)`, begin.Add(time.Minute))
 	require.NoError(t, err)
-	_, err = h.db.CloseUsagePeriod(t.Context(), store.ClosePeriod{InstanceID: "u-held", Start: begin, End: begin.Add(time.Hour), Billable: true, At: begin.Add(time.Hour)})
+	_, err = h.db.Metering.CloseUsagePeriod(t.Context(), activities.WithMeteringRules(store.ClosePeriod{InstanceID: "u-held", Start: begin, End: begin.Add(time.Hour), Billable: true, At: begin.Add(time.Hour)}))
 	require.NoError(t, err)
-	held, err := h.db.HoldUsagePeriod(t.Context(), "u-held", begin, "usage 1800000000000000.5 cannot be pushed as one record")
+	held, err := h.db.Metering.HoldUsagePeriod(t.Context(), "u-held", begin, "usage 1800000000000000.5 cannot be pushed as one record")
 	require.NoError(t, err)
 	require.True(t, held)
 	_, raw := h.get(t, "/metrics", "")
@@ -272,15 +273,15 @@ func TestHeldUsagePeriodIsSplitOrWrittenOff(t *testing.T) {
 	_, err = h.raw.ExecContext(t.Context(), `INSERT INTO usage_records (idempotency_key, instance_id, meter, quantity, occurred_at)
 		VALUES ('k3', 'u-held', 'sms', 900000000000000, $1), ('k4', 'u-held', 'sms', 900000000000000, $1)`, next.Add(time.Minute))
 	require.NoError(t, err)
-	_, err = h.db.CloseUsagePeriod(t.Context(), store.ClosePeriod{InstanceID: "u-held", Start: next, End: next.Add(time.Hour), Billable: true, At: next.Add(time.Hour)})
+	_, err = h.db.Metering.CloseUsagePeriod(t.Context(), activities.WithMeteringRules(store.ClosePeriod{InstanceID: "u-held", Start: next, End: next.Add(time.Hour), Billable: true, At: next.Add(time.Hour)}))
 	require.NoError(t, err)
-	_, err = h.db.HoldUsagePeriod(t.Context(), "u-held", next, "too large")
+	_, err = h.db.Metering.HoldUsagePeriod(t.Context(), "u-held", next, "too large")
 	require.NoError(t, err)
 	status, raw = h.adminPost(t, "/v1/instances/u-held/usage/periods/"+next.Format(time.RFC3339)+"/write-off", `{"reason":"a metering bug in the application"}`)
 	require.Equal(t, http.StatusOK, status, string(raw))
 	require.Contains(t, string(raw), `"state":"written_off"`)
 	require.Contains(t, string(raw), "written off by alice: a metering bug in the application")
-	actions, err := h.db.OperatorActions(t.Context(), "u-held")
+	actions, err := h.db.Audit.OperatorActions(t.Context(), "u-held")
 	require.NoError(t, err)
 	require.Len(t, actions, 2)
 	require.Equal(t, "usage-split", actions[0].Action)

@@ -14,6 +14,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"go.temporal.io/sdk/client"
 
+	"github.com/fulfillment-server/fulfillment/activities"
 	"github.com/fulfillment-server/fulfillment/inbox"
 	"github.com/fulfillment-server/fulfillment/koogallery"
 	"github.com/fulfillment-server/fulfillment/store"
@@ -69,7 +70,7 @@ type Config struct {
 type Server struct {
 	cfg      Config
 	verifier *koogallery.Verifier
-	sealer   store.Sealer
+	sealer   activities.Sealer
 	log      *slog.Logger
 	metrics  *Metrics
 }
@@ -98,8 +99,8 @@ func New(cfg Config) *Server {
 	}
 	return &Server{
 		cfg:      cfg,
-		verifier: &koogallery.Verifier{AccessKey: cfg.AccessKey, Nonces: cfg.Store, Now: cfg.Now},
-		sealer:   store.Sealer{AccessKey: cfg.AccessKey},
+		verifier: &koogallery.Verifier{AccessKey: cfg.AccessKey, Nonces: cfg.Store.Nonces, Now: cfg.Now},
+		sealer:   activities.Sealer{AccessKey: cfg.AccessKey},
 		log:      cfg.Logger,
 		metrics:  cfg.Metrics,
 	}

@@ -86,7 +86,7 @@ func (s *Server) signal(c *gin.Context) {
 	}
 	op.Actor = actor
 
-	if _, err := s.cfg.Store.InstanceKey(ctx, id); err != nil {
+	if _, err := s.cfg.Store.Callbacks.InstanceKey(ctx, id); err != nil {
 		if errors.Is(err, store.ErrUnknownInstance) {
 			c.JSON(http.StatusNotFound, gin.H{"error": "no such instance"})
 			return
@@ -94,7 +94,7 @@ func (s *Server) signal(c *gin.Context) {
 		s.adminUnavailable(c, err)
 		return
 	}
-	inst, err := s.cfg.Store.Instance(ctx, id)
+	inst, err := s.cfg.Store.Instances.Instance(ctx, id)
 	switch {
 	case err == nil && inst.State == string(workflows.StateReleased):
 		c.JSON(http.StatusConflict, gin.H{"error": "the instance is released; nothing can be done to it"})
@@ -105,7 +105,7 @@ func (s *Server) signal(c *gin.Context) {
 	}
 
 	audit := store.OperatorAction{ID: op.ID, InstanceID: id, Action: name, Reason: op.Reason, Actor: actor, RequestedAt: op.At}
-	if err := s.cfg.Store.RecordOperatorAction(ctx, audit, body); err != nil {
+	if err := s.cfg.Store.Audit.RecordOperatorAction(ctx, audit, body); err != nil {
 		s.adminUnavailable(c, err)
 		return
 	}
@@ -120,7 +120,7 @@ func (s *Server) signal(c *gin.Context) {
 	case err != nil:
 		outcome = "not delivered: Temporal unavailable"
 	}
-	if aerr := s.cfg.Store.SetOperatorOutcome(context.WithoutCancel(ctx), op.ID, outcome); aerr != nil {
+	if aerr := s.cfg.Store.Audit.SetOperatorOutcome(context.WithoutCancel(ctx), op.ID, outcome); aerr != nil {
 		s.log.Error("Operator action outcome not audited", "id", op.ID, "error", aerr)
 	}
 	s.log.Info("Operator action", "instanceId", id, "action", name, "actor", actor, "id", op.ID, "outcome", outcome)

@@ -66,7 +66,7 @@ func (h *harness) auditRows(t testing.TB) int {
 // auditOf returns the audit row of one request.
 func (h *harness) auditOf(t testing.TB, instanceID, requestID string) store.OperatorAction {
 	t.Helper()
-	actions, err := h.db.OperatorActions(t.Context(), instanceID)
+	actions, err := h.db.Audit.OperatorActions(t.Context(), instanceID)
 	require.NoError(t, err)
 	for _, a := range actions {
 		if a.ID == requestID {

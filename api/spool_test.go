@@ -47,7 +47,7 @@ func newDownHarness(t *testing.T, spool *inbox.Spool) *downHarness {
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	h := &harness{db: db, raw: raw, signaller: &fakeSignaller{}, temporal: &fakeTemporal{}}
 	// Without a database nothing is recorded, so nothing is dispatched.
-	h.inbox = &inbox.Inbox{Store: db, Temporal: h.signaller, TaskQueue: testTaskQueue, Logger: logger}
+	h.inbox = &inbox.Inbox{Store: db.Callbacks, Temporal: h.signaller, TaskQueue: testTaskQueue, Logger: logger}
 	gauges := api.Gauges{}
 	if spool != nil {
 		gauges.SpoolBacklog = spool.Backlog
@@ -198,7 +198,7 @@ func TestProduceSpoolsOnceOnlyCallbacksWhilePostgresIsDown(t *testing.T) {
 		return names
 	}
 	before := files()
-	down := &inbox.Inbox{Store: d.db, Temporal: d.signaller, TaskQueue: testTaskQueue, Logger: logger}
+	down := &inbox.Inbox{Store: d.db.Callbacks, Temporal: d.signaller, TaskQueue: testTaskQueue, Logger: logger}
 	n, err := down.DrainSpool(t.Context(), spool)
 	require.Error(t, err)
 	require.Zero(t, n)
@@ -214,7 +214,7 @@ func TestProduceSpoolsOnceOnlyCallbacksWhilePostgresIsDown(t *testing.T) {
 	require.Zero(t, recorded, "nothing reached the database during the outage")
 
 	signaller := &fakeSignaller{}
-	ib := &inbox.Inbox{Store: db, Temporal: signaller, TaskQueue: testTaskQueue, Logger: logger}
+	ib := &inbox.Inbox{Store: db.Callbacks, Temporal: signaller, TaskQueue: testTaskQueue, Logger: logger}
 	// The marketplace's newInstance, retried, allocates the instance.
 	newBody := newInstanceBody(t, orderID, lineID, id)
 	req, err := koogallery.ParseRequest(newBody)
@@ -230,7 +230,7 @@ func TestProduceSpoolsOnceOnlyCallbacksWhilePostgresIsDown(t *testing.T) {
 	require.Equal(t, []string{"nonces"}, files(), "only the nonce claims are left")
 	require.Equal(t, "0", d.metric(t, "fulfillment_spool_backlog"))
 
-	cbs, err := db.CallbacksOf(t.Context(), id)
+	cbs, err := db.Callbacks.CallbacksOf(t.Context(), id)
 	require.NoError(t, err)
 	var keys []string
 	for _, cb := range cbs {
@@ -256,7 +256,7 @@ func TestProduceSpoolsOnceOnlyCallbacksWhilePostgresIsDown(t *testing.T) {
 	}
 	require.Equal(t, want, delivered, "the workflow got them in arrival order")
 
-	_, err = db.InstanceKey(t.Context(), "sp-ghost")
+	_, err = db.Callbacks.InstanceKey(t.Context(), "sp-ghost")
 	require.ErrorIs(t, err, store.ErrUnknownInstance)
 	var all int
 	require.NoError(t, d.raw.QueryRowContext(t.Context(), `SELECT count(*) FROM callbacks`).Scan(&all))
@@ -347,12 +347,12 @@ func TestSpoolBacklogMetric(t *testing.T) {
 	require.Equal(t, "3", get(), "nonce claims are not callbacks")
 
 	db := testenv.NewStore(t)
-	_, err = db.RecordNewInstance(context.Background(), "m", store.NewCallback{
+	_, err = db.Callbacks.RecordNewInstance(context.Background(), "m", store.NewCallback{
 		DedupKey: "newInstance:Om:Om-1", Activity: "newInstance", OrderID: "Om", OrderLineID: "Om-1",
 		Body: newInstanceBody(t, "Om", "Om-1", "m"),
 	})
 	require.NoError(t, err)
-	ib := &inbox.Inbox{Store: db, Temporal: &fakeSignaller{}, TaskQueue: testTaskQueue,
+	ib := &inbox.Inbox{Store: db.Callbacks, Temporal: &fakeSignaller{}, TaskQueue: testTaskQueue,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	n, err := ib.DrainSpool(t.Context(), spool)
 	require.NoError(t, err)

@@ -101,7 +101,7 @@ func (s *Server) postUsage(c *gin.Context) {
 		s.refuseUsage(c, len(in.Records), rejected)
 		return
 	}
-	accepted, refused, err := s.cfg.Store.InsertUsage(c.Request.Context(), records, koogallery.MaxUsageValue)
+	accepted, refused, err := s.cfg.Store.Metering.InsertUsage(c.Request.Context(), records, koogallery.MaxUsageValue)
 	if err != nil {
 		s.adminUnavailable(c, err)
 		return
@@ -134,7 +134,7 @@ func (s *Server) validateUsage(c *gin.Context, in []UsageIn) ([]store.Usage, []U
 			ids = append(ids, r.InstanceID)
 		}
 	}
-	targets, err := s.cfg.Store.UsageTargets(c.Request.Context(), ids)
+	targets, err := s.cfg.Store.Metering.UsageTargets(c.Request.Context(), ids)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -232,7 +232,7 @@ func (s *Server) getUsage(c *gin.Context) {
 	if !ok {
 		return
 	}
-	if _, err := s.cfg.Store.InstanceKey(ctx, id); err != nil {
+	if _, err := s.cfg.Store.Callbacks.InstanceKey(ctx, id); err != nil {
 		if errors.Is(err, store.ErrUnknownInstance) {
 			c.JSON(http.StatusNotFound, gin.H{"error": "no such instance"})
 			return
@@ -260,12 +260,12 @@ func (s *Server) getUsage(c *gin.Context) {
 		}
 		limit = n
 	}
-	summary, err := s.cfg.Store.UsageSummaryOf(ctx, id)
+	summary, err := s.cfg.Store.Metering.UsageSummaryOf(ctx, id)
 	if err != nil {
 		s.adminUnavailable(c, err)
 		return
 	}
-	periods, err := s.cfg.Store.UsagePeriodsOf(ctx, id, from, to, limit)
+	periods, err := s.cfg.Store.Metering.UsagePeriodsOf(ctx, id, from, to, limit)
 	if err != nil {
 		s.adminUnavailable(c, err)
 		return

@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/fulfillment-server/fulfillment/activities"
 	"github.com/fulfillment-server/fulfillment/api"
 	"github.com/fulfillment-server/fulfillment/koogallery"
 	"github.com/fulfillment-server/fulfillment/store"
@@ -224,7 +225,7 @@ func TestGetUsage(t *testing.T) {
 	h := newHarness(t)
 	h.payPerUse(t, "u-ppu")
 	start := time.Now().UTC().Truncate(time.Hour).Add(-3 * time.Hour)
-	_, _, err := h.db.InsertUsage(t.Context(), []store.Usage{
+	_, _, err := h.db.Metering.InsertUsage(t.Context(), []store.Usage{
 		{IdempotencyKey: "a", InstanceID: "u-ppu", Meter: "sms", Quantity: "2.5", OccurredAt: start.Add(time.Minute)},
 		{IdempotencyKey: "b", InstanceID: "u-ppu", Meter: "sms", Quantity: "4", OccurredAt: start.Add(61 * time.Minute)},
 		{IdempotencyKey: "c", InstanceID: "u-ppu", Meter: "sms", Quantity: "1", OccurredAt: start.Add(150 * time.Minute)},
@@ -232,11 +233,11 @@ func TestGetUsage(t *testing.T) {
 	require.NoError(t, err)
 	for h2 := range 2 {
 		from := start.Add(time.Duration(h2) * time.Hour)
-		_, err := h.db.CloseUsagePeriod(t.Context(), store.ClosePeriod{InstanceID: "u-ppu", Start: from, End: from.Add(time.Hour), Billable: true, At: from.Add(65 * time.Minute)})
+		_, err := h.db.Metering.CloseUsagePeriod(t.Context(), activities.WithMeteringRules(store.ClosePeriod{InstanceID: "u-ppu", Start: from, End: from.Add(time.Hour), Billable: true, At: from.Add(65 * time.Minute)}))
 		require.NoError(t, err)
 	}
-	require.NoError(t, h.db.MarkUsagePushed(t.Context(), "u-ppu", []time.Time{start}, start.Add(66*time.Minute)))
-	require.NoError(t, h.db.MarkUsagePushFailed(t.Context(), "u-ppu", []time.Time{start.Add(time.Hour)}, "HTTP 500 MKT.0999"))
+	require.NoError(t, h.db.Metering.MarkUsagePushed(t.Context(), "u-ppu", []time.Time{start}, start.Add(66*time.Minute)))
+	require.NoError(t, h.db.Metering.MarkUsagePushFailed(t.Context(), "u-ppu", []time.Time{start.Add(time.Hour)}, "HTTP 500 MKT.0999"))
 
 	status, raw := h.admin(t, "/v1/instances/u-ppu/usage")
 	require.Equal(t, http.StatusOK, status, string(raw))
@@ -246,7 +247,7 @@ func TestGetUsage(t *testing.T) {
 	require.Equal(t, "u-ppu", view.InstanceID)
 	require.Len(t, view.Periods, 2)
 	require.Equal(t, store.PeriodPushed, view.Periods[0].State)
-	require.Equal(t, store.MeteringSN("u-ppu", start), view.Periods[0].MeteringSN)
+	require.Equal(t, activities.MeteringSN("u-ppu", start), view.Periods[0].MeteringSN)
 	require.Equal(t, "2.5000", view.Periods[0].Quantity)
 	require.Equal(t, store.PeriodPending, view.Periods[1].State)
 	require.Equal(t, "HTTP 500 MKT.0999", view.Periods[1].LastError)
@@ -285,15 +286,15 @@ func TestQueryInstanceUsageInfo(t *testing.T) {
 	pkg.ChargingMode, pkg.CustomerID, pkg.SkuCode = "ON_DEMAND_PKG", "cust-1", "sku-sms"
 	h.save(t, pkg)
 	h.saveCredentials(t, "u-ppu", "admin", "Pa55-word")
-	_, err := h.db.RegisterPackage(t.Context(), store.UsagePackage{PackageInstanceID: "u-pkg", CustomerID: "cust-1", SkuCode: "sku-sms", Quota: "100"})
+	_, err := h.db.Metering.RegisterPackage(t.Context(), store.UsagePackage{PackageInstanceID: "u-pkg", CustomerID: "cust-1", SkuCode: "sku-sms", Quota: "100"})
 	require.NoError(t, err)
 	start := time.Date(2026, 11, 20, 1, 0, 0, 0, time.UTC)
 	closedAt := start.Add(65 * time.Minute)
-	_, _, err = h.db.InsertUsage(t.Context(), []store.Usage{
+	_, _, err = h.db.Metering.InsertUsage(t.Context(), []store.Usage{
 		{IdempotencyKey: "a", InstanceID: "u-ppu", Meter: "sms", Quantity: "12.25", OccurredAt: start.Add(time.Minute)},
 	}, koogallery.MaxUsageValue)
 	require.NoError(t, err)
-	_, err = h.db.CloseUsagePeriod(t.Context(), store.ClosePeriod{InstanceID: "u-ppu", Start: start, End: start.Add(time.Hour), Billable: true, At: closedAt})
+	_, err = h.db.Metering.CloseUsagePeriod(t.Context(), activities.WithMeteringRules(store.ClosePeriod{InstanceID: "u-ppu", Start: start, End: start.Add(time.Hour), Billable: true, At: closedAt}))
 	require.NoError(t, err)
 
 	a := h.produce(t, queryBody(t, "u-ppu,u-idle,u-pkg"))

@@ -35,10 +35,10 @@ type Signaller interface {
 // Inbox records and delivers callbacks.
 type Inbox struct {
 	// Store records callbacks: the marketplace's answer waits for it.
-	Store *store.DB
+	Store *store.Callbacks
 	// Background is the pool of the delivery work (dispatcher, relay), so
 	// that an answer never queues for a connection behind it; nil: Store.
-	Background *store.DB
+	Background *store.Callbacks
 	Temporal   Signaller
 	TaskQueue  string
 	Logger     *slog.Logger
@@ -362,7 +362,7 @@ func shorten(s string) string {
 	return s
 }
 
-func (ib *Inbox) background() *store.DB {
+func (ib *Inbox) background() *store.Callbacks {
 	if ib.Background != nil {
 		return ib.Background
 	}

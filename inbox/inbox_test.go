@@ -137,7 +137,7 @@ func newInbox(t *testing.T) (*inbox.Inbox, *fakeTemporal) {
 	db := testenv.NewStore(t)
 	fake := &fakeTemporal{}
 	return &inbox.Inbox{
-		Store:       db,
+		Store:       db.Callbacks,
 		Temporal:    fake,
 		TaskQueue:   taskQueue,
 		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),

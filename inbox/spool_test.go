@@ -292,7 +292,7 @@ func TestDrainSpoolKeepsFilesWhileTheDatabaseIsDown(t *testing.T) {
 	ctx := context.Background()
 	db := testenv.NewStore(t)
 	fake := &fakeTemporal{}
-	ib := &inbox.Inbox{Store: db, Temporal: fake, TaskQueue: taskQueue}
+	ib := &inbox.Inbox{Store: db.Callbacks, Temporal: fake, TaskQueue: taskQueue}
 	require.NoError(t, ib.DeliverNow(ctx, record(t, ib, newInstanceBody("O1", "inst-1"))))
 	s := &inbox.Spool{Dir: t.TempDir()}
 	require.NoError(t, s.Put([]byte(refreshBody("inst-1", "R1")), time.Now(), time.Time{}))

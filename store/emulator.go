@@ -105,7 +105,7 @@ type EmulatorEvent struct {
 // transaction; an older revision does not overwrite a newer one and events
 // are appended once per key.
 func (d *DB) SaveEmulatorPurchase(ctx context.Context, p EmulatorPurchase, events []EmulatorEvent) error {
-	err := d.inTx(ctx, func(tx *sqlx.Tx) error {
+	err := inTx(ctx, d.x, func(tx *sqlx.Tx) error {
 		if _, err := tx.NamedExecContext(ctx, `
 			INSERT INTO emulator_purchases (purchase_id, state, charging_mode, product_id, supervised, debug,
 				instance_id, expire_time, emulated_expire_time, supervision_stage, revision, updated_at)
@@ -303,7 +303,7 @@ func (d *DB) EmulatorInstanceExists(ctx context.Context, instanceID string) (boo
 // (SPEC §6.2). It returns how many records were new.
 func (d *DB) RecordEmulatorUsage(ctx context.Context, rows []EmulatorUsage) (int, error) {
 	accepted := 0
-	err := d.inTx(ctx, func(tx *sqlx.Tx) error {
+	err := inTx(ctx, d.x, func(tx *sqlx.Tx) error {
 		for _, r := range rows {
 			res, err := tx.NamedExecContext(ctx, `
 				INSERT INTO emulator_usage (metering_sn, instance_id, begin_time, end_time, record_time,

@@ -98,9 +98,9 @@ type Recorded struct {
 // RecordNewInstance records a newInstance callback. The first one for an
 // order line allocates the instanceId (the request's businessId, SPEC §1.2);
 // every later one, with any businessId, gets the same instance back.
-func (d *DB) RecordNewInstance(ctx context.Context, businessID string, in NewCallback) (Recorded, error) {
+func (s *Callbacks) RecordNewInstance(ctx context.Context, businessID string, in NewCallback) (Recorded, error) {
 	var out Recorded
-	err := d.inTx(ctx, func(tx *sqlx.Tx) error {
+	err := inTx(ctx, s.x, func(tx *sqlx.Tx) error {
 		if _, err := tx.ExecContext(ctx, `
 			INSERT INTO instance_keys (instance_id, order_id, order_line_id, debug)
 			VALUES ($1, $2, $3, $4)
@@ -108,19 +108,14 @@ func (d *DB) RecordNewInstance(ctx context.Context, businessID string, in NewCal
 			businessID, in.OrderID, in.OrderLineID, in.Debug); err != nil {
 			return fmt.Errorf("allocate instance for order line %s: %w", in.OrderLineID, err)
 		}
-		err := tx.GetContext(ctx, &out.Key, `
-			SELECT instance_id, order_id, order_line_id, debug, created_at
+		if err := getOne(ctx, tx, &out.Key, ErrInstanceIDTaken, fmt.Sprintf("read instance of order line %s", in.OrderLineID),
+			`SELECT instance_id, order_id, order_line_id, debug, created_at
 			FROM instance_keys WHERE order_id = $1 AND order_line_id = $2 FOR NO KEY UPDATE`,
-			in.OrderID, in.OrderLineID)
-		if errors.Is(err, sql.ErrNoRows) {
-			// The insert hit the other unique key: the businessId is
-			// already another order line's instanceId.
-			return ErrInstanceIDTaken
-		}
-		if err != nil {
-			return fmt.Errorf("read instance of order line %s: %w", in.OrderLineID, err)
+			in.OrderID, in.OrderLineID); err != nil {
+			return err
 		}
 		in.InstanceID = out.Key.InstanceID
+		var err error
 		out.Callback, out.Fresh, err = insertCallback(ctx, tx, in)
 		return err
 	})
@@ -137,9 +132,9 @@ func (d *DB) RecordNewInstance(ctx context.Context, businessID string, in NewCal
 // with the instance's other callbacks by a row lock so that sequence numbers
 // follow arrival order. It returns ErrUnknownInstance for an instanceId that
 // was never allocated, or a callback without one.
-func (d *DB) RecordCallback(ctx context.Context, in NewCallback) (Recorded, error) {
+func (s *Callbacks) RecordCallback(ctx context.Context, in NewCallback) (Recorded, error) {
 	var out Recorded
-	err := d.inTx(ctx, func(tx *sqlx.Tx) error {
+	err := inTx(ctx, s.x, func(tx *sqlx.Tx) error {
 		var key struct {
 			InstanceKey
 			LastStatus    sql.NullString `db:"last_status"`
@@ -147,14 +142,10 @@ func (d *DB) RecordCallback(ctx context.Context, in NewCallback) (Recorded, erro
 		}
 		// The row lock serializes an instance's callbacks. NO KEY: usage
 		// intake's foreign-key checks (KEY SHARE) need not wait for it.
-		err := tx.GetContext(ctx, &key, `
-			SELECT instance_id, order_id, order_line_id, debug, created_at, last_status, status_episode
-			FROM instance_keys WHERE instance_id = $1 FOR NO KEY UPDATE`, in.InstanceID)
-		if errors.Is(err, sql.ErrNoRows) {
-			return ErrUnknownInstance
-		}
-		if err != nil {
-			return fmt.Errorf("read instance %s: %w", in.InstanceID, err)
+		if err := getOne(ctx, tx, &key, ErrUnknownInstance, fmt.Sprintf("read instance %s", in.InstanceID),
+			`SELECT instance_id, order_id, order_line_id, debug, created_at, last_status, status_episode
+			FROM instance_keys WHERE instance_id = $1 FOR NO KEY UPDATE`, in.InstanceID); err != nil {
+			return err
 		}
 		out.Key = key.InstanceKey
 		if in.Status != "" {
@@ -175,6 +166,7 @@ func (d *DB) RecordCallback(ctx context.Context, in NewCallback) (Recorded, erro
 			}
 			in.DedupKey = fmt.Sprintf("%s:%d", in.DedupKey, episode)
 		}
+		var err error
 		out.Callback, out.Fresh, err = insertCallback(ctx, tx, in)
 		return err
 	})
@@ -189,10 +181,10 @@ func (d *DB) RecordCallback(ctx context.Context, in NewCallback) (Recorded, erro
 
 // RecordNotice records a callback that concerns no instance (orderNotify).
 // It is complete once recorded, so it is stored as delivered.
-func (d *DB) RecordNotice(ctx context.Context, in NewCallback, outcome string) (Callback, bool, error) {
+func (s *Callbacks) RecordNotice(ctx context.Context, in NewCallback, outcome string) (Callback, bool, error) {
 	var out Callback
 	var fresh bool
-	err := d.inTx(ctx, func(tx *sqlx.Tx) error {
+	err := inTx(ctx, s.x, func(tx *sqlx.Tx) error {
 		var err error
 		out, fresh, err = insertCallback(ctx, tx, in)
 		if err != nil || !fresh {
@@ -241,16 +233,12 @@ func insertCallback(ctx context.Context, tx *sqlx.Tx, in NewCallback) (Callback,
 }
 
 // InstanceKey returns the identity of an allocated instance.
-func (d *DB) InstanceKey(ctx context.Context, instanceID string) (InstanceKey, error) {
+func (s *Callbacks) InstanceKey(ctx context.Context, instanceID string) (InstanceKey, error) {
 	var k InstanceKey
-	err := d.x.GetContext(ctx, &k, `
-		SELECT instance_id, order_id, order_line_id, debug, created_at
-		FROM instance_keys WHERE instance_id = $1`, instanceID)
-	if errors.Is(err, sql.ErrNoRows) {
-		return InstanceKey{}, ErrUnknownInstance
-	}
-	if err != nil {
-		return InstanceKey{}, fmt.Errorf("read instance %s: %w", instanceID, err)
+	if err := getOne(ctx, s.x, &k, ErrUnknownInstance, fmt.Sprintf("read instance %s", instanceID),
+		`SELECT instance_id, order_id, order_line_id, debug, created_at
+		FROM instance_keys WHERE instance_id = $1`, instanceID); err != nil {
+		return InstanceKey{}, err
 	}
 	return k, nil
 }
@@ -260,9 +248,9 @@ func (d *DB) InstanceKey(ctx context.Context, instanceID string) (InstanceKey, e
 // the workflow receives each instance's callbacks in arrival order. A parked
 // callback holds nothing back: it waits for an operator, and the workflow
 // ignores an older change delivered after a newer one.
-func (d *DB) HasEarlierUndelivered(ctx context.Context, instanceID string, seq int64) (bool, error) {
+func (s *Callbacks) HasEarlierUndelivered(ctx context.Context, instanceID string, seq int64) (bool, error) {
 	var exists bool
-	err := d.x.GetContext(ctx, &exists, `
+	err := s.x.GetContext(ctx, &exists, `
 		SELECT EXISTS (SELECT 1 FROM callbacks
 		WHERE instance_id = $1 AND seq < $2 AND delivered_at IS NULL AND parked_at IS NULL)`, instanceID, seq)
 	if err != nil {
@@ -274,9 +262,9 @@ func (d *DB) HasEarlierUndelivered(ctx context.Context, instanceID string, seq i
 // LeaseUndelivered takes up to limit callbacks due for delivery, oldest
 // first, and hides them from other relays for the lease duration. Replicas
 // racing for the same rows skip each other's locked rows.
-func (d *DB) LeaseUndelivered(ctx context.Context, limit int, lease time.Duration) ([]Callback, error) {
+func (s *Callbacks) LeaseUndelivered(ctx context.Context, limit int, lease time.Duration) ([]Callback, error) {
 	var out []Callback
-	err := d.x.SelectContext(ctx, &out, `
+	err := s.x.SelectContext(ctx, &out, `
 		UPDATE callbacks SET deliver_after = now() + $2 * interval '1 millisecond'
 		WHERE seq IN (
 			SELECT seq FROM callbacks
@@ -293,8 +281,8 @@ func (d *DB) LeaseUndelivered(ctx context.Context, limit int, lease time.Duratio
 }
 
 // MarkDelivered records that the callback reached its destination.
-func (d *DB) MarkDelivered(ctx context.Context, seq int64, outcome string) error {
-	_, err := d.x.ExecContext(ctx, `
+func (s *Callbacks) MarkDelivered(ctx context.Context, seq int64, outcome string) error {
+	_, err := s.x.ExecContext(ctx, `
 		UPDATE callbacks SET delivered_at = now(), outcome = $2, attempts = attempts + 1, last_error = ''
 		WHERE seq = $1 AND delivered_at IS NULL`, seq, outcome)
 	if err != nil {
@@ -304,8 +292,8 @@ func (d *DB) MarkDelivered(ctx context.Context, seq int64, outcome string) error
 }
 
 // MarkDeliveryFailed records a failed delivery attempt and when to retry.
-func (d *DB) MarkDeliveryFailed(ctx context.Context, seq int64, reason string, retryAt time.Time) error {
-	_, err := d.x.ExecContext(ctx, `
+func (s *Callbacks) MarkDeliveryFailed(ctx context.Context, seq int64, reason string, retryAt time.Time) error {
+	_, err := s.x.ExecContext(ctx, `
 		UPDATE callbacks SET attempts = attempts + 1, last_error = $2, deliver_after = $3
 		WHERE seq = $1 AND delivered_at IS NULL`, seq, reason, retryAt)
 	if err != nil {
@@ -316,9 +304,9 @@ func (d *DB) MarkDeliveryFailed(ctx context.Context, seq int64, reason string, r
 
 // UndeliveredCount is the relay backlog: the callbacks still to deliver,
 // parked ones apart.
-func (d *DB) UndeliveredCount(ctx context.Context) (int64, error) {
+func (s *Callbacks) UndeliveredCount(ctx context.Context) (int64, error) {
 	var n int64
-	if err := d.x.GetContext(ctx, &n, `
+	if err := s.x.GetContext(ctx, &n, `
 		SELECT count(*) FROM callbacks WHERE delivered_at IS NULL AND parked_at IS NULL`); err != nil {
 		return 0, fmt.Errorf("count undelivered callbacks: %w", err)
 	}
@@ -327,8 +315,8 @@ func (d *DB) UndeliveredCount(ctx context.Context) (int64, error) {
 
 // MakeDue makes an undelivered callback due for the relay now: the
 // dispatcher left it, and the relay need not wait out its grace.
-func (d *DB) MakeDue(ctx context.Context, seq int64) error {
-	_, err := d.x.ExecContext(ctx, `
+func (s *Callbacks) MakeDue(ctx context.Context, seq int64) error {
+	_, err := s.x.ExecContext(ctx, `
 		UPDATE callbacks SET deliver_after = now()
 		WHERE seq = $1 AND delivered_at IS NULL AND parked_at IS NULL AND deliver_after > now()`, seq)
 	if err != nil {
@@ -340,8 +328,8 @@ func (d *DB) MakeDue(ctx context.Context, seq int64) error {
 // ParkCallback parks a callback that cannot be delivered, with the reason,
 // counting the attempt that found it out. It reports whether it parked it
 // (false: delivered or parked meanwhile).
-func (d *DB) ParkCallback(ctx context.Context, seq int64, reason string) (bool, error) {
-	res, err := d.x.ExecContext(ctx, `
+func (s *Callbacks) ParkCallback(ctx context.Context, seq int64, reason string) (bool, error) {
+	res, err := s.x.ExecContext(ctx, `
 		UPDATE callbacks SET parked_at = now(), last_error = $2, attempts = attempts + 1
 		WHERE seq = $1 AND delivered_at IS NULL AND parked_at IS NULL`, seq, reason)
 	if err != nil {
@@ -352,9 +340,9 @@ func (d *DB) ParkCallback(ctx context.Context, seq int64, reason string) (bool, 
 }
 
 // ParkedCallbacks lists the parked callbacks, oldest first.
-func (d *DB) ParkedCallbacks(ctx context.Context, limit int) ([]Callback, error) {
+func (s *Callbacks) ParkedCallbacks(ctx context.Context, limit int) ([]Callback, error) {
 	var out []Callback
-	if err := d.x.SelectContext(ctx, &out, `SELECT `+callbackColumns+`
+	if err := s.x.SelectContext(ctx, &out, `SELECT `+callbackColumns+`
 		FROM callbacks WHERE parked_at IS NOT NULL AND delivered_at IS NULL ORDER BY seq LIMIT $1`, limit); err != nil {
 		return nil, fmt.Errorf("list parked callbacks: %w", err)
 	}
@@ -362,9 +350,9 @@ func (d *DB) ParkedCallbacks(ctx context.Context, limit int) ([]Callback, error)
 }
 
 // ParkedCount counts the parked callbacks.
-func (d *DB) ParkedCount(ctx context.Context) (int64, error) {
+func (s *Callbacks) ParkedCount(ctx context.Context) (int64, error) {
 	var n int64
-	if err := d.x.GetContext(ctx, &n, `
+	if err := s.x.GetContext(ctx, &n, `
 		SELECT count(*) FROM callbacks WHERE parked_at IS NOT NULL AND delivered_at IS NULL`); err != nil {
 		return 0, fmt.Errorf("count parked callbacks: %w", err)
 	}
@@ -375,32 +363,26 @@ func (d *DB) ParkedCount(ctx context.Context) (int64, error) {
 var ErrNotParked = errors.New("no such parked callback")
 
 // ParkedCallback returns a parked callback, or ErrNotParked.
-func (d *DB) ParkedCallback(ctx context.Context, seq int64) (Callback, error) {
+func (s *Callbacks) ParkedCallback(ctx context.Context, seq int64) (Callback, error) {
 	var cb Callback
-	err := d.x.GetContext(ctx, &cb, `SELECT `+callbackColumns+`
-		FROM callbacks WHERE seq = $1 AND parked_at IS NOT NULL AND delivered_at IS NULL`, seq)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Callback{}, ErrNotParked
-	}
-	if err != nil {
-		return Callback{}, fmt.Errorf("read parked callback %d: %w", seq, err)
+	if err := getOne(ctx, s.x, &cb, ErrNotParked, fmt.Sprintf("read parked callback %d", seq),
+		`SELECT `+callbackColumns+`
+		FROM callbacks WHERE seq = $1 AND parked_at IS NOT NULL AND delivered_at IS NULL`, seq); err != nil {
+		return Callback{}, err
 	}
 	return cb, nil
 }
 
 // UnparkCallback makes a parked callback due for delivery again (an
 // operator's retry), or returns ErrNotParked.
-func (d *DB) UnparkCallback(ctx context.Context, seq int64) (Callback, error) {
+func (s *Callbacks) UnparkCallback(ctx context.Context, seq int64) (Callback, error) {
 	var cb Callback
-	err := d.x.GetContext(ctx, &cb, `
+	if err := getOne(ctx, s.x, &cb, ErrNotParked, fmt.Sprintf("unpark callback %d", seq),
+		`
 		UPDATE callbacks SET parked_at = NULL, deliver_after = now()
 		WHERE seq = $1 AND parked_at IS NOT NULL AND delivered_at IS NULL
-		RETURNING `+callbackColumns, seq)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Callback{}, ErrNotParked
-	}
-	if err != nil {
-		return Callback{}, fmt.Errorf("unpark callback %d: %w", seq, err)
+		RETURNING `+callbackColumns, seq); err != nil {
+		return Callback{}, err
 	}
 	return cb, nil
 }
@@ -408,25 +390,22 @@ func (d *DB) UnparkCallback(ctx context.Context, seq int64) (Callback, error) {
 // DiscardParkedCallback closes a parked callback without delivering it (an
 // operator's decision), with the outcome saying who and why, or returns
 // ErrNotParked.
-func (d *DB) DiscardParkedCallback(ctx context.Context, seq int64, outcome string) (Callback, error) {
+func (s *Callbacks) DiscardParkedCallback(ctx context.Context, seq int64, outcome string) (Callback, error) {
 	var cb Callback
-	err := d.x.GetContext(ctx, &cb, `
+	if err := getOne(ctx, s.x, &cb, ErrNotParked, fmt.Sprintf("discard callback %d", seq),
+		`
 		UPDATE callbacks SET delivered_at = now(), outcome = $2
 		WHERE seq = $1 AND parked_at IS NOT NULL AND delivered_at IS NULL
-		RETURNING `+callbackColumns, seq, outcome)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Callback{}, ErrNotParked
-	}
-	if err != nil {
-		return Callback{}, fmt.Errorf("discard callback %d: %w", seq, err)
+		RETURNING `+callbackColumns, seq, outcome); err != nil {
+		return Callback{}, err
 	}
 	return cb, nil
 }
 
 // CallbacksOf lists an instance's callbacks in arrival order.
-func (d *DB) CallbacksOf(ctx context.Context, instanceID string) ([]Callback, error) {
+func (s *Callbacks) CallbacksOf(ctx context.Context, instanceID string) ([]Callback, error) {
 	var out []Callback
-	if err := d.x.SelectContext(ctx, &out, `SELECT `+callbackColumns+`
+	if err := s.x.SelectContext(ctx, &out, `SELECT `+callbackColumns+`
 		FROM callbacks WHERE instance_id = $1 ORDER BY seq`, instanceID); err != nil {
 		return nil, fmt.Errorf("list callbacks of %s: %w", instanceID, err)
 	}
@@ -436,11 +415,11 @@ func (d *DB) CallbacksOf(ctx context.Context, instanceID string) ([]Callback, er
 // ReturnLeases makes leased callbacks due again at the given time, without
 // counting an attempt: the relay took them but left them for later (an
 // older callback of their instance must go first).
-func (d *DB) ReturnLeases(ctx context.Context, seqs []int64, at time.Time) error {
+func (s *Callbacks) ReturnLeases(ctx context.Context, seqs []int64, at time.Time) error {
 	if len(seqs) == 0 {
 		return nil
 	}
-	_, err := d.x.ExecContext(ctx, `
+	_, err := s.x.ExecContext(ctx, `
 		UPDATE callbacks SET deliver_after = $2 WHERE seq = ANY($1) AND delivered_at IS NULL`,
 		pq.Array(seqs), at)
 	if err != nil {

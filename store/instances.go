@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 
@@ -60,12 +59,12 @@ type Event struct {
 // events, in one transaction. A write whose revision is not newer than the
 // stored one is ignored (a retried activity that lost a race); events are
 // appended once per key either way. It reports whether the row was written.
-func (d *DB) SaveInstance(ctx context.Context, in Instance, events []Event) (bool, error) {
+func (s *Instances) SaveInstance(ctx context.Context, in Instance, events []Event) (bool, error) {
 	if len(in.Details) == 0 {
 		in.Details = []byte(`{}`)
 	}
 	var written bool
-	err := d.inTx(ctx, func(tx *sqlx.Tx) error {
+	err := inTx(ctx, s.x, func(tx *sqlx.Tx) error {
 		res, err := tx.NamedExecContext(ctx, `
 			INSERT INTO instances (instance_id, order_id, order_line_id, state, reason, debug,
 				charging_mode, order_type, sku_code, product_id, linear_value, period_type,
@@ -114,14 +113,11 @@ func (d *DB) SaveInstance(ctx context.Context, in Instance, events []Event) (boo
 
 // Instance returns the read model of one instance, or ErrNotFound when its
 // workflow has not saved it yet.
-func (d *DB) Instance(ctx context.Context, instanceID string) (Instance, error) {
+func (s *Instances) Instance(ctx context.Context, instanceID string) (Instance, error) {
 	var out Instance
-	err := d.x.GetContext(ctx, &out, `SELECT `+instanceColumns+` FROM instances WHERE instance_id = $1`, instanceID)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Instance{}, ErrNotFound
-	}
-	if err != nil {
-		return Instance{}, fmt.Errorf("read instance %s: %w", instanceID, err)
+	if err := getOne(ctx, s.x, &out, ErrNotFound, fmt.Sprintf("read instance %s", instanceID),
+		`SELECT `+instanceColumns+` FROM instances WHERE instance_id = $1`, instanceID); err != nil {
+		return Instance{}, err
 	}
 	return out, nil
 }
@@ -136,12 +132,12 @@ type InstanceFilter struct {
 }
 
 // ListInstances lists instances ordered by instanceId.
-func (d *DB) ListInstances(ctx context.Context, f InstanceFilter) ([]Instance, error) {
+func (s *Instances) ListInstances(ctx context.Context, f InstanceFilter) ([]Instance, error) {
 	if f.Limit <= 0 {
 		f.Limit = 100
 	}
 	out := []Instance{}
-	err := d.x.SelectContext(ctx, &out, `SELECT `+instanceColumns+` FROM instances
+	err := s.x.SelectContext(ctx, &out, `SELECT `+instanceColumns+` FROM instances
 		WHERE ($1 = '' OR state = $1) AND ($2 = '' OR order_id = $2) AND instance_id > $3
 		ORDER BY instance_id LIMIT $4`, f.State, f.OrderID, f.After, f.Limit)
 	if err != nil {
@@ -151,9 +147,9 @@ func (d *DB) ListInstances(ctx context.Context, f InstanceFilter) ([]Instance, e
 }
 
 // Events returns an instance's timeline, oldest first.
-func (d *DB) Events(ctx context.Context, instanceID string) ([]Event, error) {
+func (s *Instances) Events(ctx context.Context, instanceID string) ([]Event, error) {
 	out := []Event{}
-	err := d.x.SelectContext(ctx, &out, `SELECT id, instance_id, event_key, kind, message, occurred_at
+	err := s.x.SelectContext(ctx, &out, `SELECT id, instance_id, event_key, kind, message, occurred_at
 		FROM instance_events WHERE instance_id = $1 ORDER BY occurred_at, id`, instanceID)
 	if err != nil {
 		return nil, fmt.Errorf("list events of %s: %w", instanceID, err)
@@ -168,8 +164,8 @@ type SealedCredentials struct {
 }
 
 // SaveCredentials stores an instance's sealed initial credentials.
-func (d *DB) SaveCredentials(ctx context.Context, instanceID string, c SealedCredentials) error {
-	_, err := d.x.ExecContext(ctx, `
+func (s *Instances) SaveCredentials(ctx context.Context, instanceID string, c SealedCredentials) error {
+	_, err := s.x.ExecContext(ctx, `
 		INSERT INTO instance_credentials (instance_id, user_name_enc, password_enc) VALUES ($1, $2, $3)
 		ON CONFLICT (instance_id) DO UPDATE
 		SET user_name_enc = EXCLUDED.user_name_enc, password_enc = EXCLUDED.password_enc, updated_at = now()`,
@@ -190,14 +186,14 @@ type InstanceView struct {
 }
 
 // LookupInstances returns the views of the given instanceIds that exist.
-func (d *DB) LookupInstances(ctx context.Context, ids []string) (map[string]InstanceView, error) {
+func (s *Instances) LookupInstances(ctx context.Context, ids []string) (map[string]InstanceView, error) {
 	var rows []struct {
 		InstanceKey
 		State    sql.NullString `db:"state"`
 		UserName sql.NullString `db:"user_name_enc"`
 		Password sql.NullString `db:"password_enc"`
 	}
-	err := d.x.SelectContext(ctx, &rows, `
+	err := s.x.SelectContext(ctx, &rows, `
 		SELECT k.instance_id, k.order_id, k.order_line_id, k.debug, k.created_at,
 			i.state, c.user_name_enc, c.password_enc
 		FROM instance_keys k
@@ -221,7 +217,7 @@ func (d *DB) LookupInstances(ctx context.Context, ids []string) (map[string]Inst
 	}
 	if len(saved) > 0 {
 		var insts []Instance
-		if err := d.x.SelectContext(ctx, &insts, `SELECT `+instanceColumns+` FROM instances
+		if err := s.x.SelectContext(ctx, &insts, `SELECT `+instanceColumns+` FROM instances
 			WHERE instance_id = ANY($1)`, pq.Array(saved)); err != nil {
 			return nil, fmt.Errorf("look up instances: %w", err)
 		}
@@ -230,6 +226,23 @@ func (d *DB) LookupInstances(ctx context.Context, ids []string) (map[string]Inst
 			v.Instance = &insts[i]
 			out[insts[i].InstanceID] = v
 		}
+	}
+	return out, nil
+}
+
+// CountByState counts instances per state (for the metrics that alert on
+// parked and overdue instances).
+func (s *Instances) CountByState(ctx context.Context) (map[string]int64, error) {
+	var rows []struct {
+		State string `db:"state"`
+		N     int64  `db:"n"`
+	}
+	if err := s.x.SelectContext(ctx, &rows, `SELECT state, count(*) AS n FROM instances GROUP BY state`); err != nil {
+		return nil, fmt.Errorf("count instances by state: %w", err)
+	}
+	out := make(map[string]int64, len(rows))
+	for _, r := range rows {
+		out[r.State] = r.N
 	}
 	return out, nil
 }

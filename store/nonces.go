@@ -10,8 +10,8 @@ import (
 // it was fresh. A nonce already remembered and not yet expired is a replay.
 // It implements koogallery.NonceStore, so every API replica shares one
 // memory that survives restarts.
-func (d *DB) Claim(ctx context.Context, nonce string, until time.Time) (bool, error) {
-	res, err := d.x.ExecContext(ctx, `
+func (s *Nonces) Claim(ctx context.Context, nonce string, until time.Time) (bool, error) {
+	res, err := s.x.ExecContext(ctx, `
 		INSERT INTO koogallery_nonces (nonce, expires_at) VALUES ($1, $2)
 		ON CONFLICT (nonce) DO UPDATE SET expires_at = EXCLUDED.expires_at
 		WHERE koogallery_nonces.expires_at < now()`, nonce, until)
@@ -26,8 +26,8 @@ func (d *DB) Claim(ctx context.Context, nonce string, until time.Time) (bool, er
 }
 
 // DeleteExpiredNonces forgets nonces that expired before the given time.
-func (d *DB) DeleteExpiredNonces(ctx context.Context, before time.Time) (int64, error) {
-	res, err := d.x.ExecContext(ctx, `DELETE FROM koogallery_nonces WHERE expires_at < $1`, before)
+func (s *Nonces) DeleteExpiredNonces(ctx context.Context, before time.Time) (int64, error) {
+	res, err := s.x.ExecContext(ctx, `DELETE FROM koogallery_nonces WHERE expires_at < $1`, before)
 	if err != nil {
 		return 0, fmt.Errorf("delete expired nonces: %w", err)
 	}

@@ -21,12 +21,12 @@ type OperatorAction struct {
 
 // RecordOperatorAction audits an action before it is sent to the workflow;
 // SetOperatorOutcome records whether it got there.
-func (d *DB) RecordOperatorAction(ctx context.Context, a OperatorAction, params any) error {
+func (s *Audit) RecordOperatorAction(ctx context.Context, a OperatorAction, params any) error {
 	raw, err := json.Marshal(params)
 	if err != nil {
 		return fmt.Errorf("encode parameters of action %s: %w", a.ID, err)
 	}
-	_, err = d.x.ExecContext(ctx, `
+	_, err = s.x.ExecContext(ctx, `
 		INSERT INTO operator_actions (id, instance_id, action, reason, params, actor, requested_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7)`,
 		a.ID, a.InstanceID, a.Action, a.Reason, raw, a.Actor, a.RequestedAt)
@@ -37,36 +37,19 @@ func (d *DB) RecordOperatorAction(ctx context.Context, a OperatorAction, params 
 }
 
 // SetOperatorOutcome records what became of an audited action.
-func (d *DB) SetOperatorOutcome(ctx context.Context, id, outcome string) error {
-	if _, err := d.x.ExecContext(ctx, `UPDATE operator_actions SET outcome = $2 WHERE id = $1`, id, outcome); err != nil {
+func (s *Audit) SetOperatorOutcome(ctx context.Context, id, outcome string) error {
+	if _, err := s.x.ExecContext(ctx, `UPDATE operator_actions SET outcome = $2 WHERE id = $1`, id, outcome); err != nil {
 		return fmt.Errorf("record outcome of action %s: %w", id, err)
 	}
 	return nil
 }
 
 // OperatorActions lists an instance's audited actions, oldest first.
-func (d *DB) OperatorActions(ctx context.Context, instanceID string) ([]OperatorAction, error) {
+func (s *Audit) OperatorActions(ctx context.Context, instanceID string) ([]OperatorAction, error) {
 	out := []OperatorAction{}
-	if err := d.x.SelectContext(ctx, &out, `SELECT id, instance_id, action, reason, params, actor, requested_at, outcome
+	if err := s.x.SelectContext(ctx, &out, `SELECT id, instance_id, action, reason, params, actor, requested_at, outcome
 		FROM operator_actions WHERE instance_id = $1 ORDER BY requested_at, id`, instanceID); err != nil {
 		return nil, fmt.Errorf("list actions on %s: %w", instanceID, err)
-	}
-	return out, nil
-}
-
-// CountByState counts instances per state (for the metrics that alert on
-// parked and overdue instances).
-func (d *DB) CountByState(ctx context.Context) (map[string]int64, error) {
-	var rows []struct {
-		State string `db:"state"`
-		N     int64  `db:"n"`
-	}
-	if err := d.x.SelectContext(ctx, &rows, `SELECT state, count(*) AS n FROM instances GROUP BY state`); err != nil {
-		return nil, fmt.Errorf("count instances by state: %w", err)
-	}
-	out := make(map[string]int64, len(rows))
-	for _, r := range rows {
-		out[r.State] = r.N
 	}
 	return out, nil
 }

@@ -39,12 +39,12 @@ func TestOperatorActionsAuditTrail(t *testing.T) {
 			Actor: "admin", RequestedAt: t0}, map[string]any{"reason": "other"}},
 	}
 	for _, a := range actions {
-		require.NoError(t, db.RecordOperatorAction(ctx, a.action, a.params))
+		require.NoError(t, db.Audit.RecordOperatorAction(ctx, a.action, a.params))
 	}
-	require.NoError(t, db.SetOperatorOutcome(ctx, "op-a", "delivered"))
-	require.NoError(t, db.SetOperatorOutcome(ctx, "op-m", "not delivered: Temporal unavailable"))
+	require.NoError(t, db.Audit.SetOperatorOutcome(ctx, "op-a", "delivered"))
+	require.NoError(t, db.Audit.SetOperatorOutcome(ctx, "op-m", "not delivered: Temporal unavailable"))
 
-	got, err := db.OperatorActions(ctx, "inst-op")
+	got, err := db.Audit.OperatorActions(ctx, "inst-op")
 
 	require.NoError(t, err)
 	require.Len(t, got, 3)
@@ -68,12 +68,12 @@ func TestOperatorActionsAuditTrail(t *testing.T) {
 	require.JSONEq(t, `{"reason":"buyer asked","duration":"72h"}`, string(got[1].Params))
 	require.JSONEq(t, `{"reason":"持有","releasePolicy":"hold"}`, string(got[2].Params))
 
-	other, err := db.OperatorActions(ctx, "inst-other")
+	other, err := db.Audit.OperatorActions(ctx, "inst-other")
 	require.NoError(t, err)
 	require.Len(t, other, 1)
 	require.Equal(t, "op-x", other[0].ID)
 
-	none, err := db.OperatorActions(ctx, "inst-nobody")
+	none, err := db.Audit.OperatorActions(ctx, "inst-nobody")
 	require.NoError(t, err)
 	require.NotNil(t, none, "an empty trail is an empty list, not null")
 	require.Empty(t, none)
@@ -85,11 +85,11 @@ func TestOperatorActionsSameTimeOrderedByID(t *testing.T) {
 	allocate(t, db, "inst-same")
 	at := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	for _, id := range []string{"op-c", "op-a", "op-b"} {
-		require.NoError(t, db.RecordOperatorAction(ctx, store.OperatorAction{ID: id, InstanceID: "inst-same",
+		require.NoError(t, db.Audit.RecordOperatorAction(ctx, store.OperatorAction{ID: id, InstanceID: "inst-same",
 			Action: "retry", Reason: "r", Actor: "admin", RequestedAt: at}, map[string]string{"reason": "r"}))
 	}
 
-	got, err := db.OperatorActions(ctx, "inst-same")
+	got, err := db.Audit.OperatorActions(ctx, "inst-same")
 
 	require.NoError(t, err)
 	var ids []string
@@ -105,7 +105,7 @@ func TestRecordOperatorActionRefusals(t *testing.T) {
 	allocate(t, db, "inst-ref")
 	valid := store.OperatorAction{ID: "op-1", InstanceID: "inst-ref", Action: "retry", Reason: "r", Actor: "admin",
 		RequestedAt: time.Now()}
-	require.NoError(t, db.RecordOperatorAction(ctx, valid, map[string]string{"reason": "r"}))
+	require.NoError(t, db.Audit.RecordOperatorAction(ctx, valid, map[string]string{"reason": "r"}))
 
 	tests := []struct {
 		name     string
@@ -122,7 +122,7 @@ func TestRecordOperatorActionRefusals(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			err := db.RecordOperatorAction(ctx, tc.action, tc.params)
+			err := db.Audit.RecordOperatorAction(ctx, tc.action, tc.params)
 
 			require.Error(t, err)
 			require.ErrorContains(t, err, tc.contains)
@@ -134,10 +134,10 @@ func TestRecordOperatorActionRefusals(t *testing.T) {
 		})
 	}
 
-	got, err := db.OperatorActions(ctx, "inst-ref")
+	got, err := db.Audit.OperatorActions(ctx, "inst-ref")
 	require.NoError(t, err)
 	require.Len(t, got, 1, "nothing but the valid action was recorded")
-	got, err = db.OperatorActions(ctx, "inst-nobody")
+	got, err = db.Audit.OperatorActions(ctx, "inst-nobody")
 	require.NoError(t, err)
 	require.Empty(t, got)
 }
@@ -146,7 +146,7 @@ func TestCountByState(t *testing.T) {
 	ctx := t.Context()
 	db := newDB(t)
 
-	counts, err := db.CountByState(ctx)
+	counts, err := db.Instances.CountByState(ctx)
 	require.NoError(t, err)
 	require.Empty(t, counts, "no instances yet")
 
@@ -154,16 +154,16 @@ func TestCountByState(t *testing.T) {
 		{"i-1", "active"}, {"i-2", "active"}, {"i-3", "parked"}, {"i-4", "release_overdue"},
 		{"i-5", "active"}, {"i-6", "frozen"}, {"i-7", "frozen"},
 	} {
-		written, err := db.SaveInstance(ctx, sampleInstance(inst.id, "O-"+inst.id, inst.state, int64(i+1)), nil)
+		written, err := db.Instances.SaveInstance(ctx, sampleInstance(inst.id, "O-"+inst.id, inst.state, int64(i+1)), nil)
 		require.NoError(t, err)
 		require.True(t, written)
 	}
 	// A later revision moves an instance from one state to another.
-	written, err := db.SaveInstance(ctx, sampleInstance("i-6", "O-i-6", "parked", 100), nil)
+	written, err := db.Instances.SaveInstance(ctx, sampleInstance("i-6", "O-i-6", "parked", 100), nil)
 	require.NoError(t, err)
 	require.True(t, written)
 
-	counts, err = db.CountByState(ctx)
+	counts, err = db.Instances.CountByState(ctx)
 
 	require.NoError(t, err)
 	require.Equal(t, map[string]int64{"active": 3, "parked": 2, "release_overdue": 1, "frozen": 1}, counts)
@@ -174,11 +174,11 @@ func TestOperatorQueriesOnAClosedDatabase(t *testing.T) {
 	require.NoError(t, db.Close())
 	ctx := t.Context()
 
-	require.Error(t, db.RecordOperatorAction(ctx, store.OperatorAction{ID: "op", InstanceID: "i", Action: "retry",
+	require.Error(t, db.Audit.RecordOperatorAction(ctx, store.OperatorAction{ID: "op", InstanceID: "i", Action: "retry",
 		Reason: "r", Actor: "admin", RequestedAt: time.Now()}, nil))
-	require.Error(t, db.SetOperatorOutcome(ctx, "op", "delivered"))
-	_, err := db.OperatorActions(ctx, "i")
+	require.Error(t, db.Audit.SetOperatorOutcome(ctx, "op", "delivered"))
+	_, err := db.Audit.OperatorActions(ctx, "i")
 	require.Error(t, err)
-	_, err = db.CountByState(ctx)
+	_, err = db.Instances.CountByState(ctx)
 	require.Error(t, err)
 }

@@ -23,9 +23,38 @@ import (
 // ErrNotFound is returned when a looked-up row does not exist.
 var ErrNotFound = errors.New("not found")
 
-// DB is the server's database.
+// DB is the server's database: one connection pool, and one type per
+// concern over it, each owning its tables.
 type DB struct {
 	x *sqlx.DB
+	// Nonces remembers the production interface's nonces (SPEC §2.2).
+	Nonces *Nonces
+	// Callbacks is the inbox: recorded callbacks and the instance keys
+	// they allocate, with the state of their delivery.
+	Callbacks *Callbacks
+	// Instances is the read model of the instances, their timelines and
+	// sealed initial credentials.
+	Instances *Instances
+	// Audit records what operators asked for through the admin API.
+	Audit *Audit
+	// Metering holds reported usage, its hourly periods and the usage
+	// packages they draw on.
+	Metering *Metering
+}
+
+// The concerns. Each holds the pool only.
+type (
+	Nonces    struct{ x *sqlx.DB }
+	Callbacks struct{ x *sqlx.DB }
+	Instances struct{ x *sqlx.DB }
+	Audit     struct{ x *sqlx.DB }
+	Metering  struct{ x *sqlx.DB }
+)
+
+// newDB wires the concerns to one pool.
+func newDB(x *sqlx.DB) *DB {
+	return &DB{x: x, Nonces: &Nonces{x}, Callbacks: &Callbacks{x}, Instances: &Instances{x},
+		Audit: &Audit{x}, Metering: &Metering{x}}
 }
 
 // Open connects to the database at url and checks that it answers.
@@ -48,7 +77,7 @@ func Open(ctx context.Context, url string) (*DB, error) {
 		x.Close()
 		return nil, fmt.Errorf("connect to database: %w", err)
 	}
-	return &DB{x: x}, nil
+	return newDB(x), nil
 }
 
 // Pool is the connection pool, for its statistics.
@@ -64,8 +93,8 @@ func (d *DB) Ping(ctx context.Context) error { return d.x.PingContext(ctx) }
 func (d *DB) Migrate(ctx context.Context) ([]string, error) { return schema.Migrate(ctx, d.x.DB) }
 
 // inTx runs fn in a transaction, committing when it returns nil.
-func (d *DB) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
-	tx, err := d.x.BeginTxx(ctx, nil)
+func inTx(ctx context.Context, x *sqlx.DB, fn func(tx *sqlx.Tx) error) error {
+	tx, err := x.BeginTxx(ctx, nil)
 	if err != nil {
 		return err
 	}
@@ -74,6 +103,20 @@ func (d *DB) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
 		return err
 	}
 	return tx.Commit()
+}
+
+// getOne reads the one row a query selects into dest. When there is none
+// it returns missing as it is: ErrNotFound, or the caller's more specific
+// error. Any other failure is wrapped with what was being read.
+func getOne(ctx context.Context, q sqlx.QueryerContext, dest any, missing error, what string, query string, args ...any) error {
+	err := sqlx.GetContext(ctx, q, dest, query, args...)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return missing
+	case err != nil:
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
 }
 
 // PendingMigrations lists the schema migrations not yet applied.

@@ -30,7 +30,7 @@ func newDB(t *testing.T) *store.DB {
 func allocate(t *testing.T, db *store.DB, instanceID string) store.Recorded {
 	t.Helper()
 	orderID, lineID := "O-"+instanceID, "L-"+instanceID
-	rec, err := db.RecordNewInstance(context.Background(), instanceID, store.NewCallback{
+	rec, err := db.Callbacks.RecordNewInstance(context.Background(), instanceID, store.NewCallback{
 		DedupKey:    "newInstance:" + orderID + ":" + lineID,
 		Activity:    "newInstance",
 		OrderID:     orderID,
@@ -68,7 +68,7 @@ func status(instanceID, s string) store.NewCallback {
 // callback returns the stored row of an instance's callback by seq.
 func callback(t *testing.T, db *store.DB, instanceID string, seq int64) store.Callback {
 	t.Helper()
-	cbs, err := db.CallbacksOf(context.Background(), instanceID)
+	cbs, err := db.Callbacks.CallbacksOf(context.Background(), instanceID)
 	require.NoError(t, err)
 	for _, cb := range cbs {
 		if cb.Seq == seq {
@@ -81,7 +81,7 @@ func callback(t *testing.T, db *store.DB, instanceID string, seq int64) store.Ca
 
 func undelivered(t *testing.T, db *store.DB) int64 {
 	t.Helper()
-	n, err := db.UndeliveredCount(context.Background())
+	n, err := db.Callbacks.UndeliveredCount(context.Background())
 	require.NoError(t, err)
 	return n
 }
@@ -103,15 +103,15 @@ func TestClaimNonce(t *testing.T) {
 	db := newDB(t)
 	now := time.Now()
 
-	fresh, err := db.Claim(ctx, "n-1", now.Add(5*time.Minute))
+	fresh, err := db.Nonces.Claim(ctx, "n-1", now.Add(5*time.Minute))
 	require.NoError(t, err)
 	require.True(t, fresh)
 
-	fresh, err = db.Claim(ctx, "n-1", now.Add(5*time.Minute))
+	fresh, err = db.Nonces.Claim(ctx, "n-1", now.Add(5*time.Minute))
 	require.NoError(t, err)
 	require.False(t, fresh, "a replayed nonce is not fresh")
 
-	fresh, err = db.Claim(ctx, "n-2", now.Add(5*time.Minute))
+	fresh, err = db.Nonces.Claim(ctx, "n-2", now.Add(5*time.Minute))
 	require.NoError(t, err)
 	require.True(t, fresh, "another nonce is fresh")
 }
@@ -121,17 +121,17 @@ func TestClaimExpiredNonceAgain(t *testing.T) {
 	db := newDB(t)
 	now := time.Now()
 
-	fresh, err := db.Claim(ctx, "n-old", now.Add(-time.Minute))
+	fresh, err := db.Nonces.Claim(ctx, "n-old", now.Add(-time.Minute))
 	require.NoError(t, err)
 	require.True(t, fresh)
 
 	// Remembered only until a minute ago: it can be claimed again, and is
 	// then remembered until the new time.
-	fresh, err = db.Claim(ctx, "n-old", now.Add(5*time.Minute))
+	fresh, err = db.Nonces.Claim(ctx, "n-old", now.Add(5*time.Minute))
 	require.NoError(t, err)
 	require.True(t, fresh)
 
-	fresh, err = db.Claim(ctx, "n-old", now.Add(10*time.Minute))
+	fresh, err = db.Nonces.Claim(ctx, "n-old", now.Add(10*time.Minute))
 	require.NoError(t, err)
 	require.False(t, fresh)
 }
@@ -145,21 +145,21 @@ func TestDeleteExpiredNonces(t *testing.T) {
 		"expired-1h": now.Add(-time.Hour),
 		"live":       now.Add(time.Hour),
 	} {
-		fresh, err := db.Claim(ctx, nonce, until)
+		fresh, err := db.Nonces.Claim(ctx, nonce, until)
 		require.NoError(t, err)
 		require.True(t, fresh)
 	}
 
-	n, err := db.DeleteExpiredNonces(ctx, now)
+	n, err := db.Nonces.DeleteExpiredNonces(ctx, now)
 	require.NoError(t, err)
 	require.EqualValues(t, 2, n)
 
-	n, err = db.DeleteExpiredNonces(ctx, now)
+	n, err = db.Nonces.DeleteExpiredNonces(ctx, now)
 	require.NoError(t, err)
 	require.Zero(t, n)
 
 	// The live nonce is still remembered.
-	fresh, err := db.Claim(ctx, "live", now.Add(2*time.Hour))
+	fresh, err := db.Nonces.Claim(ctx, "live", now.Add(2*time.Hour))
 	require.NoError(t, err)
 	require.False(t, fresh)
 }
@@ -178,7 +178,7 @@ func TestRecordNewInstance(t *testing.T) {
 		Body:        []byte(`{"activity":"newInstance","businessId":"B1"}`),
 	}
 
-	first, err := db.RecordNewInstance(ctx, "B1", in)
+	first, err := db.Callbacks.RecordNewInstance(ctx, "B1", in)
 	require.NoError(t, err)
 	require.True(t, first.Fresh)
 	require.Equal(t, "B1", first.Key.InstanceID)
@@ -203,22 +203,22 @@ func TestRecordNewInstance(t *testing.T) {
 
 	// A redelivery carries another businessId: same instance, same row.
 	in.Body = []byte(`{"activity":"newInstance","businessId":"B2"}`)
-	again, err := db.RecordNewInstance(ctx, "B2", in)
+	again, err := db.Callbacks.RecordNewInstance(ctx, "B2", in)
 	require.NoError(t, err)
 	require.False(t, again.Fresh)
 	require.Equal(t, "B1", again.Key.InstanceID)
 	require.Equal(t, cb.Seq, again.Callback.Seq)
 	require.Equal(t, 1, again.Callback.Redeliveries)
 	require.Equal(t, `{"activity":"newInstance","businessId":"B1"}`, again.Callback.Body, "the first body is kept")
-	_, err = db.InstanceKey(ctx, "B2")
+	_, err = db.Callbacks.InstanceKey(ctx, "B2")
 	require.ErrorIs(t, err, store.ErrUnknownInstance)
 
-	third, err := db.RecordNewInstance(ctx, "B3", in)
+	third, err := db.Callbacks.RecordNewInstance(ctx, "B3", in)
 	require.NoError(t, err)
 	require.False(t, third.Fresh)
 	require.Equal(t, 2, third.Callback.Redeliveries)
 
-	key, err := db.InstanceKey(ctx, "B1")
+	key, err := db.Callbacks.InstanceKey(ctx, "B1")
 	require.NoError(t, err)
 	require.Equal(t, first.Key.InstanceID, key.InstanceID)
 	require.Equal(t, "O1", key.OrderID)
@@ -238,20 +238,20 @@ func TestRecordNewInstanceBusinessIDTaken(t *testing.T) {
 		OrderLineID: "L2",
 		Body:        []byte(`{}`),
 	}
-	_, err := db.RecordNewInstance(ctx, "B1", other)
+	_, err := db.Callbacks.RecordNewInstance(ctx, "B1", other)
 	require.ErrorIs(t, err, store.ErrInstanceIDTaken)
 
 	// Nothing was recorded: B1 still names the first line, and the second
 	// line's callback is fresh when it comes with a free businessId.
-	key, err := db.InstanceKey(ctx, "B1")
+	key, err := db.Callbacks.InstanceKey(ctx, "B1")
 	require.NoError(t, err)
 	require.Equal(t, "O-B1", key.OrderID)
 	require.Equal(t, int64(1), undelivered(t, db))
-	cbs, err := db.CallbacksOf(ctx, "B1")
+	cbs, err := db.Callbacks.CallbacksOf(ctx, "B1")
 	require.NoError(t, err)
 	require.Len(t, cbs, 1)
 
-	rec, err := db.RecordNewInstance(ctx, "B9", other)
+	rec, err := db.Callbacks.RecordNewInstance(ctx, "B9", other)
 	require.NoError(t, err)
 	require.True(t, rec.Fresh)
 	require.Equal(t, "B9", rec.Key.InstanceID)
@@ -271,12 +271,12 @@ func TestRecordCallbackUnknownInstance(t *testing.T) {
 		"unknown state": status("nope", "FREEZE"),
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := db.RecordCallback(ctx, in)
+			_, err := db.Callbacks.RecordCallback(ctx, in)
 			require.ErrorIs(t, err, store.ErrUnknownInstance)
 		})
 	}
 	require.Equal(t, int64(1), undelivered(t, db), "only the newInstance is recorded")
-	cbs, err := db.CallbacksOf(ctx, "nope")
+	cbs, err := db.Callbacks.CallbacksOf(ctx, "nope")
 	require.NoError(t, err)
 	require.Empty(t, cbs)
 }
@@ -286,7 +286,7 @@ func TestRecordCallbackRedelivery(t *testing.T) {
 	db := newDB(t)
 	nw := allocate(t, db, "I1")
 
-	first, err := db.RecordCallback(ctx, refresh("I1", "R1"))
+	first, err := db.Callbacks.RecordCallback(ctx, refresh("I1", "R1"))
 	require.NoError(t, err)
 	require.True(t, first.Fresh)
 	require.Equal(t, "I1", first.Key.InstanceID)
@@ -295,14 +295,14 @@ func TestRecordCallbackRedelivery(t *testing.T) {
 	require.Equal(t, "refreshInstance:I1:R1:R1-1", first.Callback.DedupKey)
 	require.Greater(t, first.Callback.Seq, nw.Callback.Seq)
 
-	again, err := db.RecordCallback(ctx, refresh("I1", "R1"))
+	again, err := db.Callbacks.RecordCallback(ctx, refresh("I1", "R1"))
 	require.NoError(t, err)
 	require.False(t, again.Fresh)
 	require.Equal(t, first.Callback.Seq, again.Callback.Seq)
 	require.Equal(t, 1, again.Callback.Redeliveries)
 	require.False(t, again.Callback.LastReceivedAt.Before(first.Callback.LastReceivedAt))
 
-	other, err := db.RecordCallback(ctx, refresh("I1", "R2"))
+	other, err := db.Callbacks.RecordCallback(ctx, refresh("I1", "R2"))
 	require.NoError(t, err)
 	require.True(t, other.Fresh, "another renewal order is another callback")
 	require.Greater(t, other.Callback.Seq, first.Callback.Seq)
@@ -331,7 +331,7 @@ func TestRecordCallbackStatusEpisodes(t *testing.T) {
 	}
 	seqByKey := map[string]int64{}
 	for i, s := range steps {
-		rec, err := db.RecordCallback(ctx, status(s.instance, s.status))
+		rec, err := db.Callbacks.RecordCallback(ctx, status(s.instance, s.status))
 		require.NoError(t, err, "step %d", i)
 		require.Equal(t, s.wantKey, rec.Callback.DedupKey, "step %d", i)
 		require.Equal(t, s.fresh, rec.Fresh, "step %d", i)
@@ -341,7 +341,7 @@ func TestRecordCallbackStatusEpisodes(t *testing.T) {
 		seqByKey[s.wantKey] = rec.Callback.Seq
 	}
 
-	cbs, err := db.CallbacksOf(ctx, "I1")
+	cbs, err := db.Callbacks.CallbacksOf(ctx, "I1")
 	require.NoError(t, err)
 	var keys []string
 	var redeliveries []int
@@ -382,7 +382,7 @@ func TestRecordCallbackConcurrentRedeliveries(t *testing.T) {
 			for i := range n {
 				wg.Go(func() {
 					<-start
-					recs[i], errs[i] = db.RecordCallback(ctx, tc.in)
+					recs[i], errs[i] = db.Callbacks.RecordCallback(ctx, tc.in)
 				})
 			}
 			close(start)
@@ -400,7 +400,7 @@ func TestRecordCallbackConcurrentRedeliveries(t *testing.T) {
 			require.Equal(t, 1, fresh)
 			cb := callback(t, db, "I1", recs[0].Callback.Seq)
 			require.Equal(t, n-1, cb.Redeliveries)
-			cbs, err := db.CallbacksOf(ctx, "I1")
+			cbs, err := db.Callbacks.CallbacksOf(ctx, "I1")
 			require.NoError(t, err)
 			require.Len(t, cbs, 2, "the newInstance and one callback")
 		})
@@ -426,7 +426,7 @@ func TestConcurrentStatusChangesKeepArrivalOrder(t *testing.T) {
 				if (g+i)%2 == 0 {
 					s = "UNFREEZE"
 				}
-				_, err := db.RecordCallback(t.Context(), status("race", s))
+				_, err := db.Callbacks.RecordCallback(t.Context(), status("race", s))
 				errs <- err
 			}
 		}()
@@ -436,7 +436,7 @@ func TestConcurrentStatusChangesKeepArrivalOrder(t *testing.T) {
 	for err := range errs {
 		require.NoError(t, err)
 	}
-	cbs, err := db.CallbacksOf(t.Context(), "race")
+	cbs, err := db.Callbacks.CallbacksOf(t.Context(), "race")
 	require.NoError(t, err)
 	episode, last := 0, ""
 	for _, cb := range cbs {
@@ -465,7 +465,7 @@ func TestRecordNotice(t *testing.T) {
 		Body:        []byte(`{"activity":"orderNotify"}`),
 	}
 
-	cb, fresh, err := db.RecordNotice(ctx, in, "recorded")
+	cb, fresh, err := db.Callbacks.RecordNotice(ctx, in, "recorded")
 	require.NoError(t, err)
 	require.True(t, fresh)
 	require.True(t, cb.Delivered())
@@ -478,7 +478,7 @@ func TestRecordNotice(t *testing.T) {
 	require.Equal(t, `{"activity":"orderNotify"}`, cb.Body)
 	require.Zero(t, undelivered(t, db))
 
-	again, fresh, err := db.RecordNotice(ctx, in, "something else")
+	again, fresh, err := db.Callbacks.RecordNotice(ctx, in, "something else")
 	require.NoError(t, err)
 	require.False(t, fresh)
 	require.Equal(t, cb.Seq, again.Seq)
@@ -487,7 +487,7 @@ func TestRecordNotice(t *testing.T) {
 	require.Equal(t, 1, again.Redeliveries)
 	require.Zero(t, undelivered(t, db))
 
-	leased, err := db.LeaseUndelivered(ctx, 10, time.Minute)
+	leased, err := db.Callbacks.LeaseUndelivered(ctx, 10, time.Minute)
 	require.NoError(t, err)
 	require.Empty(t, leased)
 }
@@ -499,14 +499,14 @@ func TestHasEarlierUndelivered(t *testing.T) {
 	db := newDB(t)
 	c1 := allocate(t, db, "I1").Callback
 	other := allocate(t, db, "I2").Callback
-	c2, err := db.RecordCallback(ctx, refresh("I1", "R1"))
+	c2, err := db.Callbacks.RecordCallback(ctx, refresh("I1", "R1"))
 	require.NoError(t, err)
-	c3, err := db.RecordCallback(ctx, refresh("I1", "R2"))
+	c3, err := db.Callbacks.RecordCallback(ctx, refresh("I1", "R2"))
 	require.NoError(t, err)
 
 	check := func(instance string, seq int64, want bool) {
 		t.Helper()
-		got, err := db.HasEarlierUndelivered(ctx, instance, seq)
+		got, err := db.Callbacks.HasEarlierUndelivered(ctx, instance, seq)
 		require.NoError(t, err)
 		require.Equal(t, want, got, "instance %s seq %d", instance, seq)
 	}
@@ -515,13 +515,13 @@ func TestHasEarlierUndelivered(t *testing.T) {
 	check("I1", c3.Callback.Seq, true)
 	check("I2", other.Seq, false) // I1's older callback does not count
 
-	require.NoError(t, db.MarkDelivered(ctx, c1.Seq, "signalled"))
+	require.NoError(t, db.Callbacks.MarkDelivered(ctx, c1.Seq, "signalled"))
 	check("I1", c2.Callback.Seq, false)
 	check("I1", c3.Callback.Seq, true)
 
-	require.NoError(t, db.MarkDeliveryFailed(ctx, c2.Callback.Seq, "boom", time.Now().Add(time.Hour)))
+	require.NoError(t, db.Callbacks.MarkDeliveryFailed(ctx, c2.Callback.Seq, "boom", time.Now().Add(time.Hour)))
 	check("I1", c3.Callback.Seq, true) // a failed one still waits
-	require.NoError(t, db.MarkDelivered(ctx, c2.Callback.Seq, "signalled"))
+	require.NoError(t, db.Callbacks.MarkDelivered(ctx, c2.Callback.Seq, "signalled"))
 	check("I1", c3.Callback.Seq, false)
 }
 
@@ -538,12 +538,12 @@ func TestLeaseUndelivered(t *testing.T) {
 	// A callback whose first attempt is left to its request for an hour.
 	later := refresh("I0", "R1")
 	later.DeliverAfter = now.Add(time.Hour)
-	notYet, err := db.RecordCallback(ctx, later)
+	notYet, err := db.Callbacks.RecordCallback(ctx, later)
 	require.NoError(t, err)
 	// A callback that is already delivered.
-	require.NoError(t, db.MarkDelivered(ctx, all[1].Seq, "signalled"))
+	require.NoError(t, db.Callbacks.MarkDelivered(ctx, all[1].Seq, "signalled"))
 
-	leased, err := db.LeaseUndelivered(ctx, 2, time.Minute)
+	leased, err := db.Callbacks.LeaseUndelivered(ctx, 2, time.Minute)
 	require.NoError(t, err)
 	require.Equal(t, []int64{all[0].Seq, all[2].Seq}, seqs(leased), "oldest first, up to the limit")
 	for _, cb := range leased {
@@ -552,19 +552,19 @@ func TestLeaseUndelivered(t *testing.T) {
 		require.Equal(t, cb.DeliverAfter, callback(t, db, cb.InstanceID, cb.Seq).DeliverAfter)
 	}
 
-	leased, err = db.LeaseUndelivered(ctx, 10, time.Minute)
+	leased, err = db.Callbacks.LeaseUndelivered(ctx, 10, time.Minute)
 	require.NoError(t, err)
 	require.Equal(t, []int64{all[3].Seq, all[4].Seq}, seqs(leased),
 		"leased rows are hidden, delivered and not-yet-due rows are not offered")
 
-	leased, err = db.LeaseUndelivered(ctx, 10, time.Minute)
+	leased, err = db.Callbacks.LeaseUndelivered(ctx, 10, time.Minute)
 	require.NoError(t, err)
 	require.Empty(t, leased)
 
 	// A row whose lease or backoff has passed is offered again.
-	require.NoError(t, db.MarkDeliveryFailed(ctx, all[2].Seq, "boom", time.Now().Add(-time.Second)))
-	require.NoError(t, db.MarkDeliveryFailed(ctx, notYet.Callback.Seq, "boom", time.Now().Add(-time.Second)))
-	leased, err = db.LeaseUndelivered(ctx, 10, time.Minute)
+	require.NoError(t, db.Callbacks.MarkDeliveryFailed(ctx, all[2].Seq, "boom", time.Now().Add(-time.Second)))
+	require.NoError(t, db.Callbacks.MarkDeliveryFailed(ctx, notYet.Callback.Seq, "boom", time.Now().Add(-time.Second)))
+	leased, err = db.Callbacks.LeaseUndelivered(ctx, 10, time.Minute)
 	require.NoError(t, err)
 	require.Equal(t, []int64{all[2].Seq, notYet.Callback.Seq}, seqs(leased))
 	require.Equal(t, 1, leased[0].Attempts)
@@ -576,14 +576,14 @@ func TestLeaseUndeliveredOrderWithManyRows(t *testing.T) {
 	db := newDB(t)
 	allocate(t, db, "I1")
 	for i := range 30 {
-		_, err := db.RecordCallback(ctx, refresh("I1", fmt.Sprintf("R%02d", i)))
+		_, err := db.Callbacks.RecordCallback(ctx, refresh("I1", fmt.Sprintf("R%02d", i)))
 		require.NoError(t, err)
 	}
-	cbs, err := db.CallbacksOf(ctx, "I1")
+	cbs, err := db.Callbacks.CallbacksOf(ctx, "I1")
 	require.NoError(t, err)
 	require.Len(t, cbs, 31)
 
-	leased, err := db.LeaseUndelivered(ctx, 100, time.Minute)
+	leased, err := db.Callbacks.LeaseUndelivered(ctx, 100, time.Minute)
 	require.NoError(t, err)
 	require.Equal(t, seqs(cbs), seqs(leased))
 }
@@ -595,7 +595,7 @@ func TestMarkDeliveredAndFailed(t *testing.T) {
 	require.Equal(t, int64(1), undelivered(t, db))
 
 	retryAt := time.Now().Add(90 * time.Second).Truncate(time.Microsecond)
-	require.NoError(t, db.MarkDeliveryFailed(ctx, c.Seq, "temporal unavailable", retryAt))
+	require.NoError(t, db.Callbacks.MarkDeliveryFailed(ctx, c.Seq, "temporal unavailable", retryAt))
 	got := callback(t, db, "I1", c.Seq)
 	require.Equal(t, 1, got.Attempts)
 	require.Equal(t, "temporal unavailable", got.LastError)
@@ -603,12 +603,12 @@ func TestMarkDeliveredAndFailed(t *testing.T) {
 	require.False(t, got.Delivered())
 	require.Equal(t, int64(1), undelivered(t, db))
 
-	require.NoError(t, db.MarkDeliveryFailed(ctx, c.Seq, "still down", retryAt.Add(time.Minute)))
+	require.NoError(t, db.Callbacks.MarkDeliveryFailed(ctx, c.Seq, "still down", retryAt.Add(time.Minute)))
 	got = callback(t, db, "I1", c.Seq)
 	require.Equal(t, 2, got.Attempts)
 	require.Equal(t, "still down", got.LastError)
 
-	require.NoError(t, db.MarkDelivered(ctx, c.Seq, "signalled"))
+	require.NoError(t, db.Callbacks.MarkDelivered(ctx, c.Seq, "signalled"))
 	got = callback(t, db, "I1", c.Seq)
 	require.True(t, got.Delivered())
 	require.Equal(t, "signalled", got.Outcome)
@@ -618,8 +618,8 @@ func TestMarkDeliveredAndFailed(t *testing.T) {
 	deliveredAt := got.DeliveredAt.Time
 
 	// A delivered callback stays as it was delivered.
-	require.NoError(t, db.MarkDelivered(ctx, c.Seq, "instance workflow closed"))
-	require.NoError(t, db.MarkDeliveryFailed(ctx, c.Seq, "late failure", time.Now()))
+	require.NoError(t, db.Callbacks.MarkDelivered(ctx, c.Seq, "instance workflow closed"))
+	require.NoError(t, db.Callbacks.MarkDeliveryFailed(ctx, c.Seq, "late failure", time.Now()))
 	got = callback(t, db, "I1", c.Seq)
 	require.Equal(t, "signalled", got.Outcome)
 	require.Equal(t, 3, got.Attempts)
@@ -634,26 +634,26 @@ func TestUndeliveredCountAndCallbacksOf(t *testing.T) {
 
 	a := allocate(t, db, "A").Callback
 	b := allocate(t, db, "B").Callback
-	a2, err := db.RecordCallback(ctx, refresh("A", "R1"))
+	a2, err := db.Callbacks.RecordCallback(ctx, refresh("A", "R1"))
 	require.NoError(t, err)
-	b2, err := db.RecordCallback(ctx, status("B", "FREEZE"))
+	b2, err := db.Callbacks.RecordCallback(ctx, status("B", "FREEZE"))
 	require.NoError(t, err)
-	a3, err := db.RecordCallback(ctx, status("A", "FREEZE"))
+	a3, err := db.Callbacks.RecordCallback(ctx, status("A", "FREEZE"))
 	require.NoError(t, err)
 	require.Equal(t, int64(5), undelivered(t, db))
 
-	cbs, err := db.CallbacksOf(ctx, "A")
+	cbs, err := db.Callbacks.CallbacksOf(ctx, "A")
 	require.NoError(t, err)
 	require.Equal(t, []int64{a.Seq, a2.Callback.Seq, a3.Callback.Seq}, seqs(cbs))
-	cbs, err = db.CallbacksOf(ctx, "B")
+	cbs, err = db.Callbacks.CallbacksOf(ctx, "B")
 	require.NoError(t, err)
 	require.Equal(t, []int64{b.Seq, b2.Callback.Seq}, seqs(cbs))
-	cbs, err = db.CallbacksOf(ctx, "C")
+	cbs, err = db.Callbacks.CallbacksOf(ctx, "C")
 	require.NoError(t, err)
 	require.Empty(t, cbs)
 
-	require.NoError(t, db.MarkDelivered(ctx, a.Seq, "signalled"))
-	require.NoError(t, db.MarkDeliveryFailed(ctx, b.Seq, "x", time.Now()))
+	require.NoError(t, db.Callbacks.MarkDelivered(ctx, a.Seq, "signalled"))
+	require.NoError(t, db.Callbacks.MarkDeliveryFailed(ctx, b.Seq, "x", time.Now()))
 	require.Equal(t, int64(4), undelivered(t, db))
 }
 
@@ -718,17 +718,17 @@ func TestSaveInstanceRevisions(t *testing.T) {
 	db := newDB(t)
 	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 
-	_, err := db.Instance(ctx, "I1")
+	_, err := db.Instances.Instance(ctx, "I1")
 	require.ErrorIs(t, err, store.ErrNotFound)
 
 	v1 := sampleInstance("I1", "O1", "provisioning", 1)
-	written, err := db.SaveInstance(ctx, v1, []store.Event{
+	written, err := db.Instances.SaveInstance(ctx, v1, []store.Event{
 		{Key: "e1", Kind: "received", Message: "newInstance received", OccurredAt: t0},
 		{Key: "e2", Kind: "state", Message: "provisioning", OccurredAt: t0.Add(time.Second)},
 	})
 	require.NoError(t, err)
 	require.True(t, written)
-	got, err := db.Instance(ctx, "I1")
+	got, err := db.Instances.Instance(ctx, "I1")
 	require.NoError(t, err)
 	requireSameInstance(t, v1, got)
 
@@ -736,7 +736,7 @@ func TestSaveInstanceRevisions(t *testing.T) {
 	stale := sampleInstance("I1", "O1", "failed", 1)
 	stale.Reason = "stale"
 	for range 2 {
-		written, err = db.SaveInstance(ctx, stale, []store.Event{
+		written, err = db.Instances.SaveInstance(ctx, stale, []store.Event{
 			{Key: "e2", Kind: "state", Message: "duplicate", OccurredAt: t0.Add(time.Hour)},
 			{Key: "e3", Kind: "note", Message: "from the stale write", OccurredAt: t0.Add(2 * time.Second)},
 		})
@@ -745,10 +745,10 @@ func TestSaveInstanceRevisions(t *testing.T) {
 	}
 	// Lower revision.
 	older := sampleInstance("I1", "O1", "failed", 0)
-	written, err = db.SaveInstance(ctx, older, nil)
+	written, err = db.Instances.SaveInstance(ctx, older, nil)
 	require.NoError(t, err)
 	require.False(t, written)
-	got, err = db.Instance(ctx, "I1")
+	got, err = db.Instances.Instance(ctx, "I1")
 	require.NoError(t, err)
 	requireSameInstance(t, v1, got)
 
@@ -759,16 +759,16 @@ func TestSaveInstanceRevisions(t *testing.T) {
 	v2.LinearValue = nil
 	v2.ExpireTime = nil
 	v2.Memo = ""
-	written, err = db.SaveInstance(ctx, v2, []store.Event{
+	written, err = db.Instances.SaveInstance(ctx, v2, []store.Event{
 		{Key: "e4", Kind: "state", Message: "active", OccurredAt: t0.Add(3 * time.Second)},
 	})
 	require.NoError(t, err)
 	require.True(t, written)
-	got, err = db.Instance(ctx, "I1")
+	got, err = db.Instances.Instance(ctx, "I1")
 	require.NoError(t, err)
 	requireSameInstance(t, v2, got)
 
-	events, err := db.Events(ctx, "I1")
+	events, err := db.Instances.Events(ctx, "I1")
 	require.NoError(t, err)
 	require.Equal(t, []string{"e1", "e2", "e3", "e4"}, eventKeys(events))
 	require.Equal(t, "provisioning", events[1].Message, "the first e2 is kept")
@@ -781,23 +781,23 @@ func TestEventsOrderedByTime(t *testing.T) {
 	ctx := context.Background()
 	db := newDB(t)
 	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-	_, err := db.SaveInstance(ctx, sampleInstance("I1", "O1", "active", 1), []store.Event{
+	_, err := db.Instances.SaveInstance(ctx, sampleInstance("I1", "O1", "active", 1), []store.Event{
 		{Key: "third", Kind: "k", Message: "m", OccurredAt: t0.Add(2 * time.Minute)},
 		{Key: "first", Kind: "k", Message: "m", OccurredAt: t0},
 		{Key: "second-a", Kind: "k", Message: "m", OccurredAt: t0.Add(time.Minute)},
 		{Key: "second-b", Kind: "k", Message: "m", OccurredAt: t0.Add(time.Minute)},
 	})
 	require.NoError(t, err)
-	_, err = db.SaveInstance(ctx, sampleInstance("I2", "O2", "active", 1), []store.Event{
+	_, err = db.Instances.SaveInstance(ctx, sampleInstance("I2", "O2", "active", 1), []store.Event{
 		{Key: "other", Kind: "k", Message: "m", OccurredAt: t0},
 	})
 	require.NoError(t, err)
 
-	events, err := db.Events(ctx, "I1")
+	events, err := db.Instances.Events(ctx, "I1")
 	require.NoError(t, err)
 	require.Equal(t, []string{"first", "second-a", "second-b", "third"}, eventKeys(events))
 
-	events, err = db.Events(ctx, "none")
+	events, err = db.Instances.Events(ctx, "none")
 	require.NoError(t, err)
 	require.NotNil(t, events)
 	require.Empty(t, events)
@@ -813,7 +813,7 @@ func TestListInstances(t *testing.T) {
 		sampleInstance("i-4", "O2", "released", 1),
 		sampleInstance("i-5", "O3", "active", 1),
 	} {
-		_, err := db.SaveInstance(ctx, in, nil)
+		_, err := db.Instances.SaveInstance(ctx, in, nil)
 		require.NoError(t, err)
 	}
 	ids := func(list []store.Instance) []string {
@@ -843,13 +843,13 @@ func TestListInstances(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			list, err := db.ListInstances(ctx, tc.filter)
+			list, err := db.Instances.ListInstances(ctx, tc.filter)
 			require.NoError(t, err)
 			require.Equal(t, tc.want, ids(list))
 		})
 	}
 
-	list, err := db.ListInstances(ctx, store.InstanceFilter{OrderID: "O3"})
+	list, err := db.Instances.ListInstances(ctx, store.InstanceFilter{OrderID: "O3"})
 	require.NoError(t, err)
 	require.Len(t, list, 1)
 	requireSameInstance(t, sampleInstance("i-5", "O3", "active", 1), list[0])
@@ -862,18 +862,18 @@ func TestLookupInstances(t *testing.T) {
 	allocate(t, db, "bare")     // allocated only
 	allocate(t, db, "creds")    // credentials, no read model yet
 	allocate(t, db, "modelled") // read model, no credentials
-	_, err := db.SaveInstance(ctx, sampleInstance("full", "O-full", "active", 3), nil)
+	_, err := db.Instances.SaveInstance(ctx, sampleInstance("full", "O-full", "active", 3), nil)
 	require.NoError(t, err)
-	_, err = db.SaveInstance(ctx, sampleInstance("modelled", "O-modelled", "provisioning", 1), nil)
+	_, err = db.Instances.SaveInstance(ctx, sampleInstance("modelled", "O-modelled", "provisioning", 1), nil)
 	require.NoError(t, err)
-	require.NoError(t, db.SaveCredentials(ctx, "full", store.SealedCredentials{UserName: "u-old", Password: "p-old"}))
-	require.NoError(t, db.SaveCredentials(ctx, "full", store.SealedCredentials{UserName: "u-enc", Password: "p-enc"}))
-	require.NoError(t, db.SaveCredentials(ctx, "creds", store.SealedCredentials{UserName: "u2", Password: "p2"}))
+	require.NoError(t, db.Instances.SaveCredentials(ctx, "full", store.SealedCredentials{UserName: "u-old", Password: "p-old"}))
+	require.NoError(t, db.Instances.SaveCredentials(ctx, "full", store.SealedCredentials{UserName: "u-enc", Password: "p-enc"}))
+	require.NoError(t, db.Instances.SaveCredentials(ctx, "creds", store.SealedCredentials{UserName: "u2", Password: "p2"}))
 	// A read model without an allocated key is not an instance the marketplace knows.
-	_, err = db.SaveInstance(ctx, sampleInstance("orphan", "O-x", "active", 1), nil)
+	_, err = db.Instances.SaveInstance(ctx, sampleInstance("orphan", "O-x", "active", 1), nil)
 	require.NoError(t, err)
 
-	views, err := db.LookupInstances(ctx, []string{"full", "bare", "creds", "modelled", "unknown", "orphan"})
+	views, err := db.Instances.LookupInstances(ctx, []string{"full", "bare", "creds", "modelled", "unknown", "orphan"})
 	require.NoError(t, err)
 	require.Len(t, views, 4)
 	require.NotContains(t, views, "unknown")
@@ -901,60 +901,12 @@ func TestLookupInstances(t *testing.T) {
 	require.Equal(t, "provisioning", modelled.Instance.State)
 	require.Nil(t, modelled.Credentials)
 
-	views, err = db.LookupInstances(ctx, []string{"unknown"})
+	views, err = db.Instances.LookupInstances(ctx, []string{"unknown"})
 	require.NoError(t, err)
 	require.Empty(t, views)
-	views, err = db.LookupInstances(ctx, nil)
+	views, err = db.Instances.LookupInstances(ctx, nil)
 	require.NoError(t, err)
 	require.Empty(t, views)
-}
-
-// --- sealed credentials ---
-
-func TestSealerRoundTrip(t *testing.T) {
-	sealer := store.Sealer{AccessKey: "access-key-1"}
-	cases := []struct{ user, password string }{
-		{"admin", "s3cret-P@ss"},
-		{"管理员", "密码🔑pässwörd"},
-		{"", ""},
-		{strings.Repeat("长", 100), strings.Repeat("x", 33)},
-	}
-	for _, tc := range cases {
-		sealed, err := sealer.Seal(tc.user, tc.password)
-		require.NoError(t, err)
-		require.NotEqual(t, tc.user, sealed.UserName)
-		require.NotEqual(t, tc.password, sealed.Password)
-		if tc.user != "" {
-			require.NotContains(t, sealed.UserName, tc.user)
-		}
-		if tc.password != "" {
-			require.NotContains(t, sealed.Password, tc.password)
-		}
-		user, password, err := sealer.Open(sealed)
-		require.NoError(t, err)
-		require.Equal(t, tc.user, user)
-		require.Equal(t, tc.password, password)
-	}
-
-	// A random IV: the same value seals differently every time.
-	a, err := sealer.Seal("admin", "pw")
-	require.NoError(t, err)
-	b, err := sealer.Seal("admin", "pw")
-	require.NoError(t, err)
-	require.NotEqual(t, a.UserName, b.UserName)
-	require.NotEqual(t, a.Password, b.Password)
-}
-
-func TestSealerWrongKey(t *testing.T) {
-	sealed, err := store.Sealer{AccessKey: "access-key-1"}.Seal("管理员 administrator", "密码 a long password value")
-	require.NoError(t, err)
-	_, _, err = store.Sealer{AccessKey: "access-key-2"}.Open(sealed)
-	require.Error(t, err)
-
-	// A damaged password fails even with the right key.
-	sealed.Password = sealed.Password[:16] + "!!!"
-	_, _, err = store.Sealer{AccessKey: "access-key-1"}.Open(sealed)
-	require.Error(t, err)
 }
 
 // --- demo tenants ---

@@ -2,9 +2,7 @@ package store
 
 import (
 	"context"
-	"crypto/sha256"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -42,7 +40,7 @@ type UsageRefusal struct {
 // open when it closes, and no period may hold more than one record can
 // carry. Refused records are returned and nothing is stored; otherwise it
 // returns how many records were new.
-func (d *DB) InsertUsage(ctx context.Context, records []Usage, maxOpen string) (int, []UsageRefusal, error) {
+func (s *Metering) InsertUsage(ctx context.Context, records []Usage, maxOpen string) (int, []UsageRefusal, error) {
 	if len(records) == 0 {
 		return 0, nil, nil
 	}
@@ -57,7 +55,7 @@ func (d *DB) InsertUsage(ctx context.Context, records []Usage, maxOpen string) (
 	var inserted int
 	var refused []UsageRefusal
 	errRefused := errors.New("usage refused")
-	err := d.inTx(ctx, func(tx *sqlx.Tx) error {
+	err := inTx(ctx, s.x, func(tx *sqlx.Tx) error {
 		// Two batches for one instance at once must not both pass the
 		// open-usage check: serialise them per instance (in a fixed
 		// order, so they cannot deadlock), without holding the instance
@@ -124,9 +122,9 @@ func (d *DB) InsertUsage(ctx context.Context, records []Usage, maxOpen string) (
 // ClaimBillingItem records that an instance serves a pay-per-use order's
 // billing item (orderId + productId) and returns the instance that does:
 // this one, or the one that claimed it first.
-func (d *DB) ClaimBillingItem(ctx context.Context, orderID, productID, instanceID string) (string, error) {
+func (s *Metering) ClaimBillingItem(ctx context.Context, orderID, productID, instanceID string) (string, error) {
 	var owner string
-	err := d.x.GetContext(ctx, &owner, `
+	err := s.x.GetContext(ctx, &owner, `
 		WITH claimed AS (
 			INSERT INTO billing_items (order_id, product_id, instance_id) VALUES ($1, $2, $3)
 			ON CONFLICT (order_id, product_id) DO NOTHING RETURNING instance_id)
@@ -149,9 +147,9 @@ type UsageTarget struct {
 
 // UsageTargets returns the read model's charging mode and state of the
 // given instances that exist.
-func (d *DB) UsageTargets(ctx context.Context, ids []string) (map[string]UsageTarget, error) {
+func (s *Metering) UsageTargets(ctx context.Context, ids []string) (map[string]UsageTarget, error) {
 	var rows []UsageTarget
-	if err := d.x.SelectContext(ctx, &rows, `
+	if err := s.x.SelectContext(ctx, &rows, `
 		SELECT k.instance_id, COALESCE(i.charging_mode, '') AS charging_mode, COALESCE(i.state, '') AS state
 		FROM instance_keys k LEFT JOIN instances i ON i.instance_id = k.instance_id
 		WHERE k.instance_id = ANY($1)`, pq.Array(ids)); err != nil {
@@ -197,14 +195,6 @@ type UsagePeriod struct {
 const usagePeriodColumns = `instance_id, period_start, period_end, quantity::text AS quantity, unbilled::text AS unbilled,
 	metering_sn, relate_pkg_instance, state, attempts, last_error, closed_at, pushed_at`
 
-// MeteringSN is the serial number of an instance's period: the same
-// instance and period always give the same number, so the marketplace
-// deduplicates any resend (SPEC §6.2: metering_sn, at most 64 characters).
-func MeteringSN(instanceID string, periodStart time.Time) string {
-	sum := sha256.Sum256([]byte(instanceID))
-	return "m" + hex.EncodeToString(sum[:10]) + "-" + periodStart.UTC().Format("20060102150405")
-}
-
 // ClosePeriod asks to close one metering period of an instance.
 type ClosePeriod struct {
 	InstanceID string
@@ -213,6 +203,41 @@ type ClosePeriod struct {
 	// usage is recorded as not billed.
 	Billable bool
 	At       time.Time
+	// MeteringSN is the period's serial number for the marketplace.
+	MeteringSN string
+	// Draw decides how the period's total is billed, given the customer's
+	// packages for the instance (the metering rules own that decision;
+	// the store applies it in the same transaction).
+	Draw func(total string, billable bool, packages Packages) (Draw, error)
+}
+
+// Packages is what the store knows of the usage packages that cover an
+// instance (its customer's, for its skuCode) when a period closes.
+type Packages struct {
+	// Open are the active packages with quota left, oldest first; they
+	// are locked until the period is closed.
+	Open []PackageQuota
+	// Newest is the newest package ever bought (used up, released or
+	// not), or "" when there never was one.
+	Newest string
+}
+
+// PackageQuota is a package with quota left.
+type PackageQuota struct {
+	ID   string `db:"package_instance_id"`
+	Left string `db:"left"`
+}
+
+// Draw is how a period's usage is billed. Quantities are decimal strings.
+type Draw struct {
+	Billable string // pushed to the marketplace
+	Unbilled string // not charged: over the quota, or while frozen
+	// Package is the package drawn on (relate_pkg_instance): Billable is
+	// added to its consumption. Empty for plain pay-per-use.
+	Package string
+	// Exhausted is set when no package covering the instance has quota
+	// left and the instance used some: the service must stop.
+	Exhausted string
 }
 
 // ClosedPeriod is the result of closing a period.
@@ -224,12 +249,12 @@ type ClosedPeriod struct {
 
 // CloseUsagePeriod closes a period: the records that occurred before its
 // end and belong to no period yet (late ones included) are assigned to it
-// and summed. Usage covered by a package draws on the customer's oldest
-// package with quota left (drawOnPackage). Closing a period again returns
-// it as it was, so a retried activity changes nothing.
-func (d *DB) CloseUsagePeriod(ctx context.Context, in ClosePeriod) (ClosedPeriod, error) {
+// and summed, and in.Draw splits the total between what is billed and a
+// package's quota. Closing a period again returns it as it was, so a
+// retried activity changes nothing.
+func (s *Metering) CloseUsagePeriod(ctx context.Context, in ClosePeriod) (ClosedPeriod, error) {
 	var out ClosedPeriod
-	err := d.inTx(ctx, func(tx *sqlx.Tx) error {
+	err := inTx(ctx, s.x, func(tx *sqlx.Tx) error {
 		err := tx.GetContext(ctx, &out.UsagePeriod, `SELECT `+usagePeriodColumns+` FROM usage_periods
 			WHERE instance_id = $1 AND period_start = $2`, in.InstanceID, in.Start)
 		if err == nil {
@@ -248,12 +273,24 @@ func (d *DB) CloseUsagePeriod(ctx context.Context, in ClosePeriod) (ClosedPeriod
 			in.InstanceID, in.Start, in.End, in.Billable); err != nil {
 			return fmt.Errorf("assign records: %w", err)
 		}
-		draw, err := drawOnPackage(ctx, tx, in, total)
+		var packages Packages
+		if in.Billable {
+			if packages, err = packagesCovering(ctx, tx, in.InstanceID); err != nil {
+				return err
+			}
+		}
+		draw, err := in.Draw(total, in.Billable, packages)
 		if err != nil {
 			return err
 		}
+		if draw.Package != "" {
+			if _, err := tx.ExecContext(ctx, `UPDATE usage_packages SET consumed = consumed + $2::numeric
+				WHERE package_instance_id = $1`, draw.Package, draw.Billable); err != nil {
+				return fmt.Errorf("draw on package %s: %w", draw.Package, err)
+			}
+		}
 		state := PeriodPending
-		if isZero(draw.billable) {
+		if isZero(draw.Billable) {
 			state = PeriodEmpty
 		}
 		if err := tx.GetContext(ctx, &out.UsagePeriod, `
@@ -261,11 +298,11 @@ func (d *DB) CloseUsagePeriod(ctx context.Context, in ClosePeriod) (ClosedPeriod
 				relate_pkg_instance, state, closed_at)
 			VALUES ($1, $2, $3, $4::numeric, $5::numeric, $6, $7, $8, $9)
 			RETURNING `+usagePeriodColumns,
-			in.InstanceID, in.Start, in.End, draw.billable, draw.unbilled, MeteringSN(in.InstanceID, in.Start),
-			draw.pkg, state, in.At); err != nil {
+			in.InstanceID, in.Start, in.End, draw.Billable, draw.Unbilled, in.MeteringSN,
+			draw.Package, state, in.At); err != nil {
 			return fmt.Errorf("insert period: %w", err)
 		}
-		out.PackageExhausted = draw.exhausted
+		out.PackageExhausted = draw.Exhausted
 		return nil
 	})
 	if err != nil {
@@ -274,98 +311,25 @@ func (d *DB) CloseUsagePeriod(ctx context.Context, in ClosePeriod) (ClosedPeriod
 	return out, nil
 }
 
-// packageDraw is how a period's usage is billed.
-type packageDraw struct {
-	billable string // pushed to the marketplace
-	unbilled string // not charged: over the quota, or while frozen
-	pkg      string // the package drawn on (relate_pkg_instance), or ""
-	// exhausted is set when no package covering the instance has quota
-	// left and the instance used some: the service must stop.
-	exhausted string
-}
-
-// drawOnPackage splits a period's total between the customer's package
-// quota and what is not billed. Packages are drawn oldest first, one per
-// period: the marketplace keeps one record per instance and period, so a
-// period cannot be split between two packages; what exceeds the package it
-// draws on is not billed. An instance that was ever covered by a package
-// stays under the stop-when-used-up rule: once no package has quota left,
-// its usage is not billed and it is reported exhausted. Without packages
-// the whole total is billed as plain pay-per-use.
-func drawOnPackage(ctx context.Context, tx *sqlx.Tx, in ClosePeriod, total string) (packageDraw, error) {
-	if !in.Billable {
-		return packageDraw{billable: "0", unbilled: total}, nil
-	}
-	var p struct {
-		ID   string `db:"package_instance_id"`
-		Left string `db:"left"`
-	}
-	err := tx.GetContext(ctx, &p, `
+// packagesCovering reads the packages covering an instance, locking those
+// with quota left until the transaction ends.
+func packagesCovering(ctx context.Context, tx *sqlx.Tx, instanceID string) (Packages, error) {
+	var p Packages
+	if err := tx.SelectContext(ctx, &p.Open, `
 		SELECT pk.package_instance_id, (pk.quota - pk.consumed)::text AS left
 		FROM usage_packages pk JOIN instances i ON i.customer_id = pk.customer_id AND i.sku_code = pk.sku_code
 		WHERE i.instance_id = $1 AND pk.active AND pk.consumed < pk.quota
-		ORDER BY pk.created_at, pk.package_instance_id LIMIT 1 FOR UPDATE OF pk`, in.InstanceID)
-	if errors.Is(err, sql.ErrNoRows) {
-		last, err := lastPackage(ctx, tx, in.InstanceID)
-		if err != nil || last == "" {
-			return packageDraw{billable: total, unbilled: "0"}, err
-		}
-		draw := packageDraw{billable: "0", unbilled: total}
-		if !isZero(total) {
-			draw.exhausted = last
-		}
-		return draw, nil
+		ORDER BY pk.created_at, pk.package_instance_id FOR UPDATE OF pk`, instanceID); err != nil {
+		return Packages{}, fmt.Errorf("find packages: %w", err)
 	}
-	if err != nil {
-		return packageDraw{}, fmt.Errorf("find package: %w", err)
-	}
-	var r struct {
-		Take string `db:"take"`
-		Over string `db:"over"`
-		Used bool   `db:"used"`
-	}
-	if err := tx.GetContext(ctx, &r, `
-		SELECT LEAST($1::numeric, $2::numeric)::text AS take,
-		       GREATEST($1::numeric - $2::numeric, 0)::text AS over,
-		       $1::numeric >= $2::numeric AS used`, total, p.Left); err != nil {
-		return packageDraw{}, fmt.Errorf("split over quota: %w", err)
-	}
-	if _, err := tx.ExecContext(ctx, `UPDATE usage_packages SET consumed = consumed + $2::numeric
-		WHERE package_instance_id = $1`, p.ID, r.Take); err != nil {
-		return packageDraw{}, fmt.Errorf("draw on package %s: %w", p.ID, err)
-	}
-	draw := packageDraw{billable: r.Take, unbilled: r.Over, pkg: p.ID}
-	if r.Used && !isZero(total) {
-		// This package is used up; the service stops unless another
-		// package still has quota.
-		var more bool
-		if err := tx.GetContext(ctx, &more, `SELECT EXISTS (
-			SELECT 1 FROM usage_packages pk JOIN instances i ON i.customer_id = pk.customer_id AND i.sku_code = pk.sku_code
-			WHERE i.instance_id = $1 AND pk.active AND pk.consumed < pk.quota)`, in.InstanceID); err != nil {
-			return packageDraw{}, fmt.Errorf("look for quota left: %w", err)
-		}
-		if !more {
-			draw.exhausted = p.ID
-		}
-	}
-	return draw, nil
-}
-
-// lastPackage is the newest package ever bought for the instance's
-// customer and skuCode (used up, released or not), or "".
-func lastPackage(ctx context.Context, tx *sqlx.Tx, instanceID string) (string, error) {
-	var id string
-	err := tx.GetContext(ctx, &id, `
+	err := tx.GetContext(ctx, &p.Newest, `
 		SELECT pk.package_instance_id
 		FROM usage_packages pk JOIN instances i ON i.customer_id = pk.customer_id AND i.sku_code = pk.sku_code
 		WHERE i.instance_id = $1 ORDER BY pk.created_at DESC, pk.package_instance_id DESC LIMIT 1`, instanceID)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", nil
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return Packages{}, fmt.Errorf("look for packages: %w", err)
 	}
-	if err != nil {
-		return "", fmt.Errorf("look for packages: %w", err)
-	}
-	return id, nil
+	return p, nil
 }
 
 func isZero(decimal string) bool {
@@ -378,9 +342,9 @@ func isZero(decimal string) bool {
 }
 
 // PendingUsagePeriods returns up to limit periods to push, oldest first.
-func (d *DB) PendingUsagePeriods(ctx context.Context, instanceID string, limit int) ([]UsagePeriod, error) {
+func (s *Metering) PendingUsagePeriods(ctx context.Context, instanceID string, limit int) ([]UsagePeriod, error) {
 	out := []UsagePeriod{}
-	if err := d.x.SelectContext(ctx, &out, `SELECT `+usagePeriodColumns+` FROM usage_periods
+	if err := s.x.SelectContext(ctx, &out, `SELECT `+usagePeriodColumns+` FROM usage_periods
 		WHERE instance_id = $1 AND state = 'pending' ORDER BY period_start LIMIT $2`, instanceID, limit); err != nil {
 		return nil, fmt.Errorf("list pending periods of %s: %w", instanceID, err)
 	}
@@ -389,17 +353,17 @@ func (d *DB) PendingUsagePeriods(ctx context.Context, instanceID string, limit i
 
 // PendingUsageCount counts the periods of every instance waiting to be
 // pushed (a metric).
-func (d *DB) PendingUsageCount(ctx context.Context) (int64, error) {
+func (s *Metering) PendingUsageCount(ctx context.Context) (int64, error) {
 	var n int64
-	if err := d.x.GetContext(ctx, &n, `SELECT count(*) FROM usage_periods WHERE state = 'pending'`); err != nil {
+	if err := s.x.GetContext(ctx, &n, `SELECT count(*) FROM usage_periods WHERE state = 'pending'`); err != nil {
 		return 0, fmt.Errorf("count pending usage periods: %w", err)
 	}
 	return n, nil
 }
 
 // MarkUsagePushed records that the marketplace accepted these periods.
-func (d *DB) MarkUsagePushed(ctx context.Context, instanceID string, starts []time.Time, at time.Time) error {
-	_, err := d.x.ExecContext(ctx, `UPDATE usage_periods SET state = 'pushed', pushed_at = $3,
+func (s *Metering) MarkUsagePushed(ctx context.Context, instanceID string, starts []time.Time, at time.Time) error {
+	_, err := s.x.ExecContext(ctx, `UPDATE usage_periods SET state = 'pushed', pushed_at = $3,
 		attempts = attempts + 1, last_error = '' WHERE instance_id = $1 AND period_start = ANY($2) AND state = 'pending'`,
 		instanceID, pq.Array(starts), at)
 	if err != nil {
@@ -409,8 +373,8 @@ func (d *DB) MarkUsagePushed(ctx context.Context, instanceID string, starts []ti
 }
 
 // MarkUsagePushFailed records a failed push of these periods.
-func (d *DB) MarkUsagePushFailed(ctx context.Context, instanceID string, starts []time.Time, reason string) error {
-	_, err := d.x.ExecContext(ctx, `UPDATE usage_periods SET attempts = attempts + 1, last_error = $3
+func (s *Metering) MarkUsagePushFailed(ctx context.Context, instanceID string, starts []time.Time, reason string) error {
+	_, err := s.x.ExecContext(ctx, `UPDATE usage_periods SET attempts = attempts + 1, last_error = $3
 		WHERE instance_id = $1 AND period_start = ANY($2) AND state = 'pending'`, instanceID, pq.Array(starts), reason)
 	if err != nil {
 		return fmt.Errorf("mark periods of %s failed: %w", instanceID, err)
@@ -421,8 +385,8 @@ func (d *DB) MarkUsagePushFailed(ctx context.Context, instanceID string, starts 
 // HoldUsagePeriod takes a pending period out of the pushes, with the
 // reason: it cannot be pushed as it is, and must not stop the periods after
 // it. It reports whether it held it.
-func (d *DB) HoldUsagePeriod(ctx context.Context, instanceID string, start time.Time, reason string) (bool, error) {
-	res, err := d.x.ExecContext(ctx, `UPDATE usage_periods SET state = 'held', last_error = $3
+func (s *Metering) HoldUsagePeriod(ctx context.Context, instanceID string, start time.Time, reason string) (bool, error) {
+	res, err := s.x.ExecContext(ctx, `UPDATE usage_periods SET state = 'held', last_error = $3
 		WHERE instance_id = $1 AND period_start = $2 AND state = 'pending'`, instanceID, start, reason)
 	if err != nil {
 		return false, fmt.Errorf("hold period %s of %s: %w", start.UTC().Format(time.RFC3339), instanceID, err)
@@ -432,9 +396,9 @@ func (d *DB) HoldUsagePeriod(ctx context.Context, instanceID string, start time.
 }
 
 // HeldUsageCount counts the held periods of every instance (a metric).
-func (d *DB) HeldUsageCount(ctx context.Context) (int64, error) {
+func (s *Metering) HeldUsageCount(ctx context.Context) (int64, error) {
 	var n int64
-	if err := d.x.GetContext(ctx, &n, `SELECT count(*) FROM usage_periods WHERE state = 'held'`); err != nil {
+	if err := s.x.GetContext(ctx, &n, `SELECT count(*) FROM usage_periods WHERE state = 'held'`); err != nil {
 		return 0, fmt.Errorf("count held usage periods: %w", err)
 	}
 	return n, nil
@@ -447,14 +411,15 @@ var ErrNotHeld = errors.New("no such held usage period")
 type PeriodPart struct {
 	Start, End time.Time
 	Quantity   string
+	MeteringSN string
 }
 
 // SplitHeldPeriod replaces a held period by parts that cover the same span
 // (the first starting where it starts), each pending, with a metering_sn of
 // its own start. The usage records stay assigned to the first part.
-func (d *DB) SplitHeldPeriod(ctx context.Context, instanceID string, start time.Time, parts []PeriodPart) ([]UsagePeriod, error) {
+func (s *Metering) SplitHeldPeriod(ctx context.Context, instanceID string, start time.Time, parts []PeriodPart) ([]UsagePeriod, error) {
 	var out []UsagePeriod
-	err := d.inTx(ctx, func(tx *sqlx.Tx) error {
+	err := inTx(ctx, s.x, func(tx *sqlx.Tx) error {
 		var held UsagePeriod
 		err := tx.GetContext(ctx, &held, `SELECT `+usagePeriodColumns+` FROM usage_periods
 			WHERE instance_id = $1 AND period_start = $2 AND state = 'held' FOR UPDATE`, instanceID, start)
@@ -481,7 +446,7 @@ func (d *DB) SplitHeldPeriod(ctx context.Context, instanceID string, start time.
 					relate_pkg_instance, state, closed_at)
 				VALUES ($1, $2, $3, $4::numeric, 0, $5, $6, 'pending', $7)
 				RETURNING `+usagePeriodColumns,
-				instanceID, part.Start, part.End, part.Quantity, MeteringSN(instanceID, part.Start),
+				instanceID, part.Start, part.End, part.Quantity, part.MeteringSN,
 				held.RelatePkgInstance, held.ClosedAt); err != nil {
 				return fmt.Errorf("insert the part from %s: %w", part.Start.Format(time.RFC3339), err)
 			}
@@ -500,26 +465,23 @@ func (d *DB) SplitHeldPeriod(ctx context.Context, instanceID string, start time.
 
 // WriteOffHeldPeriod closes a held period without billing it: its usage
 // counts as not billed, with the operator's reason.
-func (d *DB) WriteOffHeldPeriod(ctx context.Context, instanceID string, start time.Time, reason string) (UsagePeriod, error) {
+func (s *Metering) WriteOffHeldPeriod(ctx context.Context, instanceID string, start time.Time, reason string) (UsagePeriod, error) {
 	var p UsagePeriod
-	err := d.x.GetContext(ctx, &p, `UPDATE usage_periods SET state = 'written_off', last_error = $3,
+	if err := getOne(ctx, s.x, &p, ErrNotHeld, fmt.Sprintf("write off period %s of %s", start.UTC().Format(time.RFC3339), instanceID),
+		`UPDATE usage_periods SET state = 'written_off', last_error = $3,
 		unbilled = unbilled + quantity, quantity = 0
 		WHERE instance_id = $1 AND period_start = $2 AND state = 'held' RETURNING `+usagePeriodColumns,
-		instanceID, start, reason)
-	if errors.Is(err, sql.ErrNoRows) {
-		return UsagePeriod{}, ErrNotHeld
-	}
-	if err != nil {
-		return UsagePeriod{}, fmt.Errorf("write off period %s of %s: %w", start.UTC().Format(time.RFC3339), instanceID, err)
+		instanceID, start, reason); err != nil {
+		return UsagePeriod{}, err
 	}
 	return p, nil
 }
 
 // ExpireUsagePeriods marks the pending periods that began before the given
 // time as expired (too old for the marketplace) and returns them.
-func (d *DB) ExpireUsagePeriods(ctx context.Context, instanceID string, before time.Time) ([]UsagePeriod, error) {
+func (s *Metering) ExpireUsagePeriods(ctx context.Context, instanceID string, before time.Time) ([]UsagePeriod, error) {
 	out := []UsagePeriod{}
-	if err := d.x.SelectContext(ctx, &out, `UPDATE usage_periods SET state = 'expired'
+	if err := s.x.SelectContext(ctx, &out, `UPDATE usage_periods SET state = 'expired'
 		WHERE instance_id = $1 AND state = 'pending' AND period_start < $2 RETURNING `+usagePeriodColumns,
 		instanceID, before); err != nil {
 		return nil, fmt.Errorf("expire periods of %s: %w", instanceID, err)
@@ -530,8 +492,8 @@ func (d *DB) ExpireUsagePeriods(ctx context.Context, instanceID string, before t
 // MarkUsageUnbilled excludes the usage that occurred while the instance was
 // frozen, in [from, to), from billing. Usage from before the freeze that is
 // reported late stays to be billed in the next period closed.
-func (d *DB) MarkUsageUnbilled(ctx context.Context, instanceID string, from, to time.Time) (int, error) {
-	res, err := d.x.ExecContext(ctx, `UPDATE usage_records SET period_start = $2, billed = false
+func (s *Metering) MarkUsageUnbilled(ctx context.Context, instanceID string, from, to time.Time) (int, error) {
+	res, err := s.x.ExecContext(ctx, `UPDATE usage_records SET period_start = $2, billed = false
 		WHERE instance_id = $1 AND period_start IS NULL AND occurred_at >= $2 AND occurred_at < $3`, instanceID, from, to)
 	if err != nil {
 		return 0, fmt.Errorf("exclude usage of %s while frozen: %w", instanceID, err)
@@ -541,9 +503,9 @@ func (d *DB) MarkUsageUnbilled(ctx context.Context, instanceID string, from, to 
 }
 
 // UsagePeriodsOf lists an instance's periods in a time range, oldest first.
-func (d *DB) UsagePeriodsOf(ctx context.Context, instanceID string, from, to time.Time, limit int) ([]UsagePeriod, error) {
+func (s *Metering) UsagePeriodsOf(ctx context.Context, instanceID string, from, to time.Time, limit int) ([]UsagePeriod, error) {
 	out := []UsagePeriod{}
-	if err := d.x.SelectContext(ctx, &out, `SELECT `+usagePeriodColumns+` FROM usage_periods
+	if err := s.x.SelectContext(ctx, &out, `SELECT `+usagePeriodColumns+` FROM usage_periods
 		WHERE instance_id = $1 AND period_start >= $2 AND period_start < $3 ORDER BY period_start LIMIT $4`,
 		instanceID, from, to, limit); err != nil {
 		return nil, fmt.Errorf("list periods of %s: %w", instanceID, err)
@@ -566,9 +528,9 @@ type UsageSummary struct {
 }
 
 // UsageSummaryOf totals an instance's usage.
-func (d *DB) UsageSummaryOf(ctx context.Context, instanceID string) (UsageSummary, error) {
-	var s UsageSummary
-	err := d.x.GetContext(ctx, &s, `SELECT
+func (s *Metering) UsageSummaryOf(ctx context.Context, instanceID string) (UsageSummary, error) {
+	var sum UsageSummary
+	err := s.x.GetContext(ctx, &sum, `SELECT
 		(SELECT COALESCE(sum(quantity), 0)::numeric(24, 4)::text FROM usage_records WHERE instance_id = $1) AS reported,
 		(SELECT COALESCE(sum(quantity), 0)::numeric(24, 4)::text FROM usage_records WHERE instance_id = $1 AND period_start IS NULL) AS unassigned,
 		COALESCE(sum(quantity) FILTER (WHERE state IN ('pending', 'pushed')), 0)::numeric(24, 4)::text AS billed,
@@ -584,7 +546,7 @@ func (d *DB) UsageSummaryOf(ctx context.Context, instanceID string) (UsageSummar
 	if err != nil {
 		return UsageSummary{}, fmt.Errorf("sum usage of %s: %w", instanceID, err)
 	}
-	return s, nil
+	return sum, nil
 }
 
 // UsageTotal is an instance's cumulative billed usage, for queryInstance.
@@ -597,9 +559,9 @@ type UsageTotal struct {
 
 // UsageTotals returns the cumulative billed usage of pay-per-use instances,
 // and for packages the amount each covered instance consumed.
-func (d *DB) UsageTotals(ctx context.Context, ids []string) (map[string][]UsageTotal, error) {
+func (s *Metering) UsageTotals(ctx context.Context, ids []string) (map[string][]UsageTotal, error) {
 	var rows []UsageTotal
-	if err := d.x.SelectContext(ctx, &rows, `
+	if err := s.x.SelectContext(ctx, &rows, `
 		SELECT instance_id, '' AS related, sum(quantity)::text AS quantity, max(closed_at) AS at
 		FROM usage_periods WHERE instance_id = ANY($1) AND state IN ('pending', 'pushed')
 		GROUP BY instance_id
@@ -629,14 +591,14 @@ type UsagePackage struct {
 
 // RegisterPackage records a package once, and returns the pay-per-use
 // instances it covers (the customer's instances of its skuCode).
-func (d *DB) RegisterPackage(ctx context.Context, p UsagePackage) ([]string, error) {
-	if _, err := d.x.ExecContext(ctx, `
+func (s *Metering) RegisterPackage(ctx context.Context, p UsagePackage) ([]string, error) {
+	if _, err := s.x.ExecContext(ctx, `
 		INSERT INTO usage_packages (package_instance_id, customer_id, sku_code, quota) VALUES ($1, $2, $3, $4::numeric)
 		ON CONFLICT (package_instance_id) DO NOTHING`, p.PackageInstanceID, p.CustomerID, p.SkuCode, p.Quota); err != nil {
 		return nil, fmt.Errorf("register package %s: %w", p.PackageInstanceID, err)
 	}
 	covered := []string{}
-	if err := d.x.SelectContext(ctx, &covered, `SELECT instance_id FROM instances
+	if err := s.x.SelectContext(ctx, &covered, `SELECT instance_id FROM instances
 		WHERE customer_id = $1 AND sku_code = $2 AND charging_mode = 'ON_DEMAND' AND instance_id <> $3
 		ORDER BY instance_id`, p.CustomerID, p.SkuCode, p.PackageInstanceID); err != nil {
 		return nil, fmt.Errorf("list instances covered by %s: %w", p.PackageInstanceID, err)
@@ -645,23 +607,20 @@ func (d *DB) RegisterPackage(ctx context.Context, p UsagePackage) ([]string, err
 }
 
 // DeactivatePackage stops a package (released or expired).
-func (d *DB) DeactivatePackage(ctx context.Context, packageInstanceID string) error {
-	if _, err := d.x.ExecContext(ctx, `UPDATE usage_packages SET active = false WHERE package_instance_id = $1`, packageInstanceID); err != nil {
+func (s *Metering) DeactivatePackage(ctx context.Context, packageInstanceID string) error {
+	if _, err := s.x.ExecContext(ctx, `UPDATE usage_packages SET active = false WHERE package_instance_id = $1`, packageInstanceID); err != nil {
 		return fmt.Errorf("deactivate package %s: %w", packageInstanceID, err)
 	}
 	return nil
 }
 
 // Package returns a package, or ErrNotFound.
-func (d *DB) Package(ctx context.Context, packageInstanceID string) (UsagePackage, error) {
+func (s *Metering) Package(ctx context.Context, packageInstanceID string) (UsagePackage, error) {
 	var p UsagePackage
-	err := d.x.GetContext(ctx, &p, `SELECT package_instance_id, customer_id, sku_code, quota::text AS quota,
-		consumed::text AS consumed, active FROM usage_packages WHERE package_instance_id = $1`, packageInstanceID)
-	if errors.Is(err, sql.ErrNoRows) {
-		return UsagePackage{}, ErrNotFound
-	}
-	if err != nil {
-		return UsagePackage{}, fmt.Errorf("read package %s: %w", packageInstanceID, err)
+	if err := getOne(ctx, s.x, &p, ErrNotFound, fmt.Sprintf("read package %s", packageInstanceID),
+		`SELECT package_instance_id, customer_id, sku_code, quota::text AS quota,
+		consumed::text AS consumed, active FROM usage_packages WHERE package_instance_id = $1`, packageInstanceID); err != nil {
+		return UsagePackage{}, err
 	}
 	return p, nil
 }

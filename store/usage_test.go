@@ -2,12 +2,12 @@ package store_test
 
 import (
 	"fmt"
-	"regexp"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/fulfillment-server/fulfillment/activities"
 	"github.com/fulfillment-server/fulfillment/koogallery"
 	"github.com/fulfillment-server/fulfillment/store"
 )
@@ -22,7 +22,7 @@ func at(h int, m int) time.Time {
 func payPerUse(t *testing.T, db *store.DB, id, customer, sku string) {
 	t.Helper()
 	rec := allocate(t, db, id)
-	written, err := db.SaveInstance(t.Context(), store.Instance{
+	written, err := db.Instances.SaveInstance(t.Context(), store.Instance{
 		InstanceID: id, OrderID: rec.Key.OrderID, OrderLineID: rec.Key.OrderLineID, State: "active",
 		ChargingMode: "ON_DEMAND", CustomerID: customer, SkuCode: sku, Revision: 1,
 	}, nil)
@@ -36,9 +36,9 @@ func usage(key, instance, quantity string, when time.Time) store.Usage {
 
 func closePeriod(t *testing.T, db *store.DB, instance string, h int, billable bool) store.ClosedPeriod {
 	t.Helper()
-	p, err := db.CloseUsagePeriod(t.Context(), store.ClosePeriod{
+	p, err := db.Metering.CloseUsagePeriod(t.Context(), activities.WithMeteringRules(store.ClosePeriod{
 		InstanceID: instance, Start: at(h, 0), End: at(h+1, 0), Billable: billable, At: at(h+1, 5),
-	})
+	}))
 	require.NoError(t, err)
 	return p
 }
@@ -52,14 +52,14 @@ func TestInsertUsageStoresEachKeyOnce(t *testing.T) {
 		usage("k3", "ppu-1", "0.0001", at(0, 3)),
 	}
 
-	first, _, err := db.InsertUsage(t.Context(), batch, koogallery.MaxUsageValue)
+	first, _, err := db.Metering.InsertUsage(t.Context(), batch, koogallery.MaxUsageValue)
 	require.NoError(t, err)
-	again, _, err := db.InsertUsage(t.Context(), append(batch, usage("k4", "ppu-1", "4", at(0, 4))), koogallery.MaxUsageValue)
+	again, _, err := db.Metering.InsertUsage(t.Context(), append(batch, usage("k4", "ppu-1", "4", at(0, 4))), koogallery.MaxUsageValue)
 	require.NoError(t, err)
 
 	require.Equal(t, 3, first)
 	require.Equal(t, 1, again, "only k4 is new")
-	sum, err := db.UsageSummaryOf(t.Context(), "ppu-1")
+	sum, err := db.Metering.UsageSummaryOf(t.Context(), "ppu-1")
 	require.NoError(t, err)
 	require.Equal(t, "7.5001", sum.Reported)
 	require.Equal(t, "7.5001", sum.Unassigned)
@@ -68,7 +68,7 @@ func TestInsertUsageStoresEachKeyOnce(t *testing.T) {
 func TestInsertUsageRefusesUnknownInstances(t *testing.T) {
 	db := newDB(t)
 
-	_, _, err := db.InsertUsage(t.Context(), []store.Usage{usage("k1", "nobody", "1", at(0, 1))}, koogallery.MaxUsageValue)
+	_, _, err := db.Metering.InsertUsage(t.Context(), []store.Usage{usage("k1", "nobody", "1", at(0, 1))}, koogallery.MaxUsageValue)
 
 	require.Error(t, err)
 }
@@ -76,7 +76,7 @@ func TestInsertUsageRefusesUnknownInstances(t *testing.T) {
 func TestCloseUsagePeriod(t *testing.T) {
 	db := newDB(t)
 	payPerUse(t, db, "ppu-1", "cust", "sku")
-	_, _, err := db.InsertUsage(t.Context(), []store.Usage{
+	_, _, err := db.Metering.InsertUsage(t.Context(), []store.Usage{
 		usage("a", "ppu-1", "1.5", at(0, 0)),
 		usage("b", "ppu-1", "2.25", at(0, 59)),
 		usage("c", "ppu-1", "3", at(1, 0)), // on the boundary: the next period
@@ -87,7 +87,7 @@ func TestCloseUsagePeriod(t *testing.T) {
 	again := closePeriod(t, db, "ppu-1", 0, true)
 	// Usage of hour 0 reported after hour 0 was closed goes to the next
 	// period to close: late, but billed once.
-	_, _, err = db.InsertUsage(t.Context(), []store.Usage{usage("late", "ppu-1", "0.5", at(0, 30))}, koogallery.MaxUsageValue)
+	_, _, err = db.Metering.InsertUsage(t.Context(), []store.Usage{usage("late", "ppu-1", "0.5", at(0, 30))}, koogallery.MaxUsageValue)
 	require.NoError(t, err)
 	second := closePeriod(t, db, "ppu-1", 1, true)
 	empty := closePeriod(t, db, "ppu-1", 2, true)
@@ -96,38 +96,27 @@ func TestCloseUsagePeriod(t *testing.T) {
 	require.Equal(t, store.PeriodPending, first.State)
 	require.Equal(t, at(0, 0), first.PeriodStart.UTC())
 	require.Equal(t, at(1, 0), first.PeriodEnd.UTC())
-	require.Equal(t, store.MeteringSN("ppu-1", at(0, 0)), first.MeteringSN)
+	require.Equal(t, activities.MeteringSN("ppu-1", at(0, 0)), first.MeteringSN)
 	require.Empty(t, first.RelatePkgInstance)
 	require.Equal(t, first, again, "closing twice changes nothing")
 	require.Equal(t, "3.5000", second.Quantity)
 	require.Equal(t, store.PeriodEmpty, empty.State)
 	require.Equal(t, "0.0000", empty.Quantity)
 
-	pending, err := db.PendingUsagePeriods(t.Context(), "ppu-1", 10)
+	pending, err := db.Metering.PendingUsagePeriods(t.Context(), "ppu-1", 10)
 	require.NoError(t, err)
 	require.Len(t, pending, 2)
 	require.Equal(t, at(0, 0), pending[0].PeriodStart.UTC(), "oldest first")
 	require.Equal(t, at(1, 0), pending[1].PeriodStart.UTC())
-	n, err := db.PendingUsageCount(t.Context())
+	n, err := db.Metering.PendingUsageCount(t.Context())
 	require.NoError(t, err)
 	require.Equal(t, int64(2), n)
-}
-
-func TestMeteringSN(t *testing.T) {
-	a := store.MeteringSN("ppu-1", at(0, 0))
-
-	require.Equal(t, a, store.MeteringSN("ppu-1", at(0, 0).In(time.FixedZone("CST", 8*3600))), "the same period in another zone")
-	require.NotEqual(t, a, store.MeteringSN("ppu-1", at(1, 0)))
-	require.NotEqual(t, a, store.MeteringSN("ppu-2", at(0, 0)))
-	require.Regexp(t, regexp.MustCompile(`^m[0-9a-f]{20}-20260301100000$`), a)
-	long := store.MeteringSN(string(make([]byte, 64)), at(0, 0))
-	require.LessOrEqual(t, len(long), 64, "SPEC §6.2: metering_sn is at most 64 characters")
 }
 
 func TestFrozenUsageIsNotBilled(t *testing.T) {
 	db := newDB(t)
 	payPerUse(t, db, "ppu-1", "cust", "sku")
-	_, _, err := db.InsertUsage(t.Context(), []store.Usage{
+	_, _, err := db.Metering.InsertUsage(t.Context(), []store.Usage{
 		usage("before", "ppu-1", "1", at(0, 10)),
 		usage("frozen", "ppu-1", "5", at(0, 40)),
 		usage("after", "ppu-1", "2", at(1, 30)),
@@ -135,20 +124,20 @@ func TestFrozenUsageIsNotBilled(t *testing.T) {
 	require.NoError(t, err)
 
 	// Frozen from 00:30 (its partial period closed) to 01:15.
-	_, err = db.CloseUsagePeriod(t.Context(), store.ClosePeriod{InstanceID: "ppu-1", Start: at(0, 0), End: at(0, 30), Billable: true, At: at(0, 30)})
+	_, err = db.Metering.CloseUsagePeriod(t.Context(), activities.WithMeteringRules(store.ClosePeriod{InstanceID: "ppu-1", Start: at(0, 0), End: at(0, 30), Billable: true, At: at(0, 30)}))
 	require.NoError(t, err)
 	// Usage of 00:20, before the freeze, reported while frozen: late, but
 	// billable.
-	_, _, err = db.InsertUsage(t.Context(), []store.Usage{usage("late", "ppu-1", "0.25", at(0, 20))}, koogallery.MaxUsageValue)
+	_, _, err = db.Metering.InsertUsage(t.Context(), []store.Usage{usage("late", "ppu-1", "0.25", at(0, 20))}, koogallery.MaxUsageValue)
 	require.NoError(t, err)
-	excluded, err := db.MarkUsageUnbilled(t.Context(), "ppu-1", at(0, 30), at(1, 15))
+	excluded, err := db.Metering.MarkUsageUnbilled(t.Context(), "ppu-1", at(0, 30), at(1, 15))
 	require.NoError(t, err)
-	resumed, err := db.CloseUsagePeriod(t.Context(), store.ClosePeriod{InstanceID: "ppu-1", Start: at(1, 15), End: at(2, 0), Billable: true, At: at(2, 5)})
+	resumed, err := db.Metering.CloseUsagePeriod(t.Context(), activities.WithMeteringRules(store.ClosePeriod{InstanceID: "ppu-1", Start: at(1, 15), End: at(2, 0), Billable: true, At: at(2, 5)}))
 	require.NoError(t, err)
 
 	require.Equal(t, 1, excluded)
 	require.Equal(t, "2.2500", resumed.Quantity)
-	sum, err := db.UsageSummaryOf(t.Context(), "ppu-1")
+	sum, err := db.Metering.UsageSummaryOf(t.Context(), "ppu-1")
 	require.NoError(t, err)
 	require.Equal(t, "8.2500", sum.Reported)
 	require.Equal(t, "3.2500", sum.Billed)
@@ -158,7 +147,7 @@ func TestFrozenUsageIsNotBilled(t *testing.T) {
 func TestCloseUnbillableSpan(t *testing.T) {
 	db := newDB(t)
 	payPerUse(t, db, "ppu-1", "cust", "sku")
-	_, _, err := db.InsertUsage(t.Context(), []store.Usage{usage("a", "ppu-1", "4", at(0, 10))}, koogallery.MaxUsageValue)
+	_, _, err := db.Metering.InsertUsage(t.Context(), []store.Usage{usage("a", "ppu-1", "4", at(0, 10))}, koogallery.MaxUsageValue)
 	require.NoError(t, err)
 
 	p := closePeriod(t, db, "ppu-1", 0, false)
@@ -172,19 +161,19 @@ func TestPushedFailedAndExpiredPeriods(t *testing.T) {
 	db := newDB(t)
 	payPerUse(t, db, "ppu-1", "cust", "sku")
 	for h := range 4 {
-		_, _, err := db.InsertUsage(t.Context(), []store.Usage{usage(fmt.Sprint(h), "ppu-1", "1", at(h, 1))}, koogallery.MaxUsageValue)
+		_, _, err := db.Metering.InsertUsage(t.Context(), []store.Usage{usage(fmt.Sprint(h), "ppu-1", "1", at(h, 1))}, koogallery.MaxUsageValue)
 		require.NoError(t, err)
 		closePeriod(t, db, "ppu-1", h, true)
 	}
 
-	require.NoError(t, db.MarkUsagePushFailed(t.Context(), "ppu-1", []time.Time{at(0, 0), at(1, 0), at(2, 0)}, "HTTP 500 MKT.0999"))
-	expired, err := db.ExpireUsagePeriods(t.Context(), "ppu-1", at(1, 0))
+	require.NoError(t, db.Metering.MarkUsagePushFailed(t.Context(), "ppu-1", []time.Time{at(0, 0), at(1, 0), at(2, 0)}, "HTTP 500 MKT.0999"))
+	expired, err := db.Metering.ExpireUsagePeriods(t.Context(), "ppu-1", at(1, 0))
 	require.NoError(t, err)
-	require.NoError(t, db.MarkUsagePushed(t.Context(), "ppu-1", []time.Time{at(0, 0), at(1, 0), at(2, 0)}, at(5, 0)))
+	require.NoError(t, db.Metering.MarkUsagePushed(t.Context(), "ppu-1", []time.Time{at(0, 0), at(1, 0), at(2, 0)}, at(5, 0)))
 
 	require.Len(t, expired, 1)
 	require.Equal(t, at(0, 0), expired[0].PeriodStart.UTC())
-	periods, err := db.UsagePeriodsOf(t.Context(), "ppu-1", at(0, 0), at(24, 0), 10)
+	periods, err := db.Metering.UsagePeriodsOf(t.Context(), "ppu-1", at(0, 0), at(24, 0), 10)
 	require.NoError(t, err)
 	require.Len(t, periods, 4)
 	require.Equal(t, store.PeriodExpired, periods[0].State, "an expired period is never pushed")
@@ -196,7 +185,7 @@ func TestPushedFailedAndExpiredPeriods(t *testing.T) {
 	require.Equal(t, at(5, 0), periods[1].PushedAt.UTC())
 	require.Equal(t, store.PeriodPending, periods[3].State)
 
-	sum, err := db.UsageSummaryOf(t.Context(), "ppu-1")
+	sum, err := db.Metering.UsageSummaryOf(t.Context(), "ppu-1")
 	require.NoError(t, err)
 	require.Equal(t, store.UsageSummary{
 		Reported: "4.0000", Unassigned: "0.0000", Billed: "3.0000", Pushed: "2.0000", Pending: 1, Expired: 1,
@@ -212,12 +201,12 @@ func TestPackagesStopWhenUsedUp(t *testing.T) {
 	payPerUse(t, db, "ppu-other-sku", "cust", "sku-2")
 	payPerUse(t, db, "ppu-other-customer", "cust-2", "sku")
 	register := func(id, quota string) []string {
-		covered, err := db.RegisterPackage(t.Context(), store.UsagePackage{PackageInstanceID: id, CustomerID: "cust", SkuCode: "sku", Quota: quota})
+		covered, err := db.Metering.RegisterPackage(t.Context(), store.UsagePackage{PackageInstanceID: id, CustomerID: "cust", SkuCode: "sku", Quota: quota})
 		require.NoError(t, err)
 		return covered
 	}
 	report := func(key, instance, quantity string, h int) {
-		_, _, err := db.InsertUsage(t.Context(), []store.Usage{usage(key, instance, quantity, at(h, 10))}, koogallery.MaxUsageValue)
+		_, _, err := db.Metering.InsertUsage(t.Context(), []store.Usage{usage(key, instance, quantity, at(h, 10))}, koogallery.MaxUsageValue)
 		require.NoError(t, err)
 	}
 
@@ -266,7 +255,7 @@ func TestPackagesStopWhenUsedUp(t *testing.T) {
 	require.Equal(t, "50.0000", other.Quantity, "other skuCodes are plain pay-per-use")
 	require.Empty(t, other.RelatePkgInstance)
 
-	totals, err := db.UsageTotals(t.Context(), []string{"pkg-1", "pkg-2", "ppu-a"})
+	totals, err := db.Metering.UsageTotals(t.Context(), []string{"pkg-1", "pkg-2", "ppu-a"})
 	require.NoError(t, err)
 	require.Len(t, totals["pkg-1"], 2)
 	require.Equal(t, "ppu-a", totals["pkg-1"][0].Related)
@@ -277,14 +266,14 @@ func TestPackagesStopWhenUsedUp(t *testing.T) {
 	require.Len(t, totals["ppu-a"], 1)
 	require.Equal(t, "8.0000", totals["ppu-a"][0].Quantity, "billed: 6 + 2")
 
-	p1, err := db.Package(t.Context(), "pkg-1")
+	p1, err := db.Metering.Package(t.Context(), "pkg-1")
 	require.NoError(t, err)
 	require.Equal(t, "10.0000", p1.Consumed)
 	require.Equal(t, p1.Quota, p1.Consumed)
 
 	// A released package no longer covers anything; the instances stay
 	// under the stop rule rather than overflow into pay-per-use billing.
-	require.NoError(t, db.DeactivatePackage(t.Context(), "pkg-3"))
+	require.NoError(t, db.Metering.DeactivatePackage(t.Context(), "pkg-3"))
 	report("b3", "ppu-b", "1", 3)
 	b3 := closePeriod(t, db, "ppu-b", 3, true)
 	require.Equal(t, store.PeriodEmpty, b3.State)

@@ -118,12 +118,12 @@ type meteringRig struct {
 func newMeteringRig(t *testing.T, outages ...outage) *meteringRig {
 	t.Helper()
 	db := testenv.NewStore(t)
-	rec, err := db.RecordNewInstance(t.Context(), ppu, store.NewCallback{
+	rec, err := db.Callbacks.RecordNewInstance(t.Context(), ppu, store.NewCallback{
 		DedupKey: "newInstance:O-ppu:L-ppu", Activity: "newInstance", OrderID: "O-ppu", OrderLineID: "L-ppu",
 		Body: []byte(`{"activity":"newInstance"}`),
 	})
 	require.NoError(t, err)
-	_, err = db.SaveInstance(t.Context(), store.Instance{
+	_, err = db.Instances.SaveInstance(t.Context(), store.Instance{
 		InstanceID: ppu, OrderID: rec.Key.OrderID, OrderLineID: rec.Key.OrderLineID, State: "active",
 		ChargingMode: "ON_DEMAND", CustomerID: "cust-1", SkuCode: "sku-sms", Revision: 1,
 	}, nil)
@@ -135,7 +135,7 @@ func newMeteringRig(t *testing.T, outages ...outage) *meteringRig {
 // report stores usage as POST /v1/usage would.
 func (r *meteringRig) report(t *testing.T, key, quantity string, at time.Time) {
 	t.Helper()
-	_, refused, err := r.db.InsertUsage(context.Background(), []store.Usage{
+	_, refused, err := r.db.Metering.InsertUsage(context.Background(), []store.Usage{
 		{IdempotencyKey: key, InstanceID: ppu, Meter: "sms", Quantity: quantity, OccurredAt: at},
 	}, koogallery.MaxUsageValue)
 	require.NoError(t, err)
@@ -281,7 +281,7 @@ func TestMeteringThirtyDaysWithAnOutage(t *testing.T) {
 		require.False(t, sns[rec.MeteringSN], "metering_sn %s pushed twice", rec.MeteringSN)
 		sns[rec.MeteringSN] = true
 		begin, end := usageTime(t, rec.BeginTime), usageTime(t, rec.EndTime)
-		require.Equal(t, store.MeteringSN(ppu, begin), rec.MeteringSN)
+		require.Equal(t, activities.MeteringSN(ppu, begin), rec.MeteringSN)
 		if i == 0 {
 			require.Equal(t, meteringStart, begin)
 		} else {
@@ -312,7 +312,7 @@ func TestMeteringThirtyDaysWithAnOutage(t *testing.T) {
 	require.Len(t, r.alerts.ofKind("usage_push_failing"), 1, "operators hear of the outage once")
 	require.Empty(t, r.alerts.ofKind("usage_expired"))
 
-	summary, err := r.db.UsageSummaryOf(t.Context(), ppu)
+	summary, err := r.db.Metering.UsageSummaryOf(t.Context(), ppu)
 	require.NoError(t, err)
 	require.Zero(t, summary.Pending)
 	require.Zero(t, summary.Expired)
@@ -336,7 +336,7 @@ func TestMeteringReportsPeriodsTooOldToPush(t *testing.T) {
 
 	r.run(t, stop(end))
 
-	periods, err := r.db.UsagePeriodsOf(t.Context(), ppu, meteringStart, end, 10000)
+	periods, err := r.db.Metering.UsagePeriodsOf(t.Context(), ppu, meteringStart, end, 10000)
 	require.NoError(t, err)
 	accepted, _ := r.marketplace.pushes()
 	pushedSN := map[string]bool{}
@@ -377,7 +377,7 @@ func TestMeteringReportsPeriodsTooOldToPush(t *testing.T) {
 		require.Contains(t, a.Message, fmt.Sprintf("1 usage period(s) of instance ppu-1 could not be pushed within the marketplace's 21 days and will not be billed (%d in all)", i+1))
 	}
 
-	summary, err := r.db.UsageSummaryOf(t.Context(), ppu)
+	summary, err := r.db.Metering.UsageSummaryOf(t.Context(), ppu)
 	require.NoError(t, err)
 	require.Equal(t, expired, summary.Expired)
 	require.Zero(t, summary.Pending)
@@ -404,7 +404,7 @@ func TestMeteringHoldsAPeriodTooLargeToPush(t *testing.T) {
 
 	r.run(t, stop(end))
 
-	periods, err := r.db.UsagePeriodsOf(t.Context(), ppu, firstHour, end, 100)
+	periods, err := r.db.Metering.UsagePeriodsOf(t.Context(), ppu, firstHour, end, 100)
 	require.NoError(t, err)
 	require.Equal(t, store.PeriodHeld, periods[0].State)
 	require.Equal(t, "1800000000000000.0000", periods[0].Quantity)
@@ -415,7 +415,7 @@ func TestMeteringHoldsAPeriodTooLargeToPush(t *testing.T) {
 	alerts := r.alerts.ofKind("usage_period_held")
 	require.Len(t, alerts, 1)
 	require.Contains(t, alerts[0].Message, "split it or write it off")
-	summary, err := r.db.UsageSummaryOf(t.Context(), ppu)
+	summary, err := r.db.Metering.UsageSummaryOf(t.Context(), ppu)
 	require.NoError(t, err)
 	require.Equal(t, 1, summary.Held)
 }
@@ -424,7 +424,7 @@ func TestMeteringHoldsAPeriodTooLargeToPush(t *testing.T) {
 // the quota tells the instance workflow to stop the service.
 func TestMeteringReportsAPackageUsedUp(t *testing.T) {
 	r := newMeteringRig(t)
-	_, err := r.db.RegisterPackage(t.Context(), store.UsagePackage{PackageInstanceID: "pkg-1", CustomerID: "cust-1", SkuCode: "sku-sms", Quota: "10"})
+	_, err := r.db.Metering.RegisterPackage(t.Context(), store.UsagePackage{PackageInstanceID: "pkg-1", CustomerID: "cust-1", SkuCode: "sku-sms", Quota: "10"})
 	require.NoError(t, err)
 	firstHour := meteringStart.Truncate(time.Hour).Add(time.Hour)
 	for h := range 6 {
@@ -449,7 +449,7 @@ func TestMeteringReportsAPackageUsedUp(t *testing.T) {
 	require.Equal(t, []workflows.Internal{{Kind: workflows.InternalMeteringFlushed}}, r.internal)
 
 	r2 := newMeteringRig(t)
-	_, err = r2.db.RegisterPackage(t.Context(), store.UsagePackage{PackageInstanceID: "pkg-1", CustomerID: "cust-1", SkuCode: "sku-sms", Quota: "10"})
+	_, err = r2.db.Metering.RegisterPackage(t.Context(), store.UsagePackage{PackageInstanceID: "pkg-1", CustomerID: "cust-1", SkuCode: "sku-sms", Quota: "10"})
 	require.NoError(t, err)
 	for h := range 6 {
 		r2.report(t, fmt.Sprintf("h%d", h), "3", firstHour.Add(time.Duration(h)*time.Hour+10*time.Minute))
@@ -501,7 +501,7 @@ func TestMeteringFreezeAndUnfreezeWithinASecond(t *testing.T) {
 		"20260301T030000Z-20260301T040000Z",
 		"20260301T040000Z-20260301T050000Z",
 	}, begins)
-	periods, err := r.db.UsagePeriodsOf(t.Context(), ppu, hour, hour.Add(time.Second), 10)
+	periods, err := r.db.Metering.UsagePeriodsOf(t.Context(), ppu, hour, hour.Add(time.Second), 10)
 	require.NoError(t, err)
 	require.Len(t, periods, 1)
 	require.Equal(t, store.PeriodEmpty, periods[0].State)

@@ -149,7 +149,7 @@ func newActivities(cfg Config, db *store.DB) (*activities.Activities, error) {
 		return nil, err
 	}
 	return &activities.Activities{
-		Orders: orders, Provisioner: prov, Store: db, Sealer: store.Sealer{AccessKey: string(cfg.AccessKey)},
+		Orders: orders, Provisioner: prov, Store: db, Sealer: activities.Sealer{AccessKey: string(cfg.AccessKey)},
 		Lifecycle: cfg.Lifecycle,
 		Alerts:    activities.Alerter{WebhookURL: cfg.AlertWebhookURL},
 		Usage:     activities.OpenAPIUsagePusher{Client: orders, AccessKey: string(cfg.AccessKey)},
@@ -170,11 +170,11 @@ func startAPI(ctx context.Context, cfg Config, log *slog.Logger, db *store.DB, t
 	}
 	spool := &inbox.Spool{Dir: cfg.SpoolDir}
 	metrics.AddGauges(api.Gauges{
-		RelayBacklog: db.UndeliveredCount, InstancesByState: db.CountByState, SpoolBacklog: spool.Backlog,
-		UsagePending: db.PendingUsageCount, UsageHeld: db.HeldUsageCount, ParkedCallbacks: db.ParkedCount,
+		RelayBacklog: db.Callbacks.UndeliveredCount, InstancesByState: db.Instances.CountByState, SpoolBacklog: spool.Backlog,
+		UsagePending: db.Metering.PendingUsageCount, UsageHeld: db.Metering.HeldUsageCount, ParkedCallbacks: db.Callbacks.ParkedCount,
 		Pools: map[string]*sql.DB{"answers": answers.Pool(), "background": db.Pool()},
 	})
-	ib := &inbox.Inbox{Store: answers, Background: db, Temporal: tc, TaskQueue: cfg.TaskQueue, Logger: log,
+	ib := &inbox.Inbox{Store: answers.Callbacks, Background: db.Callbacks, Temporal: tc, TaskQueue: cfg.TaskQueue, Logger: log,
 		DirectGrace: relayDirectGrace, Alert: activities.Alerter{WebhookURL: cfg.AlertWebhookURL}.Send}
 	var demo http.Handler
 	if cfg.Provisioner == "demo" {
@@ -248,7 +248,7 @@ func sweepNonces(ctx context.Context, db *store.DB, log *slog.Logger) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if _, err := db.DeleteExpiredNonces(ctx, time.Now()); err != nil && ctx.Err() == nil {
+			if _, err := db.Nonces.DeleteExpiredNonces(ctx, time.Now()); err != nil && ctx.Err() == nil {
 				log.Warn("Nonce sweep failed", "error", err)
 			}
 		}

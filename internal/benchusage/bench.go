@@ -133,13 +133,13 @@ func addInstances(ctx context.Context, url string, ids []string) error {
 	return benchenv.Parallel(ctx, len(ids), 8, func(ctx context.Context, i int) error {
 		id, order := ids[i], "CS-"+ids[i]
 		line := order + "-000001"
-		if _, err := db.RecordNewInstance(ctx, id, store.NewCallback{
+		if _, err := db.Callbacks.RecordNewInstance(ctx, id, store.NewCallback{
 			DedupKey: "newInstance:" + order + ":" + line, Activity: "newInstance",
 			OrderID: order, OrderLineID: line, Body: []byte(`{"activity":"newInstance"}`),
 		}); err != nil {
 			return err
 		}
-		_, err := db.SaveInstance(ctx, store.Instance{
+		_, err := db.Instances.SaveInstance(ctx, store.Instance{
 			InstanceID: id, OrderID: order, OrderLineID: line, State: "active",
 			ChargingMode: "ON_DEMAND", OrderType: "NEW", SkuCode: "bench-sku", ProductID: "bench-product",
 			CustomerID: "customer-" + id, CustomerName: "bench", Revision: 1,

@@ -1,9 +1,10 @@
-package store
+package activities
 
 import (
 	"fmt"
 
 	"github.com/fulfillment-server/fulfillment/koogallery"
+	"github.com/fulfillment-server/fulfillment/store"
 )
 
 // Sealer encrypts initial credentials for storage with the marketplace's
@@ -14,20 +15,20 @@ type Sealer struct {
 }
 
 // Seal encrypts a user name and password for storage.
-func (s Sealer) Seal(userName, password string) (SealedCredentials, error) {
+func (s Sealer) Seal(userName, password string) (store.SealedCredentials, error) {
 	u, err := koogallery.EncryptField(s.AccessKey, koogallery.AES256, userName)
 	if err != nil {
-		return SealedCredentials{}, fmt.Errorf("seal user name: %w", err)
+		return store.SealedCredentials{}, fmt.Errorf("seal user name: %w", err)
 	}
 	p, err := koogallery.EncryptField(s.AccessKey, koogallery.AES256, password)
 	if err != nil {
-		return SealedCredentials{}, fmt.Errorf("seal password: %w", err)
+		return store.SealedCredentials{}, fmt.Errorf("seal password: %w", err)
 	}
-	return SealedCredentials{UserName: u, Password: p}, nil
+	return store.SealedCredentials{UserName: u, Password: p}, nil
 }
 
 // Open decrypts stored credentials.
-func (s Sealer) Open(c SealedCredentials) (userName, password string, err error) {
+func (s Sealer) Open(c store.SealedCredentials) (userName, password string, err error) {
 	userName, err = koogallery.DecryptField(s.AccessKey, koogallery.AES256, c.UserName)
 	if err != nil {
 		return "", "", fmt.Errorf("open sealed user name: %w", err)
