@@ -15,6 +15,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/fulfillment-server/fulfillment/activities"
+	"github.com/fulfillment-server/fulfillment/internal/fault"
 	"github.com/fulfillment-server/fulfillment/store"
 	"github.com/fulfillment-server/fulfillment/workflows"
 )
@@ -22,22 +23,22 @@ import (
 // knownStates are the states the admin API accepts as a filter.
 var knownStates = workflows.States
 
-// adminAuth requires "Authorization: Bearer <FULFILLMENT_ADMIN_TOKEN>".
+// auth requires "Authorization: Bearer <FULFILLMENT_ADMIN_TOKEN>".
 // Digests of equal length are compared in constant time, so neither the
 // token's content nor its length leaks through timing.
-func (s *Server) adminAuth() gin.HandlerFunc {
+func (s *operatorAPI) auth() gin.HandlerFunc {
 	want := sha256.Sum256([]byte(s.cfg.AdminToken))
 	return func(c *gin.Context) {
 		if s.cfg.AdminToken == "" {
 			c.Header("WWW-Authenticate", `Bearer realm="fulfillment"`)
-			c.AbortWithStatusJSON(http.StatusUnauthorized, gin.H{"error": "the admin API is disabled: set FULFILLMENT_ADMIN_TOKEN"})
+			fault.Respond(c, s.log, fault.Unauthorized("the admin API is disabled: set FULFILLMENT_ADMIN_TOKEN"))
 			return
 		}
 		token, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
 		got := sha256.Sum256([]byte(token))
 		if !ok || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
 			c.Header("WWW-Authenticate", `Bearer realm="fulfillment"`)
-			c.AbortWithStatusJSON(http.StatusUnauthorized, gin.H{"error": "missing or wrong bearer token"})
+			fault.Respond(c, s.log, fault.Unauthorized("missing or wrong bearer token"))
 			return
 		}
 		c.Next()
@@ -97,19 +98,20 @@ type TimelineItem struct {
 }
 
 // getInstance serves GET /v1/instances/{instanceId}.
-func (s *Server) getInstance(c *gin.Context) {
+func (s *operatorAPI) getInstance(c *gin.Context) {
 	ctx := c.Request.Context()
-	id, ok := instanceIDParam(c)
-	if !ok {
+	id, err := instanceIDParam(c)
+	if err != nil {
+		fault.Respond(c, s.log, err)
 		return
 	}
 	key, err := s.cfg.Store.Callbacks.InstanceKey(ctx, id)
 	if errors.Is(err, store.ErrUnknownInstance) {
-		c.JSON(http.StatusNotFound, gin.H{"error": "no such instance"})
+		fault.Respond(c, s.log, fault.NotFound("no such instance"))
 		return
 	}
 	if err != nil {
-		s.adminUnavailable(c, err)
+		fault.Respond(c, s.log, fault.Database(err))
 		return
 	}
 	view := InstanceView{
@@ -121,13 +123,13 @@ func (s *Server) getInstance(c *gin.Context) {
 	case err == nil:
 		s.fillInstance(&view, inst)
 	case !errors.Is(err, store.ErrNotFound):
-		s.adminUnavailable(c, err)
+		fault.Respond(c, s.log, fault.Database(err))
 		return
 	}
 	if view.AppInfo != nil {
 		views, err := s.cfg.Store.Instances.LookupInstances(ctx, []string{id})
 		if err != nil {
-			s.adminUnavailable(c, err)
+			fault.Respond(c, s.log, fault.Database(err))
 			return
 		}
 		if creds := views[id].Credentials; creds != nil {
@@ -139,17 +141,17 @@ func (s *Server) getInstance(c *gin.Context) {
 		}
 	}
 	if view.Events, err = s.timeline(c, id); err != nil {
-		s.adminUnavailable(c, err)
+		fault.Respond(c, s.log, fault.Database(err))
 		return
 	}
 	if view.OperatorActions, err = s.cfg.Store.Audit.OperatorActions(ctx, id); err != nil {
-		s.adminUnavailable(c, err)
+		fault.Respond(c, s.log, fault.Database(err))
 		return
 	}
 	c.JSON(http.StatusOK, view)
 }
 
-func (s *Server) fillInstance(view *InstanceView, inst store.Instance) {
+func (s *operatorAPI) fillInstance(view *InstanceView, inst store.Instance) {
 	view.State, view.Reason, view.Debug = inst.State, inst.Reason, inst.Debug
 	view.ExpireTime, view.Revision = inst.ExpireTime, inst.Revision
 	updated := inst.UpdatedAt
@@ -172,7 +174,7 @@ func (s *Server) fillInstance(view *InstanceView, inst store.Instance) {
 }
 
 // timeline merges the callbacks as received with the workflow's steps.
-func (s *Server) timeline(c *gin.Context, instanceID string) ([]TimelineItem, error) {
+func (s *operatorAPI) timeline(c *gin.Context, instanceID string) ([]TimelineItem, error) {
 	ctx := c.Request.Context()
 	callbacks, err := s.cfg.Store.Callbacks.CallbacksOf(ctx, instanceID)
 	if err != nil {
@@ -209,22 +211,22 @@ func (s *Server) timeline(c *gin.Context, instanceID string) ([]TimelineItem, er
 }
 
 // listInstances serves GET /v1/instances?state=…&orderId=…&limit=…&after=….
-func (s *Server) listInstances(c *gin.Context) {
+func (s *operatorAPI) listInstances(c *gin.Context) {
 	f := store.InstanceFilter{State: c.Query("state"), OrderID: c.Query("orderId"), After: c.Query("after"), Limit: 100}
 	if f.State != "" && !slices.Contains(knownStates, workflows.State(f.State)) {
-		c.JSON(http.StatusBadRequest, gin.H{"error": "unknown state; use one of " + joinStates()})
+		fault.Respond(c, s.log, fault.Invalid("unknown state; use one of "+joinStates()))
 		return
 	}
 	for name, value := range map[string]string{"orderId": f.OrderID, "after": f.After} {
 		if value != "" && !validID(value) {
-			c.JSON(http.StatusBadRequest, gin.H{"error": idError(name)})
+			fault.Respond(c, s.log, fault.Invalid(idError(name)))
 			return
 		}
 	}
 	if raw := c.Query("limit"); raw != "" {
 		n, err := strconv.Atoi(raw)
 		if err != nil || n < 1 || n > 500 {
-			c.JSON(http.StatusBadRequest, gin.H{"error": "limit must be a number from 1 to 500"})
+			fault.Respond(c, s.log, fault.Invalid("limit must be a number from 1 to 500"))
 			return
 		}
 		f.Limit = n
@@ -234,7 +236,7 @@ func (s *Server) listInstances(c *gin.Context) {
 	f.Limit++
 	rows, err := s.cfg.Store.Instances.ListInstances(c.Request.Context(), f)
 	if err != nil {
-		s.adminUnavailable(c, err)
+		fault.Respond(c, s.log, fault.Database(err))
 		return
 	}
 	more := len(rows) > page
@@ -260,25 +262,20 @@ func joinStates() string {
 	return strings.Join(names, ", ")
 }
 
-func (s *Server) adminUnavailable(c *gin.Context, err error) {
-	s.log.Error("Admin API: database unavailable", "path", c.Request.URL.Path, "error", err)
-	c.JSON(http.StatusServiceUnavailable, gin.H{"error": "database unavailable; retry later"})
-}
-
 // demoMaintenance serves POST /v1/demo/maintenance {"on": true|false}: the
 // built-in demo application's maintenance switch (see provisioner.Demo).
-func (s *Server) demoMaintenance(c *gin.Context) {
+func (s *operatorAPI) demoMaintenance(c *gin.Context) {
 	var body struct {
 		On *bool `json:"on"`
 	}
 	dec := json.NewDecoder(http.MaxBytesReader(c.Writer, c.Request.Body, 4096))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&body); err != nil || body.On == nil {
-		c.JSON(http.StatusBadRequest, gin.H{"error": `the body must be {"on": true} or {"on": false}`})
+		fault.Respond(c, s.log, fault.Invalid(`the body must be {"on": true} or {"on": false}`))
 		return
 	}
 	if err := s.cfg.Store.SetDemoMaintenance(c.Request.Context(), *body.On); err != nil {
-		s.adminUnavailable(c, err)
+		fault.Respond(c, s.log, fault.Database(err))
 		return
 	}
 	s.log.Info("Demo application maintenance", "on", *body.On)

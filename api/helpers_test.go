@@ -67,7 +67,15 @@ type fakeSignaller struct {
 	calls  []signalCall
 }
 
-var _ inbox.Signaller = (*fakeSignaller)(nil)
+// inboxTemporal is the Temporal client the inbox sees: callbacks go to
+// the fakeSignaller, the retry of a parked provisioning to the
+// fakeTemporal, beside the operators' signals.
+type inboxTemporal struct {
+	*fakeSignaller
+	*fakeTemporal
+}
+
+var _ inbox.Signaller = inboxTemporal{}
 
 func (f *fakeSignaller) SignalWithStartWorkflow(_ context.Context, workflowID, signalName string, signalArg any,
 	options client.StartWorkflowOptions, workflow any, workflowArgs ...any) (client.WorkflowRun, error) {
@@ -361,7 +369,8 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 	t.Cleanup(func() { _ = raw.Close() })
 
 	h := &harness{db: db, raw: raw, signaller: &fakeSignaller{}, temporal: &fakeTemporal{}}
-	h.inbox = &inbox.Inbox{Store: db.Callbacks, Temporal: h.signaller, TaskQueue: testTaskQueue, Logger: cfg.logger}
+	h.inbox = &inbox.Inbox{Store: db.Callbacks, Temporal: inboxTemporal{h.signaller, h.temporal}, TaskQueue: testTaskQueue,
+		Logger: cfg.logger, Spool: cfg.spool, ReadModel: db.Instances}
 	dispatchCtx, stopDispatch := context.WithCancel(context.Background())
 	waitDispatch := h.inbox.StartDispatcher(dispatchCtx, 4)
 	t.Cleanup(func() { stopDispatch(); waitDispatch() })
@@ -381,7 +390,6 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 		Encryption:  cfg.encryption,
 		AdminToken:  cfg.adminToken,
 		UsageToken:  cfg.usageToken,
-		Spool:       cfg.spool,
 		Logger:      cfg.logger,
 		Metrics:     metrics,
 		DemoTenants: demo,

@@ -25,7 +25,7 @@ import (
 // is unknown, else 000004 if any is still being provisioned (a parked
 // provisioning included: an operator can still finish it), else 000005 if
 // any failed, else 000000 with every instance's information.
-func (s *Server) queryInstance(c *gin.Context, req *koogallery.QueryInstanceRequest) koogallery.ResultCode {
+func (s *marketplace) queryInstance(c *gin.Context, req *koogallery.QueryInstanceRequest) koogallery.ResultCode {
 	ids := req.InstanceIDs()
 	views, err := s.cfg.Store.Instances.LookupInstances(c.Request.Context(), ids)
 	if err != nil {
@@ -74,7 +74,7 @@ func (s *Server) queryInstance(c *gin.Context, req *koogallery.QueryInstanceRequ
 	return s.answerQuery(c, koogallery.ResultSuccess, msgSuccess, info)
 }
 
-func (s *Server) answerQuery(c *gin.Context, code koogallery.ResultCode, msg string, info []koogallery.InstanceInfo) koogallery.ResultCode {
+func (s *marketplace) answerQuery(c *gin.Context, code koogallery.ResultCode, msg string, info []koogallery.InstanceInfo) koogallery.ResultCode {
 	if info == nil {
 		info = []koogallery.InstanceInfo{}
 	}
@@ -84,7 +84,7 @@ func (s *Server) answerQuery(c *gin.Context, code koogallery.ResultCode, msg str
 
 // instanceInfo builds one instance's entry. A released instance has no
 // tenant left, so it is listed without appInfo.
-func (s *Server) instanceInfo(v store.InstanceView) (koogallery.InstanceInfo, error) {
+func (s *marketplace) instanceInfo(v store.InstanceView) (koogallery.InstanceInfo, error) {
 	out := koogallery.InstanceInfo{InstanceID: v.Key.InstanceID}
 	inst := v.Instance
 	if inst.State == string(workflows.StateReleased) {
@@ -108,7 +108,7 @@ func (s *Server) instanceInfo(v store.InstanceView) (koogallery.InstanceInfo, er
 }
 
 // encryptField applies KOOGALLERY_APPINFO_ENCRYPTION to one field.
-func (s *Server) encryptField(plain string) (string, error) {
+func (s *marketplace) encryptField(plain string) (string, error) {
 	if plain == "" {
 		return "", nil
 	}
@@ -125,7 +125,7 @@ func (s *Server) encryptField(plain string) (string, error) {
 // changeInstanceCheck asks the instance's workflow, synchronously, whether
 // the target spec fits the tenant (SPEC §1.8). A rejection is answered with
 // ResultChangeRejected and the application's reason.
-func (s *Server) changeInstanceCheck(c *gin.Context, req *koogallery.ChangeInstanceCheckRequest) koogallery.ResultCode {
+func (s *marketplace) changeInstanceCheck(c *gin.Context, req *koogallery.ChangeInstanceCheckRequest) koogallery.ResultCode {
 	ctx := c.Request.Context()
 	reject := func(code koogallery.ResultCode, msg string) koogallery.ResultCode {
 		s.answer(c, http.StatusOK, koogallery.Response{ResultCode: code, ResultMsg: msg})
@@ -180,7 +180,7 @@ func (s *Server) changeInstanceCheck(c *gin.Context, req *koogallery.ChangeInsta
 	return reject(koogallery.ResultSuccess, "change allowed")
 }
 
-func (s *Server) askChangeCheck(ctx context.Context, instanceID string, target workflows.ChangeCheckRequest) (workflows.ChangeCheckResult, error) {
+func (s *marketplace) askChangeCheck(ctx context.Context, instanceID string, target workflows.ChangeCheckRequest) (workflows.ChangeCheckResult, error) {
 	handle, err := s.cfg.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 		WorkflowID:   workflows.InstanceWorkflowID(instanceID),
 		UpdateName:   workflows.ChangeCheckUpdate,
@@ -199,7 +199,7 @@ func (s *Server) askChangeCheck(ctx context.Context, instanceID string, target w
 // queryInstance (SPEC §1.3): a pay-per-use instance its cumulative billed
 // usage, a package what each instance it covers consumed. Both always
 // carry usageValue and statisticalTime.
-func (s *Server) usageInfo(inst *store.Instance, totals []store.UsageTotal) []koogallery.UsageInfo {
+func (s *marketplace) usageInfo(inst *store.Instance, totals []store.UsageTotal) []koogallery.UsageInfo {
 	if inst == nil || (inst.ChargingMode != "ON_DEMAND" && inst.ChargingMode != "ON_DEMAND_PKG") {
 		return nil
 	}

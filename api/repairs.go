@@ -14,6 +14,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/fulfillment-server/fulfillment/activities"
+	"github.com/fulfillment-server/fulfillment/internal/fault"
 	"github.com/fulfillment-server/fulfillment/store"
 )
 
@@ -52,14 +53,14 @@ func parkedView(cb store.Callback) ParkedCallback {
 }
 
 // listParkedCallbacks serves GET /v1/callbacks?state=parked.
-func (s *Server) listParkedCallbacks(c *gin.Context) {
+func (s *operatorAPI) listParkedCallbacks(c *gin.Context) {
 	if state := c.DefaultQuery("state", "parked"); state != "parked" {
-		c.JSON(http.StatusBadRequest, gin.H{"error": "state must be parked: the callbacks waiting for an operator"})
+		fault.Respond(c, s.log, fault.Invalid("state must be parked: the callbacks waiting for an operator"))
 		return
 	}
 	cbs, err := s.cfg.Store.Callbacks.ParkedCallbacks(c.Request.Context(), 1000)
 	if err != nil {
-		s.adminUnavailable(c, err)
+		fault.Respond(c, s.log, fault.Database(err))
 		return
 	}
 	out := make([]ParkedCallback, 0, len(cbs))
@@ -80,16 +81,16 @@ const (
 // repairCallback serves POST /v1/callbacks/{seq}/{retry|discard}: retry
 // makes a parked callback due again (after a fix), discard closes it
 // without delivering it.
-func (s *Server) repairCallback(c *gin.Context) {
+func (s *operatorAPI) repairCallback(c *gin.Context) {
 	ctx := c.Request.Context()
 	action := c.Param("action")
 	if action != actionCallbackRetry && action != actionCallbackDiscard {
-		c.JSON(http.StatusNotFound, gin.H{"error": "unknown action; use retry or discard"})
+		fault.Respond(c, s.log, fault.NotFound("unknown action; use retry or discard"))
 		return
 	}
 	seq, err := strconv.ParseInt(c.Param("seq"), 10, 64)
 	if err != nil || seq <= 0 || strconv.FormatInt(seq, 10) != c.Param("seq") {
-		c.JSON(http.StatusBadRequest, gin.H{"error": "seq must be a callback's number, as GET /v1/callbacks lists it"})
+		fault.Respond(c, s.log, fault.Invalid("seq must be a callback's number, as GET /v1/callbacks lists it"))
 		return
 	}
 	actor, reason, ok := s.repairRequest(c)
@@ -98,11 +99,11 @@ func (s *Server) repairCallback(c *gin.Context) {
 	}
 	cb, err := s.cfg.Store.Callbacks.ParkedCallback(ctx, seq)
 	if errors.Is(err, store.ErrNotParked) {
-		c.JSON(http.StatusNotFound, gin.H{"error": "no parked callback has this number"})
+		fault.Respond(c, s.log, fault.NotFound("no parked callback has this number"))
 		return
 	}
 	if err != nil {
-		s.adminUnavailable(c, err)
+		fault.Respond(c, s.log, fault.Database(err))
 		return
 	}
 	finish, ok := s.auditRepair(c, cb.InstanceID, "callback-"+action, reason, actor, gin.H{"seq": seq})
@@ -117,11 +118,11 @@ func (s *Server) repairCallback(c *gin.Context) {
 	}
 	finish(repairOutcome(err))
 	if errors.Is(err, store.ErrNotParked) {
-		c.JSON(http.StatusConflict, gin.H{"error": "the callback is no longer parked"})
+		fault.Respond(c, s.log, fault.Conflict("the callback is no longer parked"))
 		return
 	}
 	if err != nil {
-		s.adminUnavailable(c, err)
+		fault.Respond(c, s.log, fault.Database(err))
 		return
 	}
 	s.log.Info("Parked callback repaired", "seq", seq, "action", action, "actor", actor, "instanceId", cb.InstanceID)
@@ -132,20 +133,21 @@ func (s *Server) repairCallback(c *gin.Context) {
 // /v1/instances/{instanceId}/usage/periods/{begin}/{split|write-off}: a
 // held period is split into parts that each fit one record (pushed like
 // any pending period), or written off (not billed).
-func (s *Server) repairUsagePeriod(c *gin.Context) {
+func (s *operatorAPI) repairUsagePeriod(c *gin.Context) {
 	ctx := c.Request.Context()
-	id, ok := instanceIDParam(c)
-	if !ok {
+	id, err := instanceIDParam(c)
+	if err != nil {
+		fault.Respond(c, s.log, err)
 		return
 	}
 	action := c.Param("action")
 	if action != actionPeriodSplit && action != actionPeriodWriteOff {
-		c.JSON(http.StatusNotFound, gin.H{"error": "unknown action; use split or write-off"})
+		fault.Respond(c, s.log, fault.NotFound("unknown action; use split or write-off"))
 		return
 	}
 	begin, err := time.Parse(time.RFC3339, c.Param("begin"))
 	if err != nil {
-		c.JSON(http.StatusBadRequest, gin.H{"error": "begin must be the period's begin as GET …/usage shows it (RFC 3339)"})
+		fault.Respond(c, s.log, fault.Invalid("begin must be the period's begin as GET …/usage shows it (RFC 3339)"))
 		return
 	}
 	actor, reason, ok := s.repairRequest(c)
@@ -154,17 +156,17 @@ func (s *Server) repairUsagePeriod(c *gin.Context) {
 	}
 	held, err := s.heldPeriod(ctx, id, begin)
 	if errors.Is(err, store.ErrNotHeld) {
-		c.JSON(http.StatusNotFound, gin.H{"error": "the instance has no held period beginning then"})
+		fault.Respond(c, s.log, fault.NotFound("the instance has no held period beginning then"))
 		return
 	}
 	if err != nil {
-		s.adminUnavailable(c, err)
+		fault.Respond(c, s.log, fault.Database(err))
 		return
 	}
 	var parts []store.PeriodPart
 	if action == actionPeriodSplit {
 		if parts, err = activities.SplitHeldPeriod(held); err != nil {
-			c.JSON(http.StatusConflict, gin.H{"error": err.Error() + "; write it off instead"})
+			fault.Respond(c, s.log, fault.Conflict(err.Error()+"; write it off instead"))
 			return
 		}
 	}
@@ -182,11 +184,11 @@ func (s *Server) repairUsagePeriod(c *gin.Context) {
 	}
 	finish(repairOutcome(err))
 	if errors.Is(err, store.ErrNotHeld) {
-		c.JSON(http.StatusConflict, gin.H{"error": "the period is no longer held"})
+		fault.Respond(c, s.log, fault.Conflict("the period is no longer held"))
 		return
 	}
 	if err != nil {
-		s.adminUnavailable(c, err)
+		fault.Respond(c, s.log, fault.Database(err))
 		return
 	}
 	s.log.Info("Held usage period repaired", "instanceId", id, "begin", begin, "action", action, "actor", actor)
@@ -194,7 +196,7 @@ func (s *Server) repairUsagePeriod(c *gin.Context) {
 }
 
 // heldPeriod finds an instance's held period by its begin.
-func (s *Server) heldPeriod(ctx context.Context, id string, begin time.Time) (store.UsagePeriod, error) {
+func (s *operatorAPI) heldPeriod(ctx context.Context, id string, begin time.Time) (store.UsagePeriod, error) {
 	periods, err := s.cfg.Store.Metering.UsagePeriodsOf(ctx, id, begin, begin.Add(time.Second), 1)
 	if err != nil {
 		return store.UsagePeriod{}, err
@@ -207,10 +209,10 @@ func (s *Server) heldPeriod(ctx context.Context, id string, begin time.Time) (st
 
 // repairRequest reads the operator (X-Operator) and the required reason
 // ({"reason": "…"}), or answers 400.
-func (s *Server) repairRequest(c *gin.Context) (actor, reason string, ok bool) {
+func (s *operatorAPI) repairRequest(c *gin.Context) (actor, reason string, ok bool) {
 	actor, err := operatorName(c.GetHeader(operatorHeader))
 	if err != nil {
-		c.JSON(http.StatusBadRequest, gin.H{"error": err.Error()})
+		fault.Respond(c, s.log, fault.Invalid(err.Error()))
 		return "", "", false
 	}
 	var body struct {
@@ -220,11 +222,11 @@ func (s *Server) repairRequest(c *gin.Context) (actor, reason string, ok bool) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err != nil || dec.Decode(&body) != nil {
-		c.JSON(http.StatusBadRequest, gin.H{"error": `the body must be {"reason": "…"}`})
+		fault.Respond(c, s.log, fault.Invalid(`the body must be {"reason": "…"}`))
 		return "", "", false
 	}
 	if reason, err = requiredText("reason", body.Reason, "say why, for the audit trail"); err != nil {
-		c.JSON(http.StatusBadRequest, gin.H{"error": err.Error()})
+		fault.Respond(c, s.log, fault.Invalid(err.Error()))
 		return "", "", false
 	}
 	return actor, reason, true
@@ -232,11 +234,11 @@ func (s *Server) repairRequest(c *gin.Context) (actor, reason string, ok bool) {
 
 // auditRepair records a repair in the operator actions before it is
 // carried out, or answers 503; finish records its outcome.
-func (s *Server) auditRepair(c *gin.Context, instanceID, action, reason, actor string, params any) (finish func(outcome string), ok bool) {
+func (s *operatorAPI) auditRepair(c *gin.Context, instanceID, action, reason, actor string, params any) (finish func(outcome string), ok bool) {
 	audit := store.OperatorAction{ID: newRequestID(), InstanceID: instanceID, Action: action, Reason: reason,
 		Actor: actor, RequestedAt: s.cfg.Now().UTC()}
 	if err := s.cfg.Store.Audit.RecordOperatorAction(c.Request.Context(), audit, params); err != nil {
-		s.adminUnavailable(c, err)
+		fault.Respond(c, s.log, fault.Database(err))
 		return nil, false
 	}
 	return func(outcome string) {

@@ -6,6 +6,7 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/fulfillment-server/fulfillment/activities"
 	"github.com/fulfillment-server/fulfillment/inbox"
+	"github.com/fulfillment-server/fulfillment/internal/fault"
 	"github.com/fulfillment-server/fulfillment/koogallery"
 	"github.com/fulfillment-server/fulfillment/store"
 )
@@ -52,12 +54,6 @@ type Config struct {
 	// UsageToken is what the merchant's application reports usage with
 	// (POST /v1/usage); the admin token works there too.
 	UsageToken string
-	// NewInstanceWait is how long newInstance waits for provisioning before
-	// answering; zero answers at once.
-	NewInstanceWait time.Duration
-	// Spool keeps callbacks the marketplace may send only once while the
-	// database is unreachable; nil answers them 000005 like the others.
-	Spool *inbox.Spool
 	// DemoTenants serves /demo/tenants/ when the demo provisioner is used.
 	DemoTenants http.Handler
 	Logger      *slog.Logger
@@ -66,22 +62,39 @@ type Config struct {
 	Now func() time.Time
 }
 
-// Server handles HTTP requests.
+// Server is the router: it hands each request to the handlers of its
+// caller, the marketplace, operators or the merchant's application.
 type Server struct {
-	cfg      Config
+	cfg     Config
+	log     *slog.Logger
+	metrics *Metrics
+	market  *marketplace
+	ops     *operatorAPI
+	usage   *usageIntake
+}
+
+// marketplace answers the production interface (produce.go, query.go).
+type marketplace struct {
+	cfg      *Config
 	verifier *koogallery.Verifier
 	sealer   activities.Sealer
 	log      *slog.Logger
 	metrics  *Metrics
 }
 
-// maxBodyBytes bounds a /produce request body; the largest documented body
-// is a few hundred bytes.
-const maxBodyBytes = 1 << 20
+// operatorAPI is the admin API (admin.go, signals.go, repairs.go).
+type operatorAPI struct {
+	cfg    *Config
+	sealer activities.Sealer
+	log    *slog.Logger
+}
 
-// directSignalTimeout bounds a signal sent while the marketplace waits for
-// the answer (a parked provisioning retried on newInstance's redelivery).
-const directSignalTimeout = 3 * time.Second
+// usageIntake takes the usage the merchant's application reports
+// (usage.go).
+type usageIntake struct {
+	cfg *Config
+	log *slog.Logger
+}
 
 // New returns a Server.
 func New(cfg Config) *Server {
@@ -97,13 +110,16 @@ func New(cfg Config) *Server {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Server{
-		cfg:      cfg,
+	s := &Server{cfg: cfg, log: cfg.Logger, metrics: cfg.Metrics}
+	sealer := activities.Sealer{AccessKey: cfg.AccessKey}
+	s.market = &marketplace{
+		cfg:      &s.cfg,
 		verifier: &koogallery.Verifier{AccessKey: cfg.AccessKey, Nonces: cfg.Store.Nonces, Now: cfg.Now},
-		sealer:   activities.Sealer{AccessKey: cfg.AccessKey},
-		log:      cfg.Logger,
-		metrics:  cfg.Metrics,
+		sealer:   sealer, log: cfg.Logger, metrics: cfg.Metrics,
 	}
+	s.ops = &operatorAPI{cfg: &s.cfg, sealer: sealer, log: cfg.Logger}
+	s.usage = &usageIntake{cfg: &s.cfg, log: cfg.Logger}
+	return s
 }
 
 // Handler returns the router.
@@ -111,27 +127,27 @@ func (s *Server) Handler() http.Handler {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.Use(s.recoverer(), s.requestLog())
-	r.POST("/produce", s.produce)
+	r.POST("/produce", s.market.produce)
 	r.GET("/healthz", s.healthz)
 	r.GET("/readyz", s.readyz)
 	r.GET("/metrics", gin.WrapH(s.metrics.Handler()))
 
-	r.POST("/v1/usage", s.usageAuth(), s.postUsage)
-	admin := r.Group("/v1", s.adminAuth())
-	admin.GET("/instances", s.listInstances)
-	admin.GET("/instances/:instanceId", s.getInstance)
-	admin.GET("/instances/:instanceId/usage", s.getUsage)
-	admin.POST("/instances/:instanceId/signals/:name", s.signal)
-	admin.POST("/instances/:instanceId/usage/periods/:begin/:action", s.repairUsagePeriod)
-	admin.GET("/callbacks", s.listParkedCallbacks)
-	admin.POST("/callbacks/:seq/:action", s.repairCallback)
+	r.POST("/v1/usage", s.usage.auth(), s.usage.post)
+	admin := r.Group("/v1", s.ops.auth())
+	admin.GET("/instances", s.ops.listInstances)
+	admin.GET("/instances/:instanceId", s.ops.getInstance)
+	admin.GET("/instances/:instanceId/usage", s.ops.getUsage)
+	admin.POST("/instances/:instanceId/signals/:name", s.ops.signal)
+	admin.POST("/instances/:instanceId/usage/periods/:begin/:action", s.ops.repairUsagePeriod)
+	admin.GET("/callbacks", s.ops.listParkedCallbacks)
+	admin.POST("/callbacks/:seq/:action", s.ops.repairCallback)
 
 	if s.cfg.DemoTenants != nil {
 		r.Any("/demo/tenants/*path", gin.WrapH(s.cfg.DemoTenants))
-		admin.POST("/demo/maintenance", s.demoMaintenance)
+		admin.POST("/demo/maintenance", s.ops.demoMaintenance)
 	}
 	r.NoRoute(func(c *gin.Context) {
-		c.JSON(http.StatusNotFound, gin.H{"error": "no such endpoint"})
+		fault.Respond(c, s.log, fault.NotFound("no such endpoint"))
 	})
 	return r
 }
@@ -155,12 +171,12 @@ func (s *Server) requestLog() gin.HandlerFunc {
 // the answer is a signed 000005, as the marketplace expects of any answer.
 func (s *Server) recoverer() gin.HandlerFunc {
 	return gin.CustomRecoveryWithWriter(io.Discard, func(c *gin.Context, err any) {
-		s.log.Error("Handler panicked", "path", c.Request.URL.Path, "panic", err)
 		if c.Request.URL.Path == "/produce" {
-			s.answer(c, http.StatusOK, koogallery.Response{ResultCode: koogallery.ResultInternalError, ResultMsg: msgUnavailable})
+			s.log.Error("Handler panicked", "path", c.Request.URL.Path, "panic", err)
+			s.market.answer(c, http.StatusOK, koogallery.Response{ResultCode: koogallery.ResultInternalError, ResultMsg: msgUnavailable})
 			c.Abort()
 			return
 		}
-		c.AbortWithStatusJSON(http.StatusInternalServerError, gin.H{"error": "internal error"})
+		fault.Respond(c, s.log, fmt.Errorf("handler panicked: %v", err))
 	})
 }

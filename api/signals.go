@@ -19,6 +19,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"go.temporal.io/api/serviceerror"
 
+	"github.com/fulfillment-server/fulfillment/internal/fault"
 	"github.com/fulfillment-server/fulfillment/store"
 	"github.com/fulfillment-server/fulfillment/workflows"
 )
@@ -58,55 +59,56 @@ type SignalAccepted struct {
 
 // signal serves POST /v1/instances/{instanceId}/signals/{name}: validate,
 // audit, and deliver an operator's action to the instance's workflow.
-func (s *Server) signal(c *gin.Context) {
+func (s *operatorAPI) signal(c *gin.Context) {
 	ctx := c.Request.Context()
 	name := c.Param("name")
 	if !slices.Contains(workflows.OperatorActions, name) {
-		c.JSON(http.StatusNotFound, gin.H{"error": "unknown signal; use one of " + strings.Join(workflows.OperatorActions, ", ")})
+		fault.Respond(c, s.log, fault.NotFound("unknown signal; use one of "+strings.Join(workflows.OperatorActions, ", ")))
 		return
 	}
-	id, ok := instanceIDParam(c)
-	if !ok {
+	id, err := instanceIDParam(c)
+	if err != nil {
+		fault.Respond(c, s.log, err)
 		return
 	}
 	actor, err := operatorName(c.GetHeader(operatorHeader))
 	if err != nil {
-		c.JSON(http.StatusBadRequest, gin.H{"error": err.Error()})
+		fault.Respond(c, s.log, fault.Invalid(err.Error()))
 		return
 	}
 	body, err := decodeSignalBody(c)
 	if err != nil {
-		c.JSON(http.StatusBadRequest, gin.H{"error": err.Error()})
+		fault.Respond(c, s.log, fault.Invalid(err.Error()))
 		return
 	}
 	op, err := operatorRequest(name, body, s.cfg.Now())
 	if err != nil {
-		c.JSON(http.StatusBadRequest, gin.H{"error": err.Error()})
+		fault.Respond(c, s.log, fault.Invalid(err.Error()))
 		return
 	}
 	op.Actor = actor
 
 	if _, err := s.cfg.Store.Callbacks.InstanceKey(ctx, id); err != nil {
 		if errors.Is(err, store.ErrUnknownInstance) {
-			c.JSON(http.StatusNotFound, gin.H{"error": "no such instance"})
+			fault.Respond(c, s.log, fault.NotFound("no such instance"))
 			return
 		}
-		s.adminUnavailable(c, err)
+		fault.Respond(c, s.log, fault.Database(err))
 		return
 	}
 	inst, err := s.cfg.Store.Instances.Instance(ctx, id)
 	switch {
 	case err == nil && inst.State == string(workflows.StateReleased):
-		c.JSON(http.StatusConflict, gin.H{"error": "the instance is released; nothing can be done to it"})
+		fault.Respond(c, s.log, fault.Conflict("the instance is released; nothing can be done to it"))
 		return
 	case err != nil && !errors.Is(err, store.ErrNotFound):
-		s.adminUnavailable(c, err)
+		fault.Respond(c, s.log, fault.Database(err))
 		return
 	}
 
 	audit := store.OperatorAction{ID: op.ID, InstanceID: id, Action: name, Reason: op.Reason, Actor: actor, RequestedAt: op.At}
 	if err := s.cfg.Store.Audit.RecordOperatorAction(ctx, audit, body); err != nil {
-		s.adminUnavailable(c, err)
+		fault.Respond(c, s.log, fault.Database(err))
 		return
 	}
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -126,10 +128,10 @@ func (s *Server) signal(c *gin.Context) {
 	s.log.Info("Operator action", "instanceId", id, "action", name, "actor", actor, "id", op.ID, "outcome", outcome)
 	switch {
 	case errors.As(err, &notFound):
-		c.JSON(http.StatusConflict, gin.H{"error": "the instance's workflow is not running", "requestId": op.ID})
+		fault.Respond(c, s.log, fault.Conflict("the instance's workflow is not running").With("requestId", op.ID))
 	case err != nil:
 		s.log.Error("Operator action not delivered", "instanceId", id, "error", err)
-		c.JSON(http.StatusServiceUnavailable, gin.H{"error": "Temporal is unavailable; retry later", "requestId": op.ID})
+		fault.Respond(c, s.log, fault.Temporal(err).With("requestId", op.ID))
 	default:
 		c.JSON(http.StatusAccepted, SignalAccepted{
 			RequestID: op.ID, InstanceID: id, Signal: name, Status: outcome,

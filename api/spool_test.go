@@ -47,7 +47,8 @@ func newDownHarness(t *testing.T, spool *inbox.Spool) *downHarness {
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	h := &harness{db: db, raw: raw, signaller: &fakeSignaller{}, temporal: &fakeTemporal{}}
 	// Without a database nothing is recorded, so nothing is dispatched.
-	h.inbox = &inbox.Inbox{Store: db.Callbacks, Temporal: h.signaller, TaskQueue: testTaskQueue, Logger: logger}
+	h.inbox = &inbox.Inbox{Store: db.Callbacks, Temporal: inboxTemporal{h.signaller, h.temporal}, TaskQueue: testTaskQueue,
+		Logger: logger, Spool: spool}
 	gauges := api.Gauges{}
 	if spool != nil {
 		gauges.SpoolBacklog = spool.Backlog
@@ -58,7 +59,6 @@ func newDownHarness(t *testing.T, spool *inbox.Spool) *downHarness {
 		Temporal:   h.temporal,
 		AccessKey:  testAccessKey,
 		AdminToken: testAdminToken,
-		Spool:      spool,
 		Logger:     logger,
 		Metrics:    api.NewMetrics(nil, gauges),
 	}).Handler()
@@ -198,7 +198,7 @@ func TestProduceSpoolsOnceOnlyCallbacksWhilePostgresIsDown(t *testing.T) {
 		return names
 	}
 	before := files()
-	down := &inbox.Inbox{Store: d.db.Callbacks, Temporal: d.signaller, TaskQueue: testTaskQueue, Logger: logger}
+	down := &inbox.Inbox{Store: d.db.Callbacks, Temporal: inboxTemporal{d.signaller, d.temporal}, TaskQueue: testTaskQueue, Logger: logger}
 	n, err := down.DrainSpool(t.Context(), spool)
 	require.Error(t, err)
 	require.Zero(t, n)
@@ -214,7 +214,7 @@ func TestProduceSpoolsOnceOnlyCallbacksWhilePostgresIsDown(t *testing.T) {
 	require.Zero(t, recorded, "nothing reached the database during the outage")
 
 	signaller := &fakeSignaller{}
-	ib := &inbox.Inbox{Store: db.Callbacks, Temporal: signaller, TaskQueue: testTaskQueue, Logger: logger}
+	ib := &inbox.Inbox{Store: db.Callbacks, Temporal: inboxTemporal{signaller, &fakeTemporal{}}, TaskQueue: testTaskQueue, Logger: logger}
 	// The marketplace's newInstance, retried, allocates the instance.
 	newBody := newInstanceBody(t, orderID, lineID, id)
 	req, err := koogallery.ParseRequest(newBody)
@@ -352,7 +352,7 @@ func TestSpoolBacklogMetric(t *testing.T) {
 		Body: newInstanceBody(t, "Om", "Om-1", "m"),
 	})
 	require.NoError(t, err)
-	ib := &inbox.Inbox{Store: db.Callbacks, Temporal: &fakeSignaller{}, TaskQueue: testTaskQueue,
+	ib := &inbox.Inbox{Store: db.Callbacks, Temporal: inboxTemporal{&fakeSignaller{}, &fakeTemporal{}}, TaskQueue: testTaskQueue,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	n, err := ib.DrainSpool(t.Context(), spool)
 	require.NoError(t, err)

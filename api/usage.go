@@ -15,6 +15,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/fulfillment-server/fulfillment/internal/fault"
 	"github.com/fulfillment-server/fulfillment/koogallery"
 	"github.com/fulfillment-server/fulfillment/store"
 	"github.com/fulfillment-server/fulfillment/workflows"
@@ -54,9 +55,9 @@ type UsageIn struct {
 // record could not carry).
 type UsageRejection = store.UsageRefusal
 
-// usageAuth admits the admin token or the usage token (the one the
+// auth admits the admin token or the usage token (the one the
 // merchant's application reports usage with), compared in constant time.
-func (s *Server) usageAuth() gin.HandlerFunc {
+func (s *usageIntake) auth() gin.HandlerFunc {
 	admin := sha256.Sum256([]byte(s.cfg.AdminToken))
 	usage := sha256.Sum256([]byte(s.cfg.UsageToken))
 	return func(c *gin.Context) {
@@ -66,35 +67,35 @@ func (s *Server) usageAuth() gin.HandlerFunc {
 		usageOK := s.cfg.UsageToken != "" && subtle.ConstantTimeCompare(got[:], usage[:]) == 1
 		if !ok || !(adminOK || usageOK) {
 			c.Header("WWW-Authenticate", `Bearer realm="fulfillment"`)
-			c.AbortWithStatusJSON(http.StatusUnauthorized, gin.H{"error": "missing or wrong bearer token (FULFILLMENT_USAGE_TOKEN or FULFILLMENT_ADMIN_TOKEN)"})
+			fault.Respond(c, s.log, fault.Unauthorized("missing or wrong bearer token (FULFILLMENT_USAGE_TOKEN or FULFILLMENT_ADMIN_TOKEN)"))
 			return
 		}
 		c.Next()
 	}
 }
 
-// postUsage serves POST /v1/usage: a batch of usage records, all validated
+// post serves POST /v1/usage: a batch of usage records, all validated
 // before any is stored, stored once per idempotency key.
-func (s *Server) postUsage(c *gin.Context) {
+func (s *usageIntake) post(c *gin.Context) {
 	raw, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxUsageBodyBytes))
 	if err != nil {
-		c.JSON(http.StatusRequestEntityTooLarge, gin.H{"error": fmt.Sprintf("the body must be at most %d bytes", maxUsageBodyBytes)})
+		fault.Respond(c, s.log, fault.TooLarge(fmt.Sprintf("the body must be at most %d bytes", maxUsageBodyBytes)))
 		return
 	}
 	var in UsageIntake
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&in); err != nil {
-		c.JSON(http.StatusBadRequest, gin.H{"error": `the body must be {"records": [{"instanceId", "meter", "quantity", "time", "idempotencyKey"}, …]}`})
+		fault.Respond(c, s.log, fault.Invalid(`the body must be {"records": [{"instanceId", "meter", "quantity", "time", "idempotencyKey"}, …]}`))
 		return
 	}
 	if len(in.Records) == 0 || len(in.Records) > maxUsageRecords {
-		c.JSON(http.StatusBadRequest, gin.H{"error": fmt.Sprintf("send from 1 to %d records", maxUsageRecords)})
+		fault.Respond(c, s.log, fault.Invalid(fmt.Sprintf("send from 1 to %d records", maxUsageRecords)))
 		return
 	}
 	records, rejected, err := s.validateUsage(c, in.Records)
 	if err != nil {
-		s.adminUnavailable(c, err)
+		fault.Respond(c, s.log, fault.Database(err))
 		return
 	}
 	if len(rejected) > 0 {
@@ -103,7 +104,7 @@ func (s *Server) postUsage(c *gin.Context) {
 	}
 	accepted, refused, err := s.cfg.Store.Metering.InsertUsage(c.Request.Context(), records, koogallery.MaxUsageValue)
 	if err != nil {
-		s.adminUnavailable(c, err)
+		fault.Respond(c, s.log, fault.Database(err))
 		return
 	}
 	if len(refused) > 0 {
@@ -115,15 +116,13 @@ func (s *Server) postUsage(c *gin.Context) {
 
 // refuseUsage answers 400 for a batch with refused records (at most 50
 // listed, by their index in the batch); nothing of it was stored.
-func (s *Server) refuseUsage(c *gin.Context, total int, refused []UsageRejection) {
-	c.JSON(http.StatusBadRequest, gin.H{
-		"error":   fmt.Sprintf("%d of %d records are invalid; nothing was stored", len(refused), total),
-		"records": refused[:min(len(refused), 50)],
-	})
+func (s *usageIntake) refuseUsage(c *gin.Context, total int, refused []UsageRejection) {
+	err := fault.Invalid(fmt.Sprintf("%d of %d records are invalid; nothing was stored", len(refused), total))
+	fault.Respond(c, s.log, err.With("records", refused[:min(len(refused), 50)]))
 }
 
 // validateUsage checks every record; instances are looked up at once.
-func (s *Server) validateUsage(c *gin.Context, in []UsageIn) ([]store.Usage, []UsageRejection, error) {
+func (s *usageIntake) validateUsage(c *gin.Context, in []UsageIn) ([]store.Usage, []UsageRejection, error) {
 	ids := make([]string, 0, len(in))
 	seen := map[string]bool{}
 	for _, r := range in {
@@ -226,18 +225,19 @@ type UsageView struct {
 // getUsage serves GET /v1/instances/{id}/usage?from=…&to=…&limit=…: the
 // instance's metering periods (what was pushed under which metering_sn,
 // what is pending or expired) and its totals.
-func (s *Server) getUsage(c *gin.Context) {
+func (s *operatorAPI) getUsage(c *gin.Context) {
 	ctx := c.Request.Context()
-	id, ok := instanceIDParam(c)
-	if !ok {
+	id, err := instanceIDParam(c)
+	if err != nil {
+		fault.Respond(c, s.log, err)
 		return
 	}
 	if _, err := s.cfg.Store.Callbacks.InstanceKey(ctx, id); err != nil {
 		if errors.Is(err, store.ErrUnknownInstance) {
-			c.JSON(http.StatusNotFound, gin.H{"error": "no such instance"})
+			fault.Respond(c, s.log, fault.NotFound("no such instance"))
 			return
 		}
-		s.adminUnavailable(c, err)
+		fault.Respond(c, s.log, fault.Database(err))
 		return
 	}
 	from, to := time.Unix(0, 0).UTC(), time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -245,7 +245,7 @@ func (s *Server) getUsage(c *gin.Context) {
 		if raw := c.Query(name); raw != "" {
 			t, err := time.Parse(time.RFC3339, raw)
 			if err != nil {
-				c.JSON(http.StatusBadRequest, gin.H{"error": name + " must be an RFC 3339 time"})
+				fault.Respond(c, s.log, fault.Invalid(name+" must be an RFC 3339 time"))
 				return
 			}
 			*into = t
@@ -255,19 +255,19 @@ func (s *Server) getUsage(c *gin.Context) {
 	if raw := c.Query("limit"); raw != "" {
 		var n int
 		if _, err := fmt.Sscanf(raw, "%d", &n); err != nil || n < 1 || n > 10000 || fmt.Sprint(n) != raw {
-			c.JSON(http.StatusBadRequest, gin.H{"error": "limit must be a number from 1 to 10000"})
+			fault.Respond(c, s.log, fault.Invalid("limit must be a number from 1 to 10000"))
 			return
 		}
 		limit = n
 	}
 	summary, err := s.cfg.Store.Metering.UsageSummaryOf(ctx, id)
 	if err != nil {
-		s.adminUnavailable(c, err)
+		fault.Respond(c, s.log, fault.Database(err))
 		return
 	}
 	periods, err := s.cfg.Store.Metering.UsagePeriodsOf(ctx, id, from, to, limit)
 	if err != nil {
-		s.adminUnavailable(c, err)
+		fault.Respond(c, s.log, fault.Database(err))
 		return
 	}
 	c.JSON(http.StatusOK, UsageView{InstanceID: id, Summary: summary, Periods: periods})

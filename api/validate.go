@@ -2,12 +2,13 @@ package api
 
 import (
 	"fmt"
-	"net/http"
 	"reflect"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/fulfillment-server/fulfillment/internal/fault"
 )
 
 // maxIDBytes is the longest instance or order ID there can be: the
@@ -34,16 +35,15 @@ func idError(name string) string {
 	return fmt.Sprintf("%s must be text of 1 to %d bytes, valid UTF-8 without NUL characters", name, maxIDBytes)
 }
 
-// instanceIDParam returns the path's instanceId, or answers 400 and
-// returns false when it cannot name an instance: such an ID is refused
-// before any database lookup, which PostgreSQL would fail.
-func instanceIDParam(c *gin.Context) (string, bool) {
+// instanceIDParam returns the path's instanceId, or an error when it
+// cannot name an instance: such an ID is refused before any database
+// lookup, which PostgreSQL would fail.
+func instanceIDParam(c *gin.Context) (string, error) {
 	id := c.Param("instanceId")
 	if !validID(id) {
-		c.JSON(http.StatusBadRequest, gin.H{"error": idError("instanceId")})
-		return "", false
+		return "", fault.Invalid(idError("instanceId"))
 	}
-	return id, true
+	return id, nil
 }
 
 // nulField names the first string field of a parsed request (by its JSON

@@ -29,8 +29,12 @@ func TestSignatureFormsAndAmbiguousBodies(t *testing.T) {
 	again := s.produceSigned(koogallery.FormRaw, unsorted)
 	require.Equal(t, "000000", again.ResultCode, string(again.raw))
 	require.Equal(t, id, again.InstanceID, "the same purchase, signed the other way")
-	s.waitState(id, "active")
-	events := len(s.instance(id).Events)
+	// Active, and the newInstance callback applied: the timeline is
+	// settled before it is counted.
+	settled := s.waitFor(id, "active with its newInstance applied", func(i instance) bool {
+		return i.State == "active" && i.events("callback/newInstance:"+order+":"+line) == 1
+	})
+	events := len(settled.Events)
 
 	// A FREEZE signed, then sent with a member added: refused either way.
 	signedFreeze := fmt.Sprintf(`{"status":"FREEZE","instanceId":%q,"activity":"updateInstanceStatus"}`, id)

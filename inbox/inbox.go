@@ -26,10 +26,13 @@ import (
 	"github.com/fulfillment-server/fulfillment/workflows"
 )
 
-// Signaller is the part of the Temporal client the inbox uses.
+// Signaller is the part of the Temporal client the inbox uses: it delivers
+// callbacks with SignalWithStart, and signals a parked provisioning to
+// retry when the marketplace sends newInstance again.
 type Signaller interface {
 	SignalWithStartWorkflow(ctx context.Context, workflowID, signalName string, signalArg any,
 		options client.StartWorkflowOptions, workflow any, workflowArgs ...any) (client.WorkflowRun, error)
+	SignalWorkflow(ctx context.Context, workflowID, runID, signalName string, arg any) error
 }
 
 // Inbox records and delivers callbacks.
@@ -53,6 +56,14 @@ type Inbox struct {
 	// others are delivered, park it for an operator; zero means
 	// DefaultParkAfter.
 	ParkAfter int
+	// Spool keeps callbacks the marketplace may send only once while the
+	// database is unreachable; nil: Accept refuses them like the others.
+	Spool *Spool
+	// ReadModel is where Accept watches a new instance's provisioning.
+	ReadModel *store.Instances
+	// NewInstanceWait is how long Accept waits for a new instance's
+	// provisioning before it answers; zero answers at once.
+	NewInstanceWait time.Duration
 
 	// lastFailure is when a delivery last failed (unix nanoseconds), and
 	// lastSuccess when one last succeeded: while Temporal is away the
@@ -90,37 +101,69 @@ const (
 
 // DedupKey derives the inbox key of a callback: the same key for every
 // redelivery of one marketplace event, a different key for another event.
-// Status changes are completed with their episode by the store. A debug
-// call (testFlag "1") never shares a key with a real one: its key starts
-// with "debug:", so that a probe can never pass for, and swallow, the real
-// callback that follows it.
+// Status changes are keyed with their episode when they are recorded. A
+// debug call (testFlag "1") never shares a key with a real one: its key
+// starts with "debug:", so that a probe can never pass for, and swallow,
+// the real callback that follows it.
 func DedupKey(req koogallery.Request) (string, error) {
-	key, err := eventKey(req)
-	if err != nil || !req.Debug() {
-		return key, err
-	}
-	return "debug:" + key, nil
+	in, _, err := newCallback(req)
+	return in.DedupKey, err
 }
 
-// eventKey is the key of a callback's marketplace event.
-func eventKey(req koogallery.Request) (string, error) {
+// newCallback maps a verified request to the inbox's row: its key and the
+// fields its instance's workflow will be given. It is the one place that
+// knows which fields each callback carries. businessID is newInstance's.
+func newCallback(req koogallery.Request) (in store.NewCallback, businessID string, err error) {
+	in = store.NewCallback{Activity: string(req.Activity()), Debug: req.Debug()}
 	switch r := req.(type) {
 	case *koogallery.NewInstanceRequest:
-		return fmt.Sprintf("newInstance:%s:%s", r.OrderID, r.OrderLineID), nil
+		in.OrderID, in.OrderLineID, businessID = r.OrderID, r.OrderLineID, r.BusinessID
+		in.DedupKey = fmt.Sprintf("newInstance:%s:%s", r.OrderID, r.OrderLineID)
 	case *koogallery.RefreshInstanceRequest:
+		in.InstanceID, in.OrderID, in.OrderLineID = r.InstanceID, r.OrderID, r.OrderLineID
+		in.Scene, in.ExpireTime, in.ProductID = string(r.Scene), r.ExpireTime, r.ProductID
 		// One renewal (or refund) order changes the expiry once (SPEC §1.4).
-		return fmt.Sprintf("refreshInstance:%s:%s:%s", r.InstanceID, r.OrderID, r.OrderLineID), nil
+		in.DedupKey = fmt.Sprintf("refreshInstance:%s:%s:%s", r.InstanceID, r.OrderID, r.OrderLineID)
 	case *koogallery.UpdateInstanceStatusRequest:
-		return fmt.Sprintf("updateInstanceStatus:%s:%s", r.InstanceID, r.Status), nil
+		in.InstanceID, in.Status = r.InstanceID, string(r.Status)
+		in.DedupKey = fmt.Sprintf("updateInstanceStatus:%s:%s", r.InstanceID, r.Status)
 	case *koogallery.ReleaseInstanceRequest:
+		in.InstanceID, in.OrderID, in.OrderLineID = r.InstanceID, r.OrderID, r.OrderLineID
 		// An instance is released once; a repeat is the same event (§1.6).
-		return fmt.Sprintf("releaseInstance:%s", r.InstanceID), nil
+		in.DedupKey = fmt.Sprintf("releaseInstance:%s", r.InstanceID)
 	case *koogallery.UpgradeInstanceRequest:
-		return fmt.Sprintf("upgradeInstance:%s:%s:%s", r.InstanceID, r.OrderID, r.OrderLineID), nil
+		in.InstanceID, in.OrderID, in.OrderLineID = r.InstanceID, r.OrderID, r.OrderLineID
+		in.DedupKey = fmt.Sprintf("upgradeInstance:%s:%s:%s", r.InstanceID, r.OrderID, r.OrderLineID)
 	case *koogallery.OrderNotifyRequest:
-		return fmt.Sprintf("orderNotify:%s:%s", r.OrderID, r.OrderLineID), nil
+		in.OrderID, in.OrderLineID = r.OrderID, r.OrderLineID
+		in.DedupKey = fmt.Sprintf("orderNotify:%s:%s", r.OrderID, r.OrderLineID)
 	default:
-		return "", fmt.Errorf("activity %s is not recorded in the inbox", req.Activity())
+		return store.NewCallback{}, "", fmt.Errorf("activity %s is not recorded in the inbox", req.Activity())
+	}
+	if in.Debug {
+		in.DedupKey = "debug:" + in.DedupKey
+	}
+	if in.Status != "" {
+		in.StatusChange = StatusChange(in)
+	}
+	return in, businessID, nil
+}
+
+// StatusChange is the rule that keys a FREEZE or UNFREEZE: the marketplace
+// sends the same status change again until it is answered, and a FREEZE a
+// year later is another. So a status equal to the instance's last recorded
+// one is the same callback sent again (the same episode); an alternation
+// starts a new episode. A debug status call on a real instance changes
+// nothing, so it opens no episode either: it is keyed within the current
+// one (and apart from real calls by its "debug:" key).
+func StatusChange(in store.NewCallback) func(bool, store.StatusEpisode) (store.StatusEpisode, string) {
+	return func(instanceDebug bool, last store.StatusEpisode) (store.StatusEpisode, string) {
+		episode := last
+		probe := in.Debug && !instanceDebug
+		if !probe && last.Status != in.Status {
+			episode = store.StatusEpisode{Status: in.Status, Number: last.Number + 1}
+		}
+		return episode, fmt.Sprintf("%s:%d", in.DedupKey, episode.Number)
 	}
 }
 
@@ -130,36 +173,20 @@ func eventKey(req koogallery.Request) (string, error) {
 // store.ErrUnknownInstance for an unknown instanceId; orderNotify is
 // complete once recorded.
 func (ib *Inbox) Record(ctx context.Context, req koogallery.Request, body []byte, sentAt time.Time) (store.Recorded, error) {
-	key, err := DedupKey(req)
+	in, businessID, err := newCallback(req)
 	if err != nil {
 		return store.Recorded{}, err
 	}
-	in := store.NewCallback{
-		DedupKey:     key,
-		Activity:     string(req.Activity()),
-		Debug:        req.Debug(),
-		Body:         body,
-		SentAt:       sentAt,
-		DeliverAfter: time.Now().Add(ib.DirectGrace),
-	}
-	switch r := req.(type) {
+	in.Body, in.SentAt, in.DeliverAfter = body, sentAt, time.Now().Add(ib.DirectGrace)
+	switch req.(type) {
 	case *koogallery.NewInstanceRequest:
-		in.OrderID, in.OrderLineID = r.OrderID, r.OrderLineID
-		return ib.Store.RecordNewInstance(ctx, r.BusinessID, in)
-	case *koogallery.RefreshInstanceRequest:
-		in.InstanceID, in.OrderID, in.OrderLineID = r.InstanceID, r.OrderID, r.OrderLineID
-	case *koogallery.UpdateInstanceStatusRequest:
-		in.InstanceID, in.Status = r.InstanceID, string(r.Status)
-	case *koogallery.ReleaseInstanceRequest:
-		in.InstanceID, in.OrderID, in.OrderLineID = r.InstanceID, r.OrderID, r.OrderLineID
-	case *koogallery.UpgradeInstanceRequest:
-		in.InstanceID, in.OrderID, in.OrderLineID = r.InstanceID, r.OrderID, r.OrderLineID
+		return ib.Store.RecordNewInstance(ctx, businessID, in)
 	case *koogallery.OrderNotifyRequest:
-		in.OrderID, in.OrderLineID = r.OrderID, r.OrderLineID
 		cb, fresh, err := ib.Store.RecordNotice(ctx, in, OutcomeNotice)
 		return store.Recorded{Callback: cb, Fresh: fresh}, err
+	default:
+		return ib.Store.RecordCallback(ctx, in)
 	}
-	return ib.Store.RecordCallback(ctx, in)
 }
 
 // DeliverNow is the dispatcher's delivery attempt. It leaves the
@@ -203,10 +230,10 @@ func (ib *Inbox) temporalAway() bool {
 func (ib *Inbox) Deliver(ctx context.Context, key store.InstanceKey, cb store.Callback) error {
 	signal, err := WorkflowCallback(cb)
 	if err != nil {
-		// The body was verified and parsed when it was recorded: only a
-		// change of the parser can make it unreadable, and retrying will
-		// not. An operator decides.
-		return ib.park(ctx, cb, fmt.Sprintf("the recorded body can no longer be read: %v", err))
+		// The callback was verified and parsed when it was recorded: only
+		// a row written otherwise (by an older version) can be unreadable,
+		// and retrying will not help. An operator decides.
+		return ib.park(ctx, cb, fmt.Sprintf("the recorded callback can no longer be read: %v", err))
 	}
 	_, err = ib.Temporal.SignalWithStartWorkflow(ctx, workflows.InstanceWorkflowID(key.InstanceID),
 		workflows.CallbackSignal, signal, startOptions(key, ib.TaskQueue),
@@ -314,36 +341,36 @@ func startOptions(key store.InstanceKey, taskQueue string) client.StartWorkflowO
 	}
 }
 
-// WorkflowCallback turns a recorded callback into the workflow's signal.
+// WorkflowCallback turns a recorded callback into the workflow's signal,
+// from the columns it was recorded with.
 func WorkflowCallback(cb store.Callback) (workflows.Callback, error) {
-	req, err := koogallery.ParseRequest([]byte(cb.Body))
-	if err != nil {
-		return workflows.Callback{}, err
-	}
 	out := workflows.Callback{
-		Key:        cb.DedupKey,
-		Seq:        cb.Seq,
-		Activity:   string(req.Activity()),
-		ReceivedAt: cb.ReceivedAt.UTC(),
-		Debug:      req.Debug(),
+		Key:         cb.DedupKey,
+		Seq:         cb.Seq,
+		Activity:    cb.Activity,
+		ReceivedAt:  cb.ReceivedAt.UTC(),
+		Debug:       cb.Debug,
+		OrderID:     cb.OrderID,
+		OrderLineID: cb.OrderLineID,
 	}
 	if cb.SentAt.Valid {
 		out.SentAt = cb.SentAt.Time.UTC()
 	}
-	switch r := req.(type) {
-	case *koogallery.NewInstanceRequest:
-		out.OrderID, out.OrderLineID = r.OrderID, r.OrderLineID
-	case *koogallery.RefreshInstanceRequest:
-		out.OrderID, out.OrderLineID = r.OrderID, r.OrderLineID
-		out.Scene, out.ExpireTime, out.ProductID = string(r.Scene), r.ExpireAt(), r.ProductID
-	case *koogallery.UpdateInstanceStatusRequest:
-		out.Status = string(r.Status)
-	case *koogallery.ReleaseInstanceRequest:
-		out.OrderID, out.OrderLineID = r.OrderID, r.OrderLineID
-	case *koogallery.UpgradeInstanceRequest:
-		out.OrderID, out.OrderLineID = r.OrderID, r.OrderLineID
+	switch koogallery.Activity(cb.Activity) {
+	case koogallery.ActivityNewInstance, koogallery.ActivityReleaseInstance, koogallery.ActivityUpgradeInstance:
+	case koogallery.ActivityRefreshInstance:
+		expireAt, err := koogallery.ParseTime(cb.ExpireTime)
+		if err != nil || cb.Scene == "" {
+			return workflows.Callback{}, fmt.Errorf("refreshInstance recorded without a valid scene and expireTime (%q, %q)", cb.Scene, cb.ExpireTime)
+		}
+		out.Scene, out.ExpireTime, out.ProductID = cb.Scene, expireAt, cb.ProductID
+	case koogallery.ActivityUpdateInstanceStatus:
+		if cb.Status == "" {
+			return workflows.Callback{}, errors.New("updateInstanceStatus recorded without its status")
+		}
+		out.Status = cb.Status
 	default:
-		return workflows.Callback{}, fmt.Errorf("activity %s is not delivered to instance workflows", req.Activity())
+		return workflows.Callback{}, fmt.Errorf("activity %s is not delivered to instance workflows", cb.Activity)
 	}
 	return out, nil
 }

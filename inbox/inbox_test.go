@@ -2,6 +2,7 @@ package inbox_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -46,6 +47,12 @@ type fakeTemporal struct {
 	// set, limits that to one workflow.
 	hold     chan struct{}
 	holdOnly string
+}
+
+// SignalWorkflow is the retry of a parked provisioning, which the api
+// package's tests exercise; here it succeeds.
+func (f *fakeTemporal) SignalWorkflow(context.Context, string, string, string, any) error {
+	return nil
 }
 
 func (f *fakeTemporal) SignalWithStartWorkflow(_ context.Context, workflowID, signalName string, signalArg any,
@@ -624,13 +631,16 @@ func TestRelayOnceServesInstancesSideBySide(t *testing.T) {
 	require.Zero(t, n)
 }
 
-func TestRelayOnceCorruptedBody(t *testing.T) {
+func TestRelayOnceUnreadableRow(t *testing.T) {
 	ctx := context.Background()
 	ib, fake := newInbox(t)
-	// A row that cannot be decoded (written behind the inbox's back).
-	bad, err := ib.Store.RecordNewInstance(ctx, "B1", store.NewCallback{
-		DedupKey: "newInstance:O1:O1-1", Activity: "newInstance", OrderID: "O1", OrderLineID: "O1-1",
-		Body: []byte(`{"activity":"newInstance",`),
+	first := record(t, ib, newInstanceBody("O1", "B1"))
+	// A renewal recorded without its scene and expireTime (written behind
+	// the inbox's back, as by a version that did not keep them): no signal
+	// can be built from it.
+	bad, err := ib.Store.RecordCallback(ctx, store.NewCallback{
+		DedupKey: "refreshInstance:B1:R0:R0-1", Activity: "refreshInstance", InstanceID: "B1", OrderID: "R0", OrderLineID: "R0-1",
+		Body: []byte(`{"activity":"refreshInstance",`),
 	})
 	require.NoError(t, err)
 	later := record(t, ib, refreshBody("B1", "R1"))
@@ -641,14 +651,15 @@ func TestRelayOnceCorruptedBody(t *testing.T) {
 	// callback and the other instance's are delivered.
 	delivered, err := ib.RelayOnce(ctx)
 	require.NoError(t, err)
-	require.Equal(t, 2, delivered)
-	require.ElementsMatch(t, []string{"refreshInstance:B1:R1:R1-1", "newInstance:O2:O2-1"}, fake.keys())
+	require.Equal(t, 3, delivered)
+	require.ElementsMatch(t, []string{"newInstance:O1:O1-1", "refreshInstance:B1:R1:R1-1", "newInstance:O2:O2-1"}, fake.keys())
 
 	stored := row(t, ib, bad)
 	require.False(t, stored.Delivered())
 	require.True(t, stored.ParkedAt.Valid)
 	require.Equal(t, 1, stored.Attempts)
-	require.Contains(t, stored.LastError, "the recorded body can no longer be read")
+	require.Contains(t, stored.LastError, "the recorded callback can no longer be read")
+	require.True(t, row(t, ib, first).Delivered())
 	require.True(t, row(t, ib, later).Delivered())
 	require.True(t, row(t, ib, other).Delivered())
 	parked, err := ib.Store.ParkedCallbacks(ctx, 10)
@@ -711,29 +722,53 @@ func TestOrderNotifyIsRecordedNotSignalled(t *testing.T) {
 }
 
 func TestWorkflowCallbackErrors(t *testing.T) {
-	cases := map[string]string{
-		"corrupted":   `{"activity":"refreshInstance",`,
-		"empty":       ``,
-		"invalid":     `{"activity":"refreshInstance","instanceId":"I1"}`,
-		"orderNotify": `{"activity":"orderNotify","orderId":"O1","orderLineId":"O1-1"}`,
-		"query":       `{"activity":"queryInstance","instanceId":"I1"}`,
+	cases := map[string]store.Callback{
+		"no activity":             {},
+		"renewal without expiry":  {Activity: "refreshInstance", Scene: "RENEWAL"},
+		"renewal with bad expiry": {Activity: "refreshInstance", Scene: "RENEWAL", ExpireTime: "tomorrow"},
+		"renewal without scene":   {Activity: "refreshInstance", ExpireTime: "20310101000000"},
+		"status without status":   {Activity: "updateInstanceStatus"},
+		"orderNotify":             {Activity: "orderNotify", OrderID: "O1", OrderLineID: "O1-1"},
+		"query":                   {Activity: "queryInstance", InstanceID: "I1"},
 	}
-	for name, body := range cases {
+	for name, cb := range cases {
 		t.Run(name, func(t *testing.T) {
-			_, err := inbox.WorkflowCallback(store.Callback{Seq: 1, DedupKey: "k", Body: body})
+			cb.Seq, cb.DedupKey = 1, "k"
+			_, err := inbox.WorkflowCallback(cb)
 			require.Error(t, err)
 		})
 	}
+}
 
+// TestWorkflowCallbackFromColumns: the signal is built from the columns
+// the callback was recorded with; the body is not read again.
+func TestWorkflowCallbackFromColumns(t *testing.T) {
 	cb, err := inbox.WorkflowCallback(store.Callback{
-		Seq: 7, DedupKey: "releaseInstance:I1", ReceivedAt: time.Date(2030, 1, 1, 8, 0, 0, 0, time.FixedZone("CST", 8*3600)),
-		Body: `{"activity":"releaseInstance","instanceId":"I1"}`,
+		Seq: 7, DedupKey: "releaseInstance:I1", Activity: "releaseInstance", InstanceID: "I1", OrderID: "U1", OrderLineID: "U1-1",
+		ReceivedAt: time.Date(2030, 1, 1, 8, 0, 0, 0, time.FixedZone("CST", 8*3600)),
+		Body:       `{"activity":"releaseInstance",`,
 	})
 	require.NoError(t, err)
 	require.Equal(t, workflows.Callback{
-		Key: "releaseInstance:I1", Seq: 7, Activity: "releaseInstance",
+		Key: "releaseInstance:I1", Seq: 7, Activity: "releaseInstance", OrderID: "U1", OrderLineID: "U1-1",
 		ReceivedAt: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC),
 	}, cb)
+
+	cb, err = inbox.WorkflowCallback(store.Callback{
+		Seq: 8, DedupKey: "refreshInstance:I1:R1:R1-1", Activity: "refreshInstance", InstanceID: "I1", OrderID: "R1", OrderLineID: "R1-1",
+		Debug: true, Scene: "RENEWAL", ExpireTime: "20310101000000123", ProductID: "P2",
+		SentAt: sql.NullTime{Time: time.Date(2030, 1, 1, 0, 0, 1, 0, time.UTC), Valid: true},
+	})
+	require.NoError(t, err)
+	require.Equal(t, workflows.Callback{
+		Key: "refreshInstance:I1:R1:R1-1", Seq: 8, Activity: "refreshInstance", OrderID: "R1", OrderLineID: "R1-1", Debug: true,
+		SentAt: time.Date(2030, 1, 1, 0, 0, 1, 0, time.UTC), Scene: "RENEWAL",
+		ExpireTime: time.Date(2031, 1, 1, 0, 0, 0, 123e6, time.UTC), ProductID: "P2",
+	}, cb)
+
+	cb, err = inbox.WorkflowCallback(store.Callback{Seq: 9, DedupKey: "k", Activity: "updateInstanceStatus", Status: "FREEZE"})
+	require.NoError(t, err)
+	require.Equal(t, "FREEZE", cb.Status)
 }
 
 // TestOneCallbacksFailureDoesNotSlowTheOthers: Temporal refusing one

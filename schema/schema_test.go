@@ -142,3 +142,63 @@ func TestConcurrentMigrateAppliesOnce(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, pending)
 }
+
+// migrateUpTo applies the migrations up to version, as an older server did.
+func migrateUpTo(t *testing.T, db *sql.DB, version int) {
+	t.Helper()
+	ms, err := schema.Migrations()
+	require.NoError(t, err)
+	_, err = db.Exec(`CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,
+		applied_at timestamptz NOT NULL DEFAULT now())`)
+	require.NoError(t, err)
+	for _, m := range ms {
+		if m.Version > version {
+			break
+		}
+		_, err := db.Exec(m.SQL)
+		require.NoError(t, err, m.Name)
+		_, err = db.Exec(`INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, m.Version, m.Name)
+		require.NoError(t, err)
+	}
+}
+
+// TestCallbackFieldsBackfilled: callbacks recorded before their fields had
+// columns, and not yet delivered, get them from their body; a body the
+// database cannot read keeps empty fields (its delivery parks it), and
+// delivered callbacks are left alone.
+func TestCallbackFieldsBackfilled(t *testing.T) {
+	db := openDB(t)
+	migrateUpTo(t, db, 7)
+	_, err := db.Exec(`INSERT INTO instance_keys (instance_id, order_id, order_line_id, debug) VALUES ('I1', 'O1', 'O1-1', false)`)
+	require.NoError(t, err)
+	insert := func(key, activity, body string, delivered bool) {
+		t.Helper()
+		var deliveredAt any
+		if delivered {
+			deliveredAt = "2026-01-01T00:00:00Z"
+		}
+		_, err := db.Exec(`INSERT INTO callbacks (dedup_key, activity, instance_id, debug, body, delivered_at)
+			VALUES ($1, $2, 'I1', false, $3, $4)`, key, activity, body, deliveredAt)
+		require.NoError(t, err)
+	}
+	insert("renewal", "refreshInstance",
+		`{"activity":"refreshInstance","scene":"RENEWAL","instanceId":"I1","orderId":"R1","orderLineId":"R1-1","expireTime":"20310101000000","productId":"P1"}`, false)
+	insert("freeze", "updateInstanceStatus", `{"activity":"updateInstanceStatus","instanceId":"I1","status":"FREEZE"}`, false)
+	insert("unreadable", "refreshInstance", `{"activity":"refreshInstance","scene":"RENEWAL","productId":"\ud800"}`, false)
+	insert("delivered", "updateInstanceStatus", `{"activity":"updateInstanceStatus","instanceId":"I1","status":"UNFREEZE"}`, true)
+
+	_, err = schema.Migrate(context.Background(), db)
+	require.NoError(t, err)
+
+	fields := func(key string) string {
+		t.Helper()
+		var status, scene, expire, product string
+		require.NoError(t, db.QueryRow(`SELECT status, scene, expire_time, product_id FROM callbacks WHERE dedup_key = $1`, key).
+			Scan(&status, &scene, &expire, &product))
+		return strings.Join([]string{status, scene, expire, product}, "|")
+	}
+	require.Equal(t, "|RENEWAL|20310101000000|P1", fields("renewal"))
+	require.Equal(t, "FREEZE|||", fields("freeze"))
+	require.Equal(t, "|||", fields("unreadable"), "a body the database cannot read keeps empty fields")
+	require.Equal(t, "|||", fields("delivered"), "delivered callbacks are never read again")
+}

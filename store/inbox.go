@@ -56,6 +56,11 @@ type Callback struct {
 	// SentAt is the marketplace's signed timestamp of the request that
 	// first recorded the callback; null for older rows.
 	SentAt sql.NullTime `db:"sent_at"`
+	// The fields a workflow needs besides the order (NewCallback).
+	Status     string `db:"status"`
+	Scene      string `db:"scene"`
+	ExpireTime string `db:"expire_time"`
+	ProductID  string `db:"product_id"`
 }
 
 // Delivered reports whether the callback reached its destination.
@@ -63,12 +68,15 @@ func (c Callback) Delivered() bool { return c.DeliveredAt.Valid }
 
 const callbackColumns = `seq, dedup_key, activity, COALESCE(instance_id, '') AS instance_id,
 	order_id, order_line_id, debug, body, received_at, redeliveries, last_received_at,
-	deliver_after, attempts, last_error, delivered_at, outcome, parked_at, sent_at`
+	deliver_after, attempts, last_error, delivered_at, outcome, parked_at, sent_at,
+	status, scene, expire_time, product_id`
 
-// NewCallback is a verified callback to record.
+// NewCallback is a verified callback to record: its key, the fields its
+// instance's workflow is given, and the body as received (for the audit
+// trail; nothing reads the fields back from it).
 type NewCallback struct {
 	// DedupKey identifies the callback across redeliveries. For status
-	// changes it is completed by RecordCallback with the status episode.
+	// changes StatusChange gives it instead.
 	DedupKey    string
 	Activity    string
 	InstanceID  string
@@ -78,12 +86,28 @@ type NewCallback struct {
 	Body        []byte
 	// Status is FREEZE or UNFREEZE for updateInstanceStatus, else empty.
 	Status string
+	// Scene, ExpireTime (as the marketplace wrote it) and ProductID are a
+	// refreshInstance's.
+	Scene      string
+	ExpireTime string
+	ProductID  string
+	// StatusChange, for a status change, decides from the instance's last
+	// recorded status episode which episode this call belongs to, and its
+	// key. It runs while the instance's row is locked.
+	StatusChange func(instanceDebug bool, last StatusEpisode) (StatusEpisode, string)
 	// SentAt is when the marketplace sent it (the request's signed
 	// timestamp); zero when unknown.
 	SentAt time.Time
 	// DeliverAfter delays the relay's first attempt, leaving the immediate
 	// delivery to the request that recorded it.
 	DeliverAfter time.Time
+}
+
+// StatusEpisode numbers the alternations of an instance's FREEZE and
+// UNFREEZE calls: Number counts them, Status is the last one's.
+type StatusEpisode struct {
+	Status string
+	Number int
 }
 
 // Recorded is the outcome of recording a callback.
@@ -148,23 +172,17 @@ func (s *Callbacks) RecordCallback(ctx context.Context, in NewCallback) (Recorde
 			return err
 		}
 		out.Key = key.InstanceKey
-		if in.Status != "" {
-			// A FREEZE while the last recorded status is FREEZE is the
-			// same callback sent again; an alternation starts a new one.
-			// A debug status call on a real instance changes nothing, so
-			// it opens no episode either: it is keyed within the current
-			// one (and apart from real calls by its "debug:" key).
-			episode := key.StatusEpisode
-			probe := in.Debug && !key.Debug
-			if !probe && (!key.LastStatus.Valid || key.LastStatus.String != in.Status) {
-				episode++
+		if in.StatusChange != nil {
+			last := StatusEpisode{Status: key.LastStatus.String, Number: key.StatusEpisode}
+			episode, dedupKey := in.StatusChange(key.Debug, last)
+			if episode != last {
 				if _, err := tx.ExecContext(ctx, `
 					UPDATE instance_keys SET last_status = $2, status_episode = $3 WHERE instance_id = $1`,
-					in.InstanceID, in.Status, episode); err != nil {
+					in.InstanceID, episode.Status, episode.Number); err != nil {
 					return fmt.Errorf("advance status episode of %s: %w", in.InstanceID, err)
 				}
 			}
-			in.DedupKey = fmt.Sprintf("%s:%d", in.DedupKey, episode)
+			in.DedupKey = dedupKey
 		}
 		var err error
 		out.Callback, out.Fresh, err = insertCallback(ctx, tx, in)
@@ -220,12 +238,14 @@ func insertCallback(ctx context.Context, tx *sqlx.Tx, in NewCallback) (Callback,
 		sentAt = in.SentAt
 	}
 	err := tx.GetContext(ctx, &row, `
-		INSERT INTO callbacks (dedup_key, activity, instance_id, order_id, order_line_id, debug, body, deliver_after, sent_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+		INSERT INTO callbacks (dedup_key, activity, instance_id, order_id, order_line_id, debug, body, deliver_after, sent_at,
+			status, scene, expire_time, product_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 		ON CONFLICT (dedup_key) DO UPDATE
 		SET redeliveries = callbacks.redeliveries + 1, last_received_at = now()
 		RETURNING `+callbackColumns+`, (xmax = 0) AS inserted`,
-		in.DedupKey, in.Activity, instanceID, in.OrderID, in.OrderLineID, in.Debug, string(in.Body), deliverAfter, sentAt)
+		in.DedupKey, in.Activity, instanceID, in.OrderID, in.OrderLineID, in.Debug, string(in.Body), deliverAfter, sentAt,
+		in.Status, in.Scene, in.ExpireTime, in.ProductID)
 	if err != nil {
 		return Callback{}, false, fmt.Errorf("insert callback %s: %w", in.DedupKey, err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/fulfillment-server/fulfillment/inbox"
 	"github.com/fulfillment-server/fulfillment/internal/testenv"
 	"github.com/fulfillment-server/fulfillment/store"
 )
@@ -55,14 +56,17 @@ func refresh(instanceID, orderID string) store.NewCallback {
 	}
 }
 
+// status is a status change keyed by the inbox's rule of episodes.
 func status(instanceID, s string) store.NewCallback {
-	return store.NewCallback{
+	in := store.NewCallback{
 		DedupKey:   "updateInstanceStatus:" + instanceID + ":" + s,
 		Activity:   "updateInstanceStatus",
 		InstanceID: instanceID,
 		Status:     s,
 		Body:       []byte(`{"activity":"updateInstanceStatus"}`),
 	}
+	in.StatusChange = inbox.StatusChange(in)
+	return in
 }
 
 // callback returns the stored row of an instance's callback by seq.

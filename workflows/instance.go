@@ -37,93 +37,150 @@ func InstanceWorkflow(ctx workflow.Context, in InstanceInput) error {
 	if err := w.registerHandlers(ctx); err != nil {
 		return err
 	}
-	callbacks := workflow.GetSignalChannel(ctx, CallbackSignal)
-	operators := workflow.GetSignalChannel(ctx, OperatorSignal)
-	internals := workflow.GetSignalChannel(ctx, InternalSignal)
-	workflow.Go(ctx, func(ctx workflow.Context) {
-		for {
-			var cb Callback
-			callbacks.Receive(ctx, &cb)
-			w.receive(ctx, cb)
-		}
-	})
-	workflow.Go(ctx, func(ctx workflow.Context) {
-		for {
-			var op OperatorRequest
-			operators.Receive(ctx, &op)
-			w.ops = append(w.ops, op)
-		}
-	})
-	workflow.Go(ctx, func(ctx workflow.Context) {
-		for {
-			var in Internal
-			internals.Receive(ctx, &in)
-			w.payPerUse.receive(in)
-		}
-	})
-	drain := func() {
-		w.drainCallbacks(ctx, callbacks)
-		w.drainOperators(operators)
-		for {
-			var in Internal
-			if !internals.ReceiveAsync(&in) {
-				break
-			}
-			w.payPerUse.receive(in)
-		}
-	}
+	sig := newSignals(ctx)
+	sig.listen(ctx, w)
 
 	if in.Carried == nil {
 		w.steps.provision(ctx)
 	}
 	for {
 		if w.s.State == StateReleased {
-			return w.finish(ctx, drain)
+			return w.finish(ctx, func() { sig.drain(ctx, w) })
 		}
 		if !w.fireDueDeadlines(ctx) {
 			continue
 		}
-		if len(w.ops) > 0 {
-			op := w.ops[0]
-			w.ops = w.ops[1:]
-			w.handleOperator(ctx, op)
-			continue
-		}
-		if len(w.internal) > 0 {
-			in := w.internal[0]
-			w.internal = w.internal[1:]
-			w.payPerUse.handle(ctx, in)
-			continue
-		}
-		if len(w.pending) > 0 {
-			cb := w.pending[0]
-			w.pending = w.pending[1:]
-			w.apply(ctx, cb)
+		if w.handleQueued(ctx) {
 			continue
 		}
 		if w.historyIsLong(ctx) {
-			// Signals received in the same task as the decision must not
-			// be lost: take them first, and carry on if there were any.
-			drain()
-			if len(w.pending)+len(w.ops)+len(w.internal) > 0 {
+			carried, err := sig.quiesce(ctx, w)
+			if err != nil || !carried {
+				// Work arrived meanwhile (or the workflow is ending):
+				// it comes first.
+				if err != nil {
+					return err
+				}
 				continue
 			}
-			if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
-				return err
-			}
-			if drain(); len(w.pending)+len(w.ops)+len(w.internal) > 0 {
-				continue
-			}
-			carried := w.snapshot(ctx)
+			snapshot := w.snapshot(ctx)
 			return workflow.NewContinueAsNewError(ctx, InstanceWorkflowName, InstanceInput{
 				InstanceID: w.s.InstanceID, OrderID: w.s.OrderID, OrderLineID: w.s.OrderLineID,
-				Debug: w.s.Debug, Carried: &carried,
+				Debug: w.s.Debug, Carried: &snapshot,
 			})
 		}
 		if err := w.waitForWork(ctx); err != nil {
 			return err
 		}
 	}
+}
+
+// handleQueued handles the next queued piece of work, operators' actions
+// first, then internal signals, then callbacks in arrival order. It
+// reports whether there was one.
+func (w *instanceWorkflow) handleQueued(ctx workflow.Context) bool {
+	switch {
+	case len(w.ops) > 0:
+		op := w.ops[0]
+		w.ops = w.ops[1:]
+		w.handleOperator(ctx, op)
+	case len(w.internal) > 0:
+		in := w.internal[0]
+		w.internal = w.internal[1:]
+		w.payPerUse.handle(ctx, in)
+	case len(w.pending) > 0:
+		cb := w.pending[0]
+		w.pending = w.pending[1:]
+		w.apply(ctx, cb)
+	default:
+		return false
+	}
+	return true
+}
+
+// signals are the instance workflow's three signal channels: the
+// marketplace's callbacks, operators' actions and the workflow's own
+// internal signals.
+type signals struct {
+	callbacks, operators, internals workflow.ReceiveChannel
+}
+
+func newSignals(ctx workflow.Context) signals {
+	return signals{
+		callbacks: workflow.GetSignalChannel(ctx, CallbackSignal),
+		operators: workflow.GetSignalChannel(ctx, OperatorSignal),
+		internals: workflow.GetSignalChannel(ctx, InternalSignal),
+	}
+}
+
+// listen queues every signal on w as it arrives, in the background.
+func (sig signals) listen(ctx workflow.Context, w *instanceWorkflow) {
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			var cb Callback
+			sig.callbacks.Receive(ctx, &cb)
+			w.receive(ctx, cb)
+		}
+	})
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			var op OperatorRequest
+			sig.operators.Receive(ctx, &op)
+			w.ops = append(w.ops, op)
+		}
+	})
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			var in Internal
+			sig.internals.Receive(ctx, &in)
+			w.payPerUse.receive(in)
+		}
+	})
+}
+
+// drain queues the signals already received but not read yet, which the
+// background receivers may not have taken when the workflow decides to end
+// or restart its history.
+func (sig signals) drain(ctx workflow.Context, w *instanceWorkflow) {
+	for {
+		var cb Callback
+		if !sig.callbacks.ReceiveAsync(&cb) {
+			break
+		}
+		w.receive(ctx, cb)
+	}
+	for {
+		var op OperatorRequest
+		if !sig.operators.ReceiveAsync(&op) {
+			break
+		}
+		w.ops = append(w.ops, op)
+	}
+	for {
+		var in Internal
+		if !sig.internals.ReceiveAsync(&in) {
+			break
+		}
+		w.payPerUse.receive(in)
+	}
+}
+
+// quiesce prepares continue-as-new: signals received in the same task as
+// the decision must not be lost, so they are taken first, and so are those
+// arriving while update handlers finish. It reports whether the workflow
+// is idle and may restart its history; if not, the work comes first.
+func (sig signals) quiesce(ctx workflow.Context, w *instanceWorkflow) (bool, error) {
+	queued := func() bool { return len(w.pending)+len(w.ops)+len(w.internal) > 0 }
+	if sig.drain(ctx, w); queued() {
+		return false, nil
+	}
+	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+		return false, err
+	}
+	if sig.drain(ctx, w); queued() {
+		return false, nil
+	}
+	return true, nil
 }
 
 // waitForWork blocks until a callback or operator action arrives, the next
@@ -242,26 +299,6 @@ func (w *instanceWorkflow) receive(ctx workflow.Context, cb Callback) {
 	w.s.LastCallbackAt = workflow.Now(ctx)
 	w.pending = append(w.pending, cb)
 	slices.SortStableFunc(w.pending, func(a, b Callback) int { return cmp.Compare(a.Seq, b.Seq) })
-}
-
-func (w *instanceWorkflow) drainCallbacks(ctx workflow.Context, ch workflow.ReceiveChannel) {
-	for {
-		var cb Callback
-		if !ch.ReceiveAsync(&cb) {
-			return
-		}
-		w.receive(ctx, cb)
-	}
-}
-
-func (w *instanceWorkflow) drainOperators(ch workflow.ReceiveChannel) {
-	for {
-		var op OperatorRequest
-		if !ch.ReceiveAsync(&op) {
-			return
-		}
-		w.ops = append(w.ops, op)
-	}
 }
 
 func (s *Snapshot) markApplied(key string) {

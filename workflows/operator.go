@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -23,22 +24,11 @@ func (w *instanceWorkflow) handleOperator(ctx workflow.Context, op OperatorReque
 		w.supervision.reject(ctx, op, "nothing is parked")
 
 	case OpExtendGrace:
-		if op.Duration <= 0 {
-			w.supervision.reject(ctx, op, "duration must be positive")
-			return
+		if msg, err := w.s.extendGrace(op.Duration, now); err != nil {
+			w.supervision.reject(ctx, op, err.Error())
+		} else {
+			w.supervision.accept(ctx, op, msg)
 		}
-		if w.s.ExpireTime == nil || !(state == StateActive || state == StateGrace || frozen || state == StateParked) {
-			w.supervision.reject(ctx, op, fmt.Sprintf("the instance is %s without an expiry to extend", state))
-			return
-		}
-		w.s.GraceExtension += op.Duration
-		msg := fmt.Sprintf("Freeze and release deadlines of expiry %s extended by %s (%s in all).",
-			formatTime(*w.s.ExpireTime), op.Duration, w.s.GraceExtension)
-		if state == StateReleaseOverdue && now.Before(w.s.ExpireTime.Add(w.s.Policy.Retention+w.s.GraceExtension)) {
-			w.s.State = StateFrozen
-			msg += " Retention runs again: the instance is frozen, no longer overdue."
-		}
-		w.supervision.accept(ctx, op, msg)
 
 	case OpSetPolicy:
 		if op.ReleasePolicy != ReleasePolicyHold && op.ReleasePolicy != ReleasePolicyRelease {
@@ -98,24 +88,53 @@ func (w *instanceWorkflow) handleOperator(ctx workflow.Context, op OperatorReque
 	}
 }
 
+// extendGrace moves the freeze and release deadlines of the current expiry
+// later by d (an operator's extend-grace), and says so. An instance overdue
+// for release whose retention runs again is frozen, no longer overdue.
+func (s *Snapshot) extendGrace(d time.Duration, now time.Time) (string, error) {
+	frozen := s.State == StateFrozen || s.State == StateReleaseOverdue
+	if d <= 0 {
+		return "", errors.New("duration must be positive")
+	}
+	if s.ExpireTime == nil || !(s.State == StateActive || s.State == StateGrace || frozen || s.State == StateParked) {
+		return "", fmt.Errorf("the instance is %s without an expiry to extend", s.State)
+	}
+	s.GraceExtension += d
+	msg := fmt.Sprintf("Freeze and release deadlines of expiry %s extended by %s (%s in all).",
+		formatTime(*s.ExpireTime), d, s.GraceExtension)
+	if s.State == StateReleaseOverdue && now.Before(s.ExpireTime.Add(s.Policy.Retention+s.GraceExtension)) {
+		s.State = StateFrozen
+		msg += " Retention runs again: the instance is frozen, no longer overdue."
+	}
+	return msg, nil
+}
+
 // supervise moves the service-supervision flow (SPEC §5.3).
 func (f supervisionFlow) step(ctx workflow.Context, op OperatorRequest, now time.Time) {
 	w := f.w
-	sup := w.s.Supervision
-	if sup == nil || sup.CompletedAt != nil {
+	if sup := w.s.Supervision; sup == nil || sup.CompletedAt != nil {
 		w.supervision.reject(ctx, op, "the order is not under service supervision")
 		return
 	}
-	state := w.s.State
+	if msg, err := w.s.supervise(op, now); err != nil {
+		w.supervision.reject(ctx, op, err.Error())
+	} else {
+		w.supervision.accept(ctx, op, msg)
+	}
+}
+
+// supervise applies a step of the supervision flow to the state, or says
+// why it cannot be taken now.
+func (s *Snapshot) supervise(op OperatorRequest, now time.Time) (string, error) {
+	state := s.State
+	sup := s.Supervision
 	switch op.Name {
 	case OpConfirmDelivery:
 		if state != StateAwaitingDelivery {
-			w.supervision.reject(ctx, op, fmt.Sprintf("delivery can be confirmed only while awaiting_delivery, not %s", state))
-			return
+			return "", fmt.Errorf("delivery can be confirmed only while awaiting_delivery, not %s", state)
 		}
 		if op.Evidence == "" {
-			w.supervision.reject(ctx, op, "evidence (the delivery document) is required")
-			return
+			return "", errors.New("evidence (the delivery document) is required")
 		}
 		at := now
 		sup.DeliveredAt, sup.Evidence, sup.DeclaredStart = &at, op.Evidence, op.StartTime
@@ -123,62 +142,59 @@ func (f supervisionFlow) step(ctx workflow.Context, op OperatorRequest, now time
 		if op.StartTime != nil {
 			msg += " Declared service start: " + formatTime(*op.StartTime) + "."
 		}
-		w.s.State = StateDelivered
-		w.supervision.accept(ctx, op, msg+" Awaiting the buyer's acceptance.")
+		s.State = StateDelivered
+		return msg + " Awaiting the buyer's acceptance.", nil
 
 	case OpAccept:
 		if state != StateDelivered {
-			w.supervision.reject(ctx, op, fmt.Sprintf("the buyer can accept only a delivered order, not %s", state))
-			return
+			return "", fmt.Errorf("the buyer can accept only a delivered order, not %s", state)
 		}
 		at := now
 		if op.AcceptedAt != nil {
 			at = op.AcceptedAt.UTC()
 		}
 		sup.AcceptedAt, sup.ResumedAt = &at, nil
-		w.s.State = StateAccepted
-		w.supervision.accept(ctx, op, fmt.Sprintf("Accepted by the buyer at %s; the order completes by %s.",
-			formatTime(at), formatTime(at.Add(w.s.Policy.SupervisionSyncDelay))))
+		s.State = StateAccepted
+		return fmt.Sprintf("Accepted by the buyer at %s; the order completes by %s.",
+			formatTime(at), formatTime(at.Add(s.Policy.SupervisionSyncDelay))), nil
 
 	case OpReject:
 		if state != StateDelivered {
-			w.supervision.reject(ctx, op, fmt.Sprintf("the buyer can reject only a delivered order, not %s", state))
-			return
+			return "", fmt.Errorf("the buyer can reject only a delivered order, not %s", state)
 		}
 		sup.Rejections++
 		sup.DeliveredAt, sup.Evidence, sup.DeclaredStart = nil, "", nil
-		w.s.State = StateAwaitingDelivery
+		s.State = StateAwaitingDelivery
 		msg := fmt.Sprintf("Delivery rejected by the buyer (%d so far); awaiting a new delivery.", sup.Rejections)
 		if sup.Rejections > 3 {
 			msg += " More than 3 rejections: the merchant may appeal."
 		}
-		w.supervision.accept(ctx, op, msg)
+		return msg, nil
 
 	case OpAppeal:
 		if state != StateAwaitingDelivery && state != StateDelivered && state != StateAccepted {
-			w.supervision.reject(ctx, op, fmt.Sprintf("nothing to appeal while %s", state))
-			return
+			return "", fmt.Errorf("nothing to appeal while %s", state)
 		}
 		sup.AppealedFrom, sup.AppealReason = state, op.Reason
-		w.s.State = StateAppealed
-		w.supervision.accept(ctx, op, fmt.Sprintf("Appeal filed while %s; the flow is suspended until it is resolved.", state))
+		s.State = StateAppealed
+		return fmt.Sprintf("Appeal filed while %s; the flow is suspended until it is resolved.", state), nil
 
 	case OpResolveAppeal:
 		if state != StateAppealed {
-			w.supervision.reject(ctx, op, fmt.Sprintf("no appeal to resolve while %s", state))
-			return
+			return "", fmt.Errorf("no appeal to resolve while %s", state)
 		}
 		back := sup.AppealedFrom
 		sup.AppealedFrom, sup.AppealReason = "", ""
-		w.s.State = back
+		s.State = back
 		msg := fmt.Sprintf("Appeal resolved; back to %s.", back)
 		if back == StateAccepted {
 			at := now
 			sup.ResumedAt = &at
-			msg += fmt.Sprintf(" The order completes by %s.", formatTime(at.Add(w.s.Policy.SupervisionSyncDelay)))
+			msg += fmt.Sprintf(" The order completes by %s.", formatTime(at.Add(s.Policy.SupervisionSyncDelay)))
 		}
-		w.supervision.accept(ctx, op, msg)
+		return msg, nil
 	}
+	return "", fmt.Errorf("%s is not a step of the supervision flow", op.Name)
 }
 
 // completeSupervision ends supervision when the marketplace has shown the

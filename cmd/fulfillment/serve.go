@@ -175,22 +175,21 @@ func startAPI(ctx context.Context, cfg Config, log *slog.Logger, db *store.DB, t
 		Pools: map[string]*sql.DB{"answers": answers.Pool(), "background": db.Pool()},
 	})
 	ib := &inbox.Inbox{Store: answers.Callbacks, Background: db.Callbacks, Temporal: tc, TaskQueue: cfg.TaskQueue, Logger: log,
-		DirectGrace: relayDirectGrace, Alert: activities.Alerter{WebhookURL: cfg.AlertWebhookURL}.Send}
+		DirectGrace: relayDirectGrace, Alert: activities.Alerter{WebhookURL: cfg.AlertWebhookURL}.Send,
+		Spool: spool, ReadModel: answers.Instances, NewInstanceWait: cfg.NewInstanceWait}
 	var demo http.Handler
 	if cfg.Provisioner == "demo" {
 		demo = provisioner.DemoHandler(db)
 	}
 	server := api.New(api.Config{
 		Store: answers, Inbox: ib, Temporal: tc,
-		AccessKey:       string(cfg.AccessKey),
-		Encryption:      api.AppInfoEncryption(cfg.AppInfoEncryption),
-		AdminToken:      string(cfg.AdminToken),
-		UsageToken:      string(cfg.UsageToken),
-		NewInstanceWait: cfg.NewInstanceWait,
-		Spool:           spool,
-		DemoTenants:     demo,
-		Logger:          log,
-		Metrics:         metrics,
+		AccessKey:   string(cfg.AccessKey),
+		Encryption:  api.AppInfoEncryption(cfg.AppInfoEncryption),
+		AdminToken:  string(cfg.AdminToken),
+		UsageToken:  string(cfg.UsageToken),
+		DemoTenants: demo,
+		Logger:      log,
+		Metrics:     metrics,
 	})
 	if cfg.AdminToken == "" {
 		log.Warn("FULFILLMENT_ADMIN_TOKEN is not set: the admin API answers 401 to every call")
