@@ -15,8 +15,8 @@ import (
 
 	"go.temporal.io/sdk/client"
 
+	"github.com/fulfillment-server/fulfillment/bench/loadgen"
 	"github.com/fulfillment-server/fulfillment/koogallery/mockapi"
-	"github.com/fulfillment-server/fulfillment/loadgen"
 )
 
 const benchUsage = `fulfillment bench: fire signed callbacks at a running server, as KooGallery does under load.

@@ -20,9 +20,9 @@ import (
 	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/testsuite"
 
-	"github.com/fulfillment-server/fulfillment/internal/benchenv"
+	"github.com/fulfillment-server/fulfillment/bench/benchenv"
+	"github.com/fulfillment-server/fulfillment/bench/loadgen"
 	"github.com/fulfillment-server/fulfillment/koogallery/mockapi"
-	"github.com/fulfillment-server/fulfillment/loadgen"
 )
 
 // The server's secrets for the run; nothing real.

@@ -6,7 +6,7 @@ import (
 	"io"
 	"time"
 
-	"github.com/fulfillment-server/fulfillment/internal/benchenv"
+	"github.com/fulfillment-server/fulfillment/bench/benchenv"
 	"github.com/fulfillment-server/fulfillment/store"
 )
 

@@ -20,7 +20,7 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 
-	"github.com/fulfillment-server/fulfillment/internal/benchenv"
+	"github.com/fulfillment-server/fulfillment/bench/benchenv"
 )
 
 // temporalServerModule is the Temporal server the benchmark builds and

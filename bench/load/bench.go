@@ -9,8 +9,8 @@ import (
 	"slices"
 	"time"
 
-	"github.com/fulfillment-server/fulfillment/internal/benchenv"
-	"github.com/fulfillment-server/fulfillment/loadgen"
+	"github.com/fulfillment-server/fulfillment/bench/benchenv"
+	"github.com/fulfillment-server/fulfillment/bench/loadgen"
 )
 
 // report holds every measurement of a run.

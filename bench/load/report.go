@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/fulfillment-server/fulfillment/internal/benchenv"
-	"github.com/fulfillment-server/fulfillment/loadgen"
+	"github.com/fulfillment-server/fulfillment/bench/benchenv"
+	"github.com/fulfillment-server/fulfillment/bench/loadgen"
 )
 
 // run measures, prints the report and writes it into cfg.Write.

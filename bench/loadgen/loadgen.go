@@ -22,7 +22,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/fulfillment-server/fulfillment/internal/benchenv"
+	"github.com/fulfillment-server/fulfillment/bench/benchenv"
 	"github.com/fulfillment-server/fulfillment/koogallery"
 )
 
