@@ -74,34 +74,72 @@ func benchmark(ctx context.Context, cfg config, progress io.Writer) (*report, er
 	}
 	defer s.stop()
 	rep.temporal = s.temporalVersion
-	say := func(format string, args ...any) {
-		fmt.Fprintf(progress, time.Now().Format("15:04:05 ")+format+"\n", args...)
-	}
+	say := timestamped(progress)
 
-	rep.sustainedInstances = int(cfg.SustainedRate * cfg.SustainedFor.Seconds() / callbacksPerLife(cfg.Redeliver))
-	say("latency run: %d lives at %.0f callbacks/s", rep.sustainedInstances, cfg.SustainedRate)
-	rep.sustained, err = loadgen.RunMix(ctx, s.target, loadgen.Mix{
-		Instances: rep.sustainedInstances, Concurrency: 256, Rate: cfg.SustainedRate, Redeliver: cfg.Redeliver,
+	if err := rep.measureLatency(ctx, s.target, say); err != nil {
+		return nil, err
+	}
+	if err := rep.measureRounds(ctx, s, say); err != nil {
+		return nil, err
+	}
+	if cfg.Storm > 0 && cfg.StormIdle > 0 {
+		if err := rep.buyIdle(ctx, s.target, say); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Storm > 0 {
+		rep.measureStorm(ctx, s.target, orders, say)
+	}
+	rep.machine.LoadAfter = benchenv.LoadAverage()
+	return rep, nil
+}
+
+// sayFunc reports what the benchmark is doing, a line at a time.
+type sayFunc func(format string, args ...any)
+
+// timestamped writes each line to w after the time of day.
+func timestamped(w io.Writer) sayFunc {
+	return func(format string, args ...any) {
+		fmt.Fprintf(w, time.Now().Format("15:04:05 ")+format+"\n", args...)
+	}
+}
+
+// measureLatency plays at cfg.SustainedRate callbacks a second for
+// cfg.SustainedFor as many lives as that rate takes.
+func (r *report) measureLatency(ctx context.Context, target loadgen.Target, say sayFunc) error {
+	cfg := r.cfg
+	r.sustainedInstances = int(cfg.SustainedRate * cfg.SustainedFor.Seconds() / callbacksPerLife(cfg.Redeliver))
+	say("latency run: %d lives at %.0f callbacks/s", r.sustainedInstances, cfg.SustainedRate)
+	var err error
+	r.sustained, err = loadgen.RunMix(ctx, target, loadgen.Mix{
+		Instances: r.sustainedInstances, Concurrency: 256, Rate: cfg.SustainedRate, Redeliver: cfg.Redeliver,
 		OrderPrefix: "SUSTAINED", Patience: cfg.Patience,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("latency run: %w", err)
+		return fmt.Errorf("latency run: %w", err)
 	}
-	say("  %s", describeMix(rep.sustained))
+	say("  %s", describeMix(r.sustained))
+	return nil
+}
 
-	// The ratio compares two rates measured a few seconds apart on a
-	// shared machine, so it is measured in rounds, each a flat-out run
-	// followed by the ceiling, and the round with the median ratio is the
-	// one reported in detail.
+// measureRounds measures the flat-out run against the ceiling.
+//
+// The ratio compares two rates measured a few seconds apart on a shared
+// machine, so it is measured in rounds, each a flat-out run followed by the
+// ceiling, and the round with the median ratio is the one reported in
+// detail.
+func (r *report) measureRounds(ctx context.Context, s *stack, say sayFunc) error {
+	cfg := r.cfg
 	for i := range cfg.Rounds {
 		say("round %d of %d, flat-out run: %d lives, %d clients", i+1, cfg.Rounds, cfg.Mix, cfg.Concurrency)
 		var rd round
+		var err error
 		rd.flatOut, err = loadgen.RunMix(ctx, s.target, loadgen.Mix{
 			Instances: cfg.Mix, Concurrency: cfg.Concurrency, Redeliver: cfg.Redeliver,
 			OrderPrefix: fmt.Sprintf("FLATOUT%d", i+1), Patience: cfg.Patience,
 		})
 		if err != nil {
-			return nil, fmt.Errorf("flat-out run: %w", err)
+			return fmt.Errorf("flat-out run: %w", err)
 		}
 		say("  %s", describeMix(rd.flatOut))
 
@@ -110,45 +148,51 @@ func benchmark(ctx context.Context, cfg config, progress io.Writer) (*report, er
 			Instances: cfg.Mix, Concurrency: cfg.Concurrency, TaskQueue: "loadgen-ceiling", Patience: cfg.Patience,
 		})
 		if err != nil {
-			return nil, fmt.Errorf("ceiling: %w", err)
+			return fmt.Errorf("ceiling: %w", err)
 		}
 		say("  sent %.0f/s, applied %.0f/s, %d errors; ratio %.0f %%", rd.ceiling.SentRate(), rd.ceiling.AppliedRate(),
 			rd.ceiling.Errors, rd.ratio(cfg.Mix)*100)
-		rep.rounds = append(rep.rounds, rd)
+		r.rounds = append(r.rounds, rd)
 	}
-	median := slices.Clone(rep.rounds)
+	median := slices.Clone(r.rounds)
 	slices.SortFunc(median, func(a, b round) int { return cmp.Compare(a.ratio(cfg.Mix), b.ratio(cfg.Mix)) })
-	rep.flatOut, rep.ceiling = median[len(median)/2].flatOut, median[len(median)/2].ceiling
+	r.flatOut, r.ceiling = median[len(median)/2].flatOut, median[len(median)/2].ceiling
+	return nil
+}
 
-	if cfg.Storm > 0 && cfg.StormIdle > 0 {
-		say("idle: buying %d purchases that stay open through the storm", cfg.StormIdle)
-		idle, err := loadgen.Buy(ctx, s.target, loadgen.Purchase{
-			Instances: cfg.StormIdle, Concurrency: cfg.Concurrency, OrderPrefix: "IDLE", Patience: cfg.StormPatience,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("idle purchases: %w", err)
-		}
-		rep.idle = &idle
-		say("  all %d active after %s", cfg.StormIdle, idle.AllActive.Round(time.Second))
+// buyIdle buys the purchases that stay open, untouched, through the storm.
+func (r *report) buyIdle(ctx context.Context, target loadgen.Target, say sayFunc) error {
+	cfg := r.cfg
+	say("idle: buying %d purchases that stay open through the storm", cfg.StormIdle)
+	idle, err := loadgen.Buy(ctx, target, loadgen.Purchase{
+		Instances: cfg.StormIdle, Concurrency: cfg.Concurrency, OrderPrefix: "IDLE", Patience: cfg.StormPatience,
+	})
+	if err != nil {
+		return fmt.Errorf("idle purchases: %w", err)
 	}
-	if cfg.Storm > 0 {
-		expireAt := time.Now().Add(cfg.StormLead).Truncate(time.Second)
-		orders.ExpireAt("STORM", expireAt)
-		say("storm: %d instances expiring at %s", cfg.Storm, expireAt.Format(time.TimeOnly))
-		st, err := loadgen.RunStorm(ctx, s.target, loadgen.Storm{
-			Instances: cfg.Storm, Concurrency: cfg.Concurrency, OrderPrefix: "STORM", ExpireAt: expireAt,
-			Spread: 50 * time.Second, Patience: cfg.StormPatience,
-		})
-		rep.storm, rep.stormErr = &st, err
-		if err != nil {
-			say("  storm: %v", err)
-		} else {
-			say("  all active after %s; FREEZE p99 %s max %s; all frozen after %s",
-				st.AllActive.Round(time.Second), st.Freeze.ByKind["FREEZE"].P99, st.Freeze.ByKind["FREEZE"].Max, st.AllFrozen.Round(time.Second))
-		}
+	r.idle = &idle
+	say("  all %d active after %s", cfg.StormIdle, idle.AllActive.Round(time.Second))
+	return nil
+}
+
+// measureStorm runs the expiry storm. A storm that does not finish is a
+// figure of the report, not an error of the benchmark.
+func (r *report) measureStorm(ctx context.Context, target loadgen.Target, orders *loadgen.Orders, say sayFunc) {
+	cfg := r.cfg
+	expireAt := time.Now().Add(cfg.StormLead).Truncate(time.Second)
+	orders.ExpireAt("STORM", expireAt)
+	say("storm: %d instances expiring at %s", cfg.Storm, expireAt.Format(time.TimeOnly))
+	st, err := loadgen.RunStorm(ctx, target, loadgen.Storm{
+		Instances: cfg.Storm, Concurrency: cfg.Concurrency, OrderPrefix: "STORM", ExpireAt: expireAt,
+		Spread: 50 * time.Second, Patience: cfg.StormPatience,
+	})
+	r.storm, r.stormErr = &st, err
+	if err != nil {
+		say("  storm: %v", err)
+	} else {
+		say("  all active after %s; FREEZE p99 %s max %s; all frozen after %s",
+			st.AllActive.Round(time.Second), st.Freeze.ByKind["FREEZE"].P99, st.Freeze.ByKind["FREEZE"].Max, st.AllFrozen.Round(time.Second))
 	}
-	rep.machine.LoadAfter = benchenv.LoadAverage()
-	return rep, nil
 }
 
 func describeMix(r loadgen.MixResult) string {
