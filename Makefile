@@ -41,7 +41,7 @@ fuzz:
 
 # The sizes of make bench: the targets' sizes (200 callbacks/s, the expiry
 # storm of 10,000), which a shared 2-core machine gets through in about 15
-# minutes (go run ./internal/benchload -h lists the flags; -storm-idle adds
+# minutes (go run ./bench/load -h lists the flags; -storm-idle adds
 # idle open purchases to the storm).
 BENCH_FLAGS ?= -for 30s -mix 300 -storm 10000 -storm-lead 8m -storm-patience 15m
 BENCH_POSTGRES_FLAGS ?= -for 30s -mix 300 -storm 0
@@ -49,12 +49,12 @@ BENCH_POSTGRES_FLAGS ?= -for 30s -mix 300 -storm 0
 ## bench: load the production interface (200 callbacks/s, flat out against the raw Temporal ceiling, an expiry storm of 10,000) on the dev server; figures into docs/benchmarks.md (about 15 min)
 .PHONY: bench
 bench: bin/temporal
-	go run ./internal/benchload -temporal dev $(BENCH_FLAGS) -write docs/benchmarks.md
+	go run ./bench/load -temporal dev $(BENCH_FLAGS) -write docs/benchmarks.md
 
 ## bench-postgres: the same without the storm on the Temporal server backed by Postgres (builds bin/server and bin/sql from the module proxy)
 .PHONY: bench-postgres
 bench-postgres: bin/temporal bin/server bin/sql
-	go run ./internal/benchload -temporal postgres $(BENCH_POSTGRES_FLAGS) -write docs/benchmarks.md
+	go run ./bench/load -temporal postgres $(BENCH_POSTGRES_FLAGS) -write docs/benchmarks.md
 
 ## bin/server: the Temporal server (for make bench-postgres)
 bin/server:
@@ -67,7 +67,7 @@ bin/sql:
 ## bench-usage: measure usage intake (1,000,000 records over HTTP) and the hourly close of 10,000 pay-per-use instances into docs/benchmarks.md (12 to 15 min)
 .PHONY: bench-usage
 bench-usage: bin/temporal
-	go run ./internal/benchusage -write docs/benchmarks.md
+	go run ./bench/usage -write docs/benchmarks.md
 
 ## build: build bin/fulfillment
 .PHONY: build

@@ -37,16 +37,6 @@ func New(c client.Client, taskQueue string, acts *activities.Activities, opts sd
 // own, measure again before changing this.
 func Options() sdkworker.Options { return sdkworker.Options{} }
 
-// CeilingOptions are the settings of the raw ceiling's worker in the
-// benchmarks: autoscaling pollers, so that the ceiling measures Temporal's
-// rate rather than that of two pollers.
-func CeilingOptions() sdkworker.Options {
-	return sdkworker.Options{
-		WorkflowTaskPollerBehavior: sdkworker.NewPollerBehaviorAutoscaling(sdkworker.PollerBehaviorAutoscalingOptions{}),
-		ActivityTaskPollerBehavior: sdkworker.NewPollerBehaviorAutoscaling(sdkworker.PollerBehaviorAutoscalingOptions{}),
-	}
-}
-
 // Register registers the workflows and activities on any registry: a
 // worker, or a test environment. Every exported method of *Activities is an
 // activity, registered under its method name, which is the name the

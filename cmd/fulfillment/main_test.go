@@ -167,6 +167,17 @@ func TestUnknownCommand(t *testing.T) {
 	require.Contains(t, out.String(), "Usage: fulfillment <command>")
 }
 
+// TestBenchIsTheLoadGenerator: "fulfillment bench" hands its flags to the
+// load generator's command line, which bench/loadgen tests in full.
+func TestBenchIsTheLoadGenerator(t *testing.T) {
+	var out bytes.Buffer
+	require.NoError(t, run(context.Background(), []string{"bench", "-h"}, env(nil), nil, &out))
+	require.Contains(t, out.String(), "Usage: fulfillment bench [flags]")
+	require.Contains(t, out.String(), "-orders string")
+	require.ErrorContains(t, run(context.Background(), []string{"bench"}, env(nil), nil, &out),
+		"bench: set KOOGALLERY_ACCESS_KEY and FULFILLMENT_ADMIN_TOKEN")
+}
+
 // freshNonces accepts every nonce.
 type freshNonces struct{}
 

@@ -1,4 +1,4 @@
-// Command benchload is "make bench": it brings up a fulfillment server as
+// Command load is "make bench": it brings up a fulfillment server as
 // it runs in production (the built binary, a database of its own, a
 // Temporal server, a mock of the marketplace's open API) and measures it
 // with package loadgen — answer latency at a sustained 200 callbacks a
@@ -6,8 +6,8 @@
 // the same Temporal server, and the expiry storm — then prints the figures
 // as Markdown (-write puts them into docs/benchmarks.md).
 //
-//	make bench                                      # dev server, about 25 minutes on 2 cores
-//	go run ./internal/benchload -storm 500 -mix 100 # a quick look
+//	make bench                              # dev server, about 25 minutes on 2 cores
+//	go run ./bench/load -storm 500 -mix 100 # a quick look
 package main
 
 import (
@@ -33,7 +33,7 @@ func main() {
 		err = run(ctx, cfg)
 	}
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "benchload:", err)
+		fmt.Fprintln(os.Stderr, "bench/load:", err)
 		os.Exit(1)
 	}
 }
@@ -73,8 +73,8 @@ type config struct {
 }
 
 func parseFlags(args []string) (config, error) {
-	fs := flag.NewFlagSet("benchload", flag.ContinueOnError)
-	cfg := config{Command: strings.TrimSpace("go run ./internal/benchload " + strings.Join(args, " "))}
+	fs := flag.NewFlagSet("bench/load", flag.ContinueOnError)
+	cfg := config{Command: strings.TrimSpace("go run ./bench/load " + strings.Join(args, " "))}
 	fs.StringVar(&cfg.DatabaseURL, "database", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable",
 		"a Postgres server where the benchmark may create (and drops) its databases")
 	fs.StringVar(&cfg.Temporal, "temporal", "dev", `the Temporal server: "dev" (the CLI's dev server) or "postgres" (the server on Postgres)`)

@@ -1,4 +1,4 @@
-// Command benchusage measures pay-per-use metering at scale (make
+// Command usage measures pay-per-use metering at scale (make
 // bench-usage): the intake of usage records through POST /v1/usage, and
 // the hourly close (CloseUsagePeriods, then PushUsage) of every pay-per-use
 // instance, first by calling the activities directly and then through a
@@ -8,7 +8,7 @@
 // figures as Markdown (-write puts them into docs/benchmarks.md).
 //
 //	make bench-usage   # the full run, 12 to 15 minutes on 2 cores
-//	go run ./internal/benchusage -records 20000 -instances 200 -runs 1 -temporal ""   # a quick look
+//	go run ./bench/usage -records 20000 -instances 200 -runs 1 -temporal ""   # a quick look
 package main
 
 import (
@@ -35,7 +35,7 @@ func main() {
 		err = run(ctx, cfg)
 	}
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "benchusage:", err)
+		fmt.Fprintln(os.Stderr, "bench/usage:", err)
 		os.Exit(1)
 	}
 }
@@ -71,8 +71,8 @@ type config struct {
 }
 
 func parseFlags(args []string) (config, error) {
-	fs := flag.NewFlagSet("benchusage", flag.ContinueOnError)
-	cfg := config{Command: "go run ./internal/benchusage " + strings.Join(args, " ")}
+	fs := flag.NewFlagSet("bench/usage", flag.ContinueOnError)
+	cfg := config{Command: "go run ./bench/usage " + strings.Join(args, " ")}
 	fs.StringVar(&cfg.DatabaseURL, "database", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable",
 		"a Postgres server where the benchmark may create (and drops) its databases")
 	fs.IntVar(&cfg.Instances, "instances", 10000, "pay-per-use instances")

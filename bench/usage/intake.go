@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/fulfillment-server/fulfillment/api"
-	"github.com/fulfillment-server/fulfillment/internal/benchenv"
+	"github.com/fulfillment-server/fulfillment/bench/benchenv"
 	"github.com/fulfillment-server/fulfillment/koogallery"
 	"github.com/fulfillment-server/fulfillment/store"
 )

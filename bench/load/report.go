@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/fulfillment-server/fulfillment/internal/benchenv"
-	"github.com/fulfillment-server/fulfillment/loadgen"
+	"github.com/fulfillment-server/fulfillment/bench/benchenv"
+	"github.com/fulfillment-server/fulfillment/bench/loadgen"
 )
 
 // run measures, prints the report and writes it into cfg.Write.
@@ -40,13 +40,28 @@ func markers(temporal string) (begin, end string) {
 
 var kinds = []string{"newInstance", "queryInstance", "refreshInstance", "FREEZE", "UNFREEZE", "releaseInstance", "all"}
 
+// markdown is the report as this Temporal server's section of
+// docs/benchmarks.md.
 func (r *report) markdown() string {
 	var b strings.Builder
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	begin, end := markers(r.cfg.Temporal)
+	p("%s\n", begin)
+	r.writeIntro(p)
+	r.writeLatency(p)
+	r.writeThroughput(p)
+	if r.cfg.Storm > 0 && r.storm != nil {
+		r.writeStorm(p)
+	}
+	p("%s\n", end)
+	return b.String()
+}
+
+// writeIntro writes the section's title and what was measured on what.
+func (r *report) writeIntro(p func(string, ...any)) {
 	cfg := r.cfg
-	begin, end := markers(cfg.Temporal)
 	title := map[string]string{"dev": "the Temporal dev server", "postgres": "the Temporal server on Postgres"}[cfg.Temporal]
-	p("%s\n## Production interface under load: %s\n\n", begin, title)
+	p("## Production interface under load: %s\n\n", title)
 	p("Measured %s with `%s`; `make bench` (dev server) or `make bench-postgres` measures again and rewrites this section.\n\n",
 		r.date.Format("2006-01-02 15:04 MST"), cfg.Command)
 	p("**Machine:** %d cores (%s), %s/%s, load average %s when the run began and %s when it ended (a shared machine); %s; "+
@@ -62,13 +77,22 @@ func (r *report) markdown() string {
 		"has carried out the callback and written the read model: the run waits until every instance is released, then "+
 		"reads every timeline and counts callbacks lost (answered `000000`, never applied) and applied twice.\n\n",
 		cfg.Redeliver*100)
+}
 
+// writeLatency writes the figures of the latency run.
+func (r *report) writeLatency(p func(string, ...any)) {
+	cfg := r.cfg
 	p("### Answer latency at %.0f callbacks/s sustained\n\n", cfg.SustainedRate)
 	p("%d lives, %d callbacks offered at %.0f a second for %s (open loop, up to 256 in flight); answered at %.0f/s.\n\n",
 		r.sustainedInstances, r.sustained.Answers, cfg.SustainedRate, cfg.SustainedFor, r.sustained.Rate())
 	latencyTable(p, r.sustained.Summary)
 	p("Result codes: %s. %s\n\n", codes(r.sustained.Codes), appliedSentence(r.sustained))
+}
 
+// writeThroughput writes every round's ratio, then the median round in
+// detail.
+func (r *report) writeThroughput(p func(string, ...any)) {
+	cfg := r.cfg
 	applied := r.flatOut.AppliedRate(cfg.Mix)
 	p("### Throughput flat out, against the raw Temporal ceiling\n\n")
 	p("%d lives sent by %d clients as fast as they are answered; then, on the same Temporal server, %d bare "+
@@ -96,36 +120,35 @@ func (r *report) markdown() string {
 	p("Result codes: %s. %s Ceiling errors: %d.\n\n", codes(r.flatOut.Codes), appliedSentence(r.flatOut), r.ceiling.Errors)
 	p("Per callback type, flat out:\n\n")
 	latencyTable(p, r.flatOut.Summary)
+}
 
-	if cfg.Storm > 0 && r.storm != nil {
-		st := r.storm
-		if r.idle != nil {
-			p("### Expiry storm: %d instances expiring in the same minute, %d idle ones open\n\n", cfg.Storm, len(r.idle.IDs))
-		} else {
-			p("### Expiry storm: %d instances expiring in the same minute\n\n", cfg.Storm)
-		}
-		p("%d monthly purchases (newInstance from %d clients) whose orders all expire at the same minute; at that minute "+
-			"the instance workflows' expiry timers fire together and KooGallery's FREEZE for every one of them arrives, "+
-			"evenly spread over 50 s.\n\n", cfg.Storm, cfg.Concurrency)
-		if r.idle != nil {
-			p("Before it, %d other purchases were bought (all active after %s, newInstance answered at %.0f/s) and stayed open "+
-				"and idle through it: their workflows wait on timers a month away, as a merchant's other customers' do.\n\n",
-				len(r.idle.IDs), seconds(r.idle.AllActive), r.idle.Create.Rate())
-		}
-		fr := st.Freeze.ByKind["FREEZE"]
-		p("| step | figure |\n|---|---|\n")
-		p("| buying: all %d active after | %s (%d newInstance answered at %.0f/s, p99 %s) |\n", cfg.Storm, seconds(st.AllActive),
-			st.Create.Answers, st.Create.Rate(), ms(st.Create.ByKind["newInstance"].P99))
-		p("| FREEZE answers | %d: %s |\n", fr.Count, codes(st.Freeze.Codes))
-		p("| FREEZE answer p50 / p99 / max | %s / %s / %s |\n", ms(fr.P50), ms(fr.P99), ms(fr.Max))
-		p("| FREEZE answered over 1 s | %d (target 0) |\n", fr.OverOneSecond)
-		p("| all tenants frozen after the first FREEZE | %s (%d frozen; target ≤ 5 min) |\n\n", seconds(st.AllFrozen), st.Frozen)
-		if r.stormErr != nil {
-			p("The storm did not finish: %v.\n\n", r.stormErr)
-		}
+// writeStorm writes the figures of the expiry storm.
+func (r *report) writeStorm(p func(string, ...any)) {
+	cfg, st := r.cfg, r.storm
+	if r.idle != nil {
+		p("### Expiry storm: %d instances expiring in the same minute, %d idle ones open\n\n", cfg.Storm, len(r.idle.IDs))
+	} else {
+		p("### Expiry storm: %d instances expiring in the same minute\n\n", cfg.Storm)
 	}
-	p("%s\n", end)
-	return b.String()
+	p("%d monthly purchases (newInstance from %d clients) whose orders all expire at the same minute; at that minute "+
+		"the instance workflows' expiry timers fire together and KooGallery's FREEZE for every one of them arrives, "+
+		"evenly spread over 50 s.\n\n", cfg.Storm, cfg.Concurrency)
+	if r.idle != nil {
+		p("Before it, %d other purchases were bought (all active after %s, newInstance answered at %.0f/s) and stayed open "+
+			"and idle through it: their workflows wait on timers a month away, as a merchant's other customers' do.\n\n",
+			len(r.idle.IDs), seconds(r.idle.AllActive), r.idle.Create.Rate())
+	}
+	fr := st.Freeze.ByKind["FREEZE"]
+	p("| step | figure |\n|---|---|\n")
+	p("| buying: all %d active after | %s (%d newInstance answered at %.0f/s, p99 %s) |\n", cfg.Storm, seconds(st.AllActive),
+		st.Create.Answers, st.Create.Rate(), ms(st.Create.ByKind["newInstance"].P99))
+	p("| FREEZE answers | %d: %s |\n", fr.Count, codes(st.Freeze.Codes))
+	p("| FREEZE answer p50 / p99 / max | %s / %s / %s |\n", ms(fr.P50), ms(fr.P99), ms(fr.Max))
+	p("| FREEZE answered over 1 s | %d (target 0) |\n", fr.OverOneSecond)
+	p("| all tenants frozen after the first FREEZE | %s (%d frozen; target ≤ 5 min) |\n\n", seconds(st.AllFrozen), st.Frozen)
+	if r.stormErr != nil {
+		p("The storm did not finish: %v.\n\n", r.stormErr)
+	}
 }
 
 func latencyTable(p func(string, ...any), s loadgen.Summary) {

@@ -11,8 +11,7 @@ import (
 	sdkworker "go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/fulfillment-server/fulfillment/internal/benchenv"
-	"github.com/fulfillment-server/fulfillment/worker"
+	"github.com/fulfillment-server/fulfillment/bench/benchenv"
 )
 
 // Ceiling is the raw rate of the Temporal server under the fulfillment
@@ -51,6 +50,16 @@ func (r CeilingResult) AppliedRate() float64 {
 
 const ceilingSignal = "callback"
 
+// ceilingWorkerOptions are the settings of the raw ceiling's worker in the
+// benchmarks: autoscaling pollers, so that the ceiling measures Temporal's
+// rate rather than that of two pollers.
+func ceilingWorkerOptions() sdkworker.Options {
+	return sdkworker.Options{
+		WorkflowTaskPollerBehavior: sdkworker.NewPollerBehaviorAutoscaling(sdkworker.PollerBehaviorAutoscalingOptions{}),
+		ActivityTaskPollerBehavior: sdkworker.NewPollerBehaviorAutoscaling(sdkworker.PollerBehaviorAutoscalingOptions{}),
+	}
+}
+
 // ceilingWorkflow receives a number of signals and completes.
 func ceilingWorkflow(ctx workflow.Context, signals int) error {
 	ch := workflow.GetSignalChannel(ctx, ceilingSignal)
@@ -65,9 +74,7 @@ func RunCeiling(ctx context.Context, tc client.Client, c Ceiling) (CeilingResult
 	if err := validate(c.Instances, c.Concurrency, 0); err != nil {
 		return CeilingResult{}, err
 	}
-	// Pollers that scale with the backlog: the ceiling is Temporal's rate,
-	// not that of a worker's two pollers.
-	w := sdkworker.New(tc, c.TaskQueue, worker.CeilingOptions())
+	w := sdkworker.New(tc, c.TaskQueue, ceilingWorkerOptions())
 	w.RegisterWorkflowWithOptions(ceilingWorkflow, workflow.RegisterOptions{Name: "LoadgenCeiling"})
 	if err := w.Start(); err != nil {
 		return CeilingResult{}, fmt.Errorf("start the ceiling worker: %w", err)

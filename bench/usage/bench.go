@@ -6,7 +6,7 @@ import (
 	"io"
 	"time"
 
-	"github.com/fulfillment-server/fulfillment/internal/benchenv"
+	"github.com/fulfillment-server/fulfillment/bench/benchenv"
 	"github.com/fulfillment-server/fulfillment/store"
 )
 
@@ -39,69 +39,97 @@ func benchmark(ctx context.Context, cfg config, log io.Writer) (*report, error) 
 	if err != nil {
 		return nil, err
 	}
-
-	var loaded string // the database the last intake filled
-	for run := 1; run <= cfg.Runs; run++ {
-		for _, clients := range cfg.Clients {
-			db, err := pg.Create(ctx, empty)
-			if err != nil {
-				return nil, err
-			}
-			r, err := measureIntake(ctx, pg.URL(db), load, clients, cfg.Resend)
-			if err != nil {
-				return nil, fmt.Errorf("intake with %d clients: %w", clients, err)
-			}
-			fmt.Fprintf(log, "Intake run %d, %d clients: %s\n", run, clients, r)
-			rep.intake[clients] = append(rep.intake[clients], r)
-			if loaded != "" {
-				if err := pg.Drop(ctx, loaded); err != nil {
-					return nil, err
-				}
-			}
-			loaded = db
-		}
+	loaded, err := rep.measureIntakes(ctx, pg, load, empty, log)
+	if err != nil {
+		return nil, err
 	}
 	// Autovacuum would have visited the table during the hour; this server
 	// may have it off, so do its work before the close is timed.
 	if err := pg.Vacuum(ctx, loaded); err != nil {
 		return nil, err
 	}
-
-	for run := 1; run <= cfg.Runs; run++ {
-		for _, workers := range cfg.Workers {
-			db, err := pg.Create(ctx, loaded)
-			if err != nil {
-				return nil, err
-			}
-			r, err := measureClose(ctx, pg.URL(db), load, workers)
-			if err != nil {
-				return nil, fmt.Errorf("close with %d workers: %w", workers, err)
-			}
-			fmt.Fprintf(log, "Close run %d, %d workers: %s\n", run, workers, r)
-			rep.close[workers] = append(rep.close[workers], r)
-			if err := pg.Drop(ctx, db); err != nil {
-				return nil, err
-			}
-		}
+	if err := rep.measureCloses(ctx, pg, load, loaded, log); err != nil {
+		return nil, err
 	}
-
-	for run := 1; cfg.TemporalCLI != "" && run <= cfg.TemporalRuns; run++ {
-		db, err := pg.Create(ctx, loaded)
-		if err != nil {
-			return nil, err
-		}
-		r, err := measureTemporal(ctx, pg.URL(db), cfg.TemporalCLI, load, cfg.TemporalInstances, cfg.TemporalLead)
-		if err != nil {
-			return nil, fmt.Errorf("close through Temporal: %w", err)
-		}
-		fmt.Fprintf(log, "Close through Temporal, run %d: %s\n", run, r)
-		rep.temporal = append(rep.temporal, r)
-		if err := pg.Drop(ctx, db); err != nil {
-			return nil, err
-		}
+	if err := rep.measureTemporalCloses(ctx, pg, load, loaded, log); err != nil {
+		return nil, err
 	}
 	rep.machine.LoadAfter = benchenv.LoadAverage()
 	return rep, nil
+}
+
+// measureIntakes takes in the workload cfg.Runs times with each number of
+// clients, each time into a fresh copy of the database empty, and returns
+// the database the last intake filled (the others are dropped).
+func (r *report) measureIntakes(ctx context.Context, pg *benchenv.Cluster, load *workload, empty string, log io.Writer) (string, error) {
+	var loaded string
+	for run := 1; run <= r.cfg.Runs; run++ {
+		for _, clients := range r.cfg.Clients {
+			db, err := pg.Create(ctx, empty)
+			if err != nil {
+				return "", err
+			}
+			m, err := measureIntake(ctx, pg.URL(db), load, clients, r.cfg.Resend)
+			if err != nil {
+				return "", fmt.Errorf("intake with %d clients: %w", clients, err)
+			}
+			fmt.Fprintf(log, "Intake run %d, %d clients: %s\n", run, clients, m)
+			r.intake[clients] = append(r.intake[clients], m)
+			if loaded != "" {
+				if err := pg.Drop(ctx, loaded); err != nil {
+					return "", err
+				}
+			}
+			loaded = db
+		}
+	}
+	return loaded, nil
+}
+
+// measureCloses closes the hour by calling the activities, cfg.Runs times
+// with each number of workers, each time on a fresh copy of the database
+// loaded.
+func (r *report) measureCloses(ctx context.Context, pg *benchenv.Cluster, load *workload, loaded string, log io.Writer) error {
+	for run := 1; run <= r.cfg.Runs; run++ {
+		for _, workers := range r.cfg.Workers {
+			db, err := pg.Create(ctx, loaded)
+			if err != nil {
+				return err
+			}
+			m, err := measureClose(ctx, pg.URL(db), load, workers)
+			if err != nil {
+				return fmt.Errorf("close with %d workers: %w", workers, err)
+			}
+			fmt.Fprintf(log, "Close run %d, %d workers: %s\n", run, workers, m)
+			r.close[workers] = append(r.close[workers], m)
+			if err := pg.Drop(ctx, db); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// measureTemporalCloses closes the hour through the metering workflows,
+// cfg.TemporalRuns times, each time on a fresh copy of the database loaded;
+// none without a Temporal CLI.
+func (r *report) measureTemporalCloses(ctx context.Context, pg *benchenv.Cluster, load *workload, loaded string, log io.Writer) error {
+	for run := 1; r.cfg.TemporalCLI != "" && run <= r.cfg.TemporalRuns; run++ {
+		db, err := pg.Create(ctx, loaded)
+		if err != nil {
+			return err
+		}
+		m, err := measureTemporal(ctx, pg.URL(db), r.cfg.TemporalCLI, load, r.cfg.TemporalInstances, r.cfg.TemporalLead)
+		if err != nil {
+			return fmt.Errorf("close through Temporal: %w", err)
+		}
+		fmt.Fprintf(log, "Close through Temporal, run %d: %s\n", run, m)
+		r.temporal = append(r.temporal, m)
+		if err := pg.Drop(ctx, db); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // prepareInstances creates a migrated database holding the instances, active

@@ -22,7 +22,7 @@ func TestBenchmarkSmall(t *testing.T) {
 		Instances:   50, Records: 2000, BatchSize: 100, Clients: []int{1, 4}, Resend: 3,
 		Workers: []int{8}, Runs: 1,
 		TemporalCLI: testenv.TemporalCLI(t), TemporalInstances: 10, TemporalRuns: 1, TemporalLead: 5 * time.Second,
-		Command: "go run ./internal/benchusage (test)",
+		Command: "go run ./bench/usage (test)",
 	}
 	rep, err := benchmark(t.Context(), cfg, io.Discard)
 	require.NoError(t, err)

@@ -10,9 +10,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/fulfillment-server/fulfillment/internal/benchenv"
+	"github.com/fulfillment-server/fulfillment/bench/benchenv"
+	"github.com/fulfillment-server/fulfillment/bench/loadgen"
 	"github.com/fulfillment-server/fulfillment/internal/testenv"
-	"github.com/fulfillment-server/fulfillment/loadgen"
 )
 
 // TestBenchmarkSmall runs every measurement of make bench at a small size,
@@ -24,7 +24,7 @@ func TestBenchmarkSmall(t *testing.T) {
 	cfg := config{
 		DatabaseURL: testenv.AdminURL(), Temporal: "dev", TemporalCLI: testenv.TemporalCLI(t),
 		SustainedRate: 20, SustainedFor: 2 * time.Second, Mix: 6, Concurrency: 4, Redeliver: 0.5, Rounds: 2,
-		Storm: 8, StormIdle: 3, StormLead: 12 * time.Second, StormPatience: 5 * time.Minute, Patience: 5 * time.Minute, Command: "go run ./internal/benchload (test)",
+		Storm: 8, StormIdle: 3, StormLead: 12 * time.Second, StormPatience: 5 * time.Minute, Patience: 5 * time.Minute, Command: "go run ./bench/load (test)",
 	}
 	rep, err := benchmark(t.Context(), cfg, io.Discard)
 	require.NoError(t, err)

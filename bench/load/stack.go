@@ -20,9 +20,9 @@ import (
 	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/testsuite"
 
-	"github.com/fulfillment-server/fulfillment/internal/benchenv"
+	"github.com/fulfillment-server/fulfillment/bench/benchenv"
+	"github.com/fulfillment-server/fulfillment/bench/loadgen"
 	"github.com/fulfillment-server/fulfillment/koogallery/mockapi"
-	"github.com/fulfillment-server/fulfillment/loadgen"
 )
 
 // The server's secrets for the run; nothing real.
@@ -69,32 +69,20 @@ func startStack(ctx context.Context, cfg config, pg *benchenv.Cluster, orders *l
 		return nil, err
 	}
 
-	var temporalAddress string
+	var ts *temporalServer
 	switch cfg.Temporal {
 	case "dev":
-		quiet := sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
-		srv, err := testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
-			ExistingPath: cfg.TemporalCLI, ClientOptions: &client.Options{Logger: quiet}, LogLevel: "error",
-			Stdout: io.Discard, Stderr: os.Stderr,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("start the Temporal dev server: %w", err)
-		}
-		s.stops = append(s.stops, func() { _ = srv.Stop() })
-		s.temporal, temporalAddress = srv.Client(), srv.FrontendHostPort()
-		out, err := exec.CommandContext(ctx, cfg.TemporalCLI, "--version").Output()
-		if err != nil {
-			return nil, fmt.Errorf("run %s --version: %w", cfg.TemporalCLI, err)
-		}
-		s.temporalVersion = "dev server `" + strings.TrimSpace(string(out)) + "` (SQLite in memory)"
+		ts, err = startDevTemporal(ctx, cfg.TemporalCLI)
 	case "postgres":
-		ts, err := startPostgresTemporal(ctx, cfg, pg, work)
-		if err != nil {
-			return nil, err
-		}
-		s.stops = append(s.stops, ts.stop)
-		s.temporal, temporalAddress, s.temporalVersion = ts.client, ts.address, ts.version
+		ts, err = startPostgresTemporal(ctx, cfg, pg, work)
+	default:
+		err = fmt.Errorf(`the Temporal server must be "dev" or "postgres", not %q`, cfg.Temporal)
 	}
+	if err != nil {
+		return nil, err
+	}
+	s.stops = append(s.stops, ts.stop)
+	s.temporal, s.temporalVersion = ts.client, ts.version
 
 	openAPI := httptest.NewServer(mockapi.New(mockapi.Config{AK: openAPIAK, SK: openAPISK, Orders: orders}))
 	s.stops = append(s.stops, openAPI.Close)
@@ -113,7 +101,7 @@ func startStack(ctx context.Context, cfg config, pg *benchenv.Cluster, orders *l
 		"PATH=" + os.Getenv("PATH"),
 		"HTTP_ADDR=127.0.0.1:" + strconv.Itoa(port),
 		"DATABASE_URL=" + pg.URL(db),
-		"TEMPORAL_ADDRESS=" + temporalAddress,
+		"TEMPORAL_ADDRESS=" + ts.address,
 		"KOOGALLERY_ACCESS_KEY=" + accessKey,
 		"FULFILLMENT_ADMIN_TOKEN=" + adminToken,
 		"KOOGALLERY_API_URL=" + openAPI.URL,
@@ -130,6 +118,29 @@ func startStack(ctx context.Context, cfg config, pg *benchenv.Cluster, orders *l
 		return nil, fmt.Errorf("the server did not become ready (its log is %s): %w", logFile.Name(), err)
 	}
 	return s, nil
+}
+
+// startDevTemporal runs the Temporal CLI's dev server, its own log quiet
+// but for errors.
+func startDevTemporal(ctx context.Context, cli string) (*temporalServer, error) {
+	quiet := sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
+	srv, err := testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
+		ExistingPath: cli, ClientOptions: &client.Options{Logger: quiet}, LogLevel: "error",
+		Stdout: io.Discard, Stderr: os.Stderr,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start the Temporal dev server: %w", err)
+	}
+	stop := func() { _ = srv.Stop() }
+	out, err := exec.CommandContext(ctx, cli, "--version").Output()
+	if err != nil {
+		stop()
+		return nil, fmt.Errorf("run %s --version: %w", cli, err)
+	}
+	return &temporalServer{
+		client: srv.Client(), address: srv.FrontendHostPort(), stop: stop,
+		version: "dev server `" + strings.TrimSpace(string(out)) + "` (SQLite in memory)",
+	}, nil
 }
 
 // waitReady polls url until it answers 200.

@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/fulfillment-server/fulfillment/internal/benchenv"
+	"github.com/fulfillment-server/fulfillment/bench/benchenv"
 	"github.com/fulfillment-server/fulfillment/koogallery"
 )
 

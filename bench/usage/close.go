@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/fulfillment-server/fulfillment/activities"
-	"github.com/fulfillment-server/fulfillment/internal/benchenv"
+	"github.com/fulfillment-server/fulfillment/bench/benchenv"
 	"github.com/fulfillment-server/fulfillment/koogallery"
 	"github.com/fulfillment-server/fulfillment/koogallery/mockapi"
 	"github.com/fulfillment-server/fulfillment/store"

@@ -1,4 +1,4 @@
-package main
+package loadgen
 
 import (
 	"bytes"
@@ -7,9 +7,9 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestBenchRefusesBadSettings: the load generator says what is missing or
-// wrong before it sends anything. (make bench's test runs it for real.)
-func TestBenchRefusesBadSettings(t *testing.T) {
+// TestMainRefusesBadSettings: "fulfillment bench" says what is missing or
+// wrong before it sends anything. (make bench's test runs the load for real.)
+func TestMainRefusesBadSettings(t *testing.T) {
 	keys := map[string]string{"KOOGALLERY_ACCESS_KEY": "ak", "FULFILLMENT_ADMIN_TOKEN": "token"}
 	for _, tc := range []struct {
 		name string
@@ -28,7 +28,7 @@ func TestBenchRefusesBadSettings(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out bytes.Buffer
-			err := runBench(t.Context(), tc.args, func(k string) string { return tc.env[k] }, &out)
+			err := Main(t.Context(), tc.args, func(k string) string { return tc.env[k] }, &out)
 			require.ErrorContains(t, err, tc.want)
 		})
 	}

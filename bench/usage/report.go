@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/fulfillment-server/fulfillment/internal/benchenv"
+	"github.com/fulfillment-server/fulfillment/bench/benchenv"
 )
 
 // report holds every measurement of a benchmark run.

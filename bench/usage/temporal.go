@@ -14,7 +14,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/fulfillment-server/fulfillment/activities"
-	"github.com/fulfillment-server/fulfillment/internal/benchenv"
+	"github.com/fulfillment-server/fulfillment/bench/benchenv"
 	"github.com/fulfillment-server/fulfillment/store"
 	"github.com/fulfillment-server/fulfillment/worker"
 	"github.com/fulfillment-server/fulfillment/workflows"

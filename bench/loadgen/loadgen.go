@@ -5,8 +5,8 @@
 // rate, with which result codes, and how long until every callback has been
 // applied by its instance workflow. It also measures the raw ceiling of the
 // Temporal server underneath (ceiling.go) and the expiry storm of many
-// purchases expiring in the same minute (storm.go). "fulfillment bench" and
-// "make bench" use it.
+// purchases expiring in the same minute (storm.go). "fulfillment bench" is
+// its command line (cli.go); "make bench" (bench/load) uses it too.
 package loadgen
 
 import (
@@ -22,7 +22,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/fulfillment-server/fulfillment/internal/benchenv"
+	"github.com/fulfillment-server/fulfillment/bench/benchenv"
 	"github.com/fulfillment-server/fulfillment/koogallery"
 )
 
