@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/fstest"
 
 	"github.com/stretchr/testify/require"
 
@@ -141,4 +142,59 @@ func TestConcurrentMigrateAppliesOnce(t *testing.T) {
 	pending, err := schema.Pending(ctx, dbs[0])
 	require.NoError(t, err)
 	require.Empty(t, pending)
+}
+
+// A component's set lives in its own Postgres schema: it is tracked there,
+// leaves the server's schema_migrations alone, and its errors say whose
+// they are.
+func TestSetMigratesInItsOwnSchema(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t)
+	set := schema.Set{
+		Name: "component",
+		Files: fstest.MapFS{
+			"0001_things.sql": {Data: []byte(`CREATE TABLE component.things (id text PRIMARY KEY);`)},
+			"0002_more.sql":   {Data: []byte(`ALTER TABLE component.things ADD COLUMN size integer;`)},
+		},
+		Schema: "component",
+		LockID: 7_140_625_999,
+	}
+
+	pending, err := set.Pending(ctx, db)
+	require.NoError(t, err)
+	require.Equal(t, []string{"0001_things.sql", "0002_more.sql"}, pending)
+	applied, err := set.Migrate(ctx, db)
+	require.NoError(t, err)
+	require.Equal(t, []string{"0001_things.sql", "0002_more.sql"}, applied)
+	again, err := set.Migrate(ctx, db)
+	require.NoError(t, err)
+	require.Empty(t, again)
+	pending, err = set.Pending(ctx, db)
+	require.NoError(t, err)
+	require.Empty(t, pending)
+
+	var versions int
+	require.NoError(t, db.QueryRow(`SELECT count(*) FROM component.schema_migrations`).Scan(&versions))
+	require.Equal(t, 2, versions)
+	var serverTracked bool
+	require.NoError(t, db.QueryRow(`SELECT to_regclass('public.schema_migrations') IS NOT NULL`).Scan(&serverTracked))
+	require.False(t, serverTracked, "the component's set does not touch the server's tracking table")
+	_, err = db.Exec(`INSERT INTO component.things (id, size) VALUES ('a', 1)`)
+	require.NoError(t, err)
+
+	// The server's set, applied afterwards, is tracked on its own.
+	serverApplied, err := schema.Migrate(ctx, db)
+	require.NoError(t, err)
+	require.Equal(t, migrationNames(t), serverApplied)
+
+	broken := set
+	broken.Files = fstest.MapFS{
+		"0001_things.sql": set.Files.(fstest.MapFS)["0001_things.sql"],
+		"0002_more.sql":   set.Files.(fstest.MapFS)["0002_more.sql"],
+		"0003_broken.sql": {Data: []byte(`SELECT * FROM component.nothing;`)},
+	}
+	_, err = broken.Migrate(ctx, db)
+	require.ErrorContains(t, err, "component schema: migration 0003_broken.sql:")
+	_, err = schema.Set{Name: "bad", Files: set.Files, Schema: "Bad-Name"}.Migrate(ctx, db)
+	require.ErrorContains(t, err, `bad schema: schema name "Bad-Name"`)
 }
