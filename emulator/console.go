@@ -23,7 +23,6 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/fulfillment-server/fulfillment/koogallery"
-	"github.com/fulfillment-server/fulfillment/store"
 )
 
 // Register registers the emulator's workflow and activities on a worker.
@@ -40,7 +39,7 @@ func Register(r interface {
 
 // ConsoleConfig wires the console.
 type ConsoleConfig struct {
-	Store     *store.DB
+	Store     *Store
 	Temporal  client.Client
 	TaskQueue string
 	Scale     float64
@@ -131,7 +130,7 @@ func (c *Console) buy(g *gin.Context) {
 	now := c.now()
 	id := newOrderID(now)
 	// Visible at once; the workflow's own saves (revision 1 on) take over.
-	if err := c.cfg.Store.SaveEmulatorPurchase(g.Request.Context(), store.EmulatorPurchase{
+	if err := c.cfg.Store.SavePurchase(g.Request.Context(), Purchase{
 		PurchaseID: id, State: StateOrdering, ChargingMode: req.BillingMode, ProductID: req.ProductID,
 		Supervised: req.Supervised, Debug: req.Debug,
 	}, nil); err != nil {
@@ -163,7 +162,7 @@ func (c *Console) list(g *gin.Context) {
 		}
 		limit = n
 	}
-	ps, err := c.cfg.Store.EmulatorPurchases(g.Request.Context(), limit)
+	ps, err := c.cfg.Store.Purchases(g.Request.Context(), limit)
 	if err != nil {
 		c.unavailable(g, err)
 		return
@@ -173,12 +172,12 @@ func (c *Console) list(g *gin.Context) {
 
 // PurchaseView is everything the consoles show of a purchase.
 type PurchaseView struct {
-	store.EmulatorPurchase
-	EmulatedNow *time.Time              `json:"emulatedNow,omitempty"`
-	Orders      []OrderView             `json:"orders"`
-	AppInfo     *AppInfoView            `json:"appInfo,omitempty"`
-	Timeline    []store.EmulatorEvent   `json:"timeline"`
-	Failed      []store.EmulatorMessage `json:"failedCalls,omitempty"`
+	Purchase
+	EmulatedNow *time.Time   `json:"emulatedNow,omitempty"`
+	Orders      []OrderView  `json:"orders"`
+	AppInfo     *AppInfoView `json:"appInfo,omitempty"`
+	Timeline    []Event      `json:"timeline"`
+	Failed      []Message    `json:"failedCalls,omitempty"`
 }
 
 // OrderView is one order of a purchase.
@@ -206,8 +205,8 @@ type AppInfoView struct {
 func (c *Console) show(g *gin.Context) {
 	ctx := g.Request.Context()
 	id := g.Param("id")
-	p, err := c.cfg.Store.EmulatorPurchase(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
+	p, err := c.cfg.Store.Purchase(ctx, id)
+	if errors.Is(err, ErrNotFound) {
 		g.JSON(http.StatusNotFound, gin.H{"error": "no such purchase"})
 		return
 	}
@@ -215,10 +214,10 @@ func (c *Console) show(g *gin.Context) {
 		c.unavailable(g, err)
 		return
 	}
-	view := PurchaseView{EmulatorPurchase: p}
+	view := PurchaseView{Purchase: p}
 	emNow := Clock{Scale: c.cfg.Scale, Origin: p.CreatedAt}.EmulatedAt(c.now()).UTC()
 	view.EmulatedNow = &emNow
-	orders, err := c.cfg.Store.EmulatorOrdersOf(ctx, id)
+	orders, err := c.cfg.Store.OrdersOf(ctx, id)
 	if err != nil {
 		c.unavailable(g, err)
 		return
@@ -227,17 +226,17 @@ func (c *Console) show(g *gin.Context) {
 		view.Orders = append(view.Orders, OrderView{OrderID: o.OrderID, OrderLineID: o.OrderLineID, OrderType: o.OrderType,
 			SkuCode: o.SkuCode, Quantity: o.LinearValue, ExpireTime: o.ExpireTime, CreatedAt: o.CreatedAt})
 	}
-	if app, err := c.cfg.Store.EmulatorAppInfo(ctx, id); err == nil {
+	if app, err := c.cfg.Store.AppInfo(ctx, id); err == nil {
 		view.AppInfo = c.decrypt(app)
-	} else if !errors.Is(err, store.ErrNotFound) {
+	} else if !errors.Is(err, ErrNotFound) {
 		c.unavailable(g, err)
 		return
 	}
-	if view.Timeline, err = c.cfg.Store.EmulatorEvents(ctx, id); err != nil {
+	if view.Timeline, err = c.cfg.Store.Events(ctx, id); err != nil {
 		c.unavailable(g, err)
 		return
 	}
-	msgs, err := c.cfg.Store.EmulatorMessages(ctx, "", 1000)
+	msgs, err := c.cfg.Store.Messages(ctx, "", 1000)
 	if err != nil {
 		c.unavailable(g, err)
 		return
@@ -251,7 +250,7 @@ func (c *Console) show(g *gin.Context) {
 }
 
 // decrypt shows the buyer the credentials, as the marketplace's console does.
-func (c *Console) decrypt(a store.EmulatorAppInfo) *AppInfoView {
+func (c *Console) decrypt(a AppInfo) *AppInfoView {
 	v := &AppInfoView{FrontEndURL: a.FrontEndURL, AdminURL: a.AdminURL, Memo: a.Memo}
 	open := func(s string) (string, error) {
 		switch {
@@ -292,11 +291,11 @@ func (c *Console) action(g *gin.Context) {
 
 func (c *Console) messages(g *gin.Context) {
 	status := g.Query("status")
-	if status != "" && status != store.MessageFailed && status != store.MessageResolved {
+	if status != "" && status != MessageFailed && status != MessageResolved {
 		g.JSON(http.StatusBadRequest, gin.H{"error": "status must be failed or resolved"})
 		return
 	}
-	msgs, err := c.cfg.Store.EmulatorMessages(g.Request.Context(), status, 1000)
+	msgs, err := c.cfg.Store.Messages(g.Request.Context(), status, 1000)
 	if err != nil {
 		c.unavailable(g, err)
 		return
@@ -305,8 +304,8 @@ func (c *Console) messages(g *gin.Context) {
 }
 
 func (c *Console) restart(g *gin.Context) {
-	m, err := c.cfg.Store.EmulatorMessage(g.Request.Context(), g.Param("id"))
-	if errors.Is(err, store.ErrNotFound) {
+	m, err := c.cfg.Store.Message(g.Request.Context(), g.Param("id"))
+	if errors.Is(err, ErrNotFound) {
 		g.JSON(http.StatusNotFound, gin.H{"error": "no such failed call"})
 		return
 	}
@@ -314,7 +313,7 @@ func (c *Console) restart(g *gin.Context) {
 		c.unavailable(g, err)
 		return
 	}
-	if m.Status == store.MessageResolved {
+	if m.Status == MessageResolved {
 		g.JSON(http.StatusConflict, gin.H{"error": "this call was answered already"})
 		return
 	}
@@ -429,14 +428,14 @@ func (c *Console) usage(g *gin.Context) {
 		g.JSON(http.StatusBadRequest, gin.H{"error": "give either instanceId or purchaseId"})
 		return
 	}
-	var p store.EmulatorPurchase
+	var p Purchase
 	var err error
 	if purchaseID != "" {
-		p, err = c.cfg.Store.EmulatorPurchase(ctx, purchaseID)
+		p, err = c.cfg.Store.Purchase(ctx, purchaseID)
 	} else {
-		p, err = c.cfg.Store.EmulatorPurchaseOfInstance(ctx, instanceID)
+		p, err = c.cfg.Store.PurchaseOfInstance(ctx, instanceID)
 	}
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, ErrNotFound) {
 		what := "no purchase has instance " + instanceID
 		if purchaseID != "" {
 			what = "no such purchase"
@@ -455,7 +454,7 @@ func (c *Console) usage(g *gin.Context) {
 		g.JSON(http.StatusOK, view)
 		return
 	}
-	rows, err := c.cfg.Store.EmulatorUsageOf(ctx, p.InstanceID)
+	rows, err := c.cfg.Store.UsageOf(ctx, p.InstanceID)
 	if err != nil {
 		c.unavailable(g, err)
 		return

@@ -10,7 +10,6 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/fulfillment-server/fulfillment/koogallery"
-	"github.com/fulfillment-server/fulfillment/store"
 )
 
 // Purchase states, as the marketplace shows them.
@@ -99,7 +98,7 @@ func PurchaseWorkflow(ctx workflow.Context, in PurchaseInput) error {
 
 type purchaseWorkflow struct {
 	p      *purchase
-	events []store.EmulatorEvent
+	events []Event
 	steps  int // handled in this run, for continue-as-new
 }
 
@@ -500,7 +499,7 @@ func (w *purchaseWorkflow) upgrade(ctx workflow.Context, a Action) {
 	w.save(ctx)
 }
 
-func (w *purchaseWorkflow) refresh(ctx workflow.Context, o store.EmulatorOrder, scene string, exp time.Time) {
+func (w *purchaseWorkflow) refresh(ctx workflow.Context, o Order, scene string, exp time.Time) {
 	w.call(ctx, koogallery.ActivityRefreshInstance, map[string]any{
 		"activity": "refreshInstance", "scene": scene, "instanceId": w.p.InstanceID,
 		"orderId": o.OrderID, "orderLineId": o.OrderLineID, "productId": o.ProductID,
@@ -632,14 +631,14 @@ func (w *purchaseWorkflow) relay(ctx workflow.Context, signal string, body map[s
 
 // newOrder prepares the purchase's next order; its ID derives from the
 // purchase, so a replay makes the same IDs.
-func (w *purchaseWorkflow) newOrder(ctx workflow.Context, orderType string) store.EmulatorOrder {
+func (w *purchaseWorkflow) newOrder(ctx workflow.Context, orderType string) Order {
 	p := w.p
 	p.Orders++
 	id := p.ID
 	if p.Orders > 1 {
 		id = fmt.Sprintf("%s%02d", p.ID, p.Orders)
 	}
-	o := store.EmulatorOrder{
+	o := Order{
 		OrderID: id, OrderLineID: id + "-000001", PurchaseID: p.ID, OrderType: orderType,
 		ChargingMode: p.Buy.BillingMode, PeriodType: p.Buy.PeriodType, PeriodNumber: p.Buy.PeriodNumber,
 		SkuCode: p.Spec.SkuCode, ProductID: p.Spec.ProductID, LinearValue: ptr(p.Spec.Quantity),
@@ -651,7 +650,7 @@ func (w *purchaseWorkflow) newOrder(ctx workflow.Context, orderType string) stor
 	return o
 }
 
-func (w *purchaseWorkflow) saveOrder(ctx workflow.Context, o *store.EmulatorOrder) {
+func (w *purchaseWorkflow) saveOrder(ctx workflow.Context, o *Order) {
 	if err := workflow.ExecuteActivity(localOptions(ctx), SaveOrderActivity, *o).Get(ctx, nil); err != nil {
 		workflow.GetLogger(ctx).Error("Order not saved", "order", o.OrderID, "error", err)
 	}
@@ -660,7 +659,7 @@ func (w *purchaseWorkflow) saveOrder(ctx workflow.Context, o *store.EmulatorOrde
 // record queues a timeline event for the next save.
 func (w *purchaseWorkflow) record(ctx workflow.Context, kind, message string) {
 	now := workflow.Now(ctx)
-	w.events = append(w.events, store.EmulatorEvent{
+	w.events = append(w.events, Event{
 		Key: fmt.Sprintf("%d-%s", w.p.Revision*100+int64(len(w.events)), kind),
 		At:  now.UTC(), EmulatedAt: w.p.Clock.EmulatedAt(now).UTC(), Kind: kind, Message: message,
 	})
@@ -670,7 +669,7 @@ func (w *purchaseWorkflow) record(ctx workflow.Context, kind, message string) {
 func (w *purchaseWorkflow) save(ctx workflow.Context) {
 	p := w.p
 	p.Revision++
-	row := store.EmulatorPurchase{
+	row := Purchase{
 		PurchaseID: p.ID, State: p.State, ChargingMode: p.Buy.BillingMode, ProductID: p.Spec.ProductID,
 		Supervised: p.Buy.Supervised, Debug: p.Buy.Debug, InstanceID: p.InstanceID,
 		EmulatedExpireTime: p.ExpireAt, SupervisionStage: p.Supervision, Revision: p.Revision,

@@ -1,0 +1,46 @@
+package testenv
+
+import (
+	"context"
+	"database/sql"
+	"testing"
+)
+
+// DescribeSchema lists what a Postgres schema holds: every column with its
+// type, default and nullability, every index, constraint and sequence, one
+// line each in a stable order, so that two databases can be compared.
+func DescribeSchema(t testing.TB, db *sql.DB, schema string) []string {
+	t.Helper()
+	rows, err := db.QueryContext(context.Background(), `
+		SELECT 'column ' || table_name || '.' || column_name || ' ' || data_type
+			|| coalesce('(' || numeric_precision || ',' || numeric_scale || ')', '')
+			|| ' nullable=' || is_nullable || ' default=' || coalesce(column_default, '-')
+			|| ' position=' || ordinal_position
+		FROM information_schema.columns WHERE table_schema = $1
+		UNION ALL
+		SELECT 'index ' || indexdef FROM pg_indexes WHERE schemaname = $1
+		UNION ALL
+		SELECT 'constraint ' || c.conname || ' on ' || t.relname || ': ' || pg_get_constraintdef(c.oid)
+		FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid JOIN pg_namespace n ON n.oid = c.connamespace
+		WHERE n.nspname = $1
+		UNION ALL
+		SELECT 'sequence ' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = $1 AND c.relkind = 'S'
+		ORDER BY 1`, schema)
+	if err != nil {
+		t.Fatalf("testenv: describe schema %s: %v", schema, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			t.Fatalf("testenv: describe schema %s: %v", schema, err)
+		}
+		out = append(out, line)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatalf("testenv: describe schema %s: %v", schema, err)
+	}
+	return out
+}
