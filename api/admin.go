@@ -264,23 +264,3 @@ func (s *Server) adminUnavailable(c *gin.Context, err error) {
 	s.log.Error("Admin API: database unavailable", "path", c.Request.URL.Path, "error", err)
 	c.JSON(http.StatusServiceUnavailable, gin.H{"error": "database unavailable; retry later"})
 }
-
-// demoMaintenance serves POST /v1/demo/maintenance {"on": true|false}: the
-// built-in demo application's maintenance switch (see provisioner.Demo).
-func (s *Server) demoMaintenance(c *gin.Context) {
-	var body struct {
-		On *bool `json:"on"`
-	}
-	dec := json.NewDecoder(http.MaxBytesReader(c.Writer, c.Request.Body, 4096))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&body); err != nil || body.On == nil {
-		c.JSON(http.StatusBadRequest, gin.H{"error": `the body must be {"on": true} or {"on": false}`})
-		return
-	}
-	if err := s.cfg.Store.SetDemoMaintenance(c.Request.Context(), *body.On); err != nil {
-		s.adminUnavailable(c, err)
-		return
-	}
-	s.log.Info("Demo application maintenance", "on", *body.On)
-	c.JSON(http.StatusOK, gin.H{"maintenance": *body.On})
-}

@@ -1,7 +1,8 @@
 // Package api is the HTTP surface of the server: the marketplace's
 // production interface (POST /produce), health and metrics, the admin API
-// for operators, and the demo tenants' pages. Handlers verify, record,
-// signal and answer; lifecycle work happens in the instance workflows.
+// for operators, and the routes other components add (Config.Routes).
+// Handlers verify, record, signal and answer; lifecycle work happens in the
+// instance workflows.
 package api
 
 import (
@@ -57,12 +58,25 @@ type Config struct {
 	// Spool keeps callbacks the marketplace may send only once while the
 	// database is unreachable; nil answers them 000005 like the others.
 	Spool *inbox.Spool
-	// DemoTenants serves /demo/tenants/ when the demo provisioner is used.
-	DemoTenants http.Handler
-	Logger      *slog.Logger
-	Metrics     *Metrics
+	// Routes are other components' routes: public ones on the router,
+	// Admin ones in the admin API.
+	Routes  []Route
+	Logger  *slog.Logger
+	Metrics *Metrics
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+}
+
+// Route is a route another component adds to the router.
+type Route struct {
+	// Method is the HTTP method; empty means every method.
+	Method string
+	// Path is in gin's syntax: a final /*name matches the rest of the
+	// path. An Admin route's path is under /v1.
+	Path string
+	// Admin puts the route in the admin API, behind the admin token.
+	Admin   bool
+	Handler http.Handler
 }
 
 // Server handles HTTP requests.
@@ -125,9 +139,16 @@ func (s *Server) Handler() http.Handler {
 	admin.GET("/callbacks", s.listParkedCallbacks)
 	admin.POST("/callbacks/:seq/:action", s.repairCallback)
 
-	if s.cfg.DemoTenants != nil {
-		r.Any("/demo/tenants/*path", gin.WrapH(s.cfg.DemoTenants))
-		admin.POST("/demo/maintenance", s.demoMaintenance)
+	for _, route := range s.cfg.Routes {
+		group := &r.RouterGroup
+		if route.Admin {
+			group = admin
+		}
+		if route.Method == "" {
+			group.Any(route.Path, gin.WrapH(route.Handler))
+		} else {
+			group.Handle(route.Method, route.Path, gin.WrapH(route.Handler))
+		}
 	}
 	r.NoRoute(func(c *gin.Context) {
 		c.JSON(http.StatusNotFound, gin.H{"error": "no such endpoint"})

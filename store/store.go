@@ -1,7 +1,7 @@
 // Package store is the PostgreSQL data access of the server: the nonce
 // memory, the callback inbox, the instance read model with its timeline and
-// sealed credentials, and the demo provisioner's tenants. One method per
-// query; uniqueness and idempotency are enforced by the schema.
+// sealed credentials, operator actions and usage. One method per query;
+// uniqueness and idempotency are enforced by the schema.
 package store
 
 import (
