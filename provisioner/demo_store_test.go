@@ -40,43 +40,62 @@ func openPool(t *testing.T, url string) *sql.DB {
 
 // TestDemoMigrateAdoptsTheServersOldTables: a database in which the
 // server's earlier migrations made the demo's tables (public.demo_tenants,
-// public.demo_settings) keeps its tenants and its maintenance switch: the
-// demo's first migration moves each table, rows included, into the demo's
-// schema, which then looks exactly like one made afresh.
+// public.demo_settings) keeps its tenants and its maintenance switch. On
+// fulfillment serve the server's migration 0008 runs first: it drops the
+// empty tables and leaves those with rows, which the demo's first
+// migration then moves into the demo's schema; should the demo's run
+// first (a worker on a database another process migrates), it moves every
+// table it finds. Either way that schema then looks exactly like one made
+// afresh.
 func TestDemoMigrateAdoptsTheServersOldTables(t *testing.T) {
-	ctx := context.Background()
-	url := testenv.NewDatabase(t)
-	raw := openPool(t, url)
-	_, err := schema.Migrate(ctx, raw)
-	require.NoError(t, err)
-	for _, insert := range []string{
-		`INSERT INTO demo_tenants (tenant_id, instance_id, state, debug, user_name, password_salt, password_hash)
-		VALUES ('t-old', 'I-OLD', 'frozen', false, 'admin', 'salt', 'hash')`,
-		`INSERT INTO demo_settings (name, value) VALUES ('maintenance', 'true')`,
-	} {
-		_, err = raw.ExecContext(ctx, insert)
-		require.NoError(t, err)
+	for _, serverFirst := range []bool{true, false} {
+		name := "the demo first"
+		if serverFirst {
+			name = "the server first"
+		}
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			raw := openPool(t, testenv.NewDatabase(t))
+			testenv.MigrateServerTo(t, raw, 7)
+			_, err := raw.ExecContext(ctx, `INSERT INTO demo_tenants (tenant_id, instance_id, state, debug, user_name, password_salt, password_hash)
+				VALUES ('t-old', 'I-OLD', 'frozen', false, 'admin', 'salt', 'hash')`)
+			require.NoError(t, err)
+			_, err = raw.ExecContext(ctx, `INSERT INTO demo_settings (name, value) VALUES ('maintenance', 'true')`)
+			require.NoError(t, err)
+
+			migrateServer := func() {
+				applied, err := schema.Migrate(ctx, raw)
+				require.NoError(t, err)
+				require.Equal(t, []string{"0008_rehearsal_tables_leave.sql"}, applied)
+			}
+			if serverFirst {
+				migrateServer()
+			}
+			demo := provisioner.NewDemoStore(raw)
+			_, err = demo.Migrate(ctx)
+			require.NoError(t, err)
+			if !serverFirst {
+				migrateServer()
+			}
+
+			tenant, err := demo.TenantByID(ctx, "t-old")
+			require.NoError(t, err)
+			require.Equal(t, "I-OLD", tenant.InstanceID)
+			require.Equal(t, "frozen", tenant.State)
+			on, err := demo.Maintenance(ctx)
+			require.NoError(t, err)
+			require.True(t, on)
+
+			var left int
+			require.NoError(t, raw.QueryRowContext(ctx, `SELECT count(*) FROM information_schema.tables
+				WHERE table_schema = 'public' AND table_name LIKE 'demo%'`).Scan(&left))
+			require.Zero(t, left, "no public demo table is left")
+
+			_, fresh := newDemoStoreAndPool(t)
+			require.Equal(t, testenv.DescribeSchema(t, fresh, "demo"), testenv.DescribeSchema(t, raw, "demo"),
+				"an adopted schema is the schema made afresh")
+		})
 	}
-
-	demo := provisioner.NewDemoStore(raw)
-	_, err = demo.Migrate(ctx)
-	require.NoError(t, err)
-	tenant, err := demo.TenantByID(ctx, "t-old")
-	require.NoError(t, err)
-	require.Equal(t, "I-OLD", tenant.InstanceID)
-	require.Equal(t, "frozen", tenant.State)
-	on, err := demo.Maintenance(ctx)
-	require.NoError(t, err)
-	require.True(t, on)
-
-	var left int
-	require.NoError(t, raw.QueryRowContext(ctx, `SELECT count(*) FROM information_schema.tables
-		WHERE table_schema = 'public' AND table_name LIKE 'demo%'`).Scan(&left))
-	require.Zero(t, left, "every public demo table was adopted")
-
-	_, fresh := newDemoStoreAndPool(t)
-	require.Equal(t, testenv.DescribeSchema(t, fresh, "demo"), testenv.DescribeSchema(t, raw, "demo"),
-		"an adopted schema is the schema made afresh")
 }
 
 func TestDemoTenants(t *testing.T) {

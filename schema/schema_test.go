@@ -97,11 +97,78 @@ func TestMigrateAppliesOnce(t *testing.T) {
 
 	// The foundation's tables exist.
 	for _, table := range []string{"koogallery_nonces", "instance_keys", "callbacks", "instances",
-		"instance_credentials", "instance_events", "demo_tenants"} {
+		"instance_credentials", "instance_events"} {
 		var exists bool
 		require.NoError(t, db.QueryRow(`SELECT to_regclass($1) IS NOT NULL`, table).Scan(&exists))
 		require.True(t, exists, "table %s", table)
 	}
+}
+
+// TestMigrateCreatesOnlyTheServersTables: "fulfillment migrate" on a new
+// database leaves none of the emulator's or the demo provisioner's tables,
+// and none of their schemas: they make their own when they start.
+func TestMigrateCreatesOnlyTheServersTables(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t)
+	_, err := schema.Migrate(ctx, db)
+	require.NoError(t, err)
+
+	rows, err := db.QueryContext(ctx, `SELECT table_schema || '.' || table_name FROM information_schema.tables
+		WHERE table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1`)
+	require.NoError(t, err)
+	defer rows.Close()
+	var tables []string
+	for rows.Next() {
+		var name string
+		require.NoError(t, rows.Scan(&name))
+		tables = append(tables, name)
+	}
+	require.NoError(t, rows.Err())
+	require.Contains(t, tables, "public.callbacks")
+	for _, name := range tables {
+		_, table, _ := strings.Cut(name, ".")
+		require.False(t, strings.HasPrefix(table, "emulator") || strings.HasPrefix(table, "demo"),
+			"the server's migrations made %s", name)
+	}
+	var schemas int
+	require.NoError(t, db.QueryRowContext(ctx, `SELECT count(*) FROM information_schema.schemata
+		WHERE schema_name IN ('emulator', 'demo')`).Scan(&schemas))
+	require.Zero(t, schemas, "the server's migrations made the emulator's or the demo's schema")
+}
+
+// TestRehearsalTablesLeaveUnlessTheyHoldRows: migration 0008 drops the
+// emulator's and the demo provisioner's empty public tables, and leaves
+// those with rows for their owners to adopt.
+func TestRehearsalTablesLeaveUnlessTheyHoldRows(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t)
+	testenv.MigrateServerTo(t, db, 7)
+	for _, insert := range []string{
+		`INSERT INTO emulator_purchases (purchase_id, state, charging_mode, product_id, supervised, debug, revision)
+		VALUES ('P-OLD', 'in_service', 'PERIOD', 'demo-product', false, false, 1)`,
+		`INSERT INTO demo_tenants (tenant_id, instance_id, state, debug, user_name, password_salt, password_hash)
+		VALUES ('t-old', 'I-OLD', 'active', false, 'admin', 'salt', 'hash')`,
+	} {
+		_, err := db.ExecContext(ctx, insert)
+		require.NoError(t, err)
+	}
+
+	applied, err := schema.Migrate(ctx, db)
+	require.NoError(t, err)
+	require.Equal(t, []string{"0008_rehearsal_tables_leave.sql"}, applied)
+	for table, kept := range map[string]bool{
+		"emulator_orders": false, "emulator_purchases": true, "emulator_app_info": false, "emulator_events": false,
+		"emulator_messages": false, "emulator_usage": false, "demo_tenants": true, "demo_settings": false,
+	} {
+		var exists bool
+		require.NoError(t, db.QueryRowContext(ctx, `SELECT to_regclass($1) IS NOT NULL`, "public."+table).Scan(&exists))
+		require.Equal(t, kept, exists, "public.%s", table)
+	}
+	var purchases, tenants int
+	require.NoError(t, db.QueryRowContext(ctx, `SELECT count(*) FROM emulator_purchases`).Scan(&purchases))
+	require.NoError(t, db.QueryRowContext(ctx, `SELECT count(*) FROM demo_tenants`).Scan(&tenants))
+	require.Equal(t, 1, purchases)
+	require.Equal(t, 1, tenants)
 }
 
 func TestConcurrentMigrateAppliesOnce(t *testing.T) {

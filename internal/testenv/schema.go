@@ -4,6 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"testing"
+	"testing/fstest"
+
+	"github.com/fulfillment-server/fulfillment/schema"
 )
 
 // DescribeSchema lists what a Postgres schema holds: every column with its
@@ -43,4 +46,25 @@ func DescribeSchema(t testing.TB, db *sql.DB, schema string) []string {
 		t.Fatalf("testenv: describe schema %s: %v", schema, err)
 	}
 	return out
+}
+
+// MigrateServerTo applies the server's migrations up to version and no
+// further, as a database last migrated by an earlier release has them.
+func MigrateServerTo(t testing.TB, db *sql.DB, version int) {
+	t.Helper()
+	all, err := schema.Migrations()
+	if err != nil {
+		t.Fatalf("testenv: server migrations: %v", err)
+	}
+	files := fstest.MapFS{}
+	for _, m := range all {
+		if m.Version <= version {
+			files[m.Name] = &fstest.MapFile{Data: []byte(m.SQL)}
+		}
+	}
+	earlier := schema.Server()
+	earlier.Files = files
+	if _, err := earlier.Migrate(context.Background(), db); err != nil {
+		t.Fatalf("testenv: migrate the server's schema to version %d: %v", version, err)
+	}
 }
