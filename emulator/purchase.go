@@ -370,56 +370,15 @@ func (w *purchaseWorkflow) act(ctx workflow.Context, a Action) {
 	}
 	switch a.Kind {
 	case ActRenew:
-		periods := max(a.Periods, 1)
-		exp, _ := addPeriod(*p.ExpireAt, p.Buy.PeriodType, p.Buy.PeriodNumber*periods)
-		o := w.newOrder(ctx, "RENEW")
-		o.ExpireTime = ptr(p.Clock.RealAt(exp))
-		w.saveOrder(ctx, &o)
-		wasFrozen := p.State == StateFrozen
-		p.ExpireAt, p.ReleaseAt, p.State = &exp, nil, StateInService
-		p.Renewals = append(p.Renewals, periods)
-		w.record(ctx, "renewed", fmt.Sprintf("Renewed by order %s for %d more period(s), counted from the old expiry: expires %s.", o.OrderID, periods, fmtTime(exp)))
-		w.save(ctx)
-		w.refresh(ctx, o, "RENEWAL", exp)
-		if wasFrozen {
-			w.callStatus(ctx, "UNFREEZE")
-		}
+		w.renew(ctx, max(a.Periods, 1))
 	case ActRefundRenewal:
-		last := p.Renewals[len(p.Renewals)-1]
-		p.Renewals = p.Renewals[:len(p.Renewals)-1]
-		exp, _ := addPeriod(*p.ExpireAt, p.Buy.PeriodType, -p.Buy.PeriodNumber*last)
-		o := w.newOrder(ctx, "UNSUBSCRIBE")
-		o.ExpireTime = ptr(p.Clock.RealAt(exp))
-		w.saveOrder(ctx, &o)
-		p.ExpireAt = &exp
-		w.record(ctx, "refunded", fmt.Sprintf("Renewal period refunded by order %s: expires %s.", o.OrderID, fmtTime(exp)))
-		w.save(ctx)
-		w.refresh(ctx, o, "UNSUBSCRIBE_RENEWAL_PERIOD", exp)
+		w.refundRenewal(ctx)
 	case ActUnsubscribe:
-		o := w.newOrder(ctx, "UNSUBSCRIBE")
-		w.saveOrder(ctx, &o)
-		p.State = StateUnsubscribed
-		w.record(ctx, "unsubscribed", fmt.Sprintf("Unsubscribed by order %s: the marketplace releases the instance.", o.OrderID))
-		w.save(ctx)
-		w.call(ctx, koogallery.ActivityReleaseInstance, map[string]any{
-			"activity": "releaseInstance", "instanceId": p.InstanceID, "orderId": o.OrderID, "orderLineId": o.OrderLineID,
-		})
-		w.save(ctx)
+		w.unsubscribe(ctx)
 	case ActUpgrade:
 		w.upgrade(ctx, a)
 	case ActConvert:
-		exp, _ := addPeriod(*p.ExpireAt, p.Buy.PeriodType, p.Buy.PeriodNumber)
-		o := w.newOrder(ctx, "TRIAL_TO_FORMAL")
-		o.ExpireTime = ptr(p.Clock.RealAt(exp))
-		w.saveOrder(ctx, &o)
-		wasFrozen := p.State == StateFrozen
-		p.Trial, p.ExpireAt, p.ReleaseAt, p.State = false, &exp, nil, StateInService
-		w.record(ctx, "converted", fmt.Sprintf("Trial converted to formal by order %s: expires %s.", o.OrderID, fmtTime(exp)))
-		w.save(ctx)
-		w.refresh(ctx, o, "TRIAL_TO_FORMAL", exp)
-		if wasFrozen {
-			w.callStatus(ctx, "UNFREEZE")
-		}
+		w.convert(ctx)
 	case ActArrears:
 		p.State = StateArrears
 		w.record(ctx, "arrears", "The account is in arrears: the marketplace freezes the instance.")
@@ -430,6 +389,90 @@ func (w *purchaseWorkflow) act(ctx workflow.Context, a Action) {
 		w.record(ctx, "paid", "Arrears paid: the marketplace unfreezes the instance.")
 		w.save(ctx)
 		w.callStatus(ctx, "UNFREEZE")
+	case ActSubmitRequirements, ActConfirmDelivery, ActAccept, ActReject:
+		w.supervise(ctx, a)
+	case ActRestart:
+		if slices.ContainsFunc(p.Failed, func(f failedCall) bool { return f.MessageID == a.MessageID }) {
+			w.restart(ctx, a.MessageID)
+		}
+	}
+}
+
+// renew sells a renewal for the given number of periods, counted from the
+// old expiry, and unfreezes a frozen purchase.
+func (w *purchaseWorkflow) renew(ctx workflow.Context, periods int) {
+	p := w.p
+	exp, _ := addPeriod(*p.ExpireAt, p.Buy.PeriodType, p.Buy.PeriodNumber*periods)
+	o := w.newOrder(ctx, "RENEW")
+	o.ExpireTime = ptr(p.Clock.RealAt(exp))
+	w.saveOrder(ctx, &o)
+	wasFrozen := p.State == StateFrozen
+	p.ExpireAt, p.ReleaseAt, p.State = &exp, nil, StateInService
+	p.Renewals = append(p.Renewals, periods)
+	w.record(ctx, "renewed", fmt.Sprintf("Renewed by order %s for %d more period(s), counted from the old expiry: expires %s.", o.OrderID, periods, fmtTime(exp)))
+	w.save(ctx)
+	w.refresh(ctx, o, "RENEWAL", exp)
+	if wasFrozen {
+		w.callStatus(ctx, "UNFREEZE")
+	}
+}
+
+// refundRenewal refunds the last renewal: the expiry moves back by its
+// periods.
+func (w *purchaseWorkflow) refundRenewal(ctx workflow.Context) {
+	p := w.p
+	last := p.Renewals[len(p.Renewals)-1]
+	p.Renewals = p.Renewals[:len(p.Renewals)-1]
+	exp, _ := addPeriod(*p.ExpireAt, p.Buy.PeriodType, -p.Buy.PeriodNumber*last)
+	o := w.newOrder(ctx, "UNSUBSCRIBE")
+	o.ExpireTime = ptr(p.Clock.RealAt(exp))
+	w.saveOrder(ctx, &o)
+	p.ExpireAt = &exp
+	w.record(ctx, "refunded", fmt.Sprintf("Renewal period refunded by order %s: expires %s.", o.OrderID, fmtTime(exp)))
+	w.save(ctx)
+	w.refresh(ctx, o, "UNSUBSCRIBE_RENEWAL_PERIOD", exp)
+}
+
+// unsubscribe sells the unsubscription order and releases the instance
+// with it.
+func (w *purchaseWorkflow) unsubscribe(ctx workflow.Context) {
+	p := w.p
+	o := w.newOrder(ctx, "UNSUBSCRIBE")
+	w.saveOrder(ctx, &o)
+	p.State = StateUnsubscribed
+	w.record(ctx, "unsubscribed", fmt.Sprintf("Unsubscribed by order %s: the marketplace releases the instance.", o.OrderID))
+	w.save(ctx)
+	w.call(ctx, koogallery.ActivityReleaseInstance, map[string]any{
+		"activity": "releaseInstance", "instanceId": p.InstanceID, "orderId": o.OrderID, "orderLineId": o.OrderLineID,
+	})
+	w.save(ctx)
+}
+
+// convert turns a trial into a formal purchase of one period, and
+// unfreezes a frozen one.
+func (w *purchaseWorkflow) convert(ctx workflow.Context) {
+	p := w.p
+	exp, _ := addPeriod(*p.ExpireAt, p.Buy.PeriodType, p.Buy.PeriodNumber)
+	o := w.newOrder(ctx, "TRIAL_TO_FORMAL")
+	o.ExpireTime = ptr(p.Clock.RealAt(exp))
+	w.saveOrder(ctx, &o)
+	wasFrozen := p.State == StateFrozen
+	p.Trial, p.ExpireAt, p.ReleaseAt, p.State = false, &exp, nil, StateInService
+	w.record(ctx, "converted", fmt.Sprintf("Trial converted to formal by order %s: expires %s.", o.OrderID, fmtTime(exp)))
+	w.save(ctx)
+	w.refresh(ctx, o, "TRIAL_TO_FORMAL", exp)
+	if wasFrozen {
+		w.callStatus(ctx, "UNFREEZE")
+	}
+}
+
+// supervise takes a step of a supervised order (SPEC §5.3): the buyer's
+// requirements, the merchant's delivery, the buyer's acceptance or
+// rejection. The steps taken in a console are relayed to the merchant's
+// server.
+func (w *purchaseWorkflow) supervise(ctx workflow.Context, a Action) {
+	p := w.p
+	switch a.Kind {
 	case ActSubmitRequirements:
 		p.State, p.Supervision = StateDelivering, "requirements submitted"
 		w.record(ctx, "requirements", "The buyer submitted the requirements; the merchant implements.")
@@ -454,10 +497,6 @@ func (w *purchaseWorkflow) act(ctx workflow.Context, a Action) {
 		w.record(ctx, "rejected", "The buyer rejected the delivery; the merchant delivers again.")
 		w.save(ctx)
 		w.relay(ctx, "reject", map[string]any{"reason": "rejected by the buyer"})
-	case ActRestart:
-		if slices.ContainsFunc(p.Failed, func(f failedCall) bool { return f.MessageID == a.MessageID }) {
-			w.restart(ctx, a.MessageID)
-		}
 	}
 }
 
