@@ -21,9 +21,10 @@ var ErrNotFound = errors.New("not found")
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-// Migrations are the emulator's own: its tables live in the Postgres schema
-// emulator, never in the server's (fulfillment migrate creates none of
-// them), tracked in emulator.schema_migrations under a lock of their own.
+// Migrations returns the emulator's own migrations: its tables live in the
+// Postgres schema emulator, never in the server's (fulfillment migrate
+// creates none of them), tracked in emulator.schema_migrations under a lock
+// of their own.
 func Migrations() schema.Set {
 	files, err := fs.Sub(migrationFiles, "migrations")
 	if err != nil {

@@ -17,10 +17,10 @@ import (
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-// DemoMigrations are the demo provisioner's own: its tables live in the
-// Postgres schema demo, never in the server's (fulfillment migrate creates
-// none of them), tracked in demo.schema_migrations under a lock of their
-// own.
+// DemoMigrations returns the demo provisioner's own migrations: its tables
+// live in the Postgres schema demo, never in the server's (fulfillment
+// migrate creates none of them), tracked in demo.schema_migrations under a
+// lock of their own.
 func DemoMigrations() schema.Set {
 	files, err := fs.Sub(migrationFiles, "migrations")
 	if err != nil {
