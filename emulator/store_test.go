@@ -33,10 +33,10 @@ func openMigrated(t *testing.T, url string) *Store {
 // TestMigrateAdoptsTheServersOldTables: a database in which the server's
 // earlier migrations made the emulator's tables (public.emulator_*) keeps
 // its rehearsals, whichever starts first after the upgrade: the server,
-// whose migration 0008 drops the empty tables and leaves those with rows,
-// or the emulator, whose first migration moves each table it finds, rows
-// and sequence included, into the emulator's schema. Either way that
-// schema then looks exactly like one made afresh.
+// whose migration rehearsal_tables_leave drops the empty tables and leaves
+// those with rows, or the emulator, whose first migration moves each table
+// it finds, rows and sequence included, into the emulator's schema. Either
+// way that schema then looks exactly like one made afresh.
 func TestMigrateAdoptsTheServersOldTables(t *testing.T) {
 	for _, serverFirst := range []bool{true, false} {
 		name := "the emulator first"
@@ -49,7 +49,8 @@ func TestMigrateAdoptsTheServersOldTables(t *testing.T) {
 			raw, err := sql.Open("postgres", url)
 			require.NoError(t, err)
 			t.Cleanup(func() { _ = raw.Close() })
-			testenv.MigrateServerTo(t, raw, 7)
+			leave := testenv.RehearsalTablesLeave(t)
+			testenv.MigrateServerTo(t, raw, leave.Version-1)
 			for _, insert := range []string{
 				`INSERT INTO emulator_purchases (purchase_id, state, charging_mode, product_id, supervised, debug, instance_id, revision)
 				VALUES ('P-OLD', 'in_service', 'PERIOD', 'demo-product', false, false, 'i-old', 7)`,
@@ -65,7 +66,7 @@ func TestMigrateAdoptsTheServersOldTables(t *testing.T) {
 			migrateServer := func() {
 				applied, err := schema.Migrate(ctx, raw)
 				require.NoError(t, err)
-				require.Equal(t, []string{"0008_rehearsal_tables_leave.sql"}, applied)
+				require.Equal(t, []string{leave.Name}, applied)
 			}
 			if serverFirst {
 				migrateServer()
@@ -116,7 +117,7 @@ func TestServerAndEmulatorMigrateTogether(t *testing.T) {
 	raw, err := sql.Open("postgres", url)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = raw.Close() })
-	testenv.MigrateServerTo(t, raw, 7)
+	testenv.MigrateServerTo(t, raw, testenv.RehearsalTablesLeave(t).Version-1)
 	_, err = raw.ExecContext(ctx, `INSERT INTO emulator_purchases (purchase_id, state, charging_mode, product_id, supervised, debug, revision)
 		VALUES ('P-OLD', 'in_service', 'PERIOD', 'demo-product', false, false, 1)`)
 	require.NoError(t, err)

@@ -41,12 +41,12 @@ func openPool(t *testing.T, url string) *sql.DB {
 // TestDemoMigrateAdoptsTheServersOldTables: a database in which the
 // server's earlier migrations made the demo's tables (public.demo_tenants,
 // public.demo_settings) keeps its tenants and its maintenance switch. On
-// fulfillment serve the server's migration 0008 runs first: it drops the
-// empty tables and leaves those with rows, which the demo's first
-// migration then moves into the demo's schema; should the demo's run
-// first (a worker on a database another process migrates), it moves every
-// table it finds. Either way that schema then looks exactly like one made
-// afresh.
+// fulfillment serve the server's migration rehearsal_tables_leave runs
+// first: it drops the empty tables and leaves those with rows, which the
+// demo's first migration then moves into the demo's schema; should the
+// demo's run first (a worker on a database another process migrates), it
+// moves every table it finds. Either way that schema then looks exactly
+// like one made afresh.
 func TestDemoMigrateAdoptsTheServersOldTables(t *testing.T) {
 	for _, serverFirst := range []bool{true, false} {
 		name := "the demo first"
@@ -56,7 +56,8 @@ func TestDemoMigrateAdoptsTheServersOldTables(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
 			raw := openPool(t, testenv.NewDatabase(t))
-			testenv.MigrateServerTo(t, raw, 7)
+			leave := testenv.RehearsalTablesLeave(t)
+			testenv.MigrateServerTo(t, raw, leave.Version-1)
 			_, err := raw.ExecContext(ctx, `INSERT INTO demo_tenants (tenant_id, instance_id, state, debug, user_name, password_salt, password_hash)
 				VALUES ('t-old', 'I-OLD', 'frozen', false, 'admin', 'salt', 'hash')`)
 			require.NoError(t, err)
@@ -66,7 +67,7 @@ func TestDemoMigrateAdoptsTheServersOldTables(t *testing.T) {
 			migrateServer := func() {
 				applied, err := schema.Migrate(ctx, raw)
 				require.NoError(t, err)
-				require.Equal(t, []string{"0008_rehearsal_tables_leave.sql"}, applied)
+				require.Equal(t, []string{leave.Name}, applied)
 			}
 			if serverFirst {
 				migrateServer()

@@ -136,13 +136,15 @@ func TestMigrateCreatesOnlyTheServersTables(t *testing.T) {
 	require.Zero(t, schemas, "the server's migrations made the emulator's or the demo's schema")
 }
 
-// TestRehearsalTablesLeaveUnlessTheyHoldRows: migration 0008 drops the
-// emulator's and the demo provisioner's empty public tables, and leaves
-// those with rows for their owners to adopt.
+// TestRehearsalTablesLeaveUnlessTheyHoldRows: the migration
+// rehearsal_tables_leave drops the emulator's and the demo provisioner's
+// empty public tables, and leaves those with rows for their owners to
+// adopt.
 func TestRehearsalTablesLeaveUnlessTheyHoldRows(t *testing.T) {
 	ctx := context.Background()
 	db := openDB(t)
-	testenv.MigrateServerTo(t, db, 7)
+	leave := testenv.RehearsalTablesLeave(t)
+	testenv.MigrateServerTo(t, db, leave.Version-1)
 	for _, insert := range []string{
 		`INSERT INTO emulator_purchases (purchase_id, state, charging_mode, product_id, supervised, debug, revision)
 		VALUES ('P-OLD', 'in_service', 'PERIOD', 'demo-product', false, false, 1)`,
@@ -155,7 +157,7 @@ func TestRehearsalTablesLeaveUnlessTheyHoldRows(t *testing.T) {
 
 	applied, err := schema.Migrate(ctx, db)
 	require.NoError(t, err)
-	require.Equal(t, []string{"0008_rehearsal_tables_leave.sql"}, applied)
+	require.Equal(t, []string{leave.Name}, applied)
 	for table, kept := range map[string]bool{
 		"emulator_orders": false, "emulator_purchases": true, "emulator_app_info": false, "emulator_events": false,
 		"emulator_messages": false, "emulator_usage": false, "demo_tenants": true, "demo_settings": false,

@@ -5,10 +5,10 @@
 -- and sequence renamed alike, and the CREATE ... IF NOT EXISTS below leave
 -- it as it is. The others are created.
 
--- The server's migration 0008 drops the public.emulator_* tables that are
--- empty. Waiting for the server's migration lock (schema.lockID) keeps it
--- and this adoption from reaching for the same table at once when the
--- server and the emulator start together.
+-- The server's migration rehearsal_tables_leave drops the public.emulator_*
+-- tables that are empty. Waiting for the server's migration lock
+-- (schema.lockID) keeps it and this adoption from reaching for the same
+-- table at once when the server and the emulator start together.
 SELECT pg_advisory_xact_lock(7140625001);
 
 DO $$

@@ -3,6 +3,7 @@ package testenv
 import (
 	"context"
 	"database/sql"
+	"strings"
 	"testing"
 	"testing/fstest"
 
@@ -67,4 +68,22 @@ func MigrateServerTo(t testing.TB, db *sql.DB, version int) {
 	if _, err := earlier.Migrate(context.Background(), db); err != nil {
 		t.Fatalf("testenv: migrate the server's schema to version %d: %v", version, err)
 	}
+}
+
+// RehearsalTablesLeave is the server's migration that takes the emulator's
+// and the demo provisioner's tables out of the server's schema; the
+// database of an earlier release is migrated to the version before it.
+func RehearsalTablesLeave(t testing.TB) schema.Migration {
+	t.Helper()
+	all, err := schema.Migrations()
+	if err != nil {
+		t.Fatalf("testenv: server migrations: %v", err)
+	}
+	for _, m := range all {
+		if strings.HasSuffix(m.Name, "_rehearsal_tables_leave.sql") {
+			return m
+		}
+	}
+	t.Fatalf("testenv: no server migration *_rehearsal_tables_leave.sql")
+	return schema.Migration{}
 }

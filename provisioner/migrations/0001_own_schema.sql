@@ -5,7 +5,8 @@
 -- new name, its constraints and indexes renamed alike, and the CREATE ... IF
 -- NOT EXISTS below leave it as it is. The others are created.
 
--- The server's migration 0008 drops the public demo tables that are empty.
+-- The server's migration rehearsal_tables_leave drops the public demo tables
+-- that are empty.
 -- Waiting for the server's migration lock (schema.lockID) keeps it and this
 -- adoption from reaching for the same table at once when several processes
 -- start together.
