@@ -261,23 +261,3 @@ func joinStates() string {
 	}
 	return strings.Join(names, ", ")
 }
-
-// demoMaintenance serves POST /v1/demo/maintenance {"on": true|false}: the
-// built-in demo application's maintenance switch (see provisioner.Demo).
-func (s *operatorAPI) demoMaintenance(c *gin.Context) {
-	var body struct {
-		On *bool `json:"on"`
-	}
-	dec := json.NewDecoder(http.MaxBytesReader(c.Writer, c.Request.Body, 4096))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&body); err != nil || body.On == nil {
-		fault.Respond(c, s.log, fault.Invalid(`the body must be {"on": true} or {"on": false}`))
-		return
-	}
-	if err := s.cfg.Store.SetDemoMaintenance(c.Request.Context(), *body.On); err != nil {
-		fault.Respond(c, s.log, fault.Database(err))
-		return
-	}
-	s.log.Info("Demo application maintenance", "on", *body.On)
-	c.JSON(http.StatusOK, gin.H{"maintenance": *body.On})
-}

@@ -57,9 +57,13 @@ type authState struct {
 
 func (h *harness) authState(t *testing.T) authState {
 	t.Helper()
-	on, err := h.db.DemoMaintenance(t.Context())
-	require.NoError(t, err)
-	return authState{fuzzState: h.fuzzState(t), Maintenance: on}
+	state := authState{fuzzState: h.fuzzState(t)}
+	if h.demo != nil {
+		on, err := h.demo.Maintenance(t.Context())
+		require.NoError(t, err)
+		state.Maintenance = on
+	}
+	return state
 }
 
 // call sends a request with the Authorization header, unless it is empty.

@@ -337,7 +337,8 @@ func withBacklogMetric() harnessOption {
 
 type harness struct {
 	db        *store.DB
-	raw       *sql.DB // the same database, for counting side effects
+	raw       *sql.DB                // the same database, for counting side effects
+	demo      *provisioner.DemoStore // withDemo: the demo application's store
 	signaller *fakeSignaller
 	temporal  *fakeTemporal
 	inbox     *inbox.Inbox
@@ -378,21 +379,26 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 	if cfg.metrics != nil {
 		metrics = cfg.metrics(db)
 	}
-	var demo http.Handler
+	var routes []api.Route
 	if cfg.demo {
-		demo = provisioner.DemoHandler(db)
+		h.demo = provisioner.NewDemoStore(raw)
+		_, err := h.demo.Migrate(ctx)
+		require.NoError(t, err)
+		for _, route := range provisioner.DemoRoutes(h.demo, cfg.logger) {
+			routes = append(routes, api.Route(route))
+		}
 	}
 	h.handler = api.New(api.Config{
-		Store:       db,
-		Inbox:       h.inbox,
-		Temporal:    h.temporal,
-		AccessKey:   testAccessKey,
-		Encryption:  cfg.encryption,
-		AdminToken:  cfg.adminToken,
-		UsageToken:  cfg.usageToken,
-		Logger:      cfg.logger,
-		Metrics:     metrics,
-		DemoTenants: demo,
+		Store:      db,
+		Inbox:      h.inbox,
+		Temporal:   h.temporal,
+		AccessKey:  testAccessKey,
+		Encryption: cfg.encryption,
+		AdminToken: cfg.adminToken,
+		UsageToken: cfg.usageToken,
+		Logger:     cfg.logger,
+		Metrics:    metrics,
+		Routes:     routes,
 	}).Handler()
 	h.srv = httptest.NewServer(h.handler)
 	t.Cleanup(h.srv.Close)

@@ -1,7 +1,8 @@
 // Package api is the HTTP surface of the server: the marketplace's
 // production interface (POST /produce), health and metrics, the admin API
-// for operators, and the demo tenants' pages. Handlers verify, record,
-// signal and answer; lifecycle work happens in the instance workflows.
+// for operators, and the routes other components add (Config.Routes).
+// Handlers verify, record, signal and answer; lifecycle work happens in the
+// instance workflows.
 package api
 
 import (
@@ -54,12 +55,25 @@ type Config struct {
 	// UsageToken is what the merchant's application reports usage with
 	// (POST /v1/usage); the admin token works there too.
 	UsageToken string
-	// DemoTenants serves /demo/tenants/ when the demo provisioner is used.
-	DemoTenants http.Handler
-	Logger      *slog.Logger
-	Metrics     *Metrics
+	// Routes are other components' routes: public ones on the router,
+	// Admin ones in the admin API.
+	Routes  []Route
+	Logger  *slog.Logger
+	Metrics *Metrics
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+}
+
+// Route is a route another component adds to the router.
+type Route struct {
+	// Method is the HTTP method; empty means every method.
+	Method string
+	// Path is in gin's syntax: a final /*name matches the rest of the
+	// path. An Admin route's path is under /v1.
+	Path string
+	// Admin puts the route in the admin API, behind the admin token.
+	Admin   bool
+	Handler http.Handler
 }
 
 // Server is the router: it hands each request to the handlers of its
@@ -142,9 +156,16 @@ func (s *Server) Handler() http.Handler {
 	admin.GET("/callbacks", s.ops.listParkedCallbacks)
 	admin.POST("/callbacks/:seq/:action", s.ops.repairCallback)
 
-	if s.cfg.DemoTenants != nil {
-		r.Any("/demo/tenants/*path", gin.WrapH(s.cfg.DemoTenants))
-		admin.POST("/demo/maintenance", s.ops.demoMaintenance)
+	for _, route := range s.cfg.Routes {
+		group := &r.RouterGroup
+		if route.Admin {
+			group = admin
+		}
+		if route.Method == "" {
+			group.Any(route.Path, gin.WrapH(route.Handler))
+		} else {
+			group.Handle(route.Method, route.Path, gin.WrapH(route.Handler))
+		}
 	}
 	r.NoRoute(func(c *gin.Context) {
 		fault.Respond(c, s.log, fault.NotFound("no such endpoint"))

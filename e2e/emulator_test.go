@@ -22,7 +22,6 @@ import (
 	"github.com/fulfillment-server/fulfillment/emulator"
 	"github.com/fulfillment-server/fulfillment/internal/testenv"
 	"github.com/fulfillment-server/fulfillment/provisioner"
-	"github.com/fulfillment-server/fulfillment/store"
 )
 
 // emuStack is a server with the emulator playing KooGallery against it,
@@ -127,7 +126,7 @@ func hasEvent(v emulator.PurchaseView, kind string) bool {
 	return false
 }
 
-func event(t *testing.T, v emulator.PurchaseView, kind string) store.EmulatorEvent {
+func event(t *testing.T, v emulator.PurchaseView, kind string) emulator.Event {
 	t.Helper()
 	for _, ev := range v.Timeline {
 		if ev.Kind == kind {
@@ -135,7 +134,7 @@ func event(t *testing.T, v emulator.PurchaseView, kind string) store.EmulatorEve
 		}
 	}
 	t.Fatalf("no %s event in %+v", kind, v.Timeline)
-	return store.EmulatorEvent{}
+	return emulator.Event{}
 }
 
 // TestEmulatedMonthlyLife: a monthly purchase played by the emulator on a
@@ -204,7 +203,7 @@ func TestEmulatorRetriesAFailingMerchantThenARestartSucceeds(t *testing.T) {
 	e := startEmulatorStack(t, "1h=5s", "PROVISIONER="+app.URL(), "PROVISIONER_KEY=app-key-e2e", "NEWINSTANCE_WAIT=3s")
 	id := e.buy(emulator.BuyRequest{PeriodType: "year"})
 
-	var failed store.EmulatorMessage
+	var failed emulator.Message
 	require.Eventually(t, func() bool {
 		ms, err := e.emu.Messages(context.Background(), "failed")
 		if err != nil || len(ms) == 0 {
@@ -225,7 +224,7 @@ func TestEmulatorRetriesAFailingMerchantThenARestartSucceeds(t *testing.T) {
 	resolved := false
 	for _, m := range done.Failed {
 		if m.ID == failed.ID {
-			resolved = m.Status == store.MessageResolved
+			resolved = m.Status == emulator.MessageResolved
 		}
 	}
 	require.True(t, resolved, "the restarted call is answered: %+v", done.Failed)
@@ -246,7 +245,7 @@ func TestRenewalFailingOnceIsRestarted(t *testing.T) {
 	e.proxy.failNext("refreshInstance", 1)
 	e.act(id, emulator.Action{Kind: emulator.ActRenew})
 	v := e.purchase(id, "with a failed renewal", func(v emulator.PurchaseView) bool {
-		return len(v.Failed) == 1 && v.Failed[0].Status == store.MessageFailed
+		return len(v.Failed) == 1 && v.Failed[0].Status == emulator.MessageFailed
 	})
 	msg := v.Failed[0]
 	require.Equal(t, "refreshInstance", msg.Activity)
@@ -256,7 +255,7 @@ func TestRenewalFailingOnceIsRestarted(t *testing.T) {
 
 	require.NoError(t, e.emu.Restart(context.Background(), msg.ID))
 	restarted := e.purchase(id, "restarted", func(v emulator.PurchaseView) bool {
-		return len(v.Failed) == 1 && v.Failed[0].Status == store.MessageResolved && hasEvent(v, "restarted")
+		return len(v.Failed) == 1 && v.Failed[0].Status == emulator.MessageResolved && hasEvent(v, "restarted")
 	})
 	// On the emulated clock a year is 365 real seconds: the merchant now
 	// has the marketplace's new expiry.

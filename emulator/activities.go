@@ -17,12 +17,11 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/fulfillment-server/fulfillment/koogallery"
-	"github.com/fulfillment-server/fulfillment/store"
 )
 
 // Activities are the emulator's side effects.
 type Activities struct {
-	Store *store.DB
+	Store *Store
 	// ProductionURL is the merchant's production interface.
 	ProductionURL string
 	// AccessKey signs the calls, checks the answers' Body-Sign.
@@ -59,8 +58,8 @@ type CallResult struct {
 
 // SaveInput writes a purchase and its new timeline events.
 type SaveInput struct {
-	Purchase store.EmulatorPurchase
-	Events   []store.EmulatorEvent
+	Purchase Purchase
+	Events   []Event
 }
 
 // RelayInput tells the merchant's server a supervision step.
@@ -87,14 +86,14 @@ func (a *Activities) Call(ctx context.Context, in CallInput) (CallResult, error)
 	res, err := a.send(ctx, in)
 	if err != nil {
 		if in.Activity != string(koogallery.ActivityQueryInstance) {
-			if rerr := a.Store.RecordEmulatorFailure(ctx, in.MessageID, in.PurchaseID, in.Activity, in.Body, err.Error(), time.Now()); rerr != nil {
+			if rerr := a.Store.RecordFailure(ctx, in.MessageID, in.PurchaseID, in.Activity, in.Body, err.Error(), time.Now()); rerr != nil {
 				return CallResult{}, rerr
 			}
 		}
 		return CallResult{}, temporal.NewApplicationError(err.Error(), "CallFailed")
 	}
 	if in.MessageID != "" {
-		if err := a.Store.ResolveEmulatorMessage(ctx, in.MessageID, time.Now()); err != nil {
+		if err := a.Store.ResolveMessage(ctx, in.MessageID, time.Now()); err != nil {
 			return CallResult{}, err
 		}
 	}
@@ -179,7 +178,7 @@ func (a *Activities) keepAppInfo(ctx context.Context, purchaseID string, ans ans
 		return errors.New("queryInstance answered 000000 without appInfo.frontEndUrl")
 	}
 	app := ans.Info[0].AppInfo
-	return a.Store.SaveEmulatorAppInfo(ctx, store.EmulatorAppInfo{
+	return a.Store.SaveAppInfo(ctx, AppInfo{
 		PurchaseID: purchaseID, FrontEndURL: app.FrontEndURL, AdminURL: app.AdminURL,
 		UserName: app.UserName, Password: app.Password, Memo: app.Memo,
 	})
@@ -194,13 +193,13 @@ func withQuery(base string, q url.Values) string {
 }
 
 // SaveOrder stores an order the emulator sold.
-func (a *Activities) SaveOrder(ctx context.Context, o store.EmulatorOrder) error {
-	return a.Store.SaveEmulatorOrder(ctx, o)
+func (a *Activities) SaveOrder(ctx context.Context, o Order) error {
+	return a.Store.SaveOrder(ctx, o)
 }
 
 // Save writes a purchase and its timeline.
 func (a *Activities) Save(ctx context.Context, in SaveInput) error {
-	return a.Store.SaveEmulatorPurchase(ctx, in.Purchase, in.Events)
+	return a.Store.SavePurchase(ctx, in.Purchase, in.Events)
 }
 
 // Relay posts a supervision step to the merchant's admin API. It reports

@@ -9,7 +9,8 @@
 // merchant.
 //
 // Each purchase is a Temporal workflow (PurchaseWorkflow) on its own task
-// queue; the emulator's state lives in Postgres (emulator_* tables). It
+// queue; the emulator's state lives in Postgres, in a schema of its own
+// (emulator), which its own migrations make when it starts (Store). It
 // works against any server that implements SPEC.md, not only this one.
 package emulator
 

@@ -10,8 +10,6 @@ import (
 	"net/url"
 	"strings"
 	"time"
-
-	"github.com/fulfillment-server/fulfillment/store"
 )
 
 // Client calls the emulator's console API: the CLI and the tests use it.
@@ -38,9 +36,9 @@ func (c *Client) Buy(ctx context.Context, req BuyRequest) (Bought, error) {
 }
 
 // Purchases lists the purchases, newest first.
-func (c *Client) Purchases(ctx context.Context) ([]store.EmulatorPurchase, error) {
+func (c *Client) Purchases(ctx context.Context) ([]Purchase, error) {
 	var out struct {
-		Purchases []store.EmulatorPurchase `json:"purchases"`
+		Purchases []Purchase `json:"purchases"`
 	}
 	err := c.do(ctx, http.MethodGet, "/emulator/purchases", nil, &out)
 	return out.Purchases, err
@@ -61,9 +59,9 @@ func (c *Client) Act(ctx context.Context, purchaseID string, a Action) error {
 }
 
 // Messages lists failed production-interface calls ("" for all).
-func (c *Client) Messages(ctx context.Context, status string) ([]store.EmulatorMessage, error) {
+func (c *Client) Messages(ctx context.Context, status string) ([]Message, error) {
 	var out struct {
-		Messages []store.EmulatorMessage `json:"messages"`
+		Messages []Message `json:"messages"`
 	}
 	path := "/emulator/messages"
 	if status != "" {

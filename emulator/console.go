@@ -22,8 +22,8 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/fulfillment-server/fulfillment/internal/fault"
 	"github.com/fulfillment-server/fulfillment/koogallery"
-	"github.com/fulfillment-server/fulfillment/store"
 )
 
 // Register registers the emulator's workflow and activities on a worker.
@@ -40,7 +40,7 @@ func Register(r interface {
 
 // ConsoleConfig wires the console.
 type ConsoleConfig struct {
-	Store     *store.DB
+	Store     *Store
 	Temporal  client.Client
 	TaskQueue string
 	Scale     float64
@@ -90,8 +90,7 @@ func (c *Console) Handler() http.Handler {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.Use(gin.CustomRecoveryWithWriter(io.Discard, func(g *gin.Context, err any) {
-		c.cfg.Logger.Error("Emulator console panicked", "path", g.Request.URL.Path, "panic", err)
-		g.AbortWithStatusJSON(http.StatusInternalServerError, gin.H{"error": "internal error"})
+		fault.Respond(g, c.cfg.Logger, fmt.Errorf("emulator console panicked: %v", err))
 	}))
 	r.GET("/healthz", func(g *gin.Context) { g.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	e := r.Group("/emulator")
@@ -106,7 +105,7 @@ func (c *Console) Handler() http.Handler {
 	if c.cfg.OpenAPI != nil {
 		r.Any("/api/*path", gin.WrapH(c.cfg.OpenAPI))
 	}
-	r.NoRoute(func(g *gin.Context) { g.JSON(http.StatusNotFound, gin.H{"error": "no such endpoint"}) })
+	r.NoRoute(func(g *gin.Context) { fault.Respond(g, c.cfg.Logger, fault.NotFound("no such endpoint")) })
 	return r
 }
 
@@ -121,21 +120,21 @@ type Bought struct {
 func (c *Console) buy(g *gin.Context) {
 	var req BuyRequest
 	if err := decodeStrict(g, &req); err != nil {
-		g.JSON(http.StatusBadRequest, gin.H{"error": err.Error()})
+		fault.Respond(g, c.cfg.Logger, fault.Invalid(err.Error()))
 		return
 	}
 	if err := req.Validate(); err != nil {
-		g.JSON(http.StatusBadRequest, gin.H{"error": err.Error()})
+		fault.Respond(g, c.cfg.Logger, fault.Invalid(err.Error()))
 		return
 	}
 	now := c.now()
 	id := newOrderID(now)
 	// Visible at once; the workflow's own saves (revision 1 on) take over.
-	if err := c.cfg.Store.SaveEmulatorPurchase(g.Request.Context(), store.EmulatorPurchase{
+	if err := c.cfg.Store.SavePurchase(g.Request.Context(), Purchase{
 		PurchaseID: id, State: StateOrdering, ChargingMode: req.BillingMode, ProductID: req.ProductID,
 		Supervised: req.Supervised, Debug: req.Debug,
 	}, nil); err != nil {
-		c.unavailable(g, err)
+		fault.Respond(g, c.cfg.Logger, fault.Database(err))
 		return
 	}
 	_, err := c.cfg.Temporal.ExecuteWorkflow(g.Request.Context(), client.StartWorkflowOptions{
@@ -145,8 +144,7 @@ func (c *Console) buy(g *gin.Context) {
 		Retention: c.cfg.Retention, SupervisionDelay: c.cfg.SupervisionDelay,
 	})
 	if err != nil {
-		c.cfg.Logger.Error("Purchase not started", "error", err)
-		g.JSON(http.StatusServiceUnavailable, gin.H{"error": "Temporal is unavailable; retry later"})
+		fault.Respond(g, c.cfg.Logger, fault.Temporal(fmt.Errorf("start the purchase: %w", err)))
 		return
 	}
 	c.cfg.Logger.Info("Emulated purchase", "purchaseId", id, "mode", req.BillingMode, "debug", req.Debug)
@@ -158,14 +156,14 @@ func (c *Console) list(g *gin.Context) {
 	if raw := g.Query("limit"); raw != "" {
 		n, err := strconv.Atoi(raw)
 		if err != nil || n < 1 || n > 1000 {
-			g.JSON(http.StatusBadRequest, gin.H{"error": "limit must be from 1 to 1000"})
+			fault.Respond(g, c.cfg.Logger, fault.Invalid("limit must be from 1 to 1000"))
 			return
 		}
 		limit = n
 	}
-	ps, err := c.cfg.Store.EmulatorPurchases(g.Request.Context(), limit)
+	ps, err := c.cfg.Store.Purchases(g.Request.Context(), limit)
 	if err != nil {
-		c.unavailable(g, err)
+		fault.Respond(g, c.cfg.Logger, fault.Database(err))
 		return
 	}
 	g.JSON(http.StatusOK, gin.H{"purchases": ps})
@@ -173,12 +171,12 @@ func (c *Console) list(g *gin.Context) {
 
 // PurchaseView is everything the consoles show of a purchase.
 type PurchaseView struct {
-	store.EmulatorPurchase
-	EmulatedNow *time.Time              `json:"emulatedNow,omitempty"`
-	Orders      []OrderView             `json:"orders"`
-	AppInfo     *AppInfoView            `json:"appInfo,omitempty"`
-	Timeline    []store.EmulatorEvent   `json:"timeline"`
-	Failed      []store.EmulatorMessage `json:"failedCalls,omitempty"`
+	Purchase
+	EmulatedNow *time.Time   `json:"emulatedNow,omitempty"`
+	Orders      []OrderView  `json:"orders"`
+	AppInfo     *AppInfoView `json:"appInfo,omitempty"`
+	Timeline    []Event      `json:"timeline"`
+	Failed      []Message    `json:"failedCalls,omitempty"`
 }
 
 // OrderView is one order of a purchase.
@@ -206,40 +204,40 @@ type AppInfoView struct {
 func (c *Console) show(g *gin.Context) {
 	ctx := g.Request.Context()
 	id := g.Param("id")
-	p, err := c.cfg.Store.EmulatorPurchase(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		g.JSON(http.StatusNotFound, gin.H{"error": "no such purchase"})
+	p, err := c.cfg.Store.Purchase(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		fault.Respond(g, c.cfg.Logger, fault.NotFound("no such purchase"))
 		return
 	}
 	if err != nil {
-		c.unavailable(g, err)
+		fault.Respond(g, c.cfg.Logger, fault.Database(err))
 		return
 	}
-	view := PurchaseView{EmulatorPurchase: p}
+	view := PurchaseView{Purchase: p}
 	emNow := Clock{Scale: c.cfg.Scale, Origin: p.CreatedAt}.EmulatedAt(c.now()).UTC()
 	view.EmulatedNow = &emNow
-	orders, err := c.cfg.Store.EmulatorOrdersOf(ctx, id)
+	orders, err := c.cfg.Store.OrdersOf(ctx, id)
 	if err != nil {
-		c.unavailable(g, err)
+		fault.Respond(g, c.cfg.Logger, fault.Database(err))
 		return
 	}
 	for _, o := range orders {
 		view.Orders = append(view.Orders, OrderView{OrderID: o.OrderID, OrderLineID: o.OrderLineID, OrderType: o.OrderType,
 			SkuCode: o.SkuCode, Quantity: o.LinearValue, ExpireTime: o.ExpireTime, CreatedAt: o.CreatedAt})
 	}
-	if app, err := c.cfg.Store.EmulatorAppInfo(ctx, id); err == nil {
+	if app, err := c.cfg.Store.AppInfo(ctx, id); err == nil {
 		view.AppInfo = c.decrypt(app)
-	} else if !errors.Is(err, store.ErrNotFound) {
-		c.unavailable(g, err)
+	} else if !errors.Is(err, ErrNotFound) {
+		fault.Respond(g, c.cfg.Logger, fault.Database(err))
 		return
 	}
-	if view.Timeline, err = c.cfg.Store.EmulatorEvents(ctx, id); err != nil {
-		c.unavailable(g, err)
+	if view.Timeline, err = c.cfg.Store.Events(ctx, id); err != nil {
+		fault.Respond(g, c.cfg.Logger, fault.Database(err))
 		return
 	}
-	msgs, err := c.cfg.Store.EmulatorMessages(ctx, "", 1000)
+	msgs, err := c.cfg.Store.Messages(ctx, "", 1000)
 	if err != nil {
-		c.unavailable(g, err)
+		fault.Respond(g, c.cfg.Logger, fault.Database(err))
 		return
 	}
 	for _, m := range msgs {
@@ -251,7 +249,7 @@ func (c *Console) show(g *gin.Context) {
 }
 
 // decrypt shows the buyer the credentials, as the marketplace's console does.
-func (c *Console) decrypt(a store.EmulatorAppInfo) *AppInfoView {
+func (c *Console) decrypt(a AppInfo) *AppInfoView {
 	v := &AppInfoView{FrontEndURL: a.FrontEndURL, AdminURL: a.AdminURL, Memo: a.Memo}
 	open := func(s string) (string, error) {
 		switch {
@@ -276,13 +274,13 @@ func (c *Console) decrypt(a store.EmulatorAppInfo) *AppInfoView {
 func (c *Console) action(g *gin.Context) {
 	kind := g.Param("kind")
 	if !slices.Contains(Actions, kind) || kind == ActRestart {
-		g.JSON(http.StatusNotFound, gin.H{"error": "unknown action; use one of " + strings.Join(slices.DeleteFunc(slices.Clone(Actions), func(a string) bool { return a == ActRestart }), ", ")})
+		fault.Respond(g, c.cfg.Logger, fault.NotFound("unknown action; use one of "+strings.Join(slices.DeleteFunc(slices.Clone(Actions), func(a string) bool { return a == ActRestart }), ", ")))
 		return
 	}
 	var a Action
 	if g.Request.ContentLength != 0 {
 		if err := decodeStrict(g, &a); err != nil {
-			g.JSON(http.StatusBadRequest, gin.H{"error": err.Error()})
+			fault.Respond(g, c.cfg.Logger, fault.Invalid(err.Error()))
 			return
 		}
 	}
@@ -292,30 +290,30 @@ func (c *Console) action(g *gin.Context) {
 
 func (c *Console) messages(g *gin.Context) {
 	status := g.Query("status")
-	if status != "" && status != store.MessageFailed && status != store.MessageResolved {
-		g.JSON(http.StatusBadRequest, gin.H{"error": "status must be failed or resolved"})
+	if status != "" && status != MessageFailed && status != MessageResolved {
+		fault.Respond(g, c.cfg.Logger, fault.Invalid("status must be failed or resolved"))
 		return
 	}
-	msgs, err := c.cfg.Store.EmulatorMessages(g.Request.Context(), status, 1000)
+	msgs, err := c.cfg.Store.Messages(g.Request.Context(), status, 1000)
 	if err != nil {
-		c.unavailable(g, err)
+		fault.Respond(g, c.cfg.Logger, fault.Database(err))
 		return
 	}
 	g.JSON(http.StatusOK, gin.H{"messages": msgs})
 }
 
 func (c *Console) restart(g *gin.Context) {
-	m, err := c.cfg.Store.EmulatorMessage(g.Request.Context(), g.Param("id"))
-	if errors.Is(err, store.ErrNotFound) {
-		g.JSON(http.StatusNotFound, gin.H{"error": "no such failed call"})
+	m, err := c.cfg.Store.Message(g.Request.Context(), g.Param("id"))
+	if errors.Is(err, ErrNotFound) {
+		fault.Respond(g, c.cfg.Logger, fault.NotFound("no such failed call"))
 		return
 	}
 	if err != nil {
-		c.unavailable(g, err)
+		fault.Respond(g, c.cfg.Logger, fault.Database(err))
 		return
 	}
-	if m.Status == store.MessageResolved {
-		g.JSON(http.StatusConflict, gin.H{"error": "this call was answered already"})
+	if m.Status == MessageResolved {
+		fault.Respond(g, c.cfg.Logger, fault.Conflict("this call was answered already"))
 		return
 	}
 	c.send(g, m.PurchaseID, Action{Kind: ActRestart, MessageID: m.ID})
@@ -338,18 +336,12 @@ func (c *Console) send(g *gin.Context, purchaseID string, a Action) {
 	case err == nil:
 		g.JSON(http.StatusAccepted, gin.H{"purchaseId": purchaseID, "action": a.Kind, "status": "accepted"})
 	case errors.As(err, &notFound):
-		g.JSON(http.StatusNotFound, gin.H{"error": "no such purchase, or its life is over"})
+		fault.Respond(g, c.cfg.Logger, fault.NotFound("no such purchase, or its life is over"))
 	case isRejection(err):
-		g.JSON(http.StatusConflict, gin.H{"error": rejectionMessage(err)})
+		fault.Respond(g, c.cfg.Logger, fault.Conflict(rejectionMessage(err)))
 	default:
-		c.cfg.Logger.Error("Action not delivered", "purchaseId", purchaseID, "action", a.Kind, "error", err)
-		g.JSON(http.StatusServiceUnavailable, gin.H{"error": "Temporal is unavailable; retry later"})
+		fault.Respond(g, c.cfg.Logger, fault.Temporal(fmt.Errorf("deliver %s to purchase %s: %w", a.Kind, purchaseID, err)))
 	}
-}
-
-func (c *Console) unavailable(g *gin.Context, err error) {
-	c.cfg.Logger.Error("Emulator database unavailable", "path", g.Request.URL.Path, "error", err)
-	g.JSON(http.StatusServiceUnavailable, gin.H{"error": "database unavailable; retry later"})
 }
 
 func decodeStrict(g *gin.Context, v any) error {
@@ -426,26 +418,26 @@ func (c *Console) usage(g *gin.Context) {
 	ctx := g.Request.Context()
 	instanceID, purchaseID := g.Query("instanceId"), g.Query("purchaseId")
 	if (instanceID == "") == (purchaseID == "") {
-		g.JSON(http.StatusBadRequest, gin.H{"error": "give either instanceId or purchaseId"})
+		fault.Respond(g, c.cfg.Logger, fault.Invalid("give either instanceId or purchaseId"))
 		return
 	}
-	var p store.EmulatorPurchase
+	var p Purchase
 	var err error
 	if purchaseID != "" {
-		p, err = c.cfg.Store.EmulatorPurchase(ctx, purchaseID)
+		p, err = c.cfg.Store.Purchase(ctx, purchaseID)
 	} else {
-		p, err = c.cfg.Store.EmulatorPurchaseOfInstance(ctx, instanceID)
+		p, err = c.cfg.Store.PurchaseOfInstance(ctx, instanceID)
 	}
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, ErrNotFound) {
 		what := "no purchase has instance " + instanceID
 		if purchaseID != "" {
 			what = "no such purchase"
 		}
-		g.JSON(http.StatusNotFound, gin.H{"error": what})
+		fault.Respond(g, c.cfg.Logger, fault.NotFound(what))
 		return
 	}
 	if err != nil {
-		c.unavailable(g, err)
+		fault.Respond(g, c.cfg.Logger, fault.Database(err))
 		return
 	}
 	view := UsageView{InstanceID: p.InstanceID, PurchaseID: p.PurchaseID, Records: []UsageRecord{}}
@@ -455,9 +447,9 @@ func (c *Console) usage(g *gin.Context) {
 		g.JSON(http.StatusOK, view)
 		return
 	}
-	rows, err := c.cfg.Store.EmulatorUsageOf(ctx, p.InstanceID)
+	rows, err := c.cfg.Store.UsageOf(ctx, p.InstanceID)
 	if err != nil {
-		c.unavailable(g, err)
+		fault.Respond(g, c.cfg.Logger, fault.Database(err))
 		return
 	}
 	values := make([]string, 0, len(rows))
@@ -470,8 +462,8 @@ func (c *Console) usage(g *gin.Context) {
 	}
 	sum, err := sumDecimals(values)
 	if err != nil {
-		c.cfg.Logger.Error("Usage records not summed", "instanceId", p.InstanceID, "error", err)
-		g.JSON(http.StatusInternalServerError, gin.H{"error": "the usage records could not be summed"})
+		fault.Respond(g, c.cfg.Logger, &fault.Error{Kind: fault.KindInternal, Message: "the usage records could not be summed",
+			Cause: fmt.Errorf("sum the usage of %s: %w", p.InstanceID, err)})
 		return
 	}
 	view.Totals.Records, view.Totals.UsageValue = len(rows), sum
@@ -485,16 +477,16 @@ func (c *Console) usage(g *gin.Context) {
 // failUsage serves POST /emulator/usage/failures: the next pushes fail.
 func (c *Console) failUsage(g *gin.Context) {
 	if c.cfg.OpenAPI == nil {
-		g.JSON(http.StatusNotFound, gin.H{"error": "this emulator serves no open API"})
+		fault.Respond(g, c.cfg.Logger, fault.NotFound("this emulator serves no open API"))
 		return
 	}
 	var f UsageFailures
 	if err := decodeStrict(g, &f); err != nil {
-		g.JSON(http.StatusBadRequest, gin.H{"error": err.Error()})
+		fault.Respond(g, c.cfg.Logger, fault.Invalid(err.Error()))
 		return
 	}
 	if err := f.Validate(); err != nil {
-		g.JSON(http.StatusBadRequest, gin.H{"error": err.Error()})
+		fault.Respond(g, c.cfg.Logger, fault.Invalid(err.Error()))
 		return
 	}
 	c.cfg.OpenAPI.FailUsage(f.Count, f.Status, f.Code)

@@ -11,9 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/fulfillment-server/fulfillment/internal/testenv"
 	"github.com/fulfillment-server/fulfillment/koogallery"
-	"github.com/fulfillment-server/fulfillment/store"
 )
 
 const (
@@ -24,9 +22,9 @@ const (
 // usageConsole serves the console and the open API of an emulator whose
 // clock runs a day per 10 s, with one purchase that has an instance; it
 // returns the console's client and the merchant's open-API client.
-func usageConsole(t *testing.T, db *store.DB, purchaseID, instanceID string) (*Client, *koogallery.OpenAPIClient, *OpenAPI) {
+func usageConsole(t *testing.T, db *Store, purchaseID, instanceID string) (*Client, *koogallery.OpenAPIClient, *OpenAPI) {
 	t.Helper()
-	require.NoError(t, db.SaveEmulatorPurchase(context.Background(), store.EmulatorPurchase{
+	require.NoError(t, db.SavePurchase(context.Background(), Purchase{
 		PurchaseID: purchaseID, State: StateInService, ChargingMode: ModeOnDemand, ProductID: "demo-product",
 		InstanceID: instanceID, Revision: 1,
 	}, nil))
@@ -64,7 +62,7 @@ func openAPIError(t *testing.T, err error) *koogallery.OpenAPIError {
 // runs 8640 times faster: the open API judges them by the real clock, as
 // the merchant's metering runs.
 func TestUsageConsoleListsWhatTheMarketplaceReceived(t *testing.T) {
-	db := testenv.NewStore(t)
+	db := newStore(t)
 	ctx := context.Background()
 	emu, merchant, _ := usageConsole(t, db, "P-USAGE", "inst-usage")
 	hour := time.Now().UTC().Truncate(time.Hour)
@@ -126,10 +124,10 @@ func TestUsageConsoleListsWhatTheMarketplaceReceived(t *testing.T) {
 }
 
 func TestUsageConsoleLookups(t *testing.T) {
-	db := testenv.NewStore(t)
+	db := newStore(t)
 	ctx := context.Background()
 	emu, _, _ := usageConsole(t, db, "P-LOOKUP", "inst-lookup")
-	require.NoError(t, db.SaveEmulatorPurchase(ctx, store.EmulatorPurchase{
+	require.NoError(t, db.SavePurchase(ctx, Purchase{
 		PurchaseID: "P-ORDERING", State: StateOrdering, ChargingMode: ModeOnDemand, ProductID: "demo-product",
 	}, nil))
 
@@ -168,7 +166,7 @@ func TestUsageConsoleLookups(t *testing.T) {
 // cannot arm with a clear reason, fills the defaults (the status the
 // marketplace pairs with the code), and the armed pushes fail as asked.
 func TestUsageFailuresAreValidatedThenArmed(t *testing.T) {
-	db := testenv.NewStore(t)
+	db := newStore(t)
 	ctx := context.Background()
 	emu, merchant, open := usageConsole(t, db, "P-FAIL", "inst-fail")
 

@@ -16,9 +16,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/fulfillment-server/fulfillment/internal/testenv"
 	"github.com/fulfillment-server/fulfillment/koogallery"
-	"github.com/fulfillment-server/fulfillment/store"
 )
 
 const key = "emulator-test-key"
@@ -52,7 +50,7 @@ type allNoncesFresh struct{}
 func (allNoncesFresh) Claim(context.Context, string, time.Time) (bool, error) { return true, nil }
 
 func TestCallJudgesAnswersLikeTheMarketplace(t *testing.T) {
-	db := testenv.NewStore(t)
+	db := newStore(t)
 	newInstance := `{"activity":"newInstance","orderId":"O","orderLineId":"O-1","businessId":"b"}`
 	tests := []struct {
 		name     string
@@ -79,11 +77,11 @@ func TestCallJudgesAnswersLikeTheMarketplace(t *testing.T) {
 			a := &Activities{Store: db, ProductionURL: srv.URL + "/produce", AccessKey: key}
 			id := "msg-" + string(rune('a'+i))
 			res, err := a.Call(context.Background(), CallInput{MessageID: id, PurchaseID: "P", Activity: tc.activity, Body: newInstance})
-			msg, lookErr := db.EmulatorMessage(context.Background(), id)
+			msg, lookErr := db.Message(context.Background(), id)
 			if tc.wantErr == "" {
 				require.NoError(t, err)
 				require.NotEmpty(t, res.ResultCode)
-				require.ErrorIs(t, lookErr, store.ErrNotFound, "a success is not a failed call")
+				require.ErrorIs(t, lookErr, ErrNotFound, "a success is not a failed call")
 				return
 			}
 			require.ErrorContains(t, err, tc.wantErr)
@@ -91,7 +89,7 @@ func TestCallJudgesAnswersLikeTheMarketplace(t *testing.T) {
 			require.ErrorAs(t, err, &appErr)
 			require.False(t, appErr.NonRetryable(), "the delivery mode decides the retries")
 			require.NoError(t, lookErr, "every failed attempt is listed")
-			require.Equal(t, store.MessageFailed, msg.Status)
+			require.Equal(t, MessageFailed, msg.Status)
 			require.Equal(t, tc.activity, msg.Activity)
 			require.Equal(t, newInstance, msg.Body)
 			require.Contains(t, msg.Error, tc.wantErr)
@@ -100,7 +98,7 @@ func TestCallJudgesAnswersLikeTheMarketplace(t *testing.T) {
 }
 
 func TestQueryKeepsTheAccessInformationOutOfTheWorkflow(t *testing.T) {
-	db := testenv.NewStore(t)
+	db := newStore(t)
 	user, err := koogallery.EncryptField(key, koogallery.AES256, "admin")
 	require.NoError(t, err)
 	answer, _ := json.Marshal(map[string]any{"resultCode": "000000", "resultMsg": "success", "info": []any{map[string]any{
@@ -111,7 +109,7 @@ func TestQueryKeepsTheAccessInformationOutOfTheWorkflow(t *testing.T) {
 	res, err := a.Call(context.Background(), CallInput{PurchaseID: "P1", Activity: "queryInstance", Body: `{"activity":"queryInstance","instanceId":"i-1"}`})
 	require.NoError(t, err)
 	require.Equal(t, CallResult{ResultCode: "000000", ResultMsg: "success"}, res, "no credentials in the result")
-	app, err := db.EmulatorAppInfo(context.Background(), "P1")
+	app, err := db.AppInfo(context.Background(), "P1")
 	require.NoError(t, err)
 	require.Equal(t, "https://app/t/1", app.FrontEndURL)
 	require.Equal(t, user, app.UserName, "kept as received")
@@ -135,7 +133,7 @@ func TestCallsAreUnsortedAndSignedAsConfigured(t *testing.T) {
 	body := marketplaceJSON(map[string]any{"activity": "updateInstanceStatus", "instanceId": "i-<1>", "status": "FREEZE", "testFlag": "1"})
 	require.Equal(t, `{"testFlag":"1","status":"FREEZE","instanceId":"i-\u003c1\u003e","activity":"updateInstanceStatus"}`, body)
 
-	db := testenv.NewStore(t)
+	db := newStore(t)
 	for _, form := range []koogallery.SignedForm{"", koogallery.FormCanonical, koogallery.FormRaw} {
 		var got koogallery.SignedForm
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -227,14 +225,14 @@ func (f *fakeCalls) count(activity string) int {
 	return n
 }
 
-func newEmulatorEnv(t *testing.T, calls *fakeCalls) (*testsuite.TestWorkflowEnvironment, *[]store.EmulatorPurchase) {
+func newEmulatorEnv(t *testing.T, calls *fakeCalls) (*testsuite.TestWorkflowEnvironment, *[]Purchase) {
 	var suite testsuite.WorkflowTestSuite
 	env := suite.NewTestWorkflowEnvironment()
 	env.SetStartTime(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	env.RegisterWorkflowWithOptions(PurchaseWorkflow, workflow.RegisterOptions{Name: PurchaseWorkflowName})
 	env.RegisterActivityWithOptions(calls.Call, activity.RegisterOptions{Name: CallActivity})
-	env.RegisterActivityWithOptions(func(context.Context, store.EmulatorOrder) error { return nil }, activity.RegisterOptions{Name: SaveOrderActivity})
-	var saved []store.EmulatorPurchase
+	env.RegisterActivityWithOptions(func(context.Context, Order) error { return nil }, activity.RegisterOptions{Name: SaveOrderActivity})
+	var saved []Purchase
 	var mu sync.Mutex
 	env.RegisterActivityWithOptions(func(_ context.Context, in SaveInput) error {
 		mu.Lock()

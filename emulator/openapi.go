@@ -13,7 +13,6 @@ import (
 
 	"github.com/fulfillment-server/fulfillment/koogallery"
 	"github.com/fulfillment-server/fulfillment/koogallery/mockapi"
-	"github.com/fulfillment-server/fulfillment/store"
 )
 
 // OpenAPI is the marketplace's open API as the emulator serves it to the
@@ -52,7 +51,7 @@ type UsageRefusal struct {
 }
 
 // NewOpenAPI returns the emulator's open API; log may be nil.
-func NewOpenAPI(db *store.DB, ak, sk, accessKey string, log *slog.Logger) *OpenAPI {
+func NewOpenAPI(db *Store, ak, sk, accessKey string, log *slog.Logger) *OpenAPI {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -175,11 +174,11 @@ func (a *answerRecorder) Write(p []byte) (int, error) {
 }
 
 // orderSource answers Query Order from the emulator's orders.
-type orderSource struct{ db *store.DB }
+type orderSource struct{ db *Store }
 
 func (s orderSource) Order(ctx context.Context, orderID string) (*koogallery.OrderInfo, error) {
-	o, err := s.db.EmulatorOrder(ctx, orderID)
-	if errors.Is(err, store.ErrNotFound) {
+	o, err := s.db.Order(ctx, orderID)
+	if errors.Is(err, ErrNotFound) {
 		return nil, nil
 	}
 	if err != nil {
@@ -189,7 +188,7 @@ func (s orderSource) Order(ctx context.Context, orderID string) (*koogallery.Ord
 }
 
 // orderInfo presents a sold order as Query Order does (SPEC §6.1).
-func orderInfo(o store.EmulatorOrder) *koogallery.OrderInfo {
+func orderInfo(o Order) *koogallery.OrderInfo {
 	line := koogallery.OrderLine{
 		OrderLineID:  o.OrderLineID,
 		ChargingMode: koogallery.ChargingMode(o.ChargingMode),
@@ -214,14 +213,14 @@ func orderInfo(o store.EmulatorOrder) *koogallery.OrderInfo {
 }
 
 // usageSink keeps the usage merchants push, in the emulator's database.
-type usageSink struct{ db *store.DB }
+type usageSink struct{ db *Store }
 
 func (s usageSink) InstanceExists(ctx context.Context, instanceID string) (bool, error) {
-	return s.db.EmulatorInstanceExists(ctx, instanceID)
+	return s.db.InstanceExists(ctx, instanceID)
 }
 
 func (s usageSink) Record(ctx context.Context, records []koogallery.UsageRecord, receivedAt time.Time) (int, error) {
-	rows := make([]store.EmulatorUsage, 0, len(records))
+	rows := make([]ReceivedUsage, 0, len(records))
 	for _, r := range records {
 		begin, err1 := koogallery.ParseUsageTime(r.BeginTime)
 		end, err2 := koogallery.ParseUsageTime(r.EndTime)
@@ -229,10 +228,10 @@ func (s usageSink) Record(ctx context.Context, records []koogallery.UsageRecord,
 		if err := errors.Join(err1, err2, err3); err != nil {
 			return 0, err
 		}
-		rows = append(rows, store.EmulatorUsage{
+		rows = append(rows, ReceivedUsage{
 			MeteringSN: r.MeteringSN, InstanceID: r.InstanceID, BeginTime: begin, EndTime: end, RecordTime: rec,
 			UsageValue: r.UsageValue.String(), RelatePkgInstance: r.RelatePkgInstance, ReceivedAt: receivedAt,
 		})
 	}
-	return s.db.RecordEmulatorUsage(ctx, rows)
+	return s.db.RecordUsage(ctx, rows)
 }

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
-
-	"github.com/fulfillment-server/fulfillment/store"
 )
 
 // The console commands' text output.
@@ -81,7 +79,7 @@ func printPurchase(w io.Writer, v PurchaseView) {
 		fmt.Fprintf(w, "    %s  %-16s %s\n", e.EmulatedAt.UTC().Format("2006-01-02 15:04"), e.Kind, e.Message)
 	}
 	for _, m := range v.Failed {
-		if m.Status == store.MessageFailed {
+		if m.Status == MessageFailed {
 			fmt.Fprintf(w, "  failed call %s (%s, %d attempts): %s\n", m.ID, m.Activity, m.Attempts, m.Error)
 		}
 	}

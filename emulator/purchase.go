@@ -10,7 +10,6 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/fulfillment-server/fulfillment/koogallery"
-	"github.com/fulfillment-server/fulfillment/store"
 )
 
 // Purchase states, as the marketplace shows them.
@@ -99,12 +98,12 @@ func PurchaseWorkflow(ctx workflow.Context, in PurchaseInput) error {
 
 type purchaseWorkflow struct {
 	p      *purchase
-	events []store.EmulatorEvent
+	events []Event
 	steps  int // handled in this run, for continue-as-new
 }
 
 func (w *purchaseWorkflow) register(ctx workflow.Context) error {
-	if err := workflow.SetQueryHandler(ctx, PurchaseQuery, func() (PurchaseState, error) { return w.state(), nil }); err != nil {
+	if err := workflow.SetQueryHandler(ctx, PurchaseQuery, func() (PurchaseState, error) { return w.p.state(), nil }); err != nil {
 		return err
 	}
 	return workflow.SetUpdateHandlerWithOptions(ctx, ActionSignal,
@@ -112,12 +111,12 @@ func (w *purchaseWorkflow) register(ctx workflow.Context) error {
 			w.p.Actions = append(w.p.Actions, a)
 			return "accepted", nil
 		},
-		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, a Action) error { return w.validate(a) }},
+		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, a Action) error { return w.p.validate(a) }},
 	)
 }
 
-func (w *purchaseWorkflow) state() PurchaseState {
-	p := w.p
+// state is what the purchase query shows.
+func (p *purchase) state() PurchaseState {
 	s := PurchaseState{
 		PurchaseID: p.ID, State: p.State, InstanceID: p.InstanceID, ChargingMode: p.Buy.BillingMode,
 		Supervised: p.Buy.Supervised, Debug: p.Buy.Debug, ExpireAt: p.ExpireAt, Supervision: p.Supervision,
@@ -296,8 +295,8 @@ func (w *purchaseWorkflow) poll(ctx workflow.Context) {
 }
 
 // validate refuses an action that does not fit the purchase now.
-func (w *purchaseWorkflow) validate(a Action) error {
-	p := w.p
+// validate says whether an action is possible in the purchase's state.
+func (p *purchase) validate(a Action) error {
 	in := func(states ...string) error {
 		if !slices.Contains(states, p.State) {
 			return fmt.Errorf("%s is not possible while the purchase is %s", a.Kind, p.State)
@@ -364,63 +363,22 @@ func (w *purchaseWorkflow) validate(a Action) error {
 // accepted.
 func (w *purchaseWorkflow) act(ctx workflow.Context, a Action) {
 	p := w.p
-	if err := w.validate(a); err != nil {
+	if err := w.p.validate(a); err != nil {
 		w.record(ctx, "refused", "Action refused: "+err.Error()+".")
 		w.save(ctx)
 		return
 	}
 	switch a.Kind {
 	case ActRenew:
-		periods := max(a.Periods, 1)
-		exp, _ := addPeriod(*p.ExpireAt, p.Buy.PeriodType, p.Buy.PeriodNumber*periods)
-		o := w.newOrder(ctx, "RENEW")
-		o.ExpireTime = ptr(p.Clock.RealAt(exp))
-		w.saveOrder(ctx, &o)
-		wasFrozen := p.State == StateFrozen
-		p.ExpireAt, p.ReleaseAt, p.State = &exp, nil, StateInService
-		p.Renewals = append(p.Renewals, periods)
-		w.record(ctx, "renewed", fmt.Sprintf("Renewed by order %s for %d more period(s), counted from the old expiry: expires %s.", o.OrderID, periods, fmtTime(exp)))
-		w.save(ctx)
-		w.refresh(ctx, o, "RENEWAL", exp)
-		if wasFrozen {
-			w.callStatus(ctx, "UNFREEZE")
-		}
+		w.renew(ctx, max(a.Periods, 1))
 	case ActRefundRenewal:
-		last := p.Renewals[len(p.Renewals)-1]
-		p.Renewals = p.Renewals[:len(p.Renewals)-1]
-		exp, _ := addPeriod(*p.ExpireAt, p.Buy.PeriodType, -p.Buy.PeriodNumber*last)
-		o := w.newOrder(ctx, "UNSUBSCRIBE")
-		o.ExpireTime = ptr(p.Clock.RealAt(exp))
-		w.saveOrder(ctx, &o)
-		p.ExpireAt = &exp
-		w.record(ctx, "refunded", fmt.Sprintf("Renewal period refunded by order %s: expires %s.", o.OrderID, fmtTime(exp)))
-		w.save(ctx)
-		w.refresh(ctx, o, "UNSUBSCRIBE_RENEWAL_PERIOD", exp)
+		w.refundRenewal(ctx)
 	case ActUnsubscribe:
-		o := w.newOrder(ctx, "UNSUBSCRIBE")
-		w.saveOrder(ctx, &o)
-		p.State = StateUnsubscribed
-		w.record(ctx, "unsubscribed", fmt.Sprintf("Unsubscribed by order %s: the marketplace releases the instance.", o.OrderID))
-		w.save(ctx)
-		w.call(ctx, koogallery.ActivityReleaseInstance, map[string]any{
-			"activity": "releaseInstance", "instanceId": p.InstanceID, "orderId": o.OrderID, "orderLineId": o.OrderLineID,
-		})
-		w.save(ctx)
+		w.unsubscribe(ctx)
 	case ActUpgrade:
 		w.upgrade(ctx, a)
 	case ActConvert:
-		exp, _ := addPeriod(*p.ExpireAt, p.Buy.PeriodType, p.Buy.PeriodNumber)
-		o := w.newOrder(ctx, "TRIAL_TO_FORMAL")
-		o.ExpireTime = ptr(p.Clock.RealAt(exp))
-		w.saveOrder(ctx, &o)
-		wasFrozen := p.State == StateFrozen
-		p.Trial, p.ExpireAt, p.ReleaseAt, p.State = false, &exp, nil, StateInService
-		w.record(ctx, "converted", fmt.Sprintf("Trial converted to formal by order %s: expires %s.", o.OrderID, fmtTime(exp)))
-		w.save(ctx)
-		w.refresh(ctx, o, "TRIAL_TO_FORMAL", exp)
-		if wasFrozen {
-			w.callStatus(ctx, "UNFREEZE")
-		}
+		w.convert(ctx)
 	case ActArrears:
 		p.State = StateArrears
 		w.record(ctx, "arrears", "The account is in arrears: the marketplace freezes the instance.")
@@ -431,6 +389,90 @@ func (w *purchaseWorkflow) act(ctx workflow.Context, a Action) {
 		w.record(ctx, "paid", "Arrears paid: the marketplace unfreezes the instance.")
 		w.save(ctx)
 		w.callStatus(ctx, "UNFREEZE")
+	case ActSubmitRequirements, ActConfirmDelivery, ActAccept, ActReject:
+		w.supervise(ctx, a)
+	case ActRestart:
+		if slices.ContainsFunc(p.Failed, func(f failedCall) bool { return f.MessageID == a.MessageID }) {
+			w.restart(ctx, a.MessageID)
+		}
+	}
+}
+
+// renew sells a renewal for the given number of periods, counted from the
+// old expiry, and unfreezes a frozen purchase.
+func (w *purchaseWorkflow) renew(ctx workflow.Context, periods int) {
+	p := w.p
+	exp, _ := addPeriod(*p.ExpireAt, p.Buy.PeriodType, p.Buy.PeriodNumber*periods)
+	o := w.newOrder(ctx, "RENEW")
+	o.ExpireTime = ptr(p.Clock.RealAt(exp))
+	w.saveOrder(ctx, &o)
+	wasFrozen := p.State == StateFrozen
+	p.ExpireAt, p.ReleaseAt, p.State = &exp, nil, StateInService
+	p.Renewals = append(p.Renewals, periods)
+	w.record(ctx, "renewed", fmt.Sprintf("Renewed by order %s for %d more period(s), counted from the old expiry: expires %s.", o.OrderID, periods, fmtTime(exp)))
+	w.save(ctx)
+	w.refresh(ctx, o, "RENEWAL", exp)
+	if wasFrozen {
+		w.callStatus(ctx, "UNFREEZE")
+	}
+}
+
+// refundRenewal refunds the last renewal: the expiry moves back by its
+// periods.
+func (w *purchaseWorkflow) refundRenewal(ctx workflow.Context) {
+	p := w.p
+	last := p.Renewals[len(p.Renewals)-1]
+	p.Renewals = p.Renewals[:len(p.Renewals)-1]
+	exp, _ := addPeriod(*p.ExpireAt, p.Buy.PeriodType, -p.Buy.PeriodNumber*last)
+	o := w.newOrder(ctx, "UNSUBSCRIBE")
+	o.ExpireTime = ptr(p.Clock.RealAt(exp))
+	w.saveOrder(ctx, &o)
+	p.ExpireAt = &exp
+	w.record(ctx, "refunded", fmt.Sprintf("Renewal period refunded by order %s: expires %s.", o.OrderID, fmtTime(exp)))
+	w.save(ctx)
+	w.refresh(ctx, o, "UNSUBSCRIBE_RENEWAL_PERIOD", exp)
+}
+
+// unsubscribe sells the unsubscription order and releases the instance
+// with it.
+func (w *purchaseWorkflow) unsubscribe(ctx workflow.Context) {
+	p := w.p
+	o := w.newOrder(ctx, "UNSUBSCRIBE")
+	w.saveOrder(ctx, &o)
+	p.State = StateUnsubscribed
+	w.record(ctx, "unsubscribed", fmt.Sprintf("Unsubscribed by order %s: the marketplace releases the instance.", o.OrderID))
+	w.save(ctx)
+	w.call(ctx, koogallery.ActivityReleaseInstance, map[string]any{
+		"activity": "releaseInstance", "instanceId": p.InstanceID, "orderId": o.OrderID, "orderLineId": o.OrderLineID,
+	})
+	w.save(ctx)
+}
+
+// convert turns a trial into a formal purchase of one period, and
+// unfreezes a frozen one.
+func (w *purchaseWorkflow) convert(ctx workflow.Context) {
+	p := w.p
+	exp, _ := addPeriod(*p.ExpireAt, p.Buy.PeriodType, p.Buy.PeriodNumber)
+	o := w.newOrder(ctx, "TRIAL_TO_FORMAL")
+	o.ExpireTime = ptr(p.Clock.RealAt(exp))
+	w.saveOrder(ctx, &o)
+	wasFrozen := p.State == StateFrozen
+	p.Trial, p.ExpireAt, p.ReleaseAt, p.State = false, &exp, nil, StateInService
+	w.record(ctx, "converted", fmt.Sprintf("Trial converted to formal by order %s: expires %s.", o.OrderID, fmtTime(exp)))
+	w.save(ctx)
+	w.refresh(ctx, o, "TRIAL_TO_FORMAL", exp)
+	if wasFrozen {
+		w.callStatus(ctx, "UNFREEZE")
+	}
+}
+
+// supervise takes a step of a supervised order (SPEC §5.3): the buyer's
+// requirements, the merchant's delivery, the buyer's acceptance or
+// rejection. The steps taken in a console are relayed to the merchant's
+// server.
+func (w *purchaseWorkflow) supervise(ctx workflow.Context, a Action) {
+	p := w.p
+	switch a.Kind {
 	case ActSubmitRequirements:
 		p.State, p.Supervision = StateDelivering, "requirements submitted"
 		w.record(ctx, "requirements", "The buyer submitted the requirements; the merchant implements.")
@@ -455,10 +497,6 @@ func (w *purchaseWorkflow) act(ctx workflow.Context, a Action) {
 		w.record(ctx, "rejected", "The buyer rejected the delivery; the merchant delivers again.")
 		w.save(ctx)
 		w.relay(ctx, "reject", map[string]any{"reason": "rejected by the buyer"})
-	case ActRestart:
-		if slices.ContainsFunc(p.Failed, func(f failedCall) bool { return f.MessageID == a.MessageID }) {
-			w.restart(ctx, a.MessageID)
-		}
 	}
 }
 
@@ -500,7 +538,7 @@ func (w *purchaseWorkflow) upgrade(ctx workflow.Context, a Action) {
 	w.save(ctx)
 }
 
-func (w *purchaseWorkflow) refresh(ctx workflow.Context, o store.EmulatorOrder, scene string, exp time.Time) {
+func (w *purchaseWorkflow) refresh(ctx workflow.Context, o Order, scene string, exp time.Time) {
 	w.call(ctx, koogallery.ActivityRefreshInstance, map[string]any{
 		"activity": "refreshInstance", "scene": scene, "instanceId": w.p.InstanceID,
 		"orderId": o.OrderID, "orderLineId": o.OrderLineID, "productId": o.ProductID,
@@ -542,14 +580,14 @@ func (w *purchaseWorkflow) call(ctx workflow.Context, activity koogallery.Activi
 	future := workflow.ExecuteActivity(w.callOptions(cctx, delivery), CallActivity, in)
 	var res CallResult
 	for {
-		if err := workflow.Await(ctx, func() bool { return future.IsReady() || w.restartQueued(in.MessageID) }); err != nil {
+		if err := workflow.Await(ctx, func() bool { return future.IsReady() || w.p.restartQueued(in.MessageID) }); err != nil {
 			return res, false
 		}
 		if future.IsReady() {
 			break
 		}
 		// A console restart while the marketplace is still retrying.
-		w.dequeueRestart(in.MessageID)
+		w.p.dequeueRestart(in.MessageID)
 		if err := workflow.ExecuteActivity(w.callOptions(ctx, koogallery.Delivery{}), CallActivity, in).Get(ctx, &res); err == nil {
 			cancel()
 			w.record(ctx, "restarted", fmt.Sprintf("%s restarted from the console: answered %s.", activity, res.ResultCode))
@@ -566,13 +604,16 @@ func (w *purchaseWorkflow) call(ctx workflow.Context, activity koogallery.Activi
 	return res, true
 }
 
-func (w *purchaseWorkflow) restartQueued(id string) bool {
-	return slices.ContainsFunc(w.p.Actions, func(a Action) bool { return a.Kind == ActRestart && a.MessageID == id })
+// restartQueued reports whether a restart of the failed call id waits
+// among the purchase's actions.
+func (p *purchase) restartQueued(id string) bool {
+	return slices.ContainsFunc(p.Actions, func(a Action) bool { return a.Kind == ActRestart && a.MessageID == id })
 }
 
-func (w *purchaseWorkflow) dequeueRestart(id string) {
-	i := slices.IndexFunc(w.p.Actions, func(a Action) bool { return a.Kind == ActRestart && a.MessageID == id })
-	w.p.Actions = slices.Delete(w.p.Actions, i, i+1)
+// dequeueRestart takes the restart of the failed call id off the actions.
+func (p *purchase) dequeueRestart(id string) {
+	i := slices.IndexFunc(p.Actions, func(a Action) bool { return a.Kind == ActRestart && a.MessageID == id })
+	p.Actions = slices.Delete(p.Actions, i, i+1)
 }
 
 // restart sends a failed call again, once, as the console's 重新启动 does.
@@ -632,14 +673,14 @@ func (w *purchaseWorkflow) relay(ctx workflow.Context, signal string, body map[s
 
 // newOrder prepares the purchase's next order; its ID derives from the
 // purchase, so a replay makes the same IDs.
-func (w *purchaseWorkflow) newOrder(ctx workflow.Context, orderType string) store.EmulatorOrder {
+func (w *purchaseWorkflow) newOrder(ctx workflow.Context, orderType string) Order {
 	p := w.p
 	p.Orders++
 	id := p.ID
 	if p.Orders > 1 {
 		id = fmt.Sprintf("%s%02d", p.ID, p.Orders)
 	}
-	o := store.EmulatorOrder{
+	o := Order{
 		OrderID: id, OrderLineID: id + "-000001", PurchaseID: p.ID, OrderType: orderType,
 		ChargingMode: p.Buy.BillingMode, PeriodType: p.Buy.PeriodType, PeriodNumber: p.Buy.PeriodNumber,
 		SkuCode: p.Spec.SkuCode, ProductID: p.Spec.ProductID, LinearValue: ptr(p.Spec.Quantity),
@@ -651,7 +692,7 @@ func (w *purchaseWorkflow) newOrder(ctx workflow.Context, orderType string) stor
 	return o
 }
 
-func (w *purchaseWorkflow) saveOrder(ctx workflow.Context, o *store.EmulatorOrder) {
+func (w *purchaseWorkflow) saveOrder(ctx workflow.Context, o *Order) {
 	if err := workflow.ExecuteActivity(localOptions(ctx), SaveOrderActivity, *o).Get(ctx, nil); err != nil {
 		workflow.GetLogger(ctx).Error("Order not saved", "order", o.OrderID, "error", err)
 	}
@@ -660,7 +701,7 @@ func (w *purchaseWorkflow) saveOrder(ctx workflow.Context, o *store.EmulatorOrde
 // record queues a timeline event for the next save.
 func (w *purchaseWorkflow) record(ctx workflow.Context, kind, message string) {
 	now := workflow.Now(ctx)
-	w.events = append(w.events, store.EmulatorEvent{
+	w.events = append(w.events, Event{
 		Key: fmt.Sprintf("%d-%s", w.p.Revision*100+int64(len(w.events)), kind),
 		At:  now.UTC(), EmulatedAt: w.p.Clock.EmulatedAt(now).UTC(), Kind: kind, Message: message,
 	})
@@ -670,7 +711,7 @@ func (w *purchaseWorkflow) record(ctx workflow.Context, kind, message string) {
 func (w *purchaseWorkflow) save(ctx workflow.Context) {
 	p := w.p
 	p.Revision++
-	row := store.EmulatorPurchase{
+	row := Purchase{
 		PurchaseID: p.ID, State: p.State, ChargingMode: p.Buy.BillingMode, ProductID: p.Spec.ProductID,
 		Supervised: p.Buy.Supervised, Debug: p.Buy.Debug, InstanceID: p.InstanceID,
 		EmulatedExpireTime: p.ExpireAt, SupervisionStage: p.Supervision, Revision: p.Revision,

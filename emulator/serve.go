@@ -13,7 +13,6 @@ import (
 
 	"github.com/fulfillment-server/fulfillment/internal/httpserver"
 	"github.com/fulfillment-server/fulfillment/koogallery"
-	"github.com/fulfillment-server/fulfillment/store"
 )
 
 // workerRetryPause is how long the emulator waits before trying to start
@@ -31,13 +30,17 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 	log.Info("Starting the KooGallery emulator", "config", cfg)
-	db, err := store.Open(ctx, string(cfg.DatabaseURL))
+	db, err := OpenStore(ctx, string(cfg.DatabaseURL))
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if _, err := db.Migrate(ctx); err != nil {
+	applied, err := db.Migrate(ctx)
+	if err != nil {
 		return err
+	}
+	if len(applied) > 0 {
+		log.Info("Emulator migrations applied", "migrations", applied)
 	}
 	tc, err := client.NewLazyClient(client.Options{
 		HostPort: cfg.TemporalAddress, Namespace: cfg.TemporalNamespace,

@@ -9,8 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-
-	"github.com/fulfillment-server/fulfillment/store"
 )
 
 // Demo tenant states.
@@ -22,11 +20,11 @@ const (
 
 // Demo is the built-in provisioner for trying the server before the
 // merchant's application implements the contract: it keeps tenants in
-// Postgres and serves a small page per tenant (DemoHandler) that shows
-// whether the tenant is usable. Debug purchases get tenants marked
-// disposable.
+// Postgres (DemoStore, a schema of its own) and serves a small page per
+// tenant (DemoHandler) that shows whether the tenant is usable. Debug
+// purchases get tenants marked disposable.
 type Demo struct {
-	Store *store.DB
+	Store *DemoStore
 	// PublicURL is where this server is reachable; tenant pages live under
 	// it, at /demo/tenants/{tenantId}.
 	PublicURL string
@@ -52,7 +50,7 @@ func (d *Demo) Provision(ctx context.Context, req ProvisionRequest) (Tenant, err
 	if err != nil {
 		return Tenant{}, err
 	}
-	t, err := d.Store.CreateDemoTenant(ctx, store.DemoTenant{
+	t, err := d.Store.CreateTenant(ctx, DemoTenant{
 		TenantID:     demoTenantID(req.InstanceID),
 		InstanceID:   req.InstanceID,
 		State:        demoActive,
@@ -71,7 +69,7 @@ func (d *Demo) Provision(ctx context.Context, req ProvisionRequest) (Tenant, err
 		return Tenant{}, Permanent("provision", "the tenant of instance %s was released", req.InstanceID)
 	}
 	if subtle.ConstantTimeCompare(t.PasswordHash, hash) != 1 {
-		if err := d.Store.SetDemoTenantPassword(ctx, req.InstanceID, salt, hash); err != nil {
+		if err := d.Store.SetTenantPassword(ctx, req.InstanceID, salt, hash); err != nil {
 			return Tenant{}, err
 		}
 	}
@@ -110,14 +108,14 @@ func (d *Demo) Release(ctx context.Context, req TenantRequest) error {
 	if err := d.available(ctx, "release"); err != nil {
 		return err
 	}
-	t, err := d.Store.DemoTenant(ctx, req.InstanceID)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && t.State == demoDeleted) {
+	t, err := d.Store.Tenant(ctx, req.InstanceID)
+	if errors.Is(err, ErrNoDemoTenant) || (err == nil && t.State == demoDeleted) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	return d.Store.SetDemoTenantState(ctx, req.InstanceID, demoDeleted)
+	return d.Store.SetTenantState(ctx, req.InstanceID, demoDeleted)
 }
 
 // Upgrade records the tenant's new spec.
@@ -125,7 +123,7 @@ func (d *Demo) Upgrade(ctx context.Context, req UpgradeRequest) error {
 	if _, err := d.liveTenant(ctx, "upgrade", req.InstanceID); err != nil {
 		return err
 	}
-	return d.Store.SetDemoTenantSpec(ctx, req.InstanceID, req.Spec.SkuCode, req.Spec.ProductID, req.Spec.LinearValue)
+	return d.Store.SetTenantSpec(ctx, req.InstanceID, req.Spec.SkuCode, req.Spec.ProductID, req.Spec.LinearValue)
 }
 
 // CheckChange allows a change unless the target quantity is below what the
@@ -147,7 +145,7 @@ func (d *Demo) CheckChange(ctx context.Context, req ChangeRequest) (ChangeVerdic
 // maintenance (POST /v1/demo/maintenance): a permanent failure, so the step
 // parks at once and an operator's retry finishes it afterwards.
 func (d *Demo) available(ctx context.Context, op string) error {
-	on, err := d.Store.DemoMaintenance(ctx)
+	on, err := d.Store.Maintenance(ctx)
 	if err != nil {
 		return err
 	}
@@ -165,20 +163,20 @@ func (d *Demo) setState(ctx context.Context, op, instanceID, state string) error
 	if t.State == state {
 		return nil
 	}
-	return d.Store.SetDemoTenantState(ctx, instanceID, state)
+	return d.Store.SetTenantState(ctx, instanceID, state)
 }
 
 // liveTenant returns the instance's tenant unless it is missing or released.
-func (d *Demo) liveTenant(ctx context.Context, op, instanceID string) (store.DemoTenant, error) {
-	t, err := d.Store.DemoTenant(ctx, instanceID)
-	if errors.Is(err, store.ErrNotFound) {
-		return store.DemoTenant{}, Permanent(op, "instance %s has no tenant", instanceID)
+func (d *Demo) liveTenant(ctx context.Context, op, instanceID string) (DemoTenant, error) {
+	t, err := d.Store.Tenant(ctx, instanceID)
+	if errors.Is(err, ErrNoDemoTenant) {
+		return DemoTenant{}, Permanent(op, "instance %s has no tenant", instanceID)
 	}
 	if err != nil {
-		return store.DemoTenant{}, err
+		return DemoTenant{}, err
 	}
 	if t.State == demoDeleted {
-		return store.DemoTenant{}, Permanent(op, "the tenant of instance %s was released", instanceID)
+		return DemoTenant{}, Permanent(op, "the tenant of instance %s was released", instanceID)
 	}
 	return t, nil
 }

@@ -11,20 +11,18 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/fulfillment-server/fulfillment/internal/testenv"
 	"github.com/fulfillment-server/fulfillment/provisioner"
-	"github.com/fulfillment-server/fulfillment/store"
 )
 
 type demoEnv struct {
-	db   *store.DB
+	db   *provisioner.DemoStore
 	demo *provisioner.Demo
 	srv  *httptest.Server
 }
 
 func newDemo(t *testing.T) demoEnv {
 	t.Helper()
-	db := testenv.NewStore(t)
+	db := newDemoStore(t)
 	srv := httptest.NewServer(provisioner.DemoHandler(db))
 	t.Cleanup(srv.Close)
 	// A trailing slash in the public URL must not double up in tenant URLs.
@@ -87,7 +85,7 @@ func TestDemoProvisionIsIdempotentAndRotatesPassword(t *testing.T) {
 
 	first, err := e.demo.Provision(ctx, provisionReq("I1"))
 	require.NoError(t, err)
-	tenant, err := e.db.DemoTenant(ctx, "I1")
+	tenant, err := e.db.Tenant(ctx, "I1")
 	require.NoError(t, err)
 	require.Equal(t, e.srv.URL+"/demo/tenants/"+tenant.TenantID, first.FrontEndURL)
 	require.Equal(t, first.FrontEndURL+"/admin", first.AdminURL)
@@ -111,7 +109,7 @@ func TestDemoProvisionIsIdempotentAndRotatesPassword(t *testing.T) {
 	require.Equal(t, first.FrontEndURL, second.FrontEndURL)
 	require.Equal(t, first.AdminURL, second.AdminURL)
 	require.Equal(t, first.UserName, second.UserName)
-	again, err := e.db.DemoTenant(ctx, "I1")
+	again, err := e.db.Tenant(ctx, "I1")
 	require.NoError(t, err)
 	require.Equal(t, tenant.TenantID, again.TenantID, "one tenant per instance")
 
@@ -153,7 +151,7 @@ func TestDemoLifecycle(t *testing.T) {
 	check(http.StatusLocked, http.StatusLocked)
 	require.NoError(t, e.demo.Freeze(ctx, req), "freezing a frozen tenant succeeds")
 	check(http.StatusLocked, http.StatusLocked)
-	stored, err := e.db.DemoTenant(ctx, "I1")
+	stored, err := e.db.Tenant(ctx, "I1")
 	require.NoError(t, err)
 	require.Equal(t, "frozen", stored.State)
 
@@ -165,7 +163,7 @@ func TestDemoLifecycle(t *testing.T) {
 	require.NoError(t, e.demo.Upgrade(ctx, provisioner.UpgradeRequest{
 		InstanceID: "I1", OrderID: "G1", Spec: provisioner.Spec{SkuCode: "sku-2", ProductID: "prod-2", LinearValue: ptr(int64(50))},
 	}))
-	stored, err = e.db.DemoTenant(ctx, "I1")
+	stored, err = e.db.Tenant(ctx, "I1")
 	require.NoError(t, err)
 	require.Equal(t, "sku-2", stored.SkuCode)
 	require.Equal(t, "prod-2", stored.ProductID)
@@ -176,7 +174,7 @@ func TestDemoLifecycle(t *testing.T) {
 	check(http.StatusGone, http.StatusGone)
 	require.NoError(t, e.demo.Release(ctx, req), "releasing again succeeds")
 	check(http.StatusGone, http.StatusGone)
-	stored, err = e.db.DemoTenant(ctx, "I1")
+	stored, err = e.db.Tenant(ctx, "I1")
 	require.NoError(t, err)
 	require.Equal(t, "deleted", stored.State)
 	require.NotNil(t, stored.DeletedAt)
@@ -205,7 +203,7 @@ func TestDemoLifecycle(t *testing.T) {
 		require.Contains(t, perm.Msg, "released", name)
 	}
 	check(http.StatusGone, http.StatusGone)
-	stored, err = e.db.DemoTenant(ctx, "I1")
+	stored, err = e.db.Tenant(ctx, "I1")
 	require.NoError(t, err)
 	require.Equal(t, "deleted", stored.State)
 }
@@ -225,8 +223,8 @@ func TestDemoUnknownInstance(t *testing.T) {
 	_, err := e.demo.CheckChange(ctx, provisioner.ChangeRequest{InstanceID: "nope"})
 	require.True(t, provisioner.IsPermanent(err), "%v", err)
 	require.NoError(t, e.demo.Release(ctx, req), "a tenant never created is already gone")
-	_, err = e.db.DemoTenant(ctx, "nope")
-	require.ErrorIs(t, err, store.ErrNotFound)
+	_, err = e.db.Tenant(ctx, "nope")
+	require.ErrorIs(t, err, provisioner.ErrNoDemoTenant)
 
 	_, err = e.demo.Provision(ctx, provisioner.ProvisionRequest{})
 	require.True(t, provisioner.IsPermanent(err), "%v", err)
@@ -272,7 +270,7 @@ func TestDemoDebugTenant(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, strings.HasPrefix(tenant.Memo, "Disposable tenant for a debug call. "), tenant.Memo)
 	require.True(t, hasHan(tenant.Memo))
-	stored, err := e.db.DemoTenant(ctx, "D1")
+	stored, err := e.db.Tenant(ctx, "D1")
 	require.NoError(t, err)
 	require.True(t, stored.Debug)
 
@@ -323,7 +321,7 @@ func TestDemoMaintenanceRefusesTenantOperations(t *testing.T) {
 	_, err := env.demo.Provision(ctx, req)
 	require.NoError(t, err)
 
-	require.NoError(t, env.db.SetDemoMaintenance(ctx, true))
+	require.NoError(t, env.db.SetMaintenance(ctx, true))
 	_, err = env.demo.Provision(ctx, provisioner.ProvisionRequest{InstanceID: "maint-2"})
 	require.True(t, provisioner.IsPermanent(err), "%v", err)
 	require.ErrorContains(t, err, "down for maintenance")
@@ -335,11 +333,11 @@ func TestDemoMaintenanceRefusesTenantOperations(t *testing.T) {
 		err := op()
 		require.True(t, provisioner.IsPermanent(err), "%s: %v", name, err)
 	}
-	tenant, err := env.db.DemoTenant(ctx, "maint-1")
+	tenant, err := env.db.Tenant(ctx, "maint-1")
 	require.NoError(t, err)
 	require.Equal(t, "active", tenant.State, "nothing changed during maintenance")
 
-	require.NoError(t, env.db.SetDemoMaintenance(ctx, false))
+	require.NoError(t, env.db.SetMaintenance(ctx, false))
 	_, err = env.demo.Provision(ctx, provisioner.ProvisionRequest{InstanceID: "maint-2"})
 	require.NoError(t, err)
 	require.NoError(t, env.demo.Freeze(ctx, provisioner.TenantRequest{InstanceID: "maint-1"}))

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/fstest"
 
 	"github.com/stretchr/testify/require"
 
@@ -96,11 +97,80 @@ func TestMigrateAppliesOnce(t *testing.T) {
 
 	// The foundation's tables exist.
 	for _, table := range []string{"koogallery_nonces", "instance_keys", "callbacks", "instances",
-		"instance_credentials", "instance_events", "demo_tenants"} {
+		"instance_credentials", "instance_events"} {
 		var exists bool
 		require.NoError(t, db.QueryRow(`SELECT to_regclass($1) IS NOT NULL`, table).Scan(&exists))
 		require.True(t, exists, "table %s", table)
 	}
+}
+
+// TestMigrateCreatesOnlyTheServersTables: "fulfillment migrate" on a new
+// database leaves none of the emulator's or the demo provisioner's tables,
+// and none of their schemas: they make their own when they start.
+func TestMigrateCreatesOnlyTheServersTables(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t)
+	_, err := schema.Migrate(ctx, db)
+	require.NoError(t, err)
+
+	rows, err := db.QueryContext(ctx, `SELECT table_schema || '.' || table_name FROM information_schema.tables
+		WHERE table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1`)
+	require.NoError(t, err)
+	defer rows.Close()
+	var tables []string
+	for rows.Next() {
+		var name string
+		require.NoError(t, rows.Scan(&name))
+		tables = append(tables, name)
+	}
+	require.NoError(t, rows.Err())
+	require.Contains(t, tables, "public.callbacks")
+	for _, name := range tables {
+		_, table, _ := strings.Cut(name, ".")
+		require.False(t, strings.HasPrefix(table, "emulator") || strings.HasPrefix(table, "demo"),
+			"the server's migrations made %s", name)
+	}
+	var schemas int
+	require.NoError(t, db.QueryRowContext(ctx, `SELECT count(*) FROM information_schema.schemata
+		WHERE schema_name IN ('emulator', 'demo')`).Scan(&schemas))
+	require.Zero(t, schemas, "the server's migrations made the emulator's or the demo's schema")
+}
+
+// TestRehearsalTablesLeaveUnlessTheyHoldRows: the migration
+// rehearsal_tables_leave drops the emulator's and the demo provisioner's
+// empty public tables, and leaves those with rows for their owners to
+// adopt.
+func TestRehearsalTablesLeaveUnlessTheyHoldRows(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t)
+	leave := testenv.RehearsalTablesLeave(t)
+	testenv.MigrateServerTo(t, db, leave.Version-1)
+	for _, insert := range []string{
+		`INSERT INTO emulator_purchases (purchase_id, state, charging_mode, product_id, supervised, debug, revision)
+		VALUES ('P-OLD', 'in_service', 'PERIOD', 'demo-product', false, false, 1)`,
+		`INSERT INTO demo_tenants (tenant_id, instance_id, state, debug, user_name, password_salt, password_hash)
+		VALUES ('t-old', 'I-OLD', 'active', false, 'admin', 'salt', 'hash')`,
+	} {
+		_, err := db.ExecContext(ctx, insert)
+		require.NoError(t, err)
+	}
+
+	applied, err := schema.Migrate(ctx, db)
+	require.NoError(t, err)
+	require.Equal(t, []string{leave.Name}, applied)
+	for table, kept := range map[string]bool{
+		"emulator_orders": false, "emulator_purchases": true, "emulator_app_info": false, "emulator_events": false,
+		"emulator_messages": false, "emulator_usage": false, "demo_tenants": true, "demo_settings": false,
+	} {
+		var exists bool
+		require.NoError(t, db.QueryRowContext(ctx, `SELECT to_regclass($1) IS NOT NULL`, "public."+table).Scan(&exists))
+		require.Equal(t, kept, exists, "public.%s", table)
+	}
+	var purchases, tenants int
+	require.NoError(t, db.QueryRowContext(ctx, `SELECT count(*) FROM emulator_purchases`).Scan(&purchases))
+	require.NoError(t, db.QueryRowContext(ctx, `SELECT count(*) FROM demo_tenants`).Scan(&tenants))
+	require.Equal(t, 1, purchases)
+	require.Equal(t, 1, tenants)
 }
 
 func TestConcurrentMigrateAppliesOnce(t *testing.T) {
@@ -143,32 +213,13 @@ func TestConcurrentMigrateAppliesOnce(t *testing.T) {
 	require.Empty(t, pending)
 }
 
-// migrateUpTo applies the migrations up to version, as an older server did.
-func migrateUpTo(t *testing.T, db *sql.DB, version int) {
-	t.Helper()
-	ms, err := schema.Migrations()
-	require.NoError(t, err)
-	_, err = db.Exec(`CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,
-		applied_at timestamptz NOT NULL DEFAULT now())`)
-	require.NoError(t, err)
-	for _, m := range ms {
-		if m.Version > version {
-			break
-		}
-		_, err := db.Exec(m.SQL)
-		require.NoError(t, err, m.Name)
-		_, err = db.Exec(`INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, m.Version, m.Name)
-		require.NoError(t, err)
-	}
-}
-
 // TestCallbackFieldsBackfilled: callbacks recorded before their fields had
 // columns, and not yet delivered, get them from their body; a body the
 // database cannot read keeps empty fields (its delivery parks it), and
 // delivered callbacks are left alone.
 func TestCallbackFieldsBackfilled(t *testing.T) {
 	db := openDB(t)
-	migrateUpTo(t, db, 7)
+	testenv.MigrateServerTo(t, db, 7)
 	_, err := db.Exec(`INSERT INTO instance_keys (instance_id, order_id, order_line_id, debug) VALUES ('I1', 'O1', 'O1-1', false)`)
 	require.NoError(t, err)
 	insert := func(key, activity, body string, delivered bool) {
@@ -201,4 +252,59 @@ func TestCallbackFieldsBackfilled(t *testing.T) {
 	require.Equal(t, "FREEZE|||", fields("freeze"))
 	require.Equal(t, "|||", fields("unreadable"), "a body the database cannot read keeps empty fields")
 	require.Equal(t, "|||", fields("delivered"), "delivered callbacks are never read again")
+}
+
+// A component's set lives in its own Postgres schema: it is tracked there,
+// leaves the server's schema_migrations alone, and its errors say whose
+// they are.
+func TestSetMigratesInItsOwnSchema(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t)
+	set := schema.Set{
+		Name: "component",
+		Files: fstest.MapFS{
+			"0001_things.sql": {Data: []byte(`CREATE TABLE component.things (id text PRIMARY KEY);`)},
+			"0002_more.sql":   {Data: []byte(`ALTER TABLE component.things ADD COLUMN size integer;`)},
+		},
+		Schema: "component",
+		LockID: 7_140_625_999,
+	}
+
+	pending, err := set.Pending(ctx, db)
+	require.NoError(t, err)
+	require.Equal(t, []string{"0001_things.sql", "0002_more.sql"}, pending)
+	applied, err := set.Migrate(ctx, db)
+	require.NoError(t, err)
+	require.Equal(t, []string{"0001_things.sql", "0002_more.sql"}, applied)
+	again, err := set.Migrate(ctx, db)
+	require.NoError(t, err)
+	require.Empty(t, again)
+	pending, err = set.Pending(ctx, db)
+	require.NoError(t, err)
+	require.Empty(t, pending)
+
+	var versions int
+	require.NoError(t, db.QueryRow(`SELECT count(*) FROM component.schema_migrations`).Scan(&versions))
+	require.Equal(t, 2, versions)
+	var serverTracked bool
+	require.NoError(t, db.QueryRow(`SELECT to_regclass('public.schema_migrations') IS NOT NULL`).Scan(&serverTracked))
+	require.False(t, serverTracked, "the component's set does not touch the server's tracking table")
+	_, err = db.Exec(`INSERT INTO component.things (id, size) VALUES ('a', 1)`)
+	require.NoError(t, err)
+
+	// The server's set, applied afterwards, is tracked on its own.
+	serverApplied, err := schema.Migrate(ctx, db)
+	require.NoError(t, err)
+	require.Equal(t, migrationNames(t), serverApplied)
+
+	broken := set
+	broken.Files = fstest.MapFS{
+		"0001_things.sql": set.Files.(fstest.MapFS)["0001_things.sql"],
+		"0002_more.sql":   set.Files.(fstest.MapFS)["0002_more.sql"],
+		"0003_broken.sql": {Data: []byte(`SELECT * FROM component.nothing;`)},
+	}
+	_, err = broken.Migrate(ctx, db)
+	require.ErrorContains(t, err, "component schema: migration 0003_broken.sql:")
+	_, err = schema.Set{Name: "bad", Files: set.Files, Schema: "Bad-Name"}.Migrate(ctx, db)
+	require.ErrorContains(t, err, `bad schema: schema name "Bad-Name"`)
 }

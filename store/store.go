@@ -1,7 +1,9 @@
-// Package store is the PostgreSQL data access of the server: the nonce
-// memory, the callback inbox, the instance read model with its timeline and
-// sealed credentials, and the demo provisioner's tenants. One method per
-// query; uniqueness and idempotency are enforced by the schema.
+// Package store is the PostgreSQL data access of the server, one type per
+// concern over one connection pool: the nonce memory, the callback inbox,
+// the instance read model with its timeline and sealed credentials, the
+// operators' audit trail, and metering. The rules that decide what to write
+// belong to the callers (the inbox, the activities); uniqueness and
+// idempotency are enforced by the schema.
 package store
 
 import (

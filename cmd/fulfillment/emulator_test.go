@@ -14,7 +14,6 @@ import (
 	"github.com/fulfillment-server/fulfillment/emulator"
 	"github.com/fulfillment-server/fulfillment/internal/testenv"
 	"github.com/fulfillment-server/fulfillment/koogallery"
-	"github.com/fulfillment-server/fulfillment/store"
 )
 
 // TestEmulatorUsageCommands: "fulfillment emulator usage" prints the usage
@@ -23,8 +22,12 @@ import (
 func TestEmulatorUsageCommands(t *testing.T) {
 	const accessKey, ak, sk = "cli-access-key", "cli-ak", "cli-sk"
 	ctx := context.Background()
-	db := testenv.NewStore(t)
-	require.NoError(t, db.SaveEmulatorPurchase(ctx, store.EmulatorPurchase{
+	db, err := emulator.OpenStore(ctx, testenv.NewDatabase(t))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = db.Close() })
+	_, err = db.Migrate(ctx)
+	require.NoError(t, err)
+	require.NoError(t, db.SavePurchase(ctx, emulator.Purchase{
 		PurchaseID: "CSPURCHASE", State: emulator.StateInService, ChargingMode: emulator.ModeOnDemand,
 		ProductID: "demo-product", InstanceID: "inst-cli", Revision: 1,
 	}, nil))

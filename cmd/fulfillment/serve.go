@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -50,6 +49,10 @@ func runServe(ctx context.Context, cfg Config, log *slog.Logger, withAPI, withWo
 		return err
 	}
 	defer db.Close()
+	demo, err := openDemo(ctx, cfg, log, db)
+	if err != nil {
+		return err
+	}
 
 	// The API serves /metrics. Its registry exists before the Temporal
 	// client so that the SDK's own metrics (requests, workflow and activity
@@ -79,7 +82,7 @@ func runServe(ctx context.Context, cfg Config, log *slog.Logger, withAPI, withWo
 	var wg sync.WaitGroup
 	errs := make(chan error, 2)
 	if withWorker {
-		acts, err := newActivities(cfg, db)
+		acts, err := newActivities(cfg, db, demo)
 		if err != nil {
 			return err
 		}
@@ -87,7 +90,7 @@ func runServe(ctx context.Context, cfg Config, log *slog.Logger, withAPI, withWo
 		go func() { defer wg.Done(); runWorker(ctx, cfg, log, tc, acts) }()
 	}
 	if withAPI {
-		if err := startAPI(ctx, cfg, log, db, tc, metrics, &wg, errs); err != nil {
+		if err := startAPI(ctx, cfg, log, db, demo, tc, metrics, &wg, errs); err != nil {
 			cancel()
 			wg.Wait()
 			return err
@@ -135,10 +138,28 @@ func openStore(ctx context.Context, cfg Config, log *slog.Logger, migrate bool) 
 	return db, nil
 }
 
+// openDemo prepares the demo provisioner's store when PROVISIONER=demo
+// (nil otherwise): its tables are in a schema of their own, which its own
+// migrations create or update here, after the server's.
+func openDemo(ctx context.Context, cfg Config, log *slog.Logger, db *store.DB) (*provisioner.DemoStore, error) {
+	if cfg.Provisioner != "demo" {
+		return nil, nil
+	}
+	demo := provisioner.NewDemoStore(db.Pool())
+	applied, err := demo.Migrate(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(applied) > 0 {
+		log.Info("Demo provisioner migrations applied", "migrations", applied)
+	}
+	return demo, nil
+}
+
 // newActivities wires the worker's activities: the open API, the
 // merchant's application, the database, the lifecycle policy, alerts.
-func newActivities(cfg Config, db *store.DB) (*activities.Activities, error) {
-	prov, err := newProvisioner(cfg, db)
+func newActivities(cfg Config, db *store.DB, demo *provisioner.DemoStore) (*activities.Activities, error) {
+	prov, err := newProvisioner(cfg, demo)
 	if err != nil {
 		return nil, err
 	}
@@ -158,8 +179,9 @@ func newActivities(cfg Config, db *store.DB) (*activities.Activities, error) {
 
 // startAPI starts the HTTP API and its background work (dispatcher,
 // relay, spool drain, nonce sweeper); the HTTP server's end is sent to
-// errs.
-func startAPI(ctx context.Context, cfg Config, log *slog.Logger, db *store.DB, tc client.Client,
+// errs. With the demo provisioner (demo not nil) it serves the demo
+// application's routes too.
+func startAPI(ctx context.Context, cfg Config, log *slog.Logger, db *store.DB, demo *provisioner.DemoStore, tc client.Client,
 	metrics *api.Metrics, wg *sync.WaitGroup, errs chan<- error) error {
 	// The answers to the marketplace get a connection pool of their own:
 	// they never queue for a connection behind deliveries or the worker's
@@ -177,19 +199,21 @@ func startAPI(ctx context.Context, cfg Config, log *slog.Logger, db *store.DB, t
 	ib := &inbox.Inbox{Store: answers.Callbacks, Background: db.Callbacks, Temporal: tc, TaskQueue: cfg.TaskQueue, Logger: log,
 		DirectGrace: relayDirectGrace, Alert: activities.Alerter{WebhookURL: cfg.AlertWebhookURL}.Send,
 		Spool: spool, ReadModel: answers.Instances, NewInstanceWait: cfg.NewInstanceWait}
-	var demo http.Handler
-	if cfg.Provisioner == "demo" {
-		demo = provisioner.DemoHandler(db)
+	var routes []api.Route
+	if demo != nil {
+		for _, route := range provisioner.DemoRoutes(demo, log) {
+			routes = append(routes, api.Route(route))
+		}
 	}
 	server := api.New(api.Config{
 		Store: answers, Inbox: ib, Temporal: tc,
-		AccessKey:   string(cfg.AccessKey),
-		Encryption:  api.AppInfoEncryption(cfg.AppInfoEncryption),
-		AdminToken:  string(cfg.AdminToken),
-		UsageToken:  string(cfg.UsageToken),
-		DemoTenants: demo,
-		Logger:      log,
-		Metrics:     metrics,
+		AccessKey:  string(cfg.AccessKey),
+		Encryption: api.AppInfoEncryption(cfg.AppInfoEncryption),
+		AdminToken: string(cfg.AdminToken),
+		UsageToken: string(cfg.UsageToken),
+		Routes:     routes,
+		Logger:     log,
+		Metrics:    metrics,
 	})
 	if cfg.AdminToken == "" {
 		log.Warn("FULFILLMENT_ADMIN_TOKEN is not set: the admin API answers 401 to every call")
@@ -231,9 +255,9 @@ func runWorker(ctx context.Context, cfg Config, log *slog.Logger, tc client.Clie
 	}
 }
 
-func newProvisioner(cfg Config, db *store.DB) (provisioner.Provisioner, error) {
-	if cfg.Provisioner == "demo" {
-		return &provisioner.Demo{Store: db, PublicURL: cfg.PublicURL}, nil
+func newProvisioner(cfg Config, demo *provisioner.DemoStore) (provisioner.Provisioner, error) {
+	if demo != nil {
+		return &provisioner.Demo{Store: demo, PublicURL: cfg.PublicURL}, nil
 	}
 	return provisioner.NewHTTP(cfg.Provisioner, string(cfg.ProvisionerKey), nil)
 }

@@ -6,6 +6,7 @@
 package fault
 
 import (
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -107,16 +108,29 @@ func Of(err error) *Error {
 	return &Error{Kind: KindInternal, Message: "internal error", Cause: err}
 }
 
-// Respond answers err and aborts the request. Failures that are the
-// server's or a dependency's are logged with their cause.
+// Respond answers err and aborts the request (gin handlers).
 func Respond(c *gin.Context, log *slog.Logger, err error) {
+	Write(c.Writer, c.Request, log, err)
+	c.Abort()
+}
+
+// Write answers err (plain net/http handlers): {"error": message}, the
+// error's fields beside it, with its kind's status. Failures that are the
+// server's or a dependency's are logged with their cause.
+func Write(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	e := Of(err)
 	if e.Kind == KindInternal || e.Kind == KindUnavailable {
-		log.Error("Request failed", "path", c.Request.URL.Path, "error", err)
+		log.Error("Request failed", "path", r.URL.Path, "error", err)
 	}
-	body := gin.H{"error": e.Message}
+	body := map[string]any{"error": e.Message}
 	for k, v := range e.Fields {
 		body[k] = v
 	}
-	c.AbortWithStatusJSON(e.Kind.Status(), body)
+	raw, jerr := json.Marshal(body)
+	if jerr != nil {
+		e, raw = Of(jerr), []byte(`{"error":"internal error"}`)
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(e.Kind.Status())
+	w.Write(raw) //nolint:errcheck // the client is gone
 }
