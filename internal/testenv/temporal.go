@@ -51,7 +51,14 @@ func TemporalCLI(t testing.TB) string {
 	return path
 }
 
-// FreePort returns a TCP port that was free a moment ago.
+// FreePort returns a TCP port that was free a moment ago, and that the
+// kernel will not hand out again for a while. Tests run side by side, and
+// the Temporal dev servers they start pick their internal ports by binding
+// port 0: a port merely closed could go to one of those before the process
+// it was chosen for binds it. So the port is left in TIME_WAIT, closed by
+// its listening side (as the Temporal CLI does for its own ports): the
+// kernel does not reallocate such a port for port 0 for a minute, while an
+// explicit bind still succeeds (Go sets SO_REUSEADDR).
 func FreePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -59,7 +66,19 @@ func FreePort(t testing.TB) int {
 		t.Fatalf("testenv: find a free port: %v", err)
 	}
 	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	addr := ln.Addr().(*net.TCPAddr)
+	client, err := net.DialTCP("tcp", nil, addr)
+	if err != nil {
+		t.Fatalf("testenv: reserve port %d: %v", addr.Port, err)
+	}
+	defer client.Close()
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatalf("testenv: reserve port %d: %v", addr.Port, err)
+	}
+	// The listening side closes first: it is the side left in TIME_WAIT.
+	server.Close()
+	return addr.Port
 }
 
 // Temporal is a Temporal CLI dev server run by a test, persisted to a
