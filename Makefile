@@ -84,13 +84,20 @@ bin/temporal:
 
 # The workflow determinism checker of the Temporal Go SDK's contrib tools.
 WORKFLOWCHECK_VERSION := v0.6.0
+# staticcheck (honnef.co/go/tools), module version of release 2026.2.2.
+STATICCHECK_VERSION := v0.8.2
 
-## lint: check formatting, vet, and workflowcheck on the workflow code (the server's and the emulator's)
+## lint: check formatting, vet, staticcheck, and workflowcheck on the workflow code (the server's and the emulator's)
 .PHONY: lint
-lint: bin/workflowcheck
+lint: bin/workflowcheck bin/staticcheck
 	@test -z "$$(gofmt -l .)" || (echo "gofmt would change:"; gofmt -l .; exit 1)
 	go vet ./...
+	bin/staticcheck ./...
 	bin/workflowcheck -config workflows/workflowcheck.config.yaml ./workflows/... ./emulator/...
+
+## bin/staticcheck: install staticcheck from the Go module proxy
+bin/staticcheck:
+	GOBIN=$(CURDIR)/bin go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
 ## bin/workflowcheck: install the SDK's workflow determinism checker from the Go module proxy
 bin/workflowcheck:

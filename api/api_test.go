@@ -1524,3 +1524,47 @@ func TestProducePanicIsAnsweredSigned(t *testing.T) {
 	require.Equal(t, "000005", answer.ResultCode)
 	require.NotContains(t, string(raw), "nil pointer")
 }
+
+// TestReadsAreLoggedAtDebug: health checks, metrics, the admin API's reads
+// and the marketplace's queryInstance polls go well all day; they are
+// logged at debug level, so that the requests that change something, and
+// every failure, stand out at info.
+func TestReadsAreLoggedAtDebug(t *testing.T) {
+	t.Parallel()
+	var logs testenv.SyncBuffer
+	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	h := newHarness(t, withLogger(logger))
+	const id = "log-read-1"
+	h.allocate(t, id)
+	h.save(t, instance(id, "active"))
+
+	// lineOf is the last request log line of method and path.
+	lineOf := func(method, path string) string {
+		t.Helper()
+		var last string
+		for _, line := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(line, `msg="HTTP request"`) && strings.Contains(line, "method="+method+" ") &&
+				strings.Contains(line, "path="+path+" ") {
+				last = line
+			}
+		}
+		require.NotEmpty(t, last, "no request log line for %s %s in:\n%s", method, path, logs.String())
+		return last
+	}
+
+	status, _ := h.get(t, "/healthz", "")
+	require.Equal(t, http.StatusOK, status)
+	require.Contains(t, lineOf("GET", "/healthz"), "level=DEBUG")
+	status, _ = h.admin(t, "/v1/instances/"+id)
+	require.Equal(t, http.StatusOK, status)
+	require.Contains(t, lineOf("GET", "/v1/instances/"+id), "level=DEBUG")
+
+	requireResult(t, h.produce(t, queryBody(t, id)), "000000", "")
+	require.Contains(t, lineOf("POST", "/produce"), "level=DEBUG", "a queryInstance poll is a read")
+	requireResult(t, h.produce(t, newInstanceBody(t, "CSlog-read-2", "CSlog-read-2-1", "log-read-2")), "000000", "")
+	require.Contains(t, lineOf("POST", "/produce"), "level=INFO", "a callback that changes something is at info")
+
+	status, _ = h.admin(t, "/v1/instances/nobody-here")
+	require.Equal(t, http.StatusNotFound, status)
+	require.Contains(t, lineOf("GET", "/v1/instances/nobody-here"), "level=INFO", "a failed read is at info")
+}

@@ -86,8 +86,10 @@ func (s *marketplace) produce(c *gin.Context) {
 	activity = activityLabel(call.Request.Activity())
 	switch r := call.Request.(type) {
 	case *koogallery.QueryInstanceRequest:
+		c.Set(readOnlyCall, true)
 		code = s.unlessUnchecked(c, call, func() koogallery.ResultCode { return s.queryInstance(c, r) })
 	case *koogallery.ChangeInstanceCheckRequest:
+		c.Set(readOnlyCall, true)
 		code = s.unlessUnchecked(c, call, func() koogallery.ResultCode { return s.changeInstanceCheck(c, r) })
 	default:
 		code = s.answerAcceptance(c, s.cfg.Inbox.Accept(ctx, call))

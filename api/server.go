@@ -175,11 +175,19 @@ func (s *Server) Handler() http.Handler {
 
 // requestLog logs each request without its query string: the marketplace's
 // query carries the request signature, which must not reach the logs.
+// Reads that went well (health checks, metrics, the admin API's reads,
+// the marketplace's queryInstance polls) are logged at debug level: they
+// change nothing, and polled they would drown everything else.
 func (s *Server) requestLog() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		start := time.Now()
 		c.Next()
-		s.log.Info("HTTP request",
+		level := slog.LevelInfo
+		read := c.Request.Method == http.MethodGet || c.Request.Method == http.MethodHead || c.GetBool(readOnlyCall)
+		if read && c.Writer.Status() < http.StatusBadRequest {
+			level = slog.LevelDebug
+		}
+		s.log.Log(c.Request.Context(), level, "HTTP request",
 			"method", c.Request.Method,
 			"path", c.Request.URL.Path,
 			"status", c.Writer.Status(),
@@ -187,6 +195,10 @@ func (s *Server) requestLog() gin.HandlerFunc {
 		)
 	}
 }
+
+// readOnlyCall marks a /produce call that only read (queryInstance,
+// changeInstanceCheck), for the request log.
+const readOnlyCall = "fulfillment.readOnlyCall"
 
 // recoverer turns a panic into an answer without echoing it. On /produce
 // the answer is a signed 000005, as the marketplace expects of any answer.

@@ -61,6 +61,15 @@ if ! port_open "$db_host" "$db_port"; then
 	fi
 fi
 
+# The first run downloads and compiles a good part of the Go ecosystem:
+# say so once, rather than leave only the toolchain's "go: downloading".
+if [[ ! -x bin/temporal ]]; then
+	echo "Building the Temporal CLI (its dev server is the local Temporal) into bin/ from the Go module proxy:"
+	echo "first run only, about five minutes; the 'go: downloading' lines are its dependencies."
+fi
+if [[ ! -x bin/fulfillment ]]; then
+	echo "Building bin/fulfillment (a minute or two the first time: its dependencies are downloaded and compiled)..."
+fi
 make --no-print-directory bin/fulfillment bin/temporal >/dev/null
 bin/fulfillment migrate -create-db
 

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/lib/pq"
+	"github.com/lib/pq/pqerror"
 	"github.com/stretchr/testify/require"
 
 	"github.com/fulfillment-server/fulfillment/store"
@@ -111,7 +112,7 @@ func TestRecordOperatorActionRefusals(t *testing.T) {
 		name     string
 		action   store.OperatorAction
 		params   any
-		pqCode   pq.ErrorCode // the constraint that refuses it; empty: refused before the database
+		pqCode   pqerror.Code // the constraint that refuses it; empty: refused before the database
 		contains string
 	}{
 		{"unknown instance", store.OperatorAction{ID: "op-2", InstanceID: "inst-nobody", Action: "retry", Reason: "r",

@@ -436,14 +436,6 @@ func requireDeadline(t *testing.T, s *Snapshot, kind string, at time.Time) {
 	require.NotEmpty(t, d.Why)
 }
 
-func eventKinds(app *fakeApp) []string {
-	var out []string
-	for _, e := range savedEvents(app) {
-		out = append(out, e.Kind)
-	}
-	return out
-}
-
 func eventsOfKind(app *fakeApp, kind string) []Event {
 	var out []Event
 	for _, e := range savedEvents(app) {

@@ -10,9 +10,6 @@ import (
 	"github.com/fulfillment-server/fulfillment/activities"
 )
 
-// The marketplace refuses usage older than this (SPEC §6.2, MKT.9004).
-const usageMaxAge = 21 * 24 * time.Hour
-
 // meteringStepsPerRun bounds a metering run's history (a year of hourly
 // periods is 8,760 steps).
 var meteringStepsPerRun = 400

@@ -71,6 +71,14 @@ func (c Common) Logger() *slog.Logger {
 	_ = level.UnmarshalText([]byte(c.LogLevel)) // checked by Problems
 	opts := &slog.HandlerOptions{Level: level}
 	if c.LogFormat == "text" {
+		// Text is for people at a terminal (make run): the time of day is
+		// enough, and a short one leaves room for the message.
+		opts.ReplaceAttr = func(groups []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey && len(groups) == 0 && a.Value.Kind() == slog.KindTime {
+				return slog.String(slog.TimeKey, a.Value.Time().Format("15:04:05.000"))
+			}
+			return a
+		}
 		return slog.New(slog.NewTextHandler(os.Stderr, opts))
 	}
 	return slog.New(slog.NewJSONHandler(os.Stderr, opts))
