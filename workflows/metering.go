@@ -10,7 +10,7 @@ import (
 	"github.com/fulfillment-server/fulfillment/activities"
 )
 
-// The marketplace refuses usage older than this (SPEC §6.2, MKT.9004).
+// The marketplace refuses usage older than this (contract §6.2, MKT.9004).
 const usageMaxAge = 21 * 24 * time.Hour
 
 // meteringStepsPerRun bounds a metering run's history (a year of hourly
