@@ -43,7 +43,7 @@ const (
 	errTypeProvisioner = "ProvisionerRejected"
 )
 
-// FetchOrder reads one order line through Query Order (SPEC §6.1).
+// FetchOrder reads one order line through Query Order (contract §6.1).
 func (a *Activities) FetchOrder(ctx context.Context, in FetchOrderInput) (Order, error) {
 	res, err := a.Orders.QueryOrder(ctx, in.OrderID, in.OrderLineID)
 	if err != nil {
@@ -66,7 +66,7 @@ func (a *Activities) FetchOrder(ctx context.Context, in FetchOrderInput) (Order,
 	if err != nil || in.ClaimFor == "" || order.ChargingMode != string(koogallery.ChargingOnDemand) {
 		return order, err
 	}
-	// A pay-per-use order has one instance per billing item (SPEC §1.2):
+	// A pay-per-use order has one instance per billing item (contract §1.2):
 	// a second instance for the same orderId + productId would meter and
 	// bill it twice.
 	owner, err := a.Store.Metering.ClaimBillingItem(ctx, order.OrderID, order.ProductID, in.ClaimFor)

@@ -70,7 +70,7 @@ func TestFetchOrderMapsTheOrderLine(t *testing.T) {
 
 // A pay-per-use order with two billing items (one line each): one instance
 // per orderId + productId; another instance for a billing item already
-// served is refused for good (SPEC §1.2).
+// served is refused for good (contract §1.2).
 func TestFetchOrderClaimsPayPerUseBillingItems(t *testing.T) {
 	orders, mock := newOrders(t)
 	mock.AddOrder(koogallery.OrderInfo{

@@ -122,7 +122,7 @@ type UpgradeInput struct {
 	Order      Order
 }
 
-// ChangeCheckRequest is the target spec of a changeInstanceCheck (SPEC §1.8).
+// ChangeCheckRequest is the target spec of a changeInstanceCheck (contract §1.8).
 type ChangeCheckRequest struct {
 	SkuCode     string
 	ProductID   string

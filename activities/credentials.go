@@ -8,7 +8,7 @@ import (
 )
 
 // Sealer encrypts initial credentials for storage with the marketplace's
-// AES-256 field encryption keyed by the access key (SPEC §2.6), the same
+// AES-256 field encryption keyed by the access key (contract §2.6), the same
 // key the server needs anyway to answer queryInstance.
 type Sealer struct {
 	AccessKey string

@@ -16,7 +16,7 @@ import (
 	"github.com/fulfillment-server/fulfillment/store"
 )
 
-// UsagePusher sends usage records to the marketplace (SPEC §6.2), at most
+// UsagePusher sends usage records to the marketplace (contract §6.2), at most
 // koogallery.MaxUsageRecords at a time.
 type UsagePusher interface {
 	PushUsage(ctx context.Context, records []koogallery.UsageRecord) error
@@ -184,7 +184,7 @@ func WithMeteringRules(p store.ClosePeriod) store.ClosePeriod {
 
 // MeteringSN is the serial number of an instance's period: the same
 // instance and period always give the same number, so the marketplace
-// deduplicates any resend (SPEC §6.2: metering_sn, at most 64 characters).
+// deduplicates any resend (contract §6.2: metering_sn, at most 64 characters).
 func MeteringSN(instanceID string, periodStart time.Time) string {
 	sum := sha256.Sum256([]byte(instanceID))
 	return "m" + hex.EncodeToString(sum[:10]) + "-" + periodStart.UTC().Format("20060102150405")

@@ -20,7 +20,7 @@ func TestMeteringSN(t *testing.T) {
 	require.NotEqual(t, a, activities.MeteringSN("ppu-2", begin))
 	require.Regexp(t, regexp.MustCompile(`^m[0-9a-f]{20}-20260301100000$`), a)
 	long := activities.MeteringSN(string(make([]byte, 64)), begin)
-	require.LessOrEqual(t, len(long), 64, "SPEC §6.2: metering_sn is at most 64 characters")
+	require.LessOrEqual(t, len(long), 64, "contract §6.2: metering_sn is at most 64 characters")
 }
 
 func TestDrawOnPackages(t *testing.T) {

@@ -418,8 +418,8 @@ type produceAnswer struct {
 	Info       []koogallery.InstanceInfo `json:"info"`
 }
 
-// requireSignedAnswer checks what every /produce answer must be (SPEC §1.0,
-// §2.4): JSON with resultCode and resultMsg, Content-Type application/json,
+// requireSignedAnswer checks what every /produce answer must be (contract
+// §1.0, §2.4): JSON with resultCode and resultMsg, Content-Type application/json,
 // and a Body-Sign header valid for exactly the bytes received.
 func requireSignedAnswer(t testing.TB, status int, header http.Header, raw []byte) produceAnswer {
 	t.Helper()

@@ -41,8 +41,8 @@ func activityLabel(a koogallery.Activity) string {
 }
 
 // AnswerBudget is how long /produce may work on a call before answering.
-// KooGallery's License guides document a 5 s request timeout (ADDENDUM
-// §0.6) and nothing says the SaaS interface waits longer, so every answer
+// KooGallery's License guides document a 5 s request timeout (contract
+// §9) and nothing says the SaaS interface waits longer, so every answer
 // must leave within 4.5 s; the rest of the half second is for signing and
 // writing the answer and for the network.
 const AnswerBudget = 4 * time.Second
@@ -55,7 +55,7 @@ const ProduceReadLimit = 5 * time.Second
 // is a few hundred bytes.
 const maxBodyBytes = 1 << 20
 
-// produce is the production interface (SPEC §1): verify the signature over
+// produce is the production interface (contract §1): verify the signature over
 // the body as received, parse, hand the callback to the inbox (or answer a
 // query from the read model), answer with a signed body.
 func (s *marketplace) produce(c *gin.Context) {
@@ -207,7 +207,7 @@ func readBody(c *gin.Context) ([]byte, int, error) {
 	return body, http.StatusOK, nil
 }
 
-// answer serialises v once, signs exactly those bytes (Body-Sign, SPEC §2.4)
+// answer serialises v once, signs exactly those bytes (Body-Sign, contract §2.4)
 // and sends them. Every answer, errors included, is signed.
 func (s *marketplace) answer(c *gin.Context, status int, v any) {
 	body, err := koogallery.EncodeResponse(v)

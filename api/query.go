@@ -17,7 +17,7 @@ import (
 	"github.com/fulfillment-server/fulfillment/workflows"
 )
 
-// queryInstance answers from the read model alone (SPEC §1.3), so the
+// queryInstance answers from the read model alone (contract §1.3), so the
 // marketplace's polling never wakes a worker. An instance is ready once its
 // tenant exists (it has access information), whatever its state after that
 // (active, grace, frozen, under supervision, parked on a later step). For a
@@ -123,7 +123,7 @@ func (s *marketplace) encryptField(plain string) (string, error) {
 }
 
 // changeInstanceCheck asks the instance's workflow, synchronously, whether
-// the target spec fits the tenant (SPEC §1.8). A rejection is answered with
+// the target spec fits the tenant (contract §1.8). A rejection is answered with
 // ResultChangeRejected and the application's reason.
 func (s *marketplace) changeInstanceCheck(c *gin.Context, req *koogallery.ChangeInstanceCheckRequest) koogallery.ResultCode {
 	ctx := c.Request.Context()
@@ -196,7 +196,7 @@ func (s *marketplace) askChangeCheck(ctx context.Context, instanceID string, tar
 }
 
 // usageInfo is the usage a pay-per-use instance or a package shows in
-// queryInstance (SPEC §1.3): a pay-per-use instance its cumulative billed
+// queryInstance (contract §1.3): a pay-per-use instance its cumulative billed
 // usage, a package what each instance it covers consumed. Both always
 // carry usageValue and statisticalTime.
 func (s *marketplace) usageInfo(inst *store.Instance, totals []store.UsageTotal) []koogallery.UsageInfo {

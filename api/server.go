@@ -32,7 +32,7 @@ type Temporal interface {
 }
 
 // AppInfoEncryption says how appInfo.userName and password are sent in
-// queryInstance answers (SPEC §2.6, §7.3).
+// queryInstance answers (contract §2.6, §7.3).
 type AppInfoEncryption string
 
 // The supported encryptions.

@@ -119,7 +119,7 @@ func TestProduceRefusesTamperedOrAmbiguousBodies(t *testing.T) {
 }
 
 // TestProduceAnswersWithinTheBudget: whatever hangs, the marketplace gets
-// an answer within 4.5 s (ADDENDUM §0.6), one that makes it come back.
+// an answer within 4.5 s (contract §9), one that makes it come back.
 func TestProduceAnswersWithinTheBudget(t *testing.T) {
 	t.Parallel()
 	const limit = 4500 * time.Millisecond

@@ -307,7 +307,7 @@ func TestQueryInstanceUsageInfo(t *testing.T) {
 	require.Equal(t, 12.25, ppu.UsageInfo[0].UsageValue)
 	require.Equal(t, "20261120020500000", ppu.UsageInfo[0].StatisticalTime)
 	require.Empty(t, ppu.UsageInfo[0].RelatedInstanceID)
-	require.Len(t, idle.UsageInfo, 1, "SPEC §1.3: required for pay-per-use, even before any usage")
+	require.Len(t, idle.UsageInfo, 1, "contract §1.3: required for pay-per-use, even before any usage")
 	require.Zero(t, idle.UsageInfo[0].UsageValue)
 	require.Regexp(t, `^[0-9]{17}$`, idle.UsageInfo[0].StatisticalTime)
 	require.Len(t, pk.UsageInfo, 1, "one line per instance the package covers")

@@ -12,7 +12,7 @@ import (
 )
 
 // maxIDBytes is the longest instance or order ID there can be: the
-// marketplace's IDs are at most 64 characters (SPEC §1.2–§1.9), and
+// marketplace's IDs are at most 64 characters (contract §1.2–§1.9), and
 // newInstance refuses a longer businessId, so no longer instance exists.
 const maxIDBytes = 64
 

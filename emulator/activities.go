@@ -77,11 +77,12 @@ type answer struct {
 	Info       []koogallery.InstanceInfo `json:"info"`
 }
 
-// Call signs and sends a call like the marketplace (SPEC §2.2), checks the
-// answer's Body-Sign (§2.4) and judges it as the marketplace does (§4.2):
-// anything but HTTP 200 with 000000 fails (000004 too for newInstance), and
-// so does an answer without a valid Body-Sign. Each failure is recorded as
-// a failed call (生产接口消息) before the error makes the activity retry.
+// Call signs and sends a call like the marketplace (contract §2.2), checks
+// the answer's Body-Sign (contract §2.4) and judges it as the marketplace
+// does (contract §4.2): anything but HTTP 200 with 000000 fails (000004 too
+// for newInstance), and so does an answer without a valid Body-Sign. Each
+// failure is recorded as a failed call (生产接口消息) before the error makes
+// the activity retry.
 func (a *Activities) Call(ctx context.Context, in CallInput) (CallResult, error) {
 	res, err := a.send(ctx, in)
 	if err != nil {
@@ -118,7 +119,7 @@ func (a *Activities) send(ctx context.Context, in CallInput) (CallResult, error)
 	req.Header.Set("Content-Type", "application/json;charset=utf8")
 	client := a.HTTP
 	if client == nil {
-		// The marketplace gives up after 5 s (ADDENDUM §0.6): a slower
+		// The marketplace gives up after 5 s (contract §9): a slower
 		// answer is a failed call.
 		client = &http.Client{Timeout: 5 * time.Second}
 	}
@@ -238,8 +239,8 @@ func (a *Activities) Relay(ctx context.Context, in RelayInput) (bool, error) {
 }
 
 // marketplaceJSON writes a call's body with its members in reverse order of
-// their names. The marketplace's bodies are not always sorted (ADDENDUM
-// §0.1) and it may sign their canonical form, so a merchant must verify
+// their names. The marketplace's bodies are not always sorted (contract
+// §8.1) and it may sign their canonical form, so a merchant must verify
 // unsorted bodies; the emulator sends nothing else (a body of one member
 // excepted).
 func marketplaceJSON(members map[string]any) string {

@@ -11,7 +11,8 @@
 // Each purchase is a Temporal workflow (PurchaseWorkflow) on its own task
 // queue; the emulator's state lives in Postgres, in a schema of its own
 // (emulator), which its own migrations make when it starts (Store). It
-// works against any server that implements SPEC.md, not only this one.
+// works against any server that implements the marketplace contract
+// (docs/contract.md), not only this one.
 package emulator
 
 import (
@@ -70,7 +71,7 @@ type BuyRequest struct {
 	PeriodNumber int    `json:"periodNumber,omitempty"`
 	// Quantity is the linear value (seats), default 10.
 	Quantity int64 `json:"quantity,omitempty"`
-	// Supervised sells a product under service supervision (SPEC §5.3).
+	// Supervised sells a product under service supervision (contract §5.3).
 	Supervised bool `json:"supervised,omitempty"`
 	// TrialDays > 0 sells a trial of that many days (order type TRIAL).
 	TrialDays int `json:"trialDays,omitempty"`
@@ -260,15 +261,15 @@ type UsageFailures struct {
 	// Count is how many pushes fail, from 1 to 1000.
 	Count int `json:"count"`
 	// Status is the HTTP status, from 400 to 599; default: the one the
-	// marketplace pairs with Code (SPEC §6.3), 500 for MKT.0999.
+	// marketplace pairs with Code (contract §6.3), 500 for MKT.0999.
 	Status int `json:"status,omitempty"`
 	// Code is the error_code answered, one of the open API's failure codes
-	// (SPEC §6.3); default MKT.0999, the marketplace's internal error, which
+	// (contract §6.3); default MKT.0999, the marketplace's internal error, which
 	// a merchant retries.
 	Code string `json:"code,omitempty"`
 }
 
-// usageFailureStatus is each failure code of SPEC §6.3 with the HTTP status
+// usageFailureStatus is each failure code of contract §6.3 with the HTTP status
 // the marketplace answers it with.
 var usageFailureStatus = map[string]int{
 	koogallery.OpenAPIInternalError:    500,
@@ -286,7 +287,7 @@ var usageFailureStatus = map[string]int{
 }
 
 // UsageFailureCodes lists the codes UsageFailures accepts, in the order of
-// SPEC §6.3.
+// contract §6.3.
 var UsageFailureCodes = []string{
 	koogallery.OpenAPIInternalError, koogallery.OpenAPIParamCheckFailed, koogallery.OpenAPIInvalidParam,
 	koogallery.OpenAPIInvalidBodySign, koogallery.OpenAPIRequestError, koogallery.OpenAPIIllegalOperation,
@@ -304,7 +305,7 @@ func (f *UsageFailures) Validate() error {
 	case f.Code == koogallery.OpenAPISuccess:
 		return errors.New("code MKT.0000 is the success code; give a failure code: " + strings.Join(UsageFailureCodes, ", "))
 	case !ok:
-		return fmt.Errorf("code must be one of the open API's failure codes (SPEC §6.3): %s", strings.Join(UsageFailureCodes, ", "))
+		return fmt.Errorf("code must be one of the open API's failure codes (contract §6.3): %s", strings.Join(UsageFailureCodes, ", "))
 	case f.Count < 1 || f.Count > 1000:
 		return errors.New("count must be from 1 to 1000")
 	}

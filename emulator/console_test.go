@@ -178,7 +178,7 @@ func TestUsageFailuresAreValidatedThenArmed(t *testing.T) {
 		"success status":       {`{"count":1,"status":200}`, "status must be an HTTP error status, from 400 to 599"},
 		"not an HTTP status":   {`{"count":1,"status":600}`, "status must be an HTTP error status, from 400 to 599"},
 		"success code":         {`{"count":1,"code":"MKT.0000"}`, "code MKT.0000 is the success code; give a failure code: MKT.0999, MKT.0100, "},
-		"unknown code":         {`{"count":1,"code":"MKT.1234"}`, "code must be one of the open API's failure codes (SPEC §6.3): MKT.0999, "},
+		"unknown code":         {`{"count":1,"code":"MKT.1234"}`, "code must be one of the open API's failure codes (contract §6.3): MKT.0999, "},
 		"Query Order's code":   {`{"count":1,"code":"MKT.0250"}`, "code must be one of the open API's failure codes"},
 		"unknown field":        {`{"count":1,"times":2}`, "the body must be a JSON object with the documented fields"},
 		"count as text":        {`{"count":"1"}`, "the body must be a JSON object with the documented fields"},

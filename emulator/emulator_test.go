@@ -29,7 +29,7 @@ func merchant(t *testing.T, status int, body, signKey string) *httptest.Server {
 		v := &koogallery.Verifier{AccessKey: key, Nonces: allNoncesFresh{}}
 		form, err := v.Verify(r.Context(), r.URL.Query(), raw)
 		if err != nil {
-			t.Errorf("the emulator's call is not signed per SPEC §2.2: %v", err)
+			t.Errorf("the emulator's call is not signed per contract §2.2: %v", err)
 		}
 		// A sorted compact body is its own canonical form, and matches raw.
 		if canonical, _ := koogallery.CanonicalBody(raw, koogallery.BasicCanonical); string(canonical) != string(raw) && form != koogallery.FormCanonical {

@@ -19,7 +19,7 @@ import (
 // merchant: Query Order for every order the emulator sold (and the
 // documented mock orders), and the usage push, both behind the AK/SK
 // signature; the usage push also behind the body signature made with the
-// access key (SPEC §6). Beside what mockapi does, it remembers, per
+// access key (contract §6). Beside what mockapi does, it remembers, per
 // instance, the usage pushes it refused, for the seller console's usage
 // records (话单管理), and lets a tester make the next pushes fail
 // (FailUsage). Refusals are kept in memory, since the emulator started:
@@ -187,7 +187,7 @@ func (s orderSource) Order(ctx context.Context, orderID string) (*koogallery.Ord
 	return orderInfo(o), nil
 }
 
-// orderInfo presents a sold order as Query Order does (SPEC §6.1).
+// orderInfo presents a sold order as Query Order does (contract §6.1).
 func orderInfo(o Order) *koogallery.OrderInfo {
 	line := koogallery.OrderLine{
 		OrderLineID:  o.OrderLineID,

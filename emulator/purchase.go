@@ -466,7 +466,7 @@ func (w *purchaseWorkflow) convert(ctx workflow.Context) {
 	}
 }
 
-// supervise takes a step of a supervised order (SPEC §5.3): the buyer's
+// supervise takes a step of a supervised order (contract §5.3): the buyer's
 // requirements, the merchant's delivery, the buyer's acceptance or
 // rejection. The steps taken in a console are relayed to the merchant's
 // server.
@@ -647,7 +647,7 @@ func (w *purchaseWorkflow) callOptions(ctx workflow.Context, d koogallery.Delive
 		}
 	}
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		// The marketplace waits about 20 s for an answer (SPEC §1.0).
+		// The marketplace waits about 20 s for an answer (contract §1.0).
 		StartToCloseTimeout: 25 * time.Second,
 		RetryPolicy:         retry,
 	})

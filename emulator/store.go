@@ -371,7 +371,7 @@ func (s *Store) InstanceExists(ctx context.Context, instanceID string) (bool, er
 
 // RecordUsage stores pushed usage. A metering_sn seen before, or an
 // (instance, begin, end) already recorded, is ignored: the first one wins
-// (SPEC §6.2). It returns how many records were new.
+// (contract §6.2). It returns how many records were new.
 func (s *Store) RecordUsage(ctx context.Context, rows []ReceivedUsage) (int, error) {
 	accepted := 0
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {

@@ -167,7 +167,7 @@ const (
 // so that a provisioning failure is answered 000005 and KooGallery's own
 // retries (and its refund after 3 hours) apply. With no wait configured,
 // or when provisioning is merely slow, newInstance is answered at once and
-// provisioning continues (SPEC §1.2). A parked state saved at or before
+// provisioning continues (contract §1.2). A parked state saved at or before
 // revision staleUpTo is the failure a retry was just asked for, not news.
 func (ib *Inbox) awaitProvisioning(ctx context.Context, instanceID string, staleUpTo int64) provisioningOutcome {
 	if ib.NewInstanceWait <= 0 || ib.ReadModel == nil {

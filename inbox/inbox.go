@@ -122,14 +122,14 @@ func newCallback(req koogallery.Request) (in store.NewCallback, businessID strin
 	case *koogallery.RefreshInstanceRequest:
 		in.InstanceID, in.OrderID, in.OrderLineID = r.InstanceID, r.OrderID, r.OrderLineID
 		in.Scene, in.ExpireTime, in.ProductID = string(r.Scene), r.ExpireTime, r.ProductID
-		// One renewal (or refund) order changes the expiry once (SPEC §1.4).
+		// One renewal (or refund) order changes the expiry once (contract §1.4).
 		in.DedupKey = fmt.Sprintf("refreshInstance:%s:%s:%s", r.InstanceID, r.OrderID, r.OrderLineID)
 	case *koogallery.UpdateInstanceStatusRequest:
 		in.InstanceID, in.Status = r.InstanceID, string(r.Status)
 		in.DedupKey = fmt.Sprintf("updateInstanceStatus:%s:%s", r.InstanceID, r.Status)
 	case *koogallery.ReleaseInstanceRequest:
 		in.InstanceID, in.OrderID, in.OrderLineID = r.InstanceID, r.OrderID, r.OrderLineID
-		// An instance is released once; a repeat is the same event (§1.6).
+		// An instance is released once; a repeat is the same event (contract §1.6).
 		in.DedupKey = fmt.Sprintf("releaseInstance:%s", r.InstanceID)
 	case *koogallery.UpgradeInstanceRequest:
 		in.InstanceID, in.OrderID, in.OrderLineID = r.InstanceID, r.OrderID, r.OrderLineID

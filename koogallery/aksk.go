@@ -22,7 +22,7 @@ import (
 // side signs with the official SDK signer (openapi.go); the verifier cannot
 // reuse it, because the SDK signs only the headers it chooses (never
 // Content-Type) while the gateway verifies whatever SignedHeaders lists, and
-// merchants using other SDKs sign other headers (ADDENDUM §E.3). So the
+// merchants using other SDKs sign other headers (§10). So the
 // gateway's documented algorithm is computed here, and the tests check it
 // against the SDK signer and an independent public vector.
 

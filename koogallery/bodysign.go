@@ -44,7 +44,7 @@ func bodyMAC(accessKey string, body []byte) []byte {
 // comma and the equals signs, and the order of the two attributes. Because
 // it checks our own output for conformance, it is strict where the
 // marketplace might be: both attributes must appear exactly once, nothing
-// else may, the values must be double-quoted as the spec requires, the
+// else may, the values must be double-quoted as §2.4 requires, the
 // sign_type must be "HMAC-SHA256" and the signature padded standard base64.
 // The signature is compared in constant time. Errors wrap ErrBadBodySign
 // and never contain the key or the expected signature.

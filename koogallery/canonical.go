@@ -15,9 +15,9 @@ import (
 )
 
 // CanonicalForm says how a body is canonicalised before it is signed
-// (ADDENDUM §A.3.3). Huawei's sample re-reads the body into a Java map,
-// sorts it with a TreeMap, drops null members and re-serialises it with
-// Jackson; what the map holds differs between the two interfaces.
+// (§8.2). Huawei's sample re-reads the body into a Java map, sorts it with
+// a TreeMap, drops null members and re-serialises it with Jackson; what the
+// map holds differs between the two interfaces.
 type CanonicalForm int
 
 const (
@@ -36,9 +36,9 @@ const (
 // JSON object of valid UTF-8, or it holds a number Java cannot represent.
 var ErrNotCanonicalisable = errors.New("body has no canonical form")
 
-// CanonicalBody returns the canonical form of a request body (ADDENDUM
-// §A.3.3): the top-level members sorted by name as Java's String.compareTo
-// orders them (UTF-16 code units), top-level nulls dropped, compact, with
+// CanonicalBody returns the canonical form of a request body (§8.2): the
+// top-level members sorted by name as Java's String.compareTo orders them
+// (UTF-16 code units), top-level nulls dropped, compact, with
 // Jackson's escaping: \" \\ \b \t \n \f \r, other control characters as
 // \u00XX in upper-case hex, everything else (non-ASCII, '/', '<', U+2028)
 // written as is. Nested objects and arrays keep the order in which they

@@ -78,9 +78,9 @@ func TestCanonicalBodyJacksonVectors(t *testing.T) {
 	}
 }
 
-// TestCanonicalAddendumVectors are the COMPUTED vectors of ADDENDUM §A.3.4.
-func TestCanonicalAddendumVectors(t *testing.T) {
-	t.Run("basic interface, SPEC's body", func(t *testing.T) {
+// TestCanonicalContractVectors are the COMPUTED vectors of §8.3.
+func TestCanonicalContractVectors(t *testing.T) {
+	t.Run("basic interface, the body of §2.2", func(t *testing.T) {
 		canonical, err := CanonicalBody([]byte(specBody), BasicCanonical)
 		require.NoError(t, err)
 		require.Equal(t, `{"activity":"newInstance","businessId":"87b94795-0603-4e24-8ae5-69420d60e3c8","orderId":"CS2211181819B4LVS","orderLineId":"CS2211181819B4LVS-000001","testFlag":"1"}`, string(canonical))

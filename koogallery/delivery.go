@@ -2,7 +2,7 @@ package koogallery
 
 import "time"
 
-// Delivery is how KooGallery delivers a callback (SPEC §4.1): whether it
+// Delivery is how KooGallery delivers a callback (§4.1): whether it
 // calls again after a failed answer (anything but HTTP 200 with 000000, or
 // no answer within about 20 s), how often and for how long.
 type Delivery struct {
@@ -19,12 +19,13 @@ type Delivery struct {
 	SentOnceSomewhere bool
 	// Afterwards is what the marketplace does when the window ends.
 	Afterwards string
-	// Source cites SPEC.md and the conflicts it records.
+	// Source cites the section of docs/contract.md it rests on and the
+	// conflicts that section records.
 	Source string
 }
 
 // RetryInterval1h is the assumed interval within the 1-hour windows: the
-// documentation gives the window, not the interval (SPEC §4.1, §7.4).
+// documentation gives the window, not the interval (§4.1, §7.4).
 const RetryInterval1h = 10 * time.Minute
 
 // Deliveries is the marketplace's delivery mode of every V2 activity. For
@@ -33,42 +34,42 @@ var Deliveries = map[Activity]Delivery{
 	ActivityNewInstance: {
 		Retried: true, Interval: time.Hour, Window: 3 * time.Hour,
 		Afterwards: "the order is judged failed, unsubscribed and refunded; the console can restart the call during the window",
-		Source:     "SPEC §4.1: V1 newInstance, hourly for 3 h; V2 pages state no duration, the V1 behaviour is assumed",
+		Source:     "contract §4.1: V1 newInstance, hourly for 3 h; V2 pages state no duration, the V1 behaviour is assumed",
 	},
 	ActivityQueryInstance: {
 		Retried:    true,
 		Afterwards: "polled until it returns the instance information",
-		Source:     "SPEC §4.1: queryInstance after create is polled continuously until it succeeds",
+		Source:     "contract §4.1: queryInstance after create is polled continuously until it succeeds",
 	},
 	ActivityRefreshInstance: {
 		Retried: false, SentOnceSomewhere: true,
 		Afterwards: "an operator restarts it from 生产接口消息; a lost renewal can lead to a wrongful release",
-		Source:     "SPEC §4.1: renewal 1 h on some pages, called once only on saascenter_0132; treated as once",
+		Source:     "contract §4.1: renewal 1 h on some pages, called once only on saascenter_0132; treated as once",
 	},
 	ActivityUpdateInstanceStatus: {
 		Retried: true, Interval: RetryInterval1h, Window: time.Hour,
 		Afterwards: "stops; an operator restarts it from 生产接口消息",
-		Source:     "SPEC §4.1: expiry (FREEZE) retried for 1 h",
+		Source:     "contract §4.1: expiry (FREEZE) retried for 1 h",
 	},
 	ActivityReleaseInstance: {
 		Retried: true, Interval: RetryInterval1h, Window: time.Hour, SentOnceSomewhere: true,
 		Afterwards: "stops; an operator restarts it from 生产接口消息",
-		Source:     "SPEC §4.1: release 1 h on the user-manual and intl pages, once on saascenter_0134",
+		Source:     "contract §4.1: release 1 h on the user-manual and intl pages, once on saascenter_0134",
 	},
 	ActivityUpgradeInstance: {
 		Retried: true, Interval: time.Hour, Window: 3 * time.Hour,
 		Afterwards: "the order fails and is unsubscribed",
-		Source:     "SPEC §4.1: V1 upgrade, 3 h",
+		Source:     "contract §4.1: V1 upgrade, 3 h",
 	},
 	ActivityChangeInstanceCheck: {
 		Retried:    false,
 		Afterwards: "the buyer's change is refused; the buyer may try again",
-		Source:     "SPEC §1.8: asked synchronously while the buyer places the order",
+		Source:     "contract §1.8: asked synchronously while the buyer places the order",
 	},
 	ActivityOrderNotify: {
 		Retried: true, Interval: time.Hour, Window: 3 * time.Hour,
 		Afterwards: "an operator restarts it from 生产接口消息",
-		Source:     "SPEC §4.1: orderNotify, 3 h",
+		Source:     "contract §4.1: orderNotify, 3 h",
 	},
 }
 
@@ -77,7 +78,7 @@ var Deliveries = map[Activity]Delivery{
 var unfreezeDelivery = Delivery{
 	Retried: false, SentOnceSomewhere: true,
 	Afterwards: "an operator restarts it from 生产接口消息",
-	Source:     "SPEC §4.1 documents the retry of the expiry FREEZE only; UNFREEZE is treated as once",
+	Source:     "contract §4.1 documents the retry of the expiry FREEZE only; UNFREEZE is treated as once",
 }
 
 // DeliveryOf returns the delivery mode of a request.

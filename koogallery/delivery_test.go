@@ -33,7 +33,7 @@ func TestDeliveryModes(t *testing.T) {
 		sentOnce    bool
 		mustNotFail bool
 	}{
-		// SPEC §4.1: hourly for 3 h, then the order is judged failed.
+		// §4.1: hourly for 3 h, then the order is judged failed.
 		{koogallery.ActivityNewInstance, true, time.Hour, 3 * time.Hour, false, false},
 		{koogallery.ActivityUpgradeInstance, true, time.Hour, 3 * time.Hour, false, false},
 		{koogallery.ActivityOrderNotify, true, time.Hour, 3 * time.Hour, false, false},

@@ -7,6 +7,7 @@
 // verifier of its gateway's AK/SK signatures.
 //
 // The package knows nothing of Temporal, databases or HTTP frameworks; it is
-// the contract of ../shared/koogallery/SPEC.md written as Go. Section numbers
-// in comments (§2.2, §7.5, ...) refer to that file.
+// the marketplace contract of docs/contract.md written as Go. Section
+// numbers in the comments of this package (§2.2, §7.5, ...) refer to the
+// sections of docs/contract.md.
 package koogallery

@@ -498,7 +498,7 @@ func TestOpenAPIErrorMessage(t *testing.T) {
 }
 
 // TestVerifyAKSKPublicVector is the APIG vector of a public Ruby gem
-// (ADDENDUM §E.3): it signs Content-Type and x-stage, which the official
+// (§10): it signs Content-Type and x-stage, which the official
 // Go SDK never does, and the gateway accepts it; so must the emulator.
 func TestVerifyAKSKPublicVector(t *testing.T) {
 	const signature = "77595ad624b6e4e49990b8c4e84bf1c287457fca61069c4e60b9b6765b52053d"

@@ -64,11 +64,11 @@ func IsAuthError(err error) bool {
 // SignedForm is the form of the body a request signature covers.
 type SignedForm string
 
-// The forms a basic-interface signature may cover (ADDENDUM §0.1, §A.3.3).
+// The forms a basic-interface signature may cover (§2.2, §8).
 // Nobody can tell from outside which one the marketplace signs, so the
 // Verifier accepts both and reports which matched.
 const (
-	// FormRaw is the body's bytes exactly as sent (SPEC §2.2 as written).
+	// FormRaw is the body's bytes exactly as sent (§2.2).
 	FormRaw SignedForm = "raw"
 	// FormCanonical is the canonical body (CanonicalBody with
 	// BasicCanonical), as Huawei's own sample project verifies it.
@@ -91,7 +91,7 @@ func requestMAC(accessKey, nonce, timestamp string, body []byte) []byte {
 	inner := hmac.New(sha256.New, key)
 	inner.Write(body)
 	var innerHex [2 * sha256.Size]byte
-	hex.Encode(innerHex[:], inner.Sum(nil)) // lowercase, as the spec requires
+	hex.Encode(innerHex[:], inner.Sum(nil)) // lowercase, as §2.2 requires
 	outer := hmac.New(sha256.New, key)
 	io.WriteString(outer, accessKey)
 	io.WriteString(outer, nonce)
@@ -181,7 +181,7 @@ type Verifier struct {
 // Verify authenticates one request from its query parameters and its raw
 // body, exactly as received, and reports which form of the body the
 // signature covers: the raw bytes (FormRaw) or the canonical form of
-// ADDENDUM §A.3.3 (FormCanonical), which Huawei's own sample verifies and
+// §8.2 (FormCanonical), which Huawei's own sample verifies and
 // which a marketplace that signs it may send with its members in any
 // order. FormNone means neither matched (or the parameters were unusable).
 //

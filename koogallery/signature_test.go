@@ -86,7 +86,7 @@ func loadVectors(t testing.TB) *javaVectors {
 	return &vectors
 }
 
-// specBody is the request body of the COMPUTED vector in SPEC §2.2.
+// specBody is the request body of the COMPUTED vector in §2.2.
 const specBody = `{"activity":"newInstance","orderId":"CS2211181819B4LVS","orderLineId":"CS2211181819B4LVS-000001","businessId":"87b94795-0603-4e24-8ae5-69420d60e3c8","testFlag":"1"}`
 
 func TestSignSpecVector(t *testing.T) {

@@ -420,7 +420,8 @@ func ValidateUsageRecords(records []UsageRecord, now time.Time) error {
 
 // CanonicalJSON returns the "natural-sorted" form of a JSON body that the
 // usage push signs (§6.2). The documentation says only that the body is put
-// in natural order before signing (§7.12); this is the interpretation:
+// in natural order before signing (§7.12); this is the interpretation
+// (§11.2):
 //
 //   - object keys sorted recursively, by the bytes of their UTF-8 text
 //     (the same as Java's String order for keys without characters beyond

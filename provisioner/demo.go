@@ -33,7 +33,7 @@ type Demo struct {
 var _ Provisioner = (*Demo)(nil)
 
 // demoMemo is shown to the buyer; it is Chinese on purpose, since the
-// marketplace wants non-ASCII memo text escaped (SPEC §1.3).
+// marketplace wants non-ASCII memo text escaped (contract §1.3).
 const demoMemo = "演示租户 (demo tenant) created by the built-in demo provisioner."
 
 // Provision creates the instance's tenant. Passwords are stored only as a

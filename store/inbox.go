@@ -120,7 +120,7 @@ type Recorded struct {
 }
 
 // RecordNewInstance records a newInstance callback. The first one for an
-// order line allocates the instanceId (the request's businessId, SPEC §1.2);
+// order line allocates the instanceId (the request's businessId, contract §1.2);
 // every later one, with any businessId, gets the same instance back.
 func (s *Callbacks) RecordNewInstance(ctx context.Context, businessID string, in NewCallback) (Recorded, error) {
 	var out Recorded

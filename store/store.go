@@ -29,7 +29,7 @@ var ErrNotFound = errors.New("not found")
 // concern over it, each owning its tables.
 type DB struct {
 	x *sqlx.DB
-	// Nonces remembers the production interface's nonces (SPEC §2.2).
+	// Nonces remembers the production interface's nonces (contract §2.2).
 	Nonces *Nonces
 	// Callbacks is the inbox: recorded callbacks and the instance keys
 	// they allocate, with the state of their delivery.

@@ -75,7 +75,7 @@ const (
 	OpForceRelease  = "force-release"  // release now: deletes the tenant's data
 	OpSetPolicy     = "set-policy"     // change the release policy
 	OpRetryPush     = "retry-push"     // push the pending usage periods now (pay-per-use)
-	// Service supervision steps (SPEC §5.3), relayed from the seller and
+	// Service supervision steps (contract §5.3), relayed from the seller and
 	// buyer consoles.
 	OpConfirmDelivery = "confirm-delivery" // merchant: delivered, with Evidence and an optional StartTime
 	OpAccept          = "accept"           // buyer: accepted (AcceptedAt, default now)
@@ -138,7 +138,7 @@ type State string
 const (
 	// StateProvisioning: the order is being read and the tenant created.
 	StateProvisioning State = "provisioning"
-	// Service supervision (SPEC §5.3), for products that need it: the
+	// Service supervision (contract §5.3), for products that need it: the
 	// tenant exists; the merchant confirms delivery, the buyer accepts,
 	// and the order completes a few hours later.
 	StateAwaitingDelivery State = "awaiting_delivery"
@@ -170,7 +170,7 @@ var States = []State{
 }
 
 // Callback activities as they arrive in Callback.Activity (the marketplace's
-// names, SPEC §1.1).
+// names, contract §1.1).
 const (
 	ActivityNewInstance          = "newInstance"
 	ActivityRefreshInstance      = "refreshInstance"
@@ -364,7 +364,7 @@ type MeteringInput struct {
 	// daily. Periods are aligned on multiples of Period since the Unix epoch.
 	Period time.Duration
 	// PushDelay is how long after a period ends it is pushed: the first
-	// minutes of the next period (SPEC §6.2).
+	// minutes of the next period (contract §6.2).
 	PushDelay time.Duration
 	// From is when metering starts.
 	From    time.Time

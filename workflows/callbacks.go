@@ -222,7 +222,7 @@ func (w *instanceWorkflow) applyUpgrade(ctx workflow.Context, key string, cb Cal
 	w.record(ctx, key, "upgraded", msg)
 }
 
-// checkChange answers changeInstanceCheck (SPEC §1.8) by asking the
+// checkChange answers changeInstanceCheck (contract §1.8) by asking the
 // merchant's application whether the target spec fits the tenant.
 func (w *instanceWorkflow) checkChange(ctx workflow.Context, req ChangeCheckRequest) (ChangeCheckResult, error) {
 	switch w.s.State {

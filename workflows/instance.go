@@ -240,7 +240,7 @@ type stepRunner struct{ w *instanceWorkflow }
 type payPerUse struct{ w *instanceWorkflow }
 
 // supervisionFlow walks a supervised order through delivery, acceptance and
-// completion (SPEC §5.3).
+// completion (contract §5.3).
 type supervisionFlow struct{ w *instanceWorkflow }
 
 func newInstanceWorkflow(in InstanceInput) *instanceWorkflow {

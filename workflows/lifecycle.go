@@ -8,7 +8,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 )
 
-// The marketplace's timing rules (SPEC §5) as deadlines computed from the
+// The marketplace's timing rules (contract §5) as deadlines computed from the
 // state: nothing is scheduled that the state does not explain, and any
 // change of state (a renewal, an operator's extension) reschedules
 // everything at once. A deadline already past fires at once, so a workflow

@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// Year-long lives, one per billing mode, with the timing rules of SPEC §5:
+// Year-long lives, one per billing mode, with the timing rules of contract §5:
 // time skips, so a year of timers runs in milliseconds.
 
 const (

@@ -440,7 +440,7 @@ func TestMeteringReportsAPackageUsedUp(t *testing.T) {
 	}
 	require.Len(t, pushed, 3)
 	for _, rec := range pushed {
-		require.Equal(t, "pkg-1", rec.RelatePkgInstance, "SPEC §6.2: required for stop-before-excess packages")
+		require.Equal(t, "pkg-1", rec.RelatePkgInstance, "contract §6.2: required for stop-before-excess packages")
 	}
 	require.Equal(t, "3.0000", pushed[0].UsageValue.String())
 	require.Equal(t, "3.0000", pushed[1].UsageValue.String())

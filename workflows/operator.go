@@ -109,7 +109,7 @@ func (s *Snapshot) extendGrace(d time.Duration, now time.Time) (string, error) {
 	return msg, nil
 }
 
-// supervise moves the service-supervision flow (SPEC §5.3).
+// supervise moves the service-supervision flow (contract §5.3).
 func (f supervisionFlow) step(ctx workflow.Context, op OperatorRequest, now time.Time) {
 	w := f.w
 	if sup := w.s.Supervision; sup == nil || sup.CompletedAt != nil {
@@ -199,7 +199,7 @@ func (s *Snapshot) supervise(op OperatorRequest, now time.Time) (string, error) 
 
 // completeSupervision ends supervision when the marketplace has shown the
 // order completed. Validity starts at the declared start time, or else at
-// the buyer's acceptance: the expiry moves accordingly (SPEC §5.3).
+// the buyer's acceptance: the expiry moves accordingly (contract §5.3).
 func (f supervisionFlow) complete(ctx workflow.Context, key string) {
 	w := f.w
 	sup := w.s.Supervision

@@ -286,7 +286,7 @@ var (
 	tenantSwitchOptions = activityPolicy{startToClose: 2 * time.Minute, scheduleToClose: time.Hour,
 		maxInterval: 5 * time.Minute, local: true}
 	// changeInstanceCheck is answered synchronously: the marketplace waits
-	// about 20 s (SPEC §1.0).
+	// about 20 s (contract §1.0).
 	changeCheckOptions = activityPolicy{startToClose: 10 * time.Second, scheduleToClose: 15 * time.Second, maxInterval: 2 * time.Second}
 	// The read model and the policy are local and must eventually be read
 	// or written, whatever the wait.

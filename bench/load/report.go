@@ -72,7 +72,7 @@ func (r *report) writeIntro(p func(string, ...any)) {
 	p("**Workload:** whole purchase lives, each instance's callbacks in order — newInstance, queryInstance, refreshInstance "+
 		"(RENEWAL), FREEZE, UNFREEZE, queryInstance, releaseInstance — many instances side by side; %.0f %% of the callbacks "+
 		"that change something (and of the newInstance calls, with a new businessId) are sent twice, as KooGallery does when "+
-		"it misses an answer. Each call is signed (SPEC §2.2) and each answer's Body-Sign checked. Latency runs from the "+
+		"it misses an answer. Each call is signed (contract §2.2) and each answer's Body-Sign checked. Latency runs from the "+
 		"moment a call was due, so a server that falls behind cannot hide its queue. *Applied* means the instance workflow "+
 		"has carried out the callback and written the read model: the run waits until every instance is released, then "+
 		"reads every timeline and counts callbacks lost (answered `000000`, never applied) and applied twice.\n\n",

@@ -142,7 +142,7 @@ func playLife(ctx context.Context, hc *http.Client, t Target, m Mix, n int, sche
 	}
 	id := first.InstanceID
 	if rng.Float64() < m.Redeliver {
-		// A redelivered newInstance carries a new businessId (SPEC §1.1).
+		// A redelivered newInstance carries a new businessId (contract §1.2).
 		call("newInstance", NewInstanceBody(order, line, order+"-biz-again"))
 	}
 	call("queryInstance", fmt.Sprintf(`{"activity":"queryInstance","instanceId":%q}`, id))

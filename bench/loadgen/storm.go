@@ -11,7 +11,7 @@ import (
 
 // Storm is the expiry storm: Instances monthly purchases bought on the same
 // day expire in the same minute, and KooGallery's FREEZE for every one of
-// them arrives within that minute (SPEC §4: it gives up after its retry
+// them arrives within that minute (contract §4: it gives up after its retry
 // window, so each must be answered in time).
 type Storm struct {
 	Instances   int

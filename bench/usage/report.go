@@ -151,11 +151,11 @@ func (r *report) reading() string {
 		}
 	}
 	// Usage is best reported in the first quarter of the next hour, when
-	// the marketplace collects it (SPEC §6.2); the close starts at
+	// the marketplace collects it (contract §6.2); the close starts at
 	// METERING_PUSH_DELAY past.
 	const window = 10 * time.Minute
 	p("The hourly close has ten minutes, from five past (METERING_PUSH_DELAY) to a quarter past, when the marketplace "+
-		"collects (SPEC §6.2). The activities close and push %s instances a second (%d at a time), so they would "+
+		"collects (contract §6.2). The activities close and push %s instances a second (%d at a time), so they would "+
 		"meter about %s instances with half that window to spare. ", thousands(int(closing)), best, thousands(int(closing*window.Seconds()/2)))
 	fewest, most := slices.Min(cfg.Workers), slices.Max(cfg.Workers)
 	if most > fewest && benchenv.Median(r.close[most], closeRun.rate) < 1.1*benchenv.Median(r.close[fewest], closeRun.rate) {

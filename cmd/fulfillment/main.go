@@ -24,8 +24,8 @@ Commands:
   api           run only the HTTP API (production interface, admin API, relay)
   worker        run only the Temporal worker of the instance workflows
   migrate       apply the database migrations and exit (-create-db: create the database if missing)
-  sign          sign a request body like the marketplace (SPEC §2.2); prints the query string
-  decrypt       decrypt an appInfo field (SPEC §2.6) with the access key
+  sign          sign a request body like the marketplace (contract §2.2); prints the query string
+  decrypt       decrypt an appInfo field (contract §2.6) with the access key
   emulator      KooGallery, played locally: 'fulfillment emulator help'
   bench         fire signed callbacks at a running server and measure it: 'fulfillment bench -h'
   env           list every environment variable the binary reads, with its default and meaning

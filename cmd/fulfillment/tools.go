@@ -51,7 +51,7 @@ func runSign(args []string, getenv func(string) string, stdin io.Reader, stdout 
 	return nil
 }
 
-// runDecrypt decrypts an appInfo field (IV + base64, SPEC §2.6).
+// runDecrypt decrypts an appInfo field (IV + base64, contract §2.6).
 func runDecrypt(args []string, getenv func(string) string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("decrypt", flag.ContinueOnError)
 	key := fs.String("key", "", "access key (default: $KOOGALLERY_ACCESS_KEY)")

@@ -1,13 +1,13 @@
-// Package mockapi is a local stand-in for the KooGallery open API (SPEC §6),
+// Package mockapi is a local stand-in for the KooGallery open API (contract §6),
 // for tests and local runs of the fulfillment server. It serves Query Order
 // (GET /api/mkp-openapi-public/global/v1/order/query) behind the same AK/SK
 // signature check as the real API gateway, using koogallery.VerifyAKSK.
 //
 // It knows the nine mock order IDs that the marketplace documents for
-// debugging (§6.1), each with the single line "<ID>-000001". The marketplace
-// does not publish what those orders contain, so THEIR CONTENT HERE IS MADE
-// UP: plausible values chosen to exercise every order type and charging
-// mode. Times are computed from Config.Now at request time, so the orders
+// debugging (contract §6.1), each with the single line "<ID>-000001". The
+// marketplace does not publish what those orders contain, so THEIR CONTENT
+// HERE IS MADE UP: plausible values chosen to exercise every order type and
+// charging mode. Times are computed from Config.Now at request time, so the orders
 // never go stale. Expiry times follow the one documented example (an order
 // placed 2022-07-26 expiring "20230726155959"): the end of the Beijing
 // (UTC+8) day one period after now, written in UTC (15:59:59Z).
@@ -15,7 +15,7 @@
 //	Order ID                 orderType        chargingMode   period     expireTime
 //	MOCKPERIODYEARNEW        NEW              PERIOD         year × 1   now + 1 year
 //	MOCKONETIMENEW           NEW              ONE_TIME       none       none: a one-time purchase never expires
-//	                                                                    (no refresh/freeze is sent for it, §1.1)
+//	                                                                    (no refresh/freeze is sent for it, contract §1.1)
 //	MOCKONDEMAND             NEW              ON_DEMAND      none       none: pay-per-use runs until released
 //	MOCKONDEMANDPKG          NEW              ON_DEMAND_PKG  month × 1  now + 1 month (the package's validity)
 //	MOCKPERIODDAYTRIAL       TRIAL            PERIOD         day × 7    now + 7 days
@@ -31,10 +31,9 @@
 // order upgrades to MOCK-SKU-PRO / MOCK-PRODUCT-PRO-MONTH with linearValue
 // 20. The one-time, pay-per-use and package orders use MOCK-SKU-ONCE,
 // MOCK-SKU-PPU and MOCK-SKU-PKG with matching productIds and no linearValue.
-// createTime is now. buyerInfo has only customerId
-// (MockCustomerID) and customerName (MockCustomerName): IAM sub-user data
-// is no longer sent since 2025-10-25 (§1.12), and contact data would be
-// encrypted.
+// createTime is now. buyerInfo has only customerId (MockCustomerID) and
+// customerName (MockCustomerName): IAM sub-user data is no longer sent
+// since 2025-10-25 (contract §1.12), and contact data would be encrypted.
 //
 // Tests register further orders with AddOrder and observe fetches with
 // Calls; a program with orders of its own (the emulator, from its database)
@@ -45,8 +44,9 @@
 // APIGW.0101.
 //
 // The pay-per-use usage push (POST /api/mkp-openapi-public/global/v1/isv/usage-data,
-// §6.2) is served too, with answers in the error_code/error_msg style of
-// §6.3. The checks run in this order, and the first failure answers:
+// contract §6.2) is served too, with answers in the error_code/error_msg
+// style of contract §6.3. The checks run in this order, and the first
+// failure answers:
 //
 //	AK/SK signature (koogallery.VerifyAKSK)           401 MKT.0154
 //	Config.AccessKey unset                            500 MKT.0999 "usage push not configured"
@@ -62,9 +62,9 @@
 //	otherwise                                         200 MKT.0000, records handed to the UsageSink
 //
 // Unlike the marketplace, which answers MKT.0000 and drops bad records later
-// in its back end (§6.2), the mock refuses the whole batch when any record is
-// bad and records nothing from it: a client bug then fails the test that
-// causes it instead of vanishing. Deduplication (metering_sn; the first
+// in its back end (contract §6.2), the mock refuses the whole batch when any
+// record is bad and records nothing from it: a client bug then fails the
+// test that causes it instead of vanishing. Deduplication (metering_sn; the first
 // record of an (instance, begin, end) triple) is the UsageSink's, and a
 // resent batch is still answered MKT.0000.
 package mockapi
@@ -86,7 +86,7 @@ import (
 	"github.com/fulfillment-server/fulfillment/koogallery"
 )
 
-// The documented mock order IDs (§6.1).
+// The documented mock order IDs (contract §6.1).
 const (
 	OrderPeriodYearNew      = "MOCKPERIODYEARNEW"
 	OrderOneTimeNew         = "MOCKONETIMENEW"
@@ -100,7 +100,7 @@ const (
 )
 
 const (
-	// mockLineSuffix makes the single line ID "<ID>-000001" (§6.1).
+	// mockLineSuffix makes the single line ID "<ID>-000001" (contract §6.1).
 	mockLineSuffix = "-000001"
 	// maxRequestBody bounds what the mock reads to verify a signature. A
 	// usage push of 1000 records is about 250 KiB.
@@ -132,7 +132,7 @@ type Config struct {
 	// under test is configured with.
 	AK, SK string
 	// AccessKey is the merchant key bound to 基础接口 that signs usage-push
-	// bodies (§6.2). Empty: usage pushes are answered 500 MKT.0999.
+	// bodies (contract §6.2). Empty: usage pushes are answered 500 MKT.0999.
 	AccessKey string
 	// Now is the server clock for signature freshness, for the times in
 	// mock orders and for the 21-day age of usage records; nil means
@@ -423,7 +423,7 @@ type usageAnswer struct {
 	ErrorMsg  string `json:"error_msg"`
 }
 
-// openAPIStatus is the HTTP status the marketplace pairs with a code (§6.3).
+// openAPIStatus is the HTTP status the marketplace pairs with a code (contract §6.3).
 func openAPIStatus(code string) int {
 	switch code {
 	case koogallery.OpenAPISuccess:

@@ -1,9 +1,9 @@
 // CanonicalVectorGen prints the canonical-body vectors that package
 // koogallery's tests check CanonicalBody and the Verifier against
 // (canonical-vectors.json). It canonicalises each body the way Huawei's
-// SaaS 2.0 sample project does before it verifies a signature (ADDENDUM
-// §A.3.2, §A.3.3), with the real Jackson rather than a second reading of
-// the rules:
+// SaaS 2.0 sample project does before it verifies a signature (contract
+// §8.1, §8.2: docs/contract.md), with the real Jackson rather than a second
+// reading of the rules:
 //
 //   - basic interface: the body is bound to Map<String,String> (a number or
 //     a boolean becomes its text), copied into a TreeMap, null members are

@@ -1,8 +1,9 @@
 // VectorGen prints the reference vectors that package koogallery's tests
 // check the Go code against (vectors.json). It uses only the JDK's own
 // javax.crypto and Sun's SHA1PRNG, the way the official KooGallery Java util
-// does (SPEC §2.2, §2.3, §2.4, §2.6), so the Go code is compared with the
-// marketplace's implementation and not with a second reading of the spec.
+// does (contract §2.2, §2.3, §2.4, §2.6: docs/contract.md), so the Go code is
+// compared with the marketplace's implementation and not with a second
+// reading of the contract.
 //
 // Regenerate (Java 17, no dependencies, output must not change between runs):
 //
@@ -35,7 +36,7 @@ public class VectorGen {
     static final HexFormat LOWER = HexFormat.of();
     static final HexFormat UPPER = HexFormat.of().withUpperCase();
 
-    // Access keys: the SPEC's made-up key, the sample key of the public copy
+    // Access keys: the contract's made-up key, the sample key of the public copy
     // of the official util, a single character, a key longer than the
     // HMAC-SHA256 block (64 bytes, so HMAC hashes it first), a non-ASCII
     // key (Chinese, Cyrillic and an emoji outside the BMP) and one with
@@ -49,7 +50,8 @@ public class VectorGen {
         "a key with spaces & symbols !@#$%^&*()_+=",
     };
 
-    static final String SPEC_BODY = "{\"activity\":\"newInstance\",\"orderId\":\"CS2211181819B4LVS\","
+    // The body of the contract's computed vector (contract §2.2).
+    static final String CONTRACT_BODY = "{\"activity\":\"newInstance\",\"orderId\":\"CS2211181819B4LVS\","
         + "\"orderLineId\":\"CS2211181819B4LVS-000001\",\"businessId\":\"87b94795-0603-4e24-8ae5-69420d60e3c8\","
         + "\"testFlag\":\"1\"}";
 
@@ -57,7 +59,7 @@ public class VectorGen {
     // some are deliberately not canonical JSON (whitespace, CRLF, \\u
     // escapes written out literally).
     static final String[] REQUEST_BODIES = {
-        SPEC_BODY,
+        CONTRACT_BODY,
         "",
         "{\"activity\":\"newInstance\",\"orderId\":\"CS2211181819B4LVS\",\"customerName\":"
             + "\"\u534e\u4e3a\u4e91\u6d4b\u8bd5\u7528\u6237\",\"memo\":\"\u4e2d\u6587\u5907\u6ce8\uff0c\u542b\u6807\u70b9\u3002\"}",
@@ -75,7 +77,7 @@ public class VectorGen {
         "{\"resultCode\":\"000000\",\"resultMsg\":\"success\",\"info\":[" + "{\"instanceId\":\"x\"},".repeat(300) + "{}]}",
     };
 
-    // Plaintexts: the SPEC's "admin", the empty string, lengths 15/16/17
+    // Plaintexts: the contract's "admin", the empty string, lengths 15/16/17
     // bytes around the AES block, Chinese, emoji (4-byte UTF-8), a phone
     // number and an e-mail address, and a long mixed text over 1000 bytes.
     static final String[] PLAINTEXTS = {
@@ -99,7 +101,7 @@ public class VectorGen {
             + " Java " + System.getProperty("java.version")
             + " (javax.crypto and SUN SHA1PRNG). Do not edit; regenerate with: cd koogallery/testdata && java VectorGen.java > vectors.json")).append(",\n");
 
-        // §2.2 request signatures.
+        // contract §2.2 request signatures.
         List<String> sigs = new ArrayList<>();
         for (int k = 0; k < KEYS.length; k++) {
             for (int b = 0; b < REQUEST_BODIES.length; b++) {
@@ -110,7 +112,7 @@ public class VectorGen {
                 String body = REQUEST_BODIES[b];
                 String nonce = nonce(rnd, (k + b) % 3);
                 // Mostly 13-digit milliseconds; every fourth a 10-digit seconds
-                // value, which the Verifier also accepts (SPEC §7.1).
+                // value, which the Verifier also accepts (contract §7.1).
                 String ts = (k + b) % 4 == 0 ? String.valueOf(1680508066L + rnd.nextInt(1_000_000))
                     : String.valueOf(1680508066618L + rnd.nextInt(1_000_000_000));
                 if (k == 0 && b == 0) {
@@ -124,7 +126,7 @@ public class VectorGen {
         }
         out.append("  \"signature\": ").append(list(sigs)).append(",\n");
 
-        // §2.3 kit x-sign: the raw body is appended, not hashed.
+        // contract §2.3 kit x-sign: the raw body is appended, not hashed.
         List<String> kits = new ArrayList<>();
         for (int k = 0; k < KEYS.length; k++) {
             for (int b = 0; b < 5; b++) {
@@ -141,7 +143,7 @@ public class VectorGen {
         }
         out.append("  \"kit\": ").append(list(kits)).append(",\n");
 
-        // §2.4 Body-Sign.
+        // contract §2.4 Body-Sign.
         List<String> bodySigns = new ArrayList<>();
         for (int k = 0; k < KEYS.length; k++) {
             for (int b = 0; b < RESPONSE_BODIES.length; b++) {
@@ -157,7 +159,7 @@ public class VectorGen {
         }
         out.append("  \"bodySign\": ").append(list(bodySigns)).append(",\n");
 
-        // §2.6 key derivation: KeyGenerator("AES") seeded by SHA1PRNG. The
+        // contract §2.6 key derivation: KeyGenerator("AES") seeded by SHA1PRNG. The
         // random UUID-shaped seeds exercise Sun's updateState carries (both
         // +1 and, through Java's signed bytes, -1).
         List<String> seeds = new ArrayList<>(List.of(KEYS));
@@ -186,7 +188,7 @@ public class VectorGen {
         }
         out.append("  \"sha1prng\": ").append(list(prng)).append(",\n");
 
-        // §2.6 field encryption: value = IV + base64(AES-CBC-PKCS5(plaintext)).
+        // contract §2.6 field encryption: value = IV + base64(AES-CBC-PKCS5(plaintext)).
         List<String> fields = new ArrayList<>();
         for (int k = 0; k < KEYS.length; k++) {
             for (int size : new int[] {128, 256}) {
