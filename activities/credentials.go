@@ -1,6 +1,7 @@
 package activities
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/fulfillment-server/fulfillment/koogallery"
@@ -38,4 +39,25 @@ func (s Sealer) Open(c store.SealedCredentials) (userName, password string, err 
 		return "", "", fmt.Errorf("open sealed password: %w", err)
 	}
 	return userName, password, nil
+}
+
+// SealSecret encrypts one secret (a kit app's clientSecret) for storage.
+func (s Sealer) SealSecret(secret string) (string, error) {
+	sealed, err := koogallery.EncryptField(s.AccessKey, koogallery.AES256, secret)
+	if err != nil {
+		return "", fmt.Errorf("seal secret: %w", err)
+	}
+	return sealed, nil
+}
+
+// OpenSecret decrypts a secret sealed by SealSecret.
+func (s Sealer) OpenSecret(sealed string) (string, error) {
+	if sealed == "" {
+		return "", errors.New("no sealed secret")
+	}
+	secret, err := koogallery.DecryptField(s.AccessKey, koogallery.AES256, sealed)
+	if err != nil {
+		return "", fmt.Errorf("open sealed secret: %w", err)
+	}
+	return secret, nil
 }

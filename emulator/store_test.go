@@ -66,7 +66,7 @@ func TestMigrateAdoptsTheServersOldTables(t *testing.T) {
 			migrateServer := func() {
 				applied, err := schema.Migrate(ctx, raw)
 				require.NoError(t, err)
-				require.Equal(t, []string{leave.Name}, applied)
+				require.Equal(t, leave.Name, applied[0], "the first migration applied is the one that takes the tables out")
 			}
 			if serverFirst {
 				migrateServer()

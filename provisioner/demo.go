@@ -115,6 +115,9 @@ func (d *Demo) Release(ctx context.Context, req TenantRequest) error {
 	if err != nil {
 		return err
 	}
+	if err := d.Store.DropDirectory(ctx, req.InstanceID); err != nil {
+		return err
+	}
 	return d.Store.SetTenantState(ctx, req.InstanceID, demoDeleted)
 }
 

@@ -79,7 +79,12 @@ func DemoHandler(s *DemoStore) http.Handler {
 			return
 		}
 		if action != "login" {
-			writeDemo(w, http.StatusOK, "tenant "+t.TenantID+" is active")
+			users, err := s.AuthorisedUsers(r.Context(), t.InstanceID)
+			if err != nil {
+				writeDemo(w, http.StatusServiceUnavailable, "tenant store unavailable")
+				return
+			}
+			writeDemoPage(w, "tenant "+t.TenantID+" is active", users)
 			return
 		}
 		var creds struct {
@@ -98,6 +103,17 @@ func DemoHandler(s *DemoStore) http.Handler {
 		}
 		writeDemo(w, http.StatusOK, "logged in to tenant "+t.TenantID)
 	})
+}
+
+// writeDemoPage is an active tenant's page: its state, and the users of
+// the buyer's enterprise authorised to use it (the 联营 kit's authSync).
+func writeDemoPage(w http.ResponseWriter, message string, users []string) {
+	if users == nil {
+		users = []string{}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	json.NewEncoder(w).Encode(map[string]any{"message": message, "authorizedUsers": users}) //nolint:errcheck // client gone
 }
 
 func writeDemo(w http.ResponseWriter, status int, message string) {

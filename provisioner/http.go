@@ -105,6 +105,26 @@ func (h *HTTP) CheckChange(ctx context.Context, req ChangeRequest) (ChangeVerdic
 	return v, err
 }
 
+// SyncEnterprise implements Provisioner.
+func (h *HTTP) SyncEnterprise(ctx context.Context, req EnterpriseRequest) error {
+	return h.call(ctx, "directory/enterprise", req.OperationID, req, nil)
+}
+
+// SyncApp implements Provisioner.
+func (h *HTTP) SyncApp(ctx context.Context, req AppRequest) error {
+	return h.call(ctx, "directory/app", req.OperationID, req, nil)
+}
+
+// SyncUsers implements Provisioner.
+func (h *HTTP) SyncUsers(ctx context.Context, req UsersRequest) error {
+	return h.call(ctx, "directory/users", req.OperationID, req, nil)
+}
+
+// SyncDepartments implements Provisioner.
+func (h *HTTP) SyncDepartments(ctx context.Context, req DepartmentsRequest) error {
+	return h.call(ctx, "directory/departments", req.OperationID, req, nil)
+}
+
 func (h *HTTP) call(ctx context.Context, op, idempotencyKey string, in, out any) error {
 	body, err := json.Marshal(in)
 	if err != nil {

@@ -1,6 +1,8 @@
 // Package provisioner is the contract between the fulfillment server and the
 // merchant's own SaaS application: create, freeze, unfreeze, upgrade and
-// release the tenant of an instance, and judge whether a spec change fits.
+// release the tenant of an instance, judge whether a spec change fits, and
+// keep the directory the marketplace's 联营 kit synchronises (enterprises,
+// app credentials, users, departments).
 //
 // Two implementations ship: Demo, a built-in stand-in that keeps tenants in
 // Postgres, and HTTP, which calls the merchant's application with signed
@@ -35,6 +37,18 @@ type Provisioner interface {
 	// CheckChange says whether the tenant's current usage fits a target
 	// spec (a downgrade must not lose data).
 	CheckChange(ctx context.Context, req ChangeRequest) (ChangeVerdict, error)
+
+	// The directory (directory.go): what the marketplace's 联营 kit
+	// synchronises about the buyer's enterprise.
+
+	// SyncEnterprise binds, updates or unbinds an enterprise.
+	SyncEnterprise(ctx context.Context, req EnterpriseRequest) error
+	// SyncApp sets or deletes the app's OAuth credential for an enterprise.
+	SyncApp(ctx context.Context, req AppRequest) error
+	// SyncUsers authorises, updates, revokes or deletes users.
+	SyncUsers(ctx context.Context, req UsersRequest) error
+	// SyncDepartments applies department changes or a full list.
+	SyncDepartments(ctx context.Context, req DepartmentsRequest) error
 }
 
 // Spec is a purchased specification.

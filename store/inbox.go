@@ -91,6 +91,11 @@ type NewCallback struct {
 	Scene      string
 	ExpireTime string
 	ProductID  string
+	// Payload is what a callback carries that has no column of its own
+	// (a 联营 kit sync, as the server read it), as JSON; nil for others.
+	Payload []byte
+	// SealedSecret is a kit applicationSync's clientSecret, sealed.
+	SealedSecret string
 	// StatusChange, for a status change, decides from the instance's last
 	// recorded status episode which episode this call belongs to, and its
 	// key. It runs while the instance's row is locked.
@@ -237,19 +242,40 @@ func insertCallback(ctx context.Context, tx *sqlx.Tx, in NewCallback) (Callback,
 	if !in.SentAt.IsZero() {
 		sentAt = in.SentAt
 	}
+	var payload any
+	if in.Payload != nil {
+		payload = string(in.Payload)
+	}
 	err := tx.GetContext(ctx, &row, `
 		INSERT INTO callbacks (dedup_key, activity, instance_id, order_id, order_line_id, debug, body, deliver_after, sent_at,
-			status, scene, expire_time, product_id)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+			status, scene, expire_time, product_id, payload, sealed_secret)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
 		ON CONFLICT (dedup_key) DO UPDATE
 		SET redeliveries = callbacks.redeliveries + 1, last_received_at = now()
 		RETURNING `+callbackColumns+`, (xmax = 0) AS inserted`,
 		in.DedupKey, in.Activity, instanceID, in.OrderID, in.OrderLineID, in.Debug, string(in.Body), deliverAfter, sentAt,
-		in.Status, in.Scene, in.ExpireTime, in.ProductID)
+		in.Status, in.Scene, in.ExpireTime, in.ProductID, payload, in.SealedSecret)
 	if err != nil {
 		return Callback{}, false, fmt.Errorf("insert callback %s: %w", in.DedupKey, err)
 	}
 	return row.Callback, row.Inserted, nil
+}
+
+// Payload returns what a recorded callback carries beyond its columns (a
+// kit sync) and its sealed secret, if any.
+func (s *Callbacks) Payload(ctx context.Context, seq int64) (payload []byte, sealedSecret string, err error) {
+	var row struct {
+		Payload      string `db:"payload"`
+		SealedSecret string `db:"sealed_secret"`
+	}
+	if err := getOne(ctx, s.x, &row, ErrNotFound, fmt.Sprintf("read the payload of callback %d", seq),
+		`SELECT COALESCE(payload::text, '') AS payload, sealed_secret FROM callbacks WHERE seq = $1`, seq); err != nil {
+		return nil, "", err
+	}
+	if row.Payload == "" {
+		return nil, row.SealedSecret, nil
+	}
+	return []byte(row.Payload), row.SealedSecret, nil
 }
 
 // InstanceKey returns the identity of an allocated instance.

@@ -1,7 +1,8 @@
 // Package store is the PostgreSQL data access of the server, one type per
 // concern over one connection pool: the nonce memory, the callback inbox,
 // the instance read model with its timeline and sealed credentials, the
-// operators' audit trail, and metering. The rules that decide what to write
+// operators' audit trail, metering, and the directory the 联营 kit
+// synchronises. The rules that decide what to write
 // belong to the callers (the inbox, the activities); uniqueness and
 // idempotency are enforced by the schema.
 package store
@@ -42,6 +43,9 @@ type DB struct {
 	// Metering holds reported usage, its hourly periods and the usage
 	// packages they draw on.
 	Metering *Metering
+	// Directory holds what the 联营 kit synchronised about the buyers'
+	// enterprises: tenants, app credentials, users, departments.
+	Directory *Directory
 }
 
 // The concerns. Each holds the pool only.
@@ -51,12 +55,13 @@ type (
 	Instances struct{ x *sqlx.DB }
 	Audit     struct{ x *sqlx.DB }
 	Metering  struct{ x *sqlx.DB }
+	Directory struct{ x *sqlx.DB }
 )
 
 // newDB wires the concerns to one pool.
 func newDB(x *sqlx.DB) *DB {
 	return &DB{x: x, Nonces: &Nonces{x}, Callbacks: &Callbacks{x}, Instances: &Instances{x},
-		Audit: &Audit{x}, Metering: &Metering{x}}
+		Audit: &Audit{x}, Metering: &Metering{x}, Directory: &Directory{x}}
 }
 
 // Open connects to the database at url and checks that it answers.

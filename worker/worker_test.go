@@ -33,8 +33,9 @@ func (r *registry) RegisterActivityWithOptions(a any, o activity.RegisterOptions
 // activityNames are the names running workflows' histories hold: the
 // activities must keep them, whatever else changes.
 var activityNames = []string{
-	"Alert", "CheckChange", "CloseUsagePeriods", "DeactivatePackage", "ExcludeFrozenUsage", "FetchOrder",
-	"Freeze", "Policy", "Provision", "PushUsage", "RegisterPackage", "Release", "SaveInstance", "Unfreeze", "Upgrade",
+	"Alert", "ApplyDirectorySync", "CheckChange", "CloseUsagePeriods", "DeactivatePackage", "DropDirectory",
+	"ExcludeFrozenUsage", "FetchOrder", "Freeze", "Policy", "Provision", "PushUsage", "RegisterPackage", "Release",
+	"SaveInstance", "Unfreeze", "Upgrade",
 }
 
 // TestActivitiesKeepTheirNames: the worker registers *Activities as a

@@ -31,6 +31,8 @@ func (w *instanceWorkflow) apply(ctx workflow.Context, cb Callback) {
 		w.applyRelease(ctx, key, cb)
 	case cb.Activity == ActivityUpgradeInstance:
 		w.applyUpgrade(ctx, key, cb)
+	case activities.IsKitSync(cb.Activity):
+		w.steps.directory(ctx, key, cb)
 	default:
 		w.record(ctx, key, "ignored", fmt.Sprintf("Callback %s is not for instance workflows; ignored.", cb.Activity))
 	}
@@ -183,10 +185,18 @@ func (w *instanceWorkflow) release(ctx workflow.Context, key, reason string) boo
 		return false
 	}
 	w.payPerUse.closePackage(ctx)
+	if workflow.GetVersion(ctx, dropDirectoryChange, workflow.DefaultVersion, 1) == 1 {
+		// The directory the 联营 kit synchronised is the buyer's data too.
+		_ = execute(ctx, saveOptions, acts.DropDirectory, w.s.InstanceID).Get(ctx, nil)
+	}
 	w.s.State, w.s.Reason, w.s.Parked = StateReleased, reason, nil
 	w.record(ctx, key, "released", reason+" Its data is deleted.")
 	return true
 }
+
+// dropDirectoryChange is the GetVersion change ID of dropping the
+// instance's directory on release; instances released before it had none.
+const dropDirectoryChange = "drop-directory-on-release"
 
 // applyUpgrade reads the upgrade order and applies its spec to the tenant.
 func (w *instanceWorkflow) applyUpgrade(ctx workflow.Context, key string, cb Callback) {

@@ -47,6 +47,8 @@ type fakeApp struct {
 	closed        []closedSpan
 	excluded      []Span
 	quotaUsedUpAt *time.Time
+	// droppedDirectories are the instances whose directory was dropped.
+	droppedDirectories []string
 }
 
 // closedSpan is a period closed by CloseUsagePeriods.
@@ -133,6 +135,26 @@ func (f *fakeApp) Operations() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.operations)
+}
+
+// ApplyDirectorySync records a kit sync's application by its seq.
+func (f *fakeApp) ApplyDirectorySync(_ context.Context, in activities.DirectoryInput) (activities.DirectoryApplied, error) {
+	f.record(fmt.Sprintf("ApplyDirectorySync %d", in.Seq))
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.stepErr["ApplyDirectorySync"]; err != nil {
+		return activities.DirectoryApplied{}, err
+	}
+	return activities.DirectoryApplied{Summary: fmt.Sprintf("sync %d applied.", in.Seq)}, nil
+}
+
+// DropDirectory records the instance whose directory is dropped, apart
+// from the tenant calls (like SaveInstance, it is the server's own data).
+func (f *fakeApp) DropDirectory(_ context.Context, instanceID string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.droppedDirectories = append(f.droppedDirectories, instanceID)
+	return nil
 }
 
 func (f *fakeApp) Upgrade(_ context.Context, in activities.UpgradeInput) error {
@@ -312,7 +334,8 @@ func newEnv(t *testing.T, app *fakeApp) *testsuite.TestWorkflowEnvironment {
 		"Policy": app.Policy, "Alert": app.Alert,
 		"CloseUsagePeriods": app.CloseUsagePeriods, "PushUsage": app.PushUsage,
 		"ExcludeFrozenUsage": app.ExcludeFrozenUsage, "RegisterPackage": app.RegisterPackage,
-		"DeactivatePackage": app.DeactivatePackage,
+		"DeactivatePackage":  app.DeactivatePackage,
+		"ApplyDirectorySync": app.ApplyDirectorySync, "DropDirectory": app.DropDirectory,
 	} {
 		env.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
 	}

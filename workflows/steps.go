@@ -21,6 +21,7 @@ const (
 	StepUnfreeze   = "unfreeze"
 	StepUpgrade    = "upgrade"
 	StepRelease    = "release"
+	StepDirectory  = "directory"
 )
 
 // stepOutcome is how a step ended.
@@ -285,6 +286,11 @@ var (
 	// same retries.
 	tenantSwitchOptions = activityPolicy{startToClose: 2 * time.Minute, scheduleToClose: time.Hour,
 		maxInterval: 5 * time.Minute, local: true}
+	// A 联营 kit sync tells the merchant's application about an enterprise,
+	// its app credential, users or departments: a call like provisioning,
+	// as long as a list of users may take, retried as long.
+	directoryOptions = activityPolicy{startToClose: 2 * time.Minute, scheduleToClose: time.Hour,
+		maxInterval: 5 * time.Minute, heartbeat: 15 * time.Second}
 	// changeInstanceCheck is answered synchronously: the marketplace waits
 	// about 20 s (contract §1.0).
 	changeCheckOptions = activityPolicy{startToClose: 10 * time.Second, scheduleToClose: 15 * time.Second, maxInterval: 2 * time.Second}

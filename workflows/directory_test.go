@@ -1,0 +1,64 @@
+package workflows
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/fulfillment-server/fulfillment/activities"
+)
+
+func kitCB(seq int64, op string) Callback {
+	return Callback{Key: fmt.Sprintf("kit:%s:inst-1:T1:%d", op, seq), Seq: seq, Activity: op}
+}
+
+// TestKitSyncsApplyInArrivalOrder: the 联营 kit's syncs reach the
+// application through the instance's callbacks, in arrival order, each
+// once; a debug sync on a real instance changes nothing; a release drops
+// the directory with the tenant.
+func TestKitSyncsApplyInArrivalOrder(t *testing.T) {
+	app := newFakeApp()
+	env := newEnv(t, app)
+	// The inbox delivers an instance's callbacks in arrival order; the
+	// authSync is delivered twice.
+	signalAt(env, time.Minute, kitCB(2, activities.KitTenantSync), kitCB(3, activities.KitApplicationSync),
+		kitCB(4, activities.KitAuthSync), kitCB(4, activities.KitAuthSync))
+	probe := kitCB(5, activities.KitAllOrgSync)
+	probe.Debug = true
+	signalAt(env, 2*time.Minute, probe)
+	signalAt(env, time.Hour, releaseCB(6))
+
+	env.ExecuteWorkflow(InstanceWorkflowName, input)
+
+	require.True(t, env.IsWorkflowCompleted())
+	require.Equal(t, []string{"FetchOrder ORDER-NEW", "Provision", "ApplyDirectorySync 2", "ApplyDirectorySync 3",
+		"ApplyDirectorySync 4", "Release"}, app.Calls())
+	require.Equal(t, []string{"inst-1"}, app.droppedDirectories, "the release drops the directory")
+	require.Equal(t, "directory", eventByKey(t, app, "callback/"+kitCB(2, activities.KitTenantSync).Key).Kind)
+	require.Contains(t, eventByKey(t, app, "callback/"+kitCB(3, activities.KitApplicationSync).Key).Message,
+		"applicationSync: sync 3 applied.")
+	require.Equal(t, "ignored", eventByKey(t, app, "callback/"+probe.Key).Kind)
+}
+
+// TestFailedKitSyncParksUntilRetried: the marketplace never sends a sync
+// again by itself, so one the application refuses waits for an operator.
+func TestFailedKitSyncParksUntilRetried(t *testing.T) {
+	app := newFakeApp()
+	app.setStepErr("ApplyDirectorySync", permanent("directory/users: the application has no such app"))
+	env := newEnv(t, app)
+	signalAt(env, time.Minute, kitCB(2, activities.KitAuthSync))
+	parked := stateAt(t, env, 2*time.Minute)
+	env.RegisterDelayedCallback(func() { app.setStepErr("ApplyDirectorySync", nil) }, 50*time.Minute)
+	operator(env, time.Hour, OperatorRequest{ID: "op-retry", Name: OpRetry, Reason: "app registered", Actor: "bob"})
+	fixed := stateAt(t, env, 2*time.Hour)
+
+	env.ExecuteWorkflow(InstanceWorkflowName, input)
+
+	require.Equal(t, StateParked, parked.State)
+	require.Equal(t, StepDirectory, parked.Parked.Step)
+	require.Contains(t, parked.Parked.Error, "no such app")
+	require.Equal(t, StateActive, fixed.State)
+	require.Equal(t, "directory", eventByKey(t, app, "callback/"+kitCB(2, activities.KitAuthSync).Key).Kind)
+}
