@@ -106,12 +106,16 @@ func requestMAC(accessKey, nonce, timestamp string, body []byte) []byte {
 // case of the documented hex is not known, so verifiers must compare it
 // case-insensitively.
 func SignKit(accessKey, nonce, timestamp string, body []byte) string {
+	return strings.ToUpper(hex.EncodeToString(kitMAC(accessKey, nonce, timestamp, body)))
+}
+
+func kitMAC(accessKey, nonce, timestamp string, body []byte) []byte {
 	mac := hmac.New(sha256.New, []byte(accessKey))
 	io.WriteString(mac, accessKey)
 	io.WriteString(mac, nonce)
 	io.WriteString(mac, timestamp)
 	mac.Write(body)
-	return strings.ToUpper(hex.EncodeToString(mac.Sum(nil)))
+	return mac.Sum(nil)
 }
 
 // SignedQuery returns the signature, timestamp and nonce query parameters
@@ -220,27 +224,36 @@ func (v *Verifier) Verify(ctx context.Context, query url.Values, body []byte) (S
 	if form == FormNone {
 		return FormNone, ErrBadSignature
 	}
-	window := v.Window
+	return form, admitSigned(ctx, v.Nonces, v.Window, v.Now, rawTS, ts, nonce)
+}
+
+// admitSigned runs the checks that follow a matching signature, shared by
+// the basic interface's Verifier and the kit's KitVerifier: the timestamp
+// within window of the clock (either way; zero or negative window means
+// DefaultSignatureWindow, nil now time.Now), then the nonce claim, last
+// because it writes. Failures wrap ErrStaleTimestamp or ErrReplayedNonce;
+// a failing store's error is wrapped as it is.
+func admitSigned(ctx context.Context, nonces NonceStore, window time.Duration, now func() time.Time,
+	rawTS string, ts time.Time, nonce string) error {
 	if window <= 0 {
 		window = DefaultSignatureWindow
 	}
-	now := time.Now
-	if v.Now != nil {
-		now = v.Now
+	if now == nil {
+		now = time.Now
 	}
 	if skew := now().Sub(ts); skew > window || skew < -window {
-		return form, fmt.Errorf("%w: timestamp %s is %s from the server clock", ErrStaleTimestamp, rawTS, skew.Round(time.Millisecond))
+		return fmt.Errorf("%w: timestamp %s is %s from the server clock", ErrStaleTimestamp, rawTS, skew.Round(time.Millisecond))
 	}
 	// The request stays acceptable until ts+window, so the nonce must be
 	// remembered at least that long.
-	fresh, err := v.Nonces.Claim(ctx, nonce, ts.Add(window+nonceMargin))
+	fresh, err := nonces.Claim(ctx, nonce, ts.Add(window+nonceMargin))
 	if err != nil {
-		return form, fmt.Errorf("claim nonce %q: %w", nonce, err)
+		return fmt.Errorf("claim nonce %q: %w", nonce, err)
 	}
 	if !fresh {
-		return form, fmt.Errorf("%w: nonce %q", ErrReplayedNonce, nonce)
+		return fmt.Errorf("%w: nonce %q", ErrReplayedNonce, nonce)
 	}
-	return form, nil
+	return nil
 }
 
 // matchingForm reports which form of body sig signs: the raw bytes first
@@ -279,65 +292,93 @@ func queryParam(query url.Values, name string) (string, error) {
 	return values[0], nil
 }
 
-// signatureParam decodes the 64 hex characters of the signature, in either
-// case, into the 32 MAC bytes.
+// signatureParam decodes the signature parameter (decodeSignatureHex).
 func signatureParam(query url.Values) ([]byte, error) {
 	s, err := queryParam(query, paramSignature)
 	if err != nil {
 		return nil, err
 	}
-	if len(s) != 2*sha256.Size {
-		return nil, fmt.Errorf("%w: signature must be %d hex characters", ErrMissingSignatureParams, 2*sha256.Size)
-	}
-	sig, err := hex.DecodeString(s)
-	if err != nil {
-		return nil, fmt.Errorf("%w: signature is not hex", ErrMissingSignatureParams)
+	sig, problem := decodeSignatureHex(paramSignature, s)
+	if problem != "" {
+		return nil, fmt.Errorf("%w: %s", ErrMissingSignatureParams, problem)
 	}
 	return sig, nil
 }
 
+// decodeSignatureHex decodes a signature, named name in the problem it
+// returns when s is unusable: 64 hex characters, in either case, into the
+// 32 bytes of an HMAC-SHA256.
+func decodeSignatureHex(name, s string) ([]byte, string) {
+	if len(s) != 2*sha256.Size {
+		return nil, fmt.Sprintf("%s must be %d hex characters", name, 2*sha256.Size)
+	}
+	sig, err := hex.DecodeString(s)
+	if err != nil {
+		return nil, name + " is not hex"
+	}
+	return sig, ""
+}
+
 // timestampParam returns the timestamp as received (it is part of the
-// signed text) and as a time: 13 digits are milliseconds, 10 digits
-// seconds; other lengths are refused rather than guessed.
+// signed text) and as a time (parseSignedTimestamp).
 func timestampParam(query url.Values) (string, time.Time, error) {
 	s, err := queryParam(query, paramTimestamp)
 	if err != nil {
 		return "", time.Time{}, err
 	}
+	ts, problem := parseSignedTimestamp(paramTimestamp, s)
+	if problem != "" {
+		return "", time.Time{}, fmt.Errorf("%w: %s", ErrMissingSignatureParams, problem)
+	}
+	return s, ts, nil
+}
+
+// parseSignedTimestamp reads a signature's timestamp, named name in the
+// problem it returns when s is unusable: 13 digits are milliseconds, 10
+// digits seconds (§7.1); other lengths are refused rather than guessed.
+func parseSignedTimestamp(name, s string) (time.Time, string) {
 	for i := 0; i < len(s); i++ {
 		if s[i] < '0' || s[i] > '9' {
-			return "", time.Time{}, fmt.Errorf("%w: timestamp is not all digits", ErrMissingSignatureParams)
+			return time.Time{}, name + " is not all digits"
 		}
 	}
 	if len(s) != 13 && len(s) != 10 {
-		return "", time.Time{}, fmt.Errorf("%w: timestamp must have 13 digits (milliseconds) or 10 (seconds), got %d",
-			ErrMissingSignatureParams, len(s))
+		return time.Time{}, fmt.Sprintf("%s must have 13 digits (milliseconds) or 10 (seconds), got %d", name, len(s))
 	}
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil { // cannot happen with at most 13 digits
-		return "", time.Time{}, fmt.Errorf("%w: timestamp out of range", ErrMissingSignatureParams)
+		return time.Time{}, name + " out of range"
 	}
 	if len(s) == 10 {
-		return s, time.Unix(n, 0), nil
+		return time.Unix(n, 0), ""
 	}
-	return s, time.UnixMilli(n), nil
+	return time.UnixMilli(n), ""
 }
 
-// nonceParam returns the nonce. Only visible ASCII is accepted: every
-// documented nonce is hex or alphanumeric, and the value is stored and
-// logged.
+// nonceParam returns the nonce (nonceProblem).
 func nonceParam(query url.Values) (string, error) {
 	s, err := queryParam(query, paramNonce)
 	if err != nil {
 		return "", err
 	}
+	if problem := nonceProblem(paramNonce, s); problem != "" {
+		return "", fmt.Errorf("%w: %s", ErrMissingSignatureParams, problem)
+	}
+	return s, nil
+}
+
+// nonceProblem says why s, a nonce named name, is refused, or "". Only
+// visible ASCII is accepted, at most maxNonceLen characters: every
+// documented nonce is hex or alphanumeric, and the value is stored and
+// logged.
+func nonceProblem(name, s string) string {
 	if len(s) > maxNonceLen {
-		return "", fmt.Errorf("%w: nonce is longer than %d characters", ErrMissingSignatureParams, maxNonceLen)
+		return fmt.Sprintf("%s is longer than %d characters", name, maxNonceLen)
 	}
 	for i := 0; i < len(s); i++ {
 		if s[i] <= ' ' || s[i] > '~' {
-			return "", fmt.Errorf("%w: nonce has a character outside visible ASCII", ErrMissingSignatureParams)
+			return name + " has a character outside visible ASCII"
 		}
 	}
-	return s, nil
+	return ""
 }
