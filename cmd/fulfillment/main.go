@@ -25,6 +25,8 @@ Commands:
   worker        run only the Temporal worker of the instance workflows
   migrate       apply the database migrations and exit (-create-db: create the database if missing)
   sign          sign a request body like the marketplace (contract §2.2); prints the query string
+                (-kit: a 联营 kit sync, contract §12.3; prints the x-sign, x-timestamp and x-nonce headers)
+  kit-keygen    write the RSA key pair of the 联营 kit's app credential (contract §12.6): -out DIR
   decrypt       decrypt an appInfo field (contract §2.6) with the access key
   emulator      KooGallery, played locally: 'fulfillment emulator help'
   bench         fire signed callbacks at a running server and measure it: 'fulfillment bench -h'
@@ -60,6 +62,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runSign(rest, getenv, stdin, stdout)
 	case "decrypt":
 		return runDecrypt(rest, getenv, stdout)
+	case "kit-keygen":
+		return runKitKeygen(rest, stdout)
 	case "emulator":
 		return runEmulator(ctx, rest, getenv, stdout)
 	case "bench":

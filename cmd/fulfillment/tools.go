@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -19,19 +21,31 @@ import (
 //
 // It signs the canonical form of the body, as Huawei's sample verifies it
 // (-form raw signs the bytes as given); the server accepts both.
+//
+// With -kit it signs a 联营 kit sync instead (contract §12.3), with the
+// kit's key, and prints the x-sign, x-timestamp and x-nonce headers as
+// curl arguments:
+//
+//	BODY='{"tenantId":"T","flag":0,...}'
+//	eval curl -X POST http://localhost:8080/produce/produceAPI/v2/tenantSync $(fulfillment sign -kit -body "$BODY") -d "'$BODY'"
 func runSign(args []string, getenv func(string) string, stdin io.Reader, stdout io.Writer) error {
 	fs := flag.NewFlagSet("sign", flag.ContinueOnError)
-	key := fs.String("key", "", "access key (default: $KOOGALLERY_ACCESS_KEY)")
+	key := fs.String("key", "", "access key (default: $KOOGALLERY_ACCESS_KEY, with -kit $KOOGALLERY_KIT_ACCESS_KEY)")
 	body := fs.String("body", "", "request body (default: read standard input)")
 	form := fs.String("form", string(koogallery.FormCanonical), "what the signature covers: canonical (the sorted body, as Huawei's sample verifies) or raw (the bytes as given)")
+	kit := fs.Bool("kit", false, "sign a 联营 kit sync (contract §12.3): print the x-sign, x-timestamp and x-nonce headers as curl -H arguments")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *key == "" {
-		*key = getenv("KOOGALLERY_ACCESS_KEY")
+	keyVar := "KOOGALLERY_ACCESS_KEY"
+	if *kit {
+		keyVar = "KOOGALLERY_KIT_ACCESS_KEY"
 	}
 	if *key == "" {
-		return errors.New("sign: no access key: pass -key or set KOOGALLERY_ACCESS_KEY")
+		*key = getenv(keyVar)
+	}
+	if *key == "" {
+		return fmt.Errorf("sign: no access key: pass -key or set %s", keyVar)
 	}
 	raw := []byte(*body)
 	if *body == "" {
@@ -40,15 +54,83 @@ func runSign(args []string, getenv func(string) string, stdin io.Reader, stdout 
 			return fmt.Errorf("sign: read body: %w", err)
 		}
 	}
-	query, err := koogallery.SignedQueryAs(koogallery.SignedForm(*form), *key, raw, time.Now())
-	if errors.Is(err, koogallery.ErrNotCanonicalisable) {
-		return fmt.Errorf("sign: the body is not one JSON object, so it has no canonical form (-form raw signs it as it is): %w", err)
+	if *kit {
+		h, err := koogallery.SignedKitHeaders(koogallery.SignedForm(*form), *key, raw, time.Now())
+		if err != nil {
+			return signError(err)
+		}
+		for _, name := range []string{koogallery.HeaderKitSign, koogallery.HeaderKitTimestamp, koogallery.HeaderKitNonce} {
+			fmt.Fprintf(stdout, "-H '%s: %s' ", name, h.Get(name))
+		}
+		fmt.Fprintln(stdout)
+		return nil
 	}
+	query, err := koogallery.SignedQueryAs(koogallery.SignedForm(*form), *key, raw, time.Now())
 	if err != nil {
-		return fmt.Errorf("sign: %w", err)
+		return signError(err)
 	}
 	fmt.Fprintln(stdout, query.Encode())
 	return nil
+}
+
+func signError(err error) error {
+	if errors.Is(err, koogallery.ErrNotCanonicalisable) {
+		return fmt.Errorf("sign: the body is not one JSON object, so it has no canonical form (-form raw signs it as it is): %w", err)
+	}
+	return fmt.Errorf("sign: %w", err)
+}
+
+// runKitKeygen writes the merchant's RSA key pair for the 联营 kit's app
+// credential (contract §12.6): kit-private.pem (PKCS#8, mode 0600), which
+// decrypts the clientSecret the marketplace sends, and kit-public.pem, to
+// upload with the credential application. Existing files are never
+// overwritten: a replaced private key could no longer decrypt what the
+// marketplace encrypts with the uploaded public key.
+func runKitKeygen(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("kit-keygen", flag.ContinueOnError)
+	out := fs.String("out", ".", "directory to write kit-private.pem and kit-public.pem in")
+	bits := fs.Int("bits", 3072, "RSA key size (the marketplace requires at least 3072)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return errors.New("kit-keygen: unexpected arguments; use -out DIR")
+	}
+	privPath, pubPath := filepath.Join(*out, "kit-private.pem"), filepath.Join(*out, "kit-public.pem")
+	for _, path := range []string{privPath, pubPath} {
+		if _, err := os.Lstat(path); err == nil {
+			return fmt.Errorf("kit-keygen: %s exists; not overwriting it (move it away first, and keep an old private key while the marketplace may still use its public key)", path)
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("kit-keygen: %w", err)
+		}
+	}
+	priv, pub, err := koogallery.GenerateKitKey(*bits)
+	if err != nil {
+		return fmt.Errorf("kit-keygen: %w", err)
+	}
+	if err := writeNewFile(privPath, priv, 0o600); err != nil {
+		return fmt.Errorf("kit-keygen: %w", err)
+	}
+	if err := writeNewFile(pubPath, pub, 0o644); err != nil {
+		return fmt.Errorf("kit-keygen: %w", err)
+	}
+	fmt.Fprintf(stdout, "wrote %s (keep it secret; the server decrypts the kit's clientSecret with it)\n", privPath)
+	fmt.Fprintf(stdout, "wrote %s (upload it with the app credential: 卖家中心 > 应用工具 > 应用凭证管理)\n", pubPath)
+	return nil
+}
+
+// writeNewFile creates path with data, failing if it exists.
+func writeNewFile(path string, data []byte, perm os.FileMode) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		os.Remove(path)
+		return err
+	}
+	return f.Close()
 }
 
 // runDecrypt decrypts an appInfo field (IV + base64, contract §2.6).

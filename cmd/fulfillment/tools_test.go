@@ -1,0 +1,90 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/fulfillment-server/fulfillment/koogallery"
+)
+
+// kitHeadersFrom reads the -H 'name: value' arguments sign -kit prints.
+func kitHeadersFrom(t *testing.T, out string) http.Header {
+	t.Helper()
+	h := http.Header{}
+	matches := regexp.MustCompile(`-H '([a-z-]+): ([^']*)'`).FindAllStringSubmatch(out, -1)
+	require.Len(t, matches, 3, out)
+	for _, m := range matches {
+		h.Add(m[1], m[2])
+	}
+	return h
+}
+
+func TestSignKitProducesVerifiableHeaders(t *testing.T) {
+	body := `{"tenantId":"T","instanceId":"","flag":0,"testFlag":1}`
+	var out bytes.Buffer
+	require.NoError(t, run(context.Background(), []string{"sign", "-kit", "-key", "kit-key", "-body", body}, env(nil), nil, &out))
+	v := &koogallery.KitVerifier{AccessKey: "kit-key", Nonces: freshNonces{}}
+	form, err := v.Verify(context.Background(), kitHeadersFrom(t, out.String()), []byte(body))
+	require.NoError(t, err)
+	require.Equal(t, koogallery.FormCanonical, form, "the canonical form is signed by default")
+
+	// From standard input, with the kit key from the environment (not the
+	// basic interface's), over the raw body.
+	out.Reset()
+	require.NoError(t, run(context.Background(), []string{"sign", "-kit", "-form", "raw"},
+		env(map[string]string{"KOOGALLERY_KIT_ACCESS_KEY": "kit-key", "KOOGALLERY_ACCESS_KEY": "basic-key"}), strings.NewReader(body), &out))
+	form, err = v.Verify(context.Background(), kitHeadersFrom(t, out.String()), []byte(body))
+	require.NoError(t, err)
+	require.Equal(t, koogallery.FormRaw, form)
+
+	err = run(context.Background(), []string{"sign", "-kit", "-body", body}, env(map[string]string{"KOOGALLERY_ACCESS_KEY": "basic-key"}), nil, &out)
+	require.ErrorContains(t, err, "set KOOGALLERY_KIT_ACCESS_KEY")
+	require.ErrorContains(t, run(context.Background(), []string{"sign", "-kit", "-key", "k", "-body", "[1]"}, env(nil), nil, &out), "no canonical form")
+	require.ErrorContains(t, run(context.Background(), []string{"sign", "-kit", "-key", "k", "-form", "sorted", "-body", body}, env(nil), nil, &out), "unknown signature form")
+}
+
+func TestKitKeygen(t *testing.T) {
+	dir := t.TempDir()
+	var out bytes.Buffer
+	require.NoError(t, run(context.Background(), []string{"kit-keygen", "-out", dir}, env(nil), nil, &out))
+	require.Contains(t, out.String(), "kit-public.pem")
+
+	privPath, pubPath := filepath.Join(dir, "kit-private.pem"), filepath.Join(dir, "kit-public.pem")
+	info, err := os.Stat(privPath)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), info.Mode().Perm())
+	keys, err := koogallery.LoadKitKeys([]string{privPath})
+	require.NoError(t, err)
+	pub, err := koogallery.LoadKitPublicKey(pubPath)
+	require.NoError(t, err)
+	require.Equal(t, 3072, pub.N.BitLen())
+	ct, err := koogallery.EncryptClientSecret(pub, "s3cret")
+	require.NoError(t, err)
+	secret, with, err := keys.DecryptClientSecret(ct)
+	require.NoError(t, err)
+	require.Equal(t, "s3cret", secret)
+	require.Equal(t, "kit-private.pem, OAEP SHA-256/MGF1-SHA-1", with)
+
+	// Never overwrites, not even one of the two files.
+	before, err := os.ReadFile(privPath)
+	require.NoError(t, err)
+	require.ErrorContains(t, run(context.Background(), []string{"kit-keygen", "-out", dir}, env(nil), nil, &out), "exists; not overwriting")
+	after, err := os.ReadFile(privPath)
+	require.NoError(t, err)
+	require.Equal(t, before, after)
+	require.NoError(t, os.Remove(privPath))
+	require.ErrorContains(t, run(context.Background(), []string{"kit-keygen", "-out", dir}, env(nil), nil, &out), "kit-public.pem exists")
+	_, err = os.Stat(privPath)
+	require.True(t, os.IsNotExist(err), "nothing is written when one file exists")
+
+	require.ErrorContains(t, run(context.Background(), []string{"kit-keygen", "-out", t.TempDir(), "-bits", "2048"}, env(nil), nil, &out), "at least 3072")
+	require.ErrorContains(t, run(context.Background(), []string{"kit-keygen", "-out", filepath.Join(dir, "missing")}, env(nil), nil, &out), "no such file")
+}
