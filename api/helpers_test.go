@@ -296,6 +296,9 @@ type harnessConfig struct {
 	metrics    func(db *store.DB) *api.Metrics
 	demo       bool
 	spool      *inbox.Spool
+	kitKey     string
+	kitKeys    *koogallery.KitKeys
+	now        func() time.Time
 }
 
 type harnessOption func(*harnessConfig)
@@ -320,6 +323,16 @@ func withSpool(s *inbox.Spool) harnessOption {
 // with PROVISIONER=demo.
 func withDemo() harnessOption {
 	return func(c *harnessConfig) { c.demo = true }
+}
+
+// withKit serves the 联营 kit with its access key and private keys.
+func withKit(key string, keys *koogallery.KitKeys) harnessOption {
+	return func(c *harnessConfig) { c.kitKey, c.kitKeys = key, keys }
+}
+
+// withClock sets the server's clock (signature windows).
+func withClock(now func() time.Time) harnessOption {
+	return func(c *harnessConfig) { c.now = now }
 }
 
 func withLogger(l *slog.Logger) harnessOption {
@@ -389,16 +402,19 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 		}
 	}
 	h.handler = api.New(api.Config{
-		Store:      db,
-		Inbox:      h.inbox,
-		Temporal:   h.temporal,
-		AccessKey:  testAccessKey,
-		Encryption: cfg.encryption,
-		AdminToken: cfg.adminToken,
-		UsageToken: cfg.usageToken,
-		Logger:     cfg.logger,
-		Metrics:    metrics,
-		Routes:     routes,
+		Store:        db,
+		Inbox:        h.inbox,
+		Temporal:     h.temporal,
+		AccessKey:    testAccessKey,
+		Encryption:   cfg.encryption,
+		AdminToken:   cfg.adminToken,
+		UsageToken:   cfg.usageToken,
+		Logger:       cfg.logger,
+		Metrics:      metrics,
+		Routes:       routes,
+		KitAccessKey: cfg.kitKey,
+		KitKeys:      cfg.kitKeys,
+		Now:          cfg.now,
 	}).Handler()
 	h.srv = httptest.NewServer(h.handler)
 	t.Cleanup(h.srv.Close)
@@ -423,10 +439,17 @@ type produceAnswer struct {
 // and a Body-Sign header valid for exactly the bytes received.
 func requireSignedAnswer(t testing.TB, status int, header http.Header, raw []byte) produceAnswer {
 	t.Helper()
+	return requireAnswerSignedWith(t, testAccessKey, status, header, raw)
+}
+
+// requireAnswerSignedWith is requireSignedAnswer for an answer signed with
+// key (the kit's answers are signed with the kit's key).
+func requireAnswerSignedWith(t testing.TB, key string, status int, header http.Header, raw []byte) produceAnswer {
+	t.Helper()
 	mediaType, _, err := mime.ParseMediaType(header.Get("Content-Type"))
 	require.NoError(t, err, "Content-Type %q", header.Get("Content-Type"))
 	require.Equal(t, "application/json", mediaType)
-	require.NoError(t, koogallery.VerifyBodySign(header.Get(koogallery.BodySignHeader), testAccessKey, raw),
+	require.NoError(t, koogallery.VerifyBodySign(header.Get(koogallery.BodySignHeader), key, raw),
 		"Body-Sign %q over %s", header.Get(koogallery.BodySignHeader), raw)
 
 	var fields map[string]json.RawMessage

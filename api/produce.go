@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"time"
 	"unicode/utf8"
@@ -210,11 +211,17 @@ func readBody(c *gin.Context) ([]byte, int, error) {
 // answer serialises v once, signs exactly those bytes (Body-Sign, contract §2.4)
 // and sends them. Every answer, errors included, is signed.
 func (s *marketplace) answer(c *gin.Context, status int, v any) {
+	sendSigned(c, s.log, s.cfg.AccessKey, status, v)
+}
+
+// sendSigned serialises v once, signs exactly those bytes with key and
+// sends them.
+func sendSigned(c *gin.Context, log *slog.Logger, key string, status int, v any) {
 	body, err := koogallery.EncodeResponse(v)
 	if err != nil {
-		s.log.Error("Answer not encodable", "error", err)
+		log.Error("Answer not encodable", "error", err)
 		body = []byte(`{"resultCode":"000005","resultMsg":"internal error"}`)
 	}
-	c.Header(koogallery.BodySignHeader, koogallery.BodySign(s.cfg.AccessKey, body))
+	c.Header(koogallery.BodySignHeader, koogallery.BodySign(key, body))
 	c.Data(status, "application/json;charset=UTF-8", body)
 }

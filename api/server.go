@@ -48,7 +48,13 @@ type Config struct {
 	Inbox    *inbox.Inbox
 	Temporal Temporal
 	// AccessKey verifies requests, signs answers and seals credentials.
-	AccessKey  string
+	AccessKey string
+	// KitAccessKey verifies the 联营 kit's calls and signs their answers
+	// (contract §12.3); empty refuses every kit call.
+	KitAccessKey string
+	// KitKeys decrypt the clientSecret of the kit's applicationSync; nil
+	// refuses an applicationSync that carries one.
+	KitKeys    *koogallery.KitKeys
 	Encryption AppInfoEncryption
 	// AdminToken guards /v1; empty disables the admin API (every call 401).
 	AdminToken string
@@ -83,6 +89,7 @@ type Server struct {
 	log     *slog.Logger
 	metrics *Metrics
 	market  *marketplace
+	kit     *kitInterface
 	ops     *operatorAPI
 	usage   *usageIntake
 }
@@ -131,6 +138,11 @@ func New(cfg Config) *Server {
 		verifier: &koogallery.Verifier{AccessKey: cfg.AccessKey, Nonces: cfg.Store.Nonces, Now: cfg.Now},
 		sealer:   sealer, log: cfg.Logger, metrics: cfg.Metrics,
 	}
+	s.kit = &kitInterface{
+		cfg:      &s.cfg,
+		verifier: &koogallery.KitVerifier{AccessKey: cfg.KitAccessKey, Nonces: cfg.Store.Nonces, Now: cfg.Now},
+		sealer:   sealer, log: cfg.Logger, metrics: cfg.Metrics,
+	}
 	s.ops = &operatorAPI{cfg: &s.cfg, sealer: sealer, log: cfg.Logger}
 	s.usage = &usageIntake{cfg: &s.cfg, log: cfg.Logger}
 	return s
@@ -142,6 +154,9 @@ func (s *Server) Handler() http.Handler {
 	r := gin.New()
 	r.Use(s.recoverer(), s.requestLog())
 	r.POST("/produce", s.market.produce)
+	for _, prefix := range kitRoutePrefixes {
+		r.POST(prefix+":op", s.kit.sync)
+	}
 	r.GET("/healthz", s.healthz)
 	r.GET("/readyz", s.readyz)
 	r.GET("/metrics", gin.WrapH(s.metrics.Handler()))
@@ -205,6 +220,12 @@ const readOnlyCall = "fulfillment.readOnlyCall"
 // the answer is a signed 000005, as the marketplace expects of any answer.
 func (s *Server) recoverer() gin.HandlerFunc {
 	return gin.CustomRecoveryWithWriter(io.Discard, func(c *gin.Context, err any) {
+		if isKitPath(c.Request.URL.Path) {
+			s.log.Error("Handler panicked", "path", c.Request.URL.Path, "panic", err)
+			s.kit.answer(c, http.StatusOK, koogallery.Response{ResultCode: koogallery.ResultInternalError, ResultMsg: msgUnavailable})
+			c.Abort()
+			return
+		}
 		if c.Request.URL.Path == "/produce" {
 			s.log.Error("Handler panicked", "path", c.Request.URL.Path, "panic", err)
 			s.market.answer(c, http.StatusOK, koogallery.Response{ResultCode: koogallery.ResultInternalError, ResultMsg: msgUnavailable})

@@ -57,6 +57,8 @@ func startEmulatorStackSigning(t *testing.T, signatureForm, scale string, server
 		"KOOGALLERY_ACCESS_KEY=" + accessKey,
 		"KOOGALLERY_AK=" + openAPIAK,
 		"KOOGALLERY_SK=" + openAPISK,
+		"KOOGALLERY_KIT_ACCESS_KEY=" + kitAccessKey,
+		"EMULATOR_KIT_PUBLIC_KEY_FILE=" + kitPublicKeyFile,
 		"EMULATOR_ADDR=127.0.0.1:" + strconv.Itoa(emuPort),
 		"EMULATOR_PRODUCTION_URL=" + proxy.URL() + "/produce",
 		"EMULATOR_TIME_SCALE=" + scale,

@@ -37,6 +37,10 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "fulfillment")
+	if err := writeKitKeys(dir); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: the kit's key pair:", err)
+		os.Exit(1)
+	}
 	build := exec.Command("go", "build", "-o", binary, "../cmd/fulfillment")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
@@ -121,6 +125,8 @@ func newStack(t *testing.T, extraEnv []string) *stack {
 		"KOOGALLERY_API_URL=" + openAPISrv.URL,
 		"KOOGALLERY_AK=" + openAPIAK,
 		"KOOGALLERY_SK=" + openAPISK,
+		"KOOGALLERY_KIT_ACCESS_KEY=" + kitAccessKey,
+		"KOOGALLERY_KIT_PRIVATE_KEY_FILE=" + kitPrivateKeyFile,
 		"LOG_LEVEL=debug",
 	}, extraEnv...)
 	t.Cleanup(func() {

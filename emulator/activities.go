@@ -3,6 +3,7 @@ package emulator
 import (
 	"bytes"
 	"context"
+	"crypto/rsa"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,6 +27,11 @@ type Activities struct {
 	ProductionURL string
 	// AccessKey signs the calls, checks the answers' Body-Sign.
 	AccessKey string
+	// KitAccessKey signs the 联营 kit's calls and checks their answers;
+	// KitPublicKey is the merchant's public key, which encrypts the app
+	// credentials' client secrets (contract §12).
+	KitAccessKey string
+	KitPublicKey *rsa.PublicKey
 	// SignatureForm is what the calls' signatures cover: the canonical
 	// body, as Huawei's sample verifies (the default, FormCanonical), or
 	// the raw bytes (FormRaw).
@@ -101,22 +107,48 @@ func (a *Activities) Call(ctx context.Context, in CallInput) (CallResult, error)
 	return res, nil
 }
 
-func (a *Activities) send(ctx context.Context, in CallInput) (CallResult, error) {
+// signedRequest is a call signed as the marketplace signs it: a basic
+// interface call with its signature in the query (contract §2.2), a kit
+// call on the kit's sub-path with x-sign headers (contract §12.3). key is
+// what the answer's Body-Sign is checked with.
+func (a *Activities) signedRequest(ctx context.Context, in CallInput) (req *http.Request, key string, err error) {
 	body := []byte(in.Body)
 	form := a.SignatureForm
 	if form == "" {
 		form = koogallery.FormCanonical
 	}
+	if op, kit := koogallery.ParseKitOperation(in.Activity); kit {
+		if a.KitAccessKey == "" {
+			return nil, "", errors.New("no kit key: set KOOGALLERY_KIT_ACCESS_KEY")
+		}
+		header, err := koogallery.SignedKitHeaders(form, a.KitAccessKey, body, time.Now())
+		if err != nil {
+			return nil, "", fmt.Errorf("sign the call: %w", err)
+		}
+		if req, err = http.NewRequestWithContext(ctx, http.MethodPost, kitURL(a.ProductionURL, op), bytes.NewReader(body)); err != nil {
+			return nil, "", fmt.Errorf("build request: %w", err)
+		}
+		maps.Copy(req.Header, header)
+		req.Header.Set("Content-Type", "application/json")
+		return req, a.KitAccessKey, nil
+	}
 	query, err := koogallery.SignedQueryAs(form, a.AccessKey, body, time.Now())
 	if err != nil {
-		return CallResult{}, fmt.Errorf("sign the call: %w", err)
+		return nil, "", fmt.Errorf("sign the call: %w", err)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, withQuery(a.ProductionURL, query), bytes.NewReader(body))
+	if req, err = http.NewRequestWithContext(ctx, http.MethodPost, withQuery(a.ProductionURL, query), bytes.NewReader(body)); err != nil {
+		return nil, "", fmt.Errorf("build request: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json;charset=utf8")
+	return req, a.AccessKey, nil
+}
+
+func (a *Activities) send(ctx context.Context, in CallInput) (CallResult, error) {
+	req, answerKey, err := a.signedRequest(ctx, in)
 	if err != nil {
-		return CallResult{}, fmt.Errorf("build request: %w", err)
+		return CallResult{}, err
 	}
 	req.Header.Set("Accept", "application/json")
-	req.Header.Set("Content-Type", "application/json;charset=utf8")
 	client := a.HTTP
 	if client == nil {
 		// The marketplace gives up after 5 s (contract §9): a slower
@@ -135,7 +167,7 @@ func (a *Activities) send(ctx context.Context, in CallInput) (CallResult, error)
 	if resp.StatusCode != http.StatusOK {
 		return CallResult{}, fmt.Errorf("HTTP %d", resp.StatusCode)
 	}
-	if err := koogallery.VerifyBodySign(resp.Header.Get(koogallery.BodySignHeader), a.AccessKey, raw); err != nil {
+	if err := koogallery.VerifyBodySign(resp.Header.Get(koogallery.BodySignHeader), answerKey, raw); err != nil {
 		return CallResult{}, errors.New("the answer has no valid Body-Sign header")
 	}
 	var ans answer

@@ -154,6 +154,7 @@ const (
 var Actions = []string{
 	ActRenew, ActUnsubscribe, ActRefundRenewal, ActUpgrade, ActConvert, ActArrears, ActPay,
 	ActSubmitRequirements, ActConfirmDelivery, ActAccept, ActReject, ActRestart,
+	ActBind, ActUnbind, ActAuthorize, ActRevoke, ActRemoveUsers, ActDepartment,
 }
 
 // Action is a buyer's or a console's action on a purchase.
@@ -169,6 +170,18 @@ type Action struct {
 	StartTime *time.Time `json:"startTime,omitempty"`
 	// restart
 	MessageID string `json:"messageId,omitempty"`
+	// bind: the enterprise's name
+	Enterprise string `json:"enterprise,omitempty"`
+	// authorize, revoke, remove-users: the users; authorize: their role
+	// (user or admin) and department
+	Users   []string `json:"users,omitempty"`
+	Role    string   `json:"role,omitempty"`
+	OrgCode string   `json:"orgCode,omitempty"`
+	// department: the department (OrgCode), its name and parent (for a
+	// department that exists, what is left out stays); Delete deletes it
+	OrgName    string `json:"orgName,omitempty"`
+	ParentCode string `json:"parentCode,omitempty"`
+	Delete     bool   `json:"delete,omitempty"`
 }
 
 // Clock is the emulated clock: it runs Scale times faster than real time
@@ -245,6 +258,8 @@ type PurchaseState struct {
 	Supervision  string
 	Spec         Spec
 	Pending      int
+	// Kit is the enterprise the app is bound to, if any (联营 listings).
+	Kit *KitView `json:",omitempty"`
 }
 
 // Spec is a purchased specification.

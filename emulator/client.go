@@ -143,3 +143,11 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	}
 	return json.Unmarshal(raw, out)
 }
+
+// ProbeKit plays the seller's kit credential probe: the kit's calls with
+// empty instanceId, and what the merchant answered to each.
+func (c *Client) ProbeKit(ctx context.Context) (KitProbe, error) {
+	var out KitProbe
+	err := c.do(ctx, http.MethodPost, "/emulator/kit/probe", nil, &out)
+	return out, err
+}

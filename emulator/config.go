@@ -26,6 +26,7 @@ type Config struct {
 	SupervisionDelay   time.Duration `env:"EMULATOR_SUPERVISION_DELAY, default=3h" doc:"emulated time from a supervised order's acceptance to its completion"`
 	MerchantAdminURL   string        `env:"EMULATOR_MERCHANT_ADMIN_URL" doc:"the merchant server's admin API: when set, the emulator tells it the supervision steps taken in its consoles, and watch -merchant reads the merchant's side there"`
 	MerchantAdminToken config.Secret `env:"EMULATOR_MERCHANT_ADMIN_TOKEN" doc:"the admin token of EMULATOR_MERCHANT_ADMIN_URL"`
+	KitPublicKeyFile   string        `env:"EMULATOR_KIT_PUBLIC_KEY_FILE" doc:"联营 kit: the merchant's public key (PEM), with which the emulated marketplace encrypts the app credentials' client secrets; the public half of KOOGALLERY_KIT_PRIVATE_KEY_FILE's first key"`
 }
 
 // LoadConfig reads and checks the emulator's configuration.
@@ -73,5 +74,6 @@ func (c Config) LogValue() slog.Value {
 		slog.String("merchant_admin_url", config.RedactURL(c.MerchantAdminURL)),
 		slog.String("merchant_admin_token", c.MerchantAdminToken.String()),
 		slog.String("retention", fmt.Sprint(c.Retention)),
+		slog.String("kit_public_key_file", c.KitPublicKeyFile),
 	)...)
 }

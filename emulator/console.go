@@ -36,6 +36,7 @@ func Register(r interface {
 	r.RegisterActivityWithOptions(acts.SaveOrder, activity.RegisterOptions{Name: SaveOrderActivity})
 	r.RegisterActivityWithOptions(acts.Save, activity.RegisterOptions{Name: SaveActivity})
 	r.RegisterActivityWithOptions(acts.Relay, activity.RegisterOptions{Name: RelayActivity})
+	r.RegisterActivityWithOptions(acts.NewKitCredential, activity.RegisterOptions{Name: NewKitCredentialActivity})
 }
 
 // ConsoleConfig wires the console.
@@ -55,7 +56,10 @@ type ConsoleConfig struct {
 	// under /api/; the usage console reads its refusals and arms its
 	// failures.
 	OpenAPI *OpenAPI
-	Logger  *slog.Logger
+	// Calls sends the seller's kit credential probe (POST
+	// /emulator/kit/probe).
+	Calls  *Activities
+	Logger *slog.Logger
 }
 
 // Console is the emulated buyer's and seller's consoles over HTTP.
@@ -85,6 +89,7 @@ func NewConsole(cfg ConsoleConfig) *Console {
 //	POST /emulator/messages/{id}/restart           restart one (重新启动)
 //	GET  /emulator/usage?instanceId=…|purchaseId=…  usage records received, with totals (话单管理)
 //	POST /emulator/usage/failures                  make the next usage pushes fail (UsageFailures)
+//	POST /emulator/kit/probe                       the seller's kit credential probe (KitProbe)
 //	     /api/mkp-openapi-public/...                the open API
 func (c *Console) Handler() http.Handler {
 	gin.SetMode(gin.ReleaseMode)
@@ -102,6 +107,7 @@ func (c *Console) Handler() http.Handler {
 	e.POST("/messages/:id/restart", c.restart)
 	e.GET("/usage", c.usage)
 	e.POST("/usage/failures", c.failUsage)
+	e.POST("/kit/probe", c.probeKit)
 	if c.cfg.OpenAPI != nil {
 		r.Any("/api/*path", gin.WrapH(c.cfg.OpenAPI))
 	}
@@ -529,4 +535,16 @@ func sumDecimals(values []string) (string, error) {
 		digits = strings.Repeat("0", scale-len(digits)+1) + digits
 	}
 	return plainDecimal(digits[:len(digits)-scale] + "." + digits[len(digits)-scale:]), nil
+}
+
+// probeKit plays the seller's credential application: the kit's calls with
+// empty instanceId, each answered as the merchant answers it.
+func (c *Console) probeKit(g *gin.Context) {
+	if c.cfg.Calls == nil {
+		fault.Respond(g, c.cfg.Logger, fault.NotFound("this emulator sends no kit calls"))
+		return
+	}
+	ctx, cancel := context.WithTimeout(g.Request.Context(), 30*time.Second)
+	defer cancel()
+	g.JSON(http.StatusOK, c.cfg.Calls.ProbeKit(ctx, c.now()))
 }

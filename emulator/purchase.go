@@ -65,6 +65,8 @@ type purchase struct {
 	InFlight    string       // the call being retried now, restartable at once
 	Revision    int64
 	Actions     []Action `json:",omitempty"`
+	// Kit is the enterprise the app is bound to (联营 listings).
+	Kit *kitState `json:",omitempty"`
 }
 
 // failedCall is a call an operator may restart from the console.
@@ -125,6 +127,11 @@ func (p *purchase) state() PurchaseState {
 	if p.ExpireAt != nil {
 		real := p.Clock.RealAt(*p.ExpireAt)
 		s.RealExpireAt = &real
+	}
+	if k := p.Kit; k != nil {
+		s.Kit = &KitView{TenantID: k.TenantID, TenantCode: k.TenantCode, Name: k.Name, DomainName: k.DomainName,
+			AppID: k.AppID, ClientID: k.ClientID, SecretSHA256: k.SecretSHA256,
+			Users: slices.Clone(k.Users), Orgs: slices.Clone(k.Orgs)}
 	}
 	return s
 }
@@ -350,6 +357,8 @@ func (p *purchase) validate(a Action) error {
 		return in(StateDelivering)
 	case ActAccept, ActReject:
 		return in(StateAwaitingAcceptance)
+	case ActBind, ActUnbind, ActAuthorize, ActRevoke, ActRemoveUsers, ActDepartment:
+		return p.validateKit(a)
 	case ActRestart:
 		if a.MessageID != p.InFlight && !slices.ContainsFunc(p.Failed, func(f failedCall) bool { return f.MessageID == a.MessageID }) {
 			return fmt.Errorf("no failed call %q to restart in this purchase", a.MessageID)
@@ -395,6 +404,8 @@ func (w *purchaseWorkflow) act(ctx workflow.Context, a Action) {
 		if slices.ContainsFunc(p.Failed, func(f failedCall) bool { return f.MessageID == a.MessageID }) {
 			w.restart(ctx, a.MessageID)
 		}
+	case ActBind, ActUnbind, ActAuthorize, ActRevoke, ActRemoveUsers, ActDepartment:
+		w.kit(ctx, a)
 	}
 }
 
@@ -560,7 +571,13 @@ func (w *purchaseWorkflow) callStatus(ctx workflow.Context, status string) {
 // an extra attempt at once.
 func (w *purchaseWorkflow) call(ctx workflow.Context, activity koogallery.Activity, body map[string]any) (CallResult, bool) {
 	p := w.p
-	if p.Buy.Debug {
+	if _, kit := koogallery.ParseKitOperation(string(activity)); kit {
+		// The kit's testFlag is an integer, and always sent (contract §12.4).
+		body["testFlag"] = 0
+		if p.Buy.Debug {
+			body["testFlag"] = 1
+		}
+	} else if p.Buy.Debug {
 		body["testFlag"] = "1"
 	}
 	p.Calls++
@@ -715,6 +732,7 @@ func (w *purchaseWorkflow) save(ctx workflow.Context) {
 		PurchaseID: p.ID, State: p.State, ChargingMode: p.Buy.BillingMode, ProductID: p.Spec.ProductID,
 		Supervised: p.Buy.Supervised, Debug: p.Buy.Debug, InstanceID: p.InstanceID,
 		EmulatedExpireTime: p.ExpireAt, SupervisionStage: p.Supervision, Revision: p.Revision,
+		Kit: p.state().Kit,
 	}
 	if p.ExpireAt != nil {
 		row.ExpireTime = ptr(p.Clock.RealAt(*p.ExpireAt))

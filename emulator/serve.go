@@ -53,14 +53,21 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 
 	acts := &Activities{
 		Store: db, ProductionURL: cfg.ProductionURL, AccessKey: string(cfg.AccessKey),
+		KitAccessKey:     string(cfg.KitAccessKey),
 		SignatureForm:    koogallery.SignedForm(cfg.SignatureForm),
 		MerchantAdminURL: cfg.MerchantAdminURL, MerchantAdminToken: string(cfg.MerchantAdminToken),
+	}
+	if cfg.KitPublicKeyFile != "" {
+		if acts.KitPublicKey, err = koogallery.LoadKitPublicKey(cfg.KitPublicKeyFile); err != nil {
+			return fmt.Errorf("EMULATOR_KIT_PUBLIC_KEY_FILE: %w", err)
+		}
 	}
 	console := NewConsole(ConsoleConfig{
 		Store: db, Temporal: tc, TaskQueue: cfg.TaskQueue, Scale: scale,
 		Retention: cfg.Retention, SupervisionDelay: cfg.SupervisionDelay,
 		AccessKey: string(cfg.AccessKey), Encryption: cfg.AppInfoEncryption,
 		OpenAPI: NewOpenAPI(db, string(cfg.AK), string(cfg.SK), string(cfg.AccessKey), log),
+		Calls:   acts,
 		Logger:  log,
 	})
 

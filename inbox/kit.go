@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/fulfillment-server/fulfillment/activities"
+	"github.com/fulfillment-server/fulfillment/koogallery"
+	"github.com/fulfillment-server/fulfillment/provisioner"
 	"github.com/fulfillment-server/fulfillment/store"
 )
 
@@ -27,6 +29,46 @@ type KitCall struct {
 	SealedSecret string
 	Body         []byte
 	SentAt       time.Time
+}
+
+// NewKitCall is the sync the merchant's application is to be told for a
+// kit call read from body (contract §12): flag 0 deletes, 1 and 2
+// upsert, an authSync's 3 revokes the users' authorisation; an allOrgSync
+// is the enterprise's whole department list. The caller seals an
+// applicationSync's clientSecret into SealedSecret.
+func NewKitCall(sync *koogallery.KitSync, body []byte, sentAt time.Time) KitCall {
+	d := activities.DirectorySync{Op: string(sync.Operation), TenantID: sync.TenantID, Action: provisioner.ActionUpsert}
+	switch sync.Flag {
+	case koogallery.KitFlagDelete:
+		d.Action = provisioner.ActionDelete
+	case koogallery.KitFlagCancel:
+		d.Action = provisioner.ActionRevoke
+	}
+	switch sync.Operation {
+	case koogallery.KitTenantSync:
+		d.Enterprise = &provisioner.Enterprise{TenantCode: sync.TenantCode, Name: sync.Name, DomainName: sync.DomainName}
+	case koogallery.KitApplicationSync:
+		d.App = &provisioner.AppCredential{AppID: sync.AppID, ClientID: sync.ClientID}
+	case koogallery.KitAuthSync:
+		d.AppID, d.SyncTime = sync.AppID, sync.CurrentSyncTime
+		for _, u := range sync.Users {
+			d.Users = append(d.Users, provisioner.DirectoryUser{
+				UserName: u.UserName, Name: u.Name, OrgCode: u.OrgCode, Role: u.Role, Enabled: u.Enabled,
+				Position: u.Position, EmployeeCode: u.EmployeeCode, EmployeeType: u.EmployeeType,
+				Mobile: u.Mobile, Email: u.Email, WorkPlace: u.WorkPlace, EntryDate: u.EntryDate,
+			})
+		}
+	case koogallery.KitSingleOrgSync, koogallery.KitAllOrgSync:
+		d.Full = sync.Operation == koogallery.KitAllOrgSync
+		if d.Full {
+			d.Action = provisioner.ActionUpsert // allOrgSync has no flag
+		}
+		d.Departments = []provisioner.Department{}
+		for _, o := range sync.Orgs {
+			d.Departments = append(d.Departments, provisioner.Department{OrgCode: o.OrgCode, OrgName: o.OrgName, ParentCode: o.ParentCode})
+		}
+	}
+	return KitCall{Op: string(sync.Operation), InstanceID: sync.InstanceID, Debug: sync.Debug, Sync: d, Body: body, SentAt: sentAt}
 }
 
 // Outcomes recorded on kit syncs that have nothing to apply.

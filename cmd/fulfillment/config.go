@@ -20,18 +20,19 @@ import (
 // README's table is made from them (fulfillment env).
 type Config struct {
 	config.Common
-	HTTPAddr        string        `env:"HTTP_ADDR, default=:8080" doc:"where the HTTP API listens"`
-	PublicURL       string        `env:"PUBLIC_URL" doc:"where buyers reach this server (the demo tenants' pages); default http://localhost:<port of HTTP_ADDR>"`
-	TaskQueue       string        `env:"TEMPORAL_TASK_QUEUE, default=fulfillment" doc:"task queue of the instance workflows"`
-	AdminToken      config.Secret `env:"FULFILLMENT_ADMIN_TOKEN" doc:"bearer token of the admin API; unset disables it (401)"`
-	UsageToken      config.Secret `env:"FULFILLMENT_USAGE_TOKEN" doc:"bearer token that may only report usage (POST /v1/usage), for your application; the admin token works too"`
-	APIURL          string        `env:"KOOGALLERY_API_URL, default=https://mkt.myhuaweicloud.com" doc:"the open API (international: https://mkt-intl.myhuaweicloud.com, EU: https://mkt.myhuaweicloud.eu)"`
-	APIFallbackURL  string        `env:"KOOGALLERY_API_FALLBACK_URL" doc:"tried when the first host is unreachable (China: https://mkt.myhuaweicloud.cn)"`
-	Provisioner     string        `env:"PROVISIONER, default=demo" doc:"demo, or the base URL of your application's provisioning endpoint"`
-	ProvisionerKey  config.Secret `env:"PROVISIONER_KEY" doc:"required with a URL: HMAC key that signs calls to your application"`
-	AlertWebhookURL string        `env:"ALERT_WEBHOOK_URL" doc:"receives a JSON POST for every alert: a parked step or callback, an overdue release, a held usage period (alerts are logged at error level either way)"`
-	SpoolDir        string        `env:"FULFILLMENT_SPOOL_DIR, default=.data/spool" doc:"local directory that keeps callbacks the marketplace may send only once while Postgres is unreachable; put it on persistent storage"`
-	NewInstanceWait time.Duration `env:"NEWINSTANCE_WAIT, default=0s" doc:"how long newInstance waits for the tenant before answering (at most 4s, the answer budget: KooGallery times out after 5 s): a provisioning that parks is then answered 000005, so KooGallery retries (hourly for 3 h, then refunds) and each retry retries the provisioning; 0s answers at once and provisioning continues"`
+	HTTPAddr           string        `env:"HTTP_ADDR, default=:8080" doc:"where the HTTP API listens"`
+	PublicURL          string        `env:"PUBLIC_URL" doc:"where buyers reach this server (the demo tenants' pages); default http://localhost:<port of HTTP_ADDR>"`
+	TaskQueue          string        `env:"TEMPORAL_TASK_QUEUE, default=fulfillment" doc:"task queue of the instance workflows"`
+	AdminToken         config.Secret `env:"FULFILLMENT_ADMIN_TOKEN" doc:"bearer token of the admin API; unset disables it (401)"`
+	UsageToken         config.Secret `env:"FULFILLMENT_USAGE_TOKEN" doc:"bearer token that may only report usage (POST /v1/usage), for your application; the admin token works too"`
+	APIURL             string        `env:"KOOGALLERY_API_URL, default=https://mkt.myhuaweicloud.com" doc:"the open API (international: https://mkt-intl.myhuaweicloud.com, EU: https://mkt.myhuaweicloud.eu)"`
+	APIFallbackURL     string        `env:"KOOGALLERY_API_FALLBACK_URL" doc:"tried when the first host is unreachable (China: https://mkt.myhuaweicloud.cn)"`
+	Provisioner        string        `env:"PROVISIONER, default=demo" doc:"demo, or the base URL of your application's provisioning endpoint"`
+	ProvisionerKey     config.Secret `env:"PROVISIONER_KEY" doc:"required with a URL: HMAC key that signs calls to your application"`
+	AlertWebhookURL    string        `env:"ALERT_WEBHOOK_URL" doc:"receives a JSON POST for every alert: a parked step or callback, an overdue release, a held usage period (alerts are logged at error level either way)"`
+	SpoolDir           string        `env:"FULFILLMENT_SPOOL_DIR, default=.data/spool" doc:"local directory that keeps callbacks the marketplace may send only once while Postgres is unreachable; put it on persistent storage"`
+	KitPrivateKeyFiles config.List   `env:"KOOGALLERY_KIT_PRIVATE_KEY_FILE" doc:"联营 listings: comma-separated PEM files of the RSA private keys (at least 3072 bits) that decrypt the kit's clientSecret, the current key first, older ones after it while the marketplace may still use them"`
+	NewInstanceWait    time.Duration `env:"NEWINSTANCE_WAIT, default=0s" doc:"how long newInstance waits for the tenant before answering (at most 4s, the answer budget: KooGallery times out after 5 s): a provisioning that parks is then answered 000005, so KooGallery retries (hourly for 3 h, then refunds) and each retry retries the provisioning; 0s answers at once and provisioning continues"`
 	// Lifecycle is the policy new instances start from.
 	Lifecycle activities.LifecycleConfig
 }
@@ -133,6 +134,7 @@ func (c Config) LogValue() slog.Value {
 	p := c.Lifecycle.Policy
 	return slog.GroupValue(append(c.Common.LogAttrs(),
 		slog.String("http_addr", c.HTTPAddr),
+		slog.Any("kit_private_key_files", []string(c.KitPrivateKeyFiles)),
 		slog.String("public_url", c.PublicURL),
 		slog.String("task_queue", c.TaskQueue),
 		slog.String("admin_token", c.AdminToken.String()),

@@ -205,15 +205,21 @@ func startAPI(ctx context.Context, cfg Config, log *slog.Logger, db *store.DB, d
 			routes = append(routes, api.Route(route))
 		}
 	}
+	kitKeys, err := loadKitKeys(cfg, log)
+	if err != nil {
+		return err
+	}
 	server := api.New(api.Config{
 		Store: answers, Inbox: ib, Temporal: tc,
-		AccessKey:  string(cfg.AccessKey),
-		Encryption: api.AppInfoEncryption(cfg.AppInfoEncryption),
-		AdminToken: string(cfg.AdminToken),
-		UsageToken: string(cfg.UsageToken),
-		Routes:     routes,
-		Logger:     log,
-		Metrics:    metrics,
+		AccessKey:    string(cfg.AccessKey),
+		KitAccessKey: string(cfg.KitAccessKey),
+		KitKeys:      kitKeys,
+		Encryption:   api.AppInfoEncryption(cfg.AppInfoEncryption),
+		AdminToken:   string(cfg.AdminToken),
+		UsageToken:   string(cfg.UsageToken),
+		Routes:       routes,
+		Logger:       log,
+		Metrics:      metrics,
 	})
 	if cfg.AdminToken == "" {
 		log.Warn("FULFILLMENT_ADMIN_TOKEN is not set: the admin API answers 401 to every call")
@@ -304,4 +310,20 @@ func runMigrate(ctx context.Context, cfg Config, log *slog.Logger, args []string
 	}
 	log.Info("Migrations applied", "count", len(applied), "migrations", applied)
 	return nil
+}
+
+// loadKitKeys reads the private keys that decrypt the 联营 kit's
+// clientSecret. A server without them still answers the kit's other calls.
+func loadKitKeys(cfg Config, log *slog.Logger) (*koogallery.KitKeys, error) {
+	if len(cfg.KitPrivateKeyFiles) == 0 {
+		if cfg.KitAccessKey != "" {
+			log.Warn("KOOGALLERY_KIT_ACCESS_KEY is set but KOOGALLERY_KIT_PRIVATE_KEY_FILE is not: the kit's applicationSync calls will be refused (000005)")
+		}
+		return nil, nil
+	}
+	keys, err := koogallery.LoadKitKeys(cfg.KitPrivateKeyFiles)
+	if err != nil {
+		return nil, fmt.Errorf("KOOGALLERY_KIT_PRIVATE_KEY_FILE: %w", err)
+	}
+	return keys, nil
 }
