@@ -11,26 +11,16 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/fulfillment-server/fulfillment/koogallery"
 	"github.com/fulfillment-server/fulfillment/provisioner"
 	"github.com/fulfillment-server/fulfillment/store"
 )
 
-// The 联营 kit's syncs (contract §12), by the callbacks' activity names.
-const (
-	KitTenantSync      = "tenantSync"
-	KitApplicationSync = "applicationSync"
-	KitAuthSync        = "authSync"
-	KitSingleOrgSync   = "singleOrgSync"
-	KitAllOrgSync      = "allOrgSync"
-)
-
-// IsKitSync reports whether a callback's activity is a kit sync.
+// IsKitSync reports whether a callback's activity is one of the 联营
+// kit's syncs (contract §12).
 func IsKitSync(activity string) bool {
-	switch activity {
-	case KitTenantSync, KitApplicationSync, KitAuthSync, KitSingleOrgSync, KitAllOrgSync:
-		return true
-	}
-	return false
+	_, ok := koogallery.ParseKitOperation(activity)
+	return ok
 }
 
 // DirectorySync is a kit sync as the server keeps it (the callback's
@@ -87,14 +77,14 @@ func (a *Activities) ApplyDirectorySync(ctx context.Context, in DirectoryInput) 
 		InstanceID: in.InstanceID, TenantID: sync.TenantID, Debug: in.Debug, Action: sync.Action,
 		OperationID: fmt.Sprintf("kit:%s:%d", in.InstanceID, in.Seq),
 	}
-	switch sync.Op {
-	case KitTenantSync:
+	switch koogallery.KitOperation(sync.Op) {
+	case koogallery.KitTenantSync:
 		return a.applyEnterprise(ctx, in, req, sync)
-	case KitApplicationSync:
+	case koogallery.KitApplicationSync:
 		return a.applyApp(ctx, in, req, sync, sealed)
-	case KitAuthSync:
+	case koogallery.KitAuthSync:
 		return a.applyUsers(ctx, in, req, sync)
-	case KitSingleOrgSync, KitAllOrgSync:
+	case koogallery.KitSingleOrgSync, koogallery.KitAllOrgSync:
 		return a.applyDepartments(ctx, in, req, sync)
 	}
 	return DirectoryApplied{}, temporal.NewNonRetryableApplicationError(

@@ -11,6 +11,7 @@ import (
 
 	"github.com/fulfillment-server/fulfillment/activities"
 	"github.com/fulfillment-server/fulfillment/internal/testenv"
+	"github.com/fulfillment-server/fulfillment/koogallery"
 	"github.com/fulfillment-server/fulfillment/provisioner"
 	"github.com/fulfillment-server/fulfillment/store"
 )
@@ -72,7 +73,7 @@ func (f *directoryFixture) directory() store.DirectoryOf {
 func TestApplyDirectorySyncsABindingsLife(t *testing.T) {
 	f := newDirectoryFixture(t)
 	ctx := context.Background()
-	bind := activities.DirectorySync{Op: activities.KitTenantSync, TenantID: "T1", Action: provisioner.ActionUpsert,
+	bind := activities.DirectorySync{Op: string(koogallery.KitTenantSync), TenantID: "T1", Action: provisioner.ActionUpsert,
 		Enterprise: &provisioner.Enterprise{TenantCode: "acme", Name: "Acme 公司", DomainName: "https://acme.example"}}
 	done, err := f.apply(bind, "")
 	require.NoError(t, err)
@@ -82,7 +83,7 @@ func TestApplyDirectorySyncsABindingsLife(t *testing.T) {
 	require.Len(t, f.directory().Tenants, 1, "and leaves one enterprise")
 
 	const secret = "s3cret-client-value"
-	app := activities.DirectorySync{Op: activities.KitApplicationSync, TenantID: "T1", Action: provisioner.ActionUpsert,
+	app := activities.DirectorySync{Op: string(koogallery.KitApplicationSync), TenantID: "T1", Action: provisioner.ActionUpsert,
 		App: &provisioner.AppCredential{AppID: "A1", ClientID: "client-1"}, DecryptedWith: "key 1, SHA-256/MGF1-SHA-1"}
 	done, err = f.apply(app, secret)
 	require.NoError(t, err)
@@ -97,7 +98,7 @@ func TestApplyDirectorySyncsABindingsLife(t *testing.T) {
 		{UserName: "zhang", Name: "张三", OrgCode: "D1", Role: "admin", Enabled: true, EmployeeType: 1},
 		{UserName: "li", Name: "李四", OrgCode: "D1", Role: "user", Enabled: true},
 	}
-	auth := activities.DirectorySync{Op: activities.KitAuthSync, TenantID: "T1", Action: provisioner.ActionUpsert, AppID: "A1",
+	auth := activities.DirectorySync{Op: string(koogallery.KitAuthSync), TenantID: "T1", Action: provisioner.ActionUpsert, AppID: "A1",
 		Users: users, SyncTime: "20261201100000000"}
 	_, err = f.apply(auth, "")
 	require.NoError(t, err)
@@ -105,7 +106,7 @@ func TestApplyDirectorySyncsABindingsLife(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{"li", "zhang"}, authorised, "the application heard it")
 
-	revoke := activities.DirectorySync{Op: activities.KitAuthSync, TenantID: "T1", Action: provisioner.ActionRevoke, AppID: "A1",
+	revoke := activities.DirectorySync{Op: string(koogallery.KitAuthSync), TenantID: "T1", Action: provisioner.ActionRevoke, AppID: "A1",
 		Users: users[:1], SyncTime: "20261201120000000"}
 	_, err = f.apply(revoke, "")
 	require.NoError(t, err)
@@ -119,10 +120,10 @@ func TestApplyDirectorySyncsABindingsLife(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{"li"}, authorised)
 
-	_, err = f.apply(activities.DirectorySync{Op: activities.KitAllOrgSync, TenantID: "T1", Action: provisioner.ActionUpsert, Full: true,
+	_, err = f.apply(activities.DirectorySync{Op: string(koogallery.KitAllOrgSync), TenantID: "T1", Action: provisioner.ActionUpsert, Full: true,
 		Departments: []provisioner.Department{{OrgCode: "D1", OrgName: "Sales"}, {OrgCode: "D2", OrgName: "East", ParentCode: "D1"}}}, "")
 	require.NoError(t, err)
-	_, err = f.apply(activities.DirectorySync{Op: activities.KitSingleOrgSync, TenantID: "T1", Action: provisioner.ActionDelete,
+	_, err = f.apply(activities.DirectorySync{Op: string(koogallery.KitSingleOrgSync), TenantID: "T1", Action: provisioner.ActionDelete,
 		Departments: []provisioner.Department{{OrgCode: "D2"}}}, "")
 	require.NoError(t, err)
 
@@ -141,14 +142,14 @@ func TestApplyDirectorySyncsABindingsLife(t *testing.T) {
 func TestApplyDirectorySyncFailures(t *testing.T) {
 	f := newDirectoryFixture(t)
 	require.NoError(t, f.demo.Store.SetMaintenance(t.Context(), true))
-	_, err := f.apply(activities.DirectorySync{Op: activities.KitTenantSync, TenantID: "T1", Action: provisioner.ActionUpsert,
+	_, err := f.apply(activities.DirectorySync{Op: string(koogallery.KitTenantSync), TenantID: "T1", Action: provisioner.ActionUpsert,
 		Enterprise: &provisioner.Enterprise{TenantCode: "acme"}}, "")
 	require.True(t, nonRetryable(err))
 	require.ErrorContains(t, err, "maintenance")
 	require.Empty(t, f.directory().Tenants, "nothing is recorded that the application did not take")
 	require.NoError(t, f.demo.Store.SetMaintenance(t.Context(), false))
 
-	_, err = f.apply(activities.DirectorySync{Op: activities.KitApplicationSync, TenantID: "T1", Action: provisioner.ActionUpsert,
+	_, err = f.apply(activities.DirectorySync{Op: string(koogallery.KitApplicationSync), TenantID: "T1", Action: provisioner.ActionUpsert,
 		App: &provisioner.AppCredential{AppID: "A1"}}, "")
 	require.True(t, nonRetryable(err), "an app without its sealed secret")
 	_, err = f.apply(activities.DirectorySync{Op: "userSync", TenantID: "T1"}, "")

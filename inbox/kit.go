@@ -19,7 +19,7 @@ import (
 // whose body was read, and whose clientSecret, if any, was decrypted and
 // sealed.
 type KitCall struct {
-	// Op is the sync's operation (activities.KitTenantSync, …).
+	// Op is the sync's operation (koogallery.KitTenantSync, …).
 	Op         string
 	InstanceID string
 	Debug      bool

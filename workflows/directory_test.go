@@ -7,7 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/fulfillment-server/fulfillment/activities"
+	"github.com/fulfillment-server/fulfillment/koogallery"
 )
 
 func kitCB(seq int64, op string) Callback {
@@ -23,9 +23,9 @@ func TestKitSyncsApplyInArrivalOrder(t *testing.T) {
 	env := newEnv(t, app)
 	// The inbox delivers an instance's callbacks in arrival order; the
 	// authSync is delivered twice.
-	signalAt(env, time.Minute, kitCB(2, activities.KitTenantSync), kitCB(3, activities.KitApplicationSync),
-		kitCB(4, activities.KitAuthSync), kitCB(4, activities.KitAuthSync))
-	probe := kitCB(5, activities.KitAllOrgSync)
+	signalAt(env, time.Minute, kitCB(2, string(koogallery.KitTenantSync)), kitCB(3, string(koogallery.KitApplicationSync)),
+		kitCB(4, string(koogallery.KitAuthSync)), kitCB(4, string(koogallery.KitAuthSync)))
+	probe := kitCB(5, string(koogallery.KitAllOrgSync))
 	probe.Debug = true
 	signalAt(env, 2*time.Minute, probe)
 	signalAt(env, time.Hour, releaseCB(6))
@@ -36,8 +36,8 @@ func TestKitSyncsApplyInArrivalOrder(t *testing.T) {
 	require.Equal(t, []string{"FetchOrder ORDER-NEW", "Provision", "ApplyDirectorySync 2", "ApplyDirectorySync 3",
 		"ApplyDirectorySync 4", "Release"}, app.Calls())
 	require.Equal(t, []string{"inst-1"}, app.droppedDirectories, "the release drops the directory")
-	require.Equal(t, "directory", eventByKey(t, app, "callback/"+kitCB(2, activities.KitTenantSync).Key).Kind)
-	require.Contains(t, eventByKey(t, app, "callback/"+kitCB(3, activities.KitApplicationSync).Key).Message,
+	require.Equal(t, "directory", eventByKey(t, app, "callback/"+kitCB(2, string(koogallery.KitTenantSync)).Key).Kind)
+	require.Contains(t, eventByKey(t, app, "callback/"+kitCB(3, string(koogallery.KitApplicationSync)).Key).Message,
 		"applicationSync: sync 3 applied.")
 	require.Equal(t, "ignored", eventByKey(t, app, "callback/"+probe.Key).Kind)
 }
@@ -48,7 +48,7 @@ func TestFailedKitSyncParksUntilRetried(t *testing.T) {
 	app := newFakeApp()
 	app.setStepErr("ApplyDirectorySync", permanent("directory/users: the application has no such app"))
 	env := newEnv(t, app)
-	signalAt(env, time.Minute, kitCB(2, activities.KitAuthSync))
+	signalAt(env, time.Minute, kitCB(2, string(koogallery.KitAuthSync)))
 	parked := stateAt(t, env, 2*time.Minute)
 	env.RegisterDelayedCallback(func() { app.setStepErr("ApplyDirectorySync", nil) }, 50*time.Minute)
 	operator(env, time.Hour, OperatorRequest{ID: "op-retry", Name: OpRetry, Reason: "app registered", Actor: "bob"})
@@ -60,5 +60,5 @@ func TestFailedKitSyncParksUntilRetried(t *testing.T) {
 	require.Equal(t, StepDirectory, parked.Parked.Step)
 	require.Contains(t, parked.Parked.Error, "no such app")
 	require.Equal(t, StateActive, fixed.State)
-	require.Equal(t, "directory", eventByKey(t, app, "callback/"+kitCB(2, activities.KitAuthSync).Key).Kind)
+	require.Equal(t, "directory", eventByKey(t, app, "callback/"+kitCB(2, string(koogallery.KitAuthSync)).Key).Kind)
 }
