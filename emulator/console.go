@@ -127,12 +127,17 @@ func (c *Console) buy(g *gin.Context) {
 		fault.Respond(g, c.cfg.Logger, fault.Invalid(err.Error()))
 		return
 	}
-	now := c.now()
+	// The origin of the purchase's emulated clock, stored as its created_at
+	// (to the database's microsecond) so that the console reads the clock
+	// the workflow runs on: an origin a few milliseconds off moves every
+	// emulated instant the console shows by as many milliseconds times the
+	// scale (minutes, at a day per 10 s).
+	now := c.now().UTC().Truncate(time.Microsecond)
 	id := newOrderID(now)
 	// Visible at once; the workflow's own saves (revision 1 on) take over.
 	if err := c.cfg.Store.SavePurchase(g.Request.Context(), Purchase{
 		PurchaseID: id, State: StateOrdering, ChargingMode: req.BillingMode, ProductID: req.ProductID,
-		Supervised: req.Supervised, Debug: req.Debug,
+		Supervised: req.Supervised, Debug: req.Debug, CreatedAt: now,
 	}, nil); err != nil {
 		fault.Respond(g, c.cfg.Logger, fault.Database(err))
 		return
@@ -140,7 +145,7 @@ func (c *Console) buy(g *gin.Context) {
 	_, err := c.cfg.Temporal.ExecuteWorkflow(g.Request.Context(), client.StartWorkflowOptions{
 		ID: PurchaseWorkflowID(id), TaskQueue: c.cfg.TaskQueue,
 	}, PurchaseWorkflowName, PurchaseInput{
-		PurchaseID: id, Buy: req, Clock: Clock{Scale: c.cfg.Scale, Origin: now.UTC()},
+		PurchaseID: id, Buy: req, Clock: c.clock(now),
 		Retention: c.cfg.Retention, SupervisionDelay: c.cfg.SupervisionDelay,
 	})
 	if err != nil {
@@ -149,6 +154,12 @@ func (c *Console) buy(g *gin.Context) {
 	}
 	c.cfg.Logger.Info("Emulated purchase", "purchaseId", id, "mode", req.BillingMode, "debug", req.Debug)
 	g.JSON(http.StatusCreated, Bought{PurchaseID: id, OrderID: id, OrderLineID: id + "-000001", WorkflowID: PurchaseWorkflowID(id)})
+}
+
+// clock is the emulated clock of a purchase created at origin: the one its
+// workflow runs on.
+func (c *Console) clock(origin time.Time) Clock {
+	return Clock{Scale: c.cfg.Scale, Origin: origin.UTC()}
 }
 
 func (c *Console) list(g *gin.Context) {
@@ -214,7 +225,7 @@ func (c *Console) show(g *gin.Context) {
 		return
 	}
 	view := PurchaseView{Purchase: p}
-	emNow := Clock{Scale: c.cfg.Scale, Origin: p.CreatedAt}.EmulatedAt(c.now()).UTC()
+	emNow := c.clock(p.CreatedAt).EmulatedAt(c.now()).UTC()
 	view.EmulatedNow = &emNow
 	orders, err := c.cfg.Store.OrdersOf(ctx, id)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
 
 	"github.com/fulfillment-server/fulfillment/koogallery"
 )
@@ -259,4 +260,47 @@ func TestSumDecimalsIsExact(t *testing.T) {
 		_, err := sumDecimals([]string{bad})
 		require.Error(t, err, bad)
 	}
+}
+
+// startRecorder is a Temporal client that records the purchase workflows
+// started, without running them.
+type startRecorder struct {
+	client.Client
+	started []PurchaseInput
+}
+
+func (r *startRecorder) ExecuteWorkflow(_ context.Context, _ client.StartWorkflowOptions, _ any, args ...any) (client.WorkflowRun, error) {
+	r.started = append(r.started, args[0].(PurchaseInput))
+	return nil, nil
+}
+
+// TestConsoleReadsTheClockItsWorkflowRunsOn: the console's emulated now is
+// the purchase workflow's. It once read the clock from the row's created_at
+// (the database's now, some milliseconds after the workflow's origin), so
+// that at a day per 10 s the console's month ended 7 emulated minutes
+// before the workflow's.
+func TestConsoleReadsTheClockItsWorkflowRunsOn(t *testing.T) {
+	db := newStore(t)
+	temporal := &startRecorder{}
+	console := NewConsole(ConsoleConfig{Store: db, Temporal: temporal, Scale: 8640})
+	// The console reads its clock 50 ms before the row is written: 7.2
+	// emulated minutes at this scale.
+	console.now = func() time.Time { return time.Now().Add(-50 * time.Millisecond) }
+	srv := httptest.NewServer(console.Handler())
+	t.Cleanup(srv.Close)
+	c := &Client{BaseURL: srv.URL}
+
+	b, err := c.Buy(t.Context(), BuyRequest{BillingMode: ModePeriod, PeriodType: "month", PeriodNumber: 1, Quantity: 1,
+		ProductID: "demo-product", SkuCode: "demo-sku"})
+	require.NoError(t, err)
+	require.Len(t, temporal.started, 1)
+	clock := temporal.started[0].Clock
+
+	expiry := clock.Origin.AddDate(0, 1, 0)
+	console.now = func() time.Time { return clock.RealAt(expiry) }
+	v, err := c.Purchase(t.Context(), b.PurchaseID)
+	require.NoError(t, err)
+	require.NotNil(t, v.EmulatedNow)
+	require.WithinDuration(t, expiry, *v.EmulatedNow, time.Second,
+		"at the real instant of the workflow's expiry, the console's emulated now is the expiry")
 }
