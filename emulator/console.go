@@ -210,6 +210,19 @@ type AppInfoView struct {
 	Memo        string `json:"memo,omitempty"`
 	// DecryptError says why the credentials could not be decrypted.
 	DecryptError string `json:"decryptError,omitempty"`
+	// Released: the instance is released, and the console no longer shows
+	// its credentials.
+	Released bool `json:"released,omitempty"`
+}
+
+// Ended reports whether a purchase's life is over: released, unsubscribed
+// or cancelled.
+func Ended(state string) bool {
+	switch state {
+	case StateReleased, StateUnsubscribed, StateCancelled:
+		return true
+	}
+	return false
 }
 
 func (c *Console) show(g *gin.Context) {
@@ -238,6 +251,11 @@ func (c *Console) show(g *gin.Context) {
 	}
 	if app, err := c.cfg.Store.AppInfo(ctx, id); err == nil {
 		view.AppInfo = c.decrypt(app)
+		if Ended(p.State) {
+			// The instance is gone: the console shows no credentials.
+			view.AppInfo.UserName, view.AppInfo.Password, view.AppInfo.DecryptError = "", "", ""
+			view.AppInfo.Released = true
+		}
 	} else if !errors.Is(err, ErrNotFound) {
 		fault.Respond(g, c.cfg.Logger, fault.Database(err))
 		return

@@ -304,3 +304,35 @@ func TestConsoleReadsTheClockItsWorkflowRunsOn(t *testing.T) {
 	require.WithinDuration(t, expiry, *v.EmulatedNow, time.Second,
 		"at the real instant of the workflow's expiry, the console's emulated now is the expiry")
 }
+
+// TestShowHidesTheCredentialsOfAReleasedPurchase: the buyer's console
+// shows the login and password while the instance lives, never after.
+func TestShowHidesTheCredentialsOfAReleasedPurchase(t *testing.T) {
+	db := newStore(t)
+	ctx := t.Context()
+	console := NewConsole(ConsoleConfig{Store: db, Scale: 8640, Encryption: "none"})
+	srv := httptest.NewServer(console.Handler())
+	t.Cleanup(srv.Close)
+	c := &Client{BaseURL: srv.URL}
+	require.NoError(t, db.SaveAppInfo(ctx, AppInfo{PurchaseID: "CSLIVES", FrontEndURL: "https://t.example/",
+		UserName: "admin", Password: "s3cret"}))
+
+	for i, state := range []string{StateInService, StateReleased} {
+		require.NoError(t, db.SavePurchase(ctx, Purchase{PurchaseID: "CSLIVES", State: state, ChargingMode: ModePeriod,
+			ProductID: "demo-product", InstanceID: "inst-1", Revision: int64(i + 1)}, nil))
+		v, err := c.Purchase(ctx, "CSLIVES")
+		require.NoError(t, err)
+		var text bytes.Buffer
+		printPurchase(&text, v)
+		if state == StateInService {
+			require.Equal(t, "s3cret", v.AppInfo.Password)
+			require.Contains(t, text.String(), "login      admin / s3cret")
+			continue
+		}
+		require.Empty(t, v.AppInfo.UserName+v.AppInfo.Password)
+		require.True(t, v.AppInfo.Released)
+		require.NotContains(t, text.String(), "s3cret")
+		require.NotContains(t, text.String(), "admin /")
+		require.Contains(t, text.String(), "login      none: the instance is released")
+	}
+}

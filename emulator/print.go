@@ -63,6 +63,9 @@ func printPurchase(w io.Writer, v PurchaseView) {
 		if a.UserName != "" {
 			fmt.Fprintf(w, "  login      %s / %s\n", a.UserName, a.Password)
 		}
+		if a.Released {
+			fmt.Fprintf(w, "  login      none: the instance is released\n")
+		}
 		if a.DecryptError != "" {
 			fmt.Fprintf(w, "  login      %s\n", a.DecryptError)
 		}
