@@ -183,7 +183,11 @@ func (c *Console) list(g *gin.Context) {
 // PurchaseView is everything the consoles show of a purchase.
 type PurchaseView struct {
 	Purchase
-	EmulatedNow *time.Time   `json:"emulatedNow,omitempty"`
+	EmulatedNow *time.Time `json:"emulatedNow,omitempty"`
+	// ClockOrigin and TimeScale are the purchase's emulated clock: an
+	// instant t (real) is emulated ClockOrigin + (t - ClockOrigin) * TimeScale.
+	ClockOrigin time.Time    `json:"clockOrigin"`
+	TimeScale   float64      `json:"timeScale"`
 	Orders      []OrderView  `json:"orders"`
 	AppInfo     *AppInfoView `json:"appInfo,omitempty"`
 	Timeline    []Event      `json:"timeline"`
@@ -238,8 +242,9 @@ func (c *Console) show(g *gin.Context) {
 		return
 	}
 	view := PurchaseView{Purchase: p}
-	emNow := c.clock(p.CreatedAt).EmulatedAt(c.now()).UTC()
-	view.EmulatedNow = &emNow
+	clock := c.clock(p.CreatedAt)
+	emNow := clock.EmulatedAt(c.now()).UTC()
+	view.EmulatedNow, view.ClockOrigin, view.TimeScale = &emNow, clock.Origin, clock.Scale
 	orders, err := c.cfg.Store.OrdersOf(ctx, id)
 	if err != nil {
 		fault.Respond(g, c.cfg.Logger, fault.Database(err))
