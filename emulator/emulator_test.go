@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
@@ -290,4 +291,30 @@ func TestRenewalIsSentOnceAndUnfreezesAFrozenPurchase(t *testing.T) {
 	final := (*saved)[len(*saved)-1]
 	require.Equal(t, StateReleased, final.State)
 	require.Equal(t, start.AddDate(0, 2, 0), *final.EmulatedExpireTime, "renewed from the old expiry")
+}
+
+// TestAMonthIsAMonthOnTheTimeline: from "ordered" to "expired" the timeline
+// shows exactly the month sold. "ordered" was stamped after the order was
+// saved, which at a day per 10 s took minutes of emulated time: the month
+// looked 7 minutes short.
+func TestAMonthIsAMonthOnTheTimeline(t *testing.T) {
+	env, _ := newEmulatorEnv(t, &fakeCalls{})
+	env.OnActivity(SaveOrderActivity, mock.Anything, mock.Anything).Return(nil).After(50 * time.Millisecond)
+	var events []Event
+	env.OnActivity(SaveActivity, mock.Anything, mock.Anything).Return(func(_ context.Context, in SaveInput) error {
+		events = append(events, in.Events...)
+		return nil
+	})
+	env.ExecuteWorkflow(PurchaseWorkflowName, PurchaseInput{
+		PurchaseID: "P3", Buy: BuyRequest{BillingMode: ModePeriod, PeriodType: "month", PeriodNumber: 1, Quantity: 1},
+		Clock: Clock{Scale: 8640, Origin: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}, Retention: 360 * time.Hour,
+	})
+	require.True(t, env.IsWorkflowCompleted())
+	at := map[string]time.Time{}
+	for _, e := range events {
+		at[e.Kind] = e.EmulatedAt
+	}
+	require.Contains(t, at, "ordered")
+	require.Contains(t, at, "expired")
+	require.WithinDuration(t, at["ordered"].AddDate(0, 1, 0), at["expired"], time.Second, "a month from the order to the expiry")
 }

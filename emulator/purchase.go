@@ -134,7 +134,11 @@ func (p *purchase) state() PurchaseState {
 // refunded. It reports whether the purchase goes on.
 func (w *purchaseWorkflow) order(ctx workflow.Context) bool {
 	p := w.p
-	now := w.now(ctx)
+	// The order is placed now: its validity counts from here, and the
+	// timeline says so, though saving the order takes a moment (minutes
+	// of emulated time).
+	placed := workflow.Now(ctx)
+	now := p.Clock.EmulatedAt(placed).UTC()
 	orderType := "NEW"
 	if p.Trial {
 		orderType = "TRIAL"
@@ -145,7 +149,7 @@ func (w *purchaseWorkflow) order(ctx workflow.Context) bool {
 	}
 	first := w.newOrder(ctx, orderType)
 	w.saveOrder(ctx, &first)
-	w.record(ctx, "ordered", fmt.Sprintf("Order %s placed: %s %s %s, %d seats%s.", first.OrderID, p.Buy.BillingMode,
+	w.recordAt(placed, "ordered", fmt.Sprintf("Order %s placed: %s %s %s, %d seats%s.", first.OrderID, p.Buy.BillingMode,
 		describePeriod(p.Buy), p.Buy.SkuCode, p.Buy.Quantity, flags(p.Buy)))
 	w.save(ctx)
 
@@ -700,7 +704,12 @@ func (w *purchaseWorkflow) saveOrder(ctx workflow.Context, o *Order) {
 
 // record queues a timeline event for the next save.
 func (w *purchaseWorkflow) record(ctx workflow.Context, kind, message string) {
-	now := workflow.Now(ctx)
+	w.recordAt(workflow.Now(ctx), kind, message)
+}
+
+// recordAt queues a timeline event that happened at now (real, from
+// workflow.Now) for the next save.
+func (w *purchaseWorkflow) recordAt(now time.Time, kind, message string) {
 	w.events = append(w.events, Event{
 		Key: fmt.Sprintf("%d-%s", w.p.Revision*100+int64(len(w.events)), kind),
 		At:  now.UTC(), EmulatedAt: w.p.Clock.EmulatedAt(now).UTC(), Kind: kind, Message: message,
