@@ -135,7 +135,7 @@ cat <<MSG
   PostgreSQL    ${DATABASE_URL%%\?*}
   keys          access key ${KOOGALLERY_ACCESS_KEY}, admin token ${FULFILLMENT_ADMIN_TOKEN}
   pay-per-use   usage token ${FULFILLMENT_USAGE_TOKEN} (POST /v1/usage); periods of ${METERING_PERIOD} (real time),
-                pushed ${METERING_PUSH_DELAY} after each ends (fulfillment emulator usage ID shows them)
+                pushed ${METERING_PUSH_DELAY} after each ends (bin/fulfillment emulator usage ID shows them)
 
   Buy a product, from another terminal in this directory:
     bin/fulfillment emulator buy
