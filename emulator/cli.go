@@ -395,7 +395,7 @@ func messagesCommand(fs *flag.FlagSet) func(ctx context.Context, c *cli, args []
 
 func restartCommand(*flag.FlagSet) func(ctx context.Context, c *cli, args []string) error {
 	return func(ctx context.Context, c *cli, args []string) error {
-		id, err := c.oneArg(args, "the failed call's ID (see fulfillment emulator messages)")
+		id, err := c.oneArg(args, "the failed call's ID (see '"+c.prog+" emulator messages')")
 		if err != nil {
 			return err
 		}

@@ -27,7 +27,7 @@ func program(arg0 string) string {
 	if err != nil {
 		return arg0
 	}
-	if tmp := os.TempDir(); strings.HasPrefix(abs, tmp+string(filepath.Separator)) {
+	if tmp := os.TempDir(); strings.HasPrefix(abs, tmp+string(filepath.Separator)) && strings.Contains(abs, "go-build") {
 		return "go run ./cmd/fulfillment"
 	}
 	wd, err := os.Getwd()

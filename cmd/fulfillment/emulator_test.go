@@ -127,6 +127,7 @@ func TestProgramIsHowTheUserRanIt(t *testing.T) {
 		filepath.Join(wd, "bin", "fulfillment"):        "bin/fulfillment",
 		filepath.Join(wd, "fulfillment"):               "./fulfillment",
 		filepath.Join(os.TempDir(), "go-build1/exe/f"): "go run ./cmd/fulfillment",
+		filepath.Join(os.TempDir(), "mine", "f"):       filepath.Join(os.TempDir(), "mine", "f"),
 		"/opt/elsewhere/fulfillment":                   "/opt/elsewhere/fulfillment",
 	} {
 		require.Equal(t, want, program(arg0), arg0)
