@@ -134,10 +134,22 @@ func (p *purchase) state() PurchaseState {
 // refunded. It reports whether the purchase goes on.
 func (w *purchaseWorkflow) order(ctx workflow.Context) bool {
 	p := w.p
-	// The order is placed now: its validity counts from here, and the
-	// timeline says so, though saving the order takes a moment (minutes
-	// of emulated time).
+	// The order is placed at a whole real second, so that on a clock whose
+	// day is a whole number of real seconds (1d=10s) the expiry is one too:
+	// the merchant is told expiry times to the second, and a fraction cut
+	// off there would make its month end up to a real second (2.4 emulated
+	// hours at 1d=10s) before the marketplace's.
 	placed := workflow.Now(ctx)
+	// Purchases ordered before this wait keep their history.
+	aligned := workflow.GetVersion(ctx, "order-at-whole-second", workflow.DefaultVersion, 1) == 1
+	if whole := placed.Truncate(time.Second); aligned && whole.Before(placed) {
+		placed = whole.Add(time.Second)
+		if err := workflow.Sleep(ctx, placed.Sub(workflow.Now(ctx))); err != nil {
+			return false
+		}
+	}
+	// Its validity counts from here, and the timeline says so, though
+	// saving the order takes a moment (minutes of emulated time).
 	now := p.Clock.EmulatedAt(placed).UTC()
 	orderType := "NEW"
 	if p.Trial {
