@@ -253,7 +253,7 @@ func TestGetUsage(t *testing.T) {
 	require.Equal(t, "HTTP 500 MKT.0999", view.Periods[1].LastError)
 	require.Equal(t, "7.5000", view.Summary.Reported)
 	require.Equal(t, "1.0000", view.Summary.Unassigned)
-	require.Equal(t, "6.5000", view.Summary.Billed)
+	require.Equal(t, "6.5000", view.Summary.Closed)
 	require.Equal(t, "2.5000", view.Summary.Pushed)
 	require.Equal(t, 1, view.Summary.Pending)
 	require.Equal(t, "HTTP 500 MKT.0999", view.Summary.LastError)

@@ -61,7 +61,7 @@ type serverUsage struct {
 	Summary struct {
 		Reported       string `json:"reported"`
 		NotYetClosed   string `json:"notYetClosed"`
-		Billed         string `json:"billed"`
+		Closed         string `json:"closed"`
 		Pushed         string `json:"pushed"`
 		PendingPeriods int    `json:"pendingPeriods"`
 		ExpiredPeriods int    `json:"expiredPeriods"`
@@ -218,7 +218,7 @@ func TestPayPerUseUsageReachesTheEmulatorOncePerPeriod(t *testing.T) {
 	server := e.usage(inst)
 	require.True(t, server.settled(), "nothing pending or unassigned after the release: %+v", server.Summary)
 	require.Zero(t, server.Summary.ExpiredPeriods)
-	for what, got := range map[string]string{"reported": server.Summary.Reported, "billed": server.Summary.Billed, "pushed": server.Summary.Pushed} {
+	for what, got := range map[string]string{"reported": server.Summary.Reported, "closed": server.Summary.Closed, "pushed": server.Summary.Pushed} {
 		requireSameDecimal(t, intake, got, "server "+what)
 	}
 	requireSameDecimal(t, new(big.Rat), server.Summary.NotBilled, "server notBilled")

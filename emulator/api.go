@@ -198,7 +198,9 @@ func (c Clock) Real(d time.Duration) time.Duration {
 	if c.Scale <= 1 {
 		return d
 	}
-	return time.Duration(float64(d) / c.Scale)
+	// Rounded, not truncated: an emulated expiry that is a whole real
+	// second must map to that second, not to a nanosecond before it.
+	return time.Duration(math.Round(float64(d) / c.Scale))
 }
 
 // RealAt is the real time of an emulated instant.
@@ -209,7 +211,7 @@ func (c Clock) EmulatedAt(t time.Time) time.Time {
 	if c.Scale <= 1 {
 		return t
 	}
-	return c.Origin.Add(time.Duration(float64(t.Sub(c.Origin)) * c.Scale))
+	return c.Origin.Add(time.Duration(math.Round(float64(t.Sub(c.Origin)) * c.Scale)))
 }
 
 // ParseScale reads EMULATOR_TIME_SCALE: a factor ("8640") or a ratio of

@@ -7,32 +7,36 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 )
 
-// Usage is the help text of "fulfillment emulator".
-const Usage = `fulfillment emulator: KooGallery, played locally against a production interface.
+// Usage is the help text of "fulfillment emulator"; %[1]s is the program
+// as it was run (bin/fulfillment).
+const Usage = `%[1]s emulator: KooGallery, played locally against a production interface.
 
-Usage: fulfillment emulator <command> [flags]
+Usage: %[1]s emulator <command> [flags] [ID]
 
   serve                            run the emulator: its workflows, the consoles and the open API
-  buy [flags]                      buy a product (see 'fulfillment emulator buy -h')
+  buy [flags]                      buy a product (see '%[1]s emulator buy -h')
   purchases                        list the purchases
   show ID                          a purchase: state, orders, access information, timeline, failed calls
-  watch ID [-merchant]             print the purchase's timeline as it happens, until its life ends;
-                                   -merchant also prints the merchant's side (EMULATOR_MERCHANT_ADMIN_URL)
-  renew ID [-periods N]            renew (refreshInstance RENEWAL, then UNFREEZE if frozen)
+  watch [-merchant] ID             print the purchase's timeline as it happens, in the order things
+                                   happened, until its life ends; -merchant also prints the merchant's
+                                   side (EMULATOR_MERCHANT_ADMIN_URL and EMULATOR_MERCHANT_ADMIN_TOKEN)
+  renew [-periods N] ID            renew (refreshInstance RENEWAL, then UNFREEZE if frozen)
   refund-renewal ID                refund the last renewal period (UNSUBSCRIBE_RENEWAL_PERIOD)
   unsubscribe ID                   unsubscribe (releaseInstance with the unsubscription order)
-  upgrade ID -quantity N [-sku S]  change the spec (changeInstanceCheck, then upgradeInstance)
+  upgrade -quantity N [-sku S] ID  change the spec (changeInstanceCheck, then upgradeInstance)
   convert ID                       trial to formal (TRIAL_TO_FORMAL)
   arrears ID | pay ID              pay-per-use account in arrears (FREEZE) / paid (UNFREEZE)
   submit-requirements ID           supervision: the buyer submits requirements
-  confirm-delivery ID -evidence E [-start RFC3339]
+  confirm-delivery -evidence E [-start RFC3339] ID
                                    supervision: the merchant confirms the service completed
   accept ID | reject ID            supervision: the buyer accepts / rejects
   messages [-all]                  failed production-interface calls (生产接口消息)
@@ -44,25 +48,54 @@ Usage: fulfillment emulator <command> [flags]
                                    marketplace's internal error, which merchants retry)
   scale DURATION                   the real duration of an emulated one under EMULATOR_TIME_SCALE
 
-The commands other than serve call the emulator at EMULATOR_URL. -json prints raw JSON.
+Flags go before or after the ID; -h after a command shows its flags. The commands other than
+serve call the emulator at EMULATOR_URL; -json prints raw JSON. Variables that are not set are
+read from ` + RunEnvFile + ` when it exists (make run writes it there: the addresses and
+tokens of the stack it started).
 `
 
-// Main runs "fulfillment emulator <command> [args]": serve, scale, or a
-// console command against the emulator at EMULATOR_URL.
-func Main(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprint(stdout, Usage)
+// RunEnvFile is where make run (scripts/run-local.sh) writes the
+// environment a second terminal needs, as shell exports; the console
+// commands read the variables that are not set from it, relative to the
+// working directory.
+const RunEnvFile = ".data/run.env"
+
+// synopses are the commands' arguments, for their -h.
+var synopses = map[string]string{
+	"buy": "[flags]", "purchases": "", "show": "ID", "watch": "[-merchant] ID", "messages": "[-all]",
+	"restart": "MESSAGE_ID", "usage": "ID", "fail-usage": "[-status S] [-code C] N",
+	ActRenew: "[-periods N] ID", ActUpgrade: "-quantity N [-sku S] ID", ActConfirmDelivery: "-evidence E [-start RFC3339] ID",
+}
+
+// Main runs "<prog> emulator <command> [args]": serve, scale, or a console
+// command against the emulator at EMULATOR_URL. prog is the program as the
+// user ran it, for the commands it prints.
+func Main(ctx context.Context, prog string, args []string, getenv func(string) string, stdout io.Writer) error {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "-help" || args[0] == "--help" {
+		fmt.Fprintf(stdout, Usage, prog)
 		return nil
 	}
-	cfg, err := LoadConfig(getenv)
+	name, rest := args[0], args[1:]
+	env := &runEnv{getenv: getenv}
+	if name != "serve" {
+		// A second terminal has none of make run's variables: read them
+		// from the file it wrote.
+		if err := env.load(RunEnvFile); err != nil {
+			return err
+		}
+	}
+	cfg, err := LoadConfig(env.get)
 	if err != nil {
 		return err
 	}
-	name, rest := args[0], args[1:]
 	switch name {
 	case "serve":
 		return Serve(ctx, cfg, cfg.Logger())
 	case "scale":
+		if len(rest) == 1 && isHelp(rest[0]) {
+			fmt.Fprintf(stdout, "Usage: %s emulator scale DURATION\n\nThe real duration of an emulated one (24h, 15d) under EMULATOR_TIME_SCALE.\n", prog)
+			return nil
+		}
 		if len(rest) != 1 {
 			return errors.New("scale: give one emulated duration, such as 24h or 15d")
 		}
@@ -71,26 +104,121 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 	newCommand, ok := commands[name]
 	if !ok {
 		if !isAction(name) {
-			return fmt.Errorf("unknown command %q; run 'fulfillment emulator help'", name)
+			return fmt.Errorf("unknown command %q; run '%s emulator help'", name, prog)
 		}
 		newCommand = actionCommand(name)
 	}
-	fs := flag.NewFlagSet("emulator "+name, flag.ContinueOnError)
-	fs.SetOutput(stdout)
-	c := &cli{name: name, client: &Client{BaseURL: cfg.URL}, cfg: cfg, out: stdout}
+	fs := flag.NewFlagSet(prog+" emulator "+name, flag.ContinueOnError)
+	// The flag package's own messages stay quiet: the error is returned,
+	// and -h prints the usage below.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	c := &cli{name: name, prog: prog, client: &Client{BaseURL: cfg.URL}, cfg: cfg, env: env, out: stdout}
 	fs.BoolVar(&c.json, "json", false, "print raw JSON")
 	run := newCommand(fs)
-	if err := fs.Parse(rest); err != nil {
-		return err
+	positional, err := parseInterspersed(fs, rest)
+	if errors.Is(err, flag.ErrHelp) {
+		printCommandUsage(stdout, fs, prog, name)
+		return nil
 	}
-	return run(ctx, c, fs.Args())
+	if err != nil {
+		return fmt.Errorf("%s: %w (run '%s emulator %s -h')", name, err, prog, name)
+	}
+	return run(ctx, c, positional)
 }
+
+// printCommandUsage is a command's -h: its arguments and flags.
+func printCommandUsage(w io.Writer, fs *flag.FlagSet, prog, name string) {
+	synopsis, ok := synopses[name]
+	if !ok {
+		synopsis = "ID"
+	}
+	fmt.Fprintf(w, "Usage: %s emulator %s\n\nFlags", prog, strings.TrimSpace(name+" "+synopsis))
+	if strings.Contains(synopsis, "ID") || strings.HasSuffix(synopsis, " N") {
+		fmt.Fprint(w, " (before or after the argument)")
+	}
+	fmt.Fprintln(w, ":")
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+}
+
+func isHelp(arg string) bool { return arg == "-h" || arg == "-help" || arg == "--help" }
+
+// parseInterspersed parses flags wherever they are among the arguments
+// (watch ID -merchant as well as watch -merchant ID) and returns the
+// others; after "--" everything is an argument.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
+			return append(positional, rest...), nil
+		}
+		if len(rest) == 0 {
+			return positional, nil
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
+	}
+}
+
+// runEnv is the environment, with the variables not set taken from the
+// file make run writes.
+type runEnv struct {
+	getenv func(string) string
+	file   map[string]string
+	path   string
+}
+
+// load reads a file of shell exports (export NAME='value'); a missing file
+// is no error.
+func (e *runEnv) load(path string) error {
+	raw, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	e.file, e.path = map[string]string{}, path
+	for line := range strings.Lines(string(raw)) {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		name, value, ok := strings.Cut(strings.TrimPrefix(line, "export "), "=")
+		if !ok {
+			return fmt.Errorf("read %s: %q is not NAME=value", path, line)
+		}
+		if len(value) >= 2 && value[0] == '\'' && value[len(value)-1] == '\'' {
+			value = value[1 : len(value)-1]
+		}
+		e.file[strings.TrimSpace(name)] = value
+	}
+	return nil
+}
+
+// get is the variable from the environment, else from the file.
+func (e *runEnv) get(name string) string {
+	if v := e.getenv(name); v != "" {
+		return v
+	}
+	return e.file[name]
+}
+
+// fromFile reports whether a variable comes from the file.
+func (e *runEnv) fromFile(name string) bool { return e.getenv(name) == "" && e.file[name] != "" }
 
 // cli is what a console command works with.
 type cli struct {
 	name   string
+	prog   string
 	client *Client
 	cfg    Config
+	env    *runEnv
 	out    io.Writer
 	json   bool
 }
@@ -151,9 +279,31 @@ func buyCommand(fs *flag.FlagSet) func(ctx context.Context, c *cli, args []strin
 		}
 		return c.print(b, func(w io.Writer) {
 			fmt.Fprintf(w, "Bought: purchase %s (order %s, line %s).\n", b.PurchaseID, b.OrderID, b.OrderLineID)
-			fmt.Fprintf(w, "Follow it: fulfillment emulator watch %s\n", b.PurchaseID)
+			fmt.Fprintf(w, "Follow it: %s\n", c.watchHint(b.PurchaseID))
+			if c.cfg.MerchantAdminURL != "" && !c.env.fromFile("EMULATOR_MERCHANT_ADMIN_URL") {
+				fmt.Fprintln(w, "  (from a terminal where EMULATOR_MERCHANT_ADMIN_URL and EMULATOR_MERCHANT_ADMIN_TOKEN are set as here)")
+			}
 		})
 	}
+}
+
+// defaultURL is EMULATOR_URL's default.
+const defaultURL = "http://127.0.0.1:8090"
+
+// watchHint is the command that follows a purchase, as it can be pasted
+// into another terminal: with -merchant when the merchant's admin API is
+// known, and with EMULATOR_URL when this terminal has its own.
+func (c *cli) watchHint(id string) string {
+	var b strings.Builder
+	if u := c.env.getenv("EMULATOR_URL"); u != "" && u != c.env.file["EMULATOR_URL"] && u != defaultURL {
+		b.WriteString("EMULATOR_URL=" + u + " ")
+	}
+	b.WriteString(c.prog + " emulator watch ")
+	if c.cfg.MerchantAdminURL != "" && c.cfg.MerchantAdminToken != "" {
+		b.WriteString("-merchant ")
+	}
+	b.WriteString(id)
+	return b.String()
 }
 
 func purchasesCommand(*flag.FlagSet) func(ctx context.Context, c *cli, args []string) error {
@@ -200,8 +350,20 @@ func watchCommand(fs *flag.FlagSet) func(ctx context.Context, c *cli, args []str
 		}
 		var m merchantAdmin
 		if *withMerchant {
+			var missing []string
 			if c.cfg.MerchantAdminURL == "" {
-				return errors.New("watch -merchant needs EMULATOR_MERCHANT_ADMIN_URL and EMULATOR_MERCHANT_ADMIN_TOKEN")
+				missing = append(missing, "EMULATOR_MERCHANT_ADMIN_URL")
+			}
+			if c.cfg.MerchantAdminToken == "" {
+				missing = append(missing, "EMULATOR_MERCHANT_ADMIN_TOKEN")
+			}
+			if len(missing) > 0 {
+				return fmt.Errorf("watch -merchant reads the merchant's side from the server's admin API and needs "+
+					"EMULATOR_MERCHANT_ADMIN_URL and EMULATOR_MERCHANT_ADMIN_TOKEN; not set: %s.\n"+
+					"make run writes both into %s, which this command reads when run from the repository's directory "+
+					"while make run is up. Else set them to the server's address and its FULFILLMENT_ADMIN_TOKEN; for make run's server:\n"+
+					"  export EMULATOR_MERCHANT_ADMIN_URL=http://127.0.0.1:8080 EMULATOR_MERCHANT_ADMIN_TOKEN=local-admin-token",
+					strings.Join(missing, ", "), RunEnvFile)
 			}
 			m = merchantAdmin{url: c.cfg.MerchantAdminURL, token: string(c.cfg.MerchantAdminToken)}
 		}
@@ -233,7 +395,7 @@ func messagesCommand(fs *flag.FlagSet) func(ctx context.Context, c *cli, args []
 
 func restartCommand(*flag.FlagSet) func(ctx context.Context, c *cli, args []string) error {
 	return func(ctx context.Context, c *cli, args []string) error {
-		id, err := c.oneArg(args, "the failed call's ID (see fulfillment emulator messages)")
+		id, err := c.oneArg(args, "the failed call's ID (see '"+c.prog+" emulator messages')")
 		if err != nil {
 			return err
 		}

@@ -133,12 +133,17 @@ func (c *Console) buy(g *gin.Context) {
 		fault.Respond(g, c.cfg.Logger, fault.Invalid(err.Error()))
 		return
 	}
-	now := c.now()
+	// The origin of the purchase's emulated clock, stored as its created_at
+	// (to the database's microsecond) so that the console reads the clock
+	// the workflow runs on: an origin a few milliseconds off moves every
+	// emulated instant the console shows by as many milliseconds times the
+	// scale (minutes, at a day per 10 s).
+	now := c.now().UTC().Truncate(time.Microsecond)
 	id := newOrderID(now)
 	// Visible at once; the workflow's own saves (revision 1 on) take over.
 	if err := c.cfg.Store.SavePurchase(g.Request.Context(), Purchase{
 		PurchaseID: id, State: StateOrdering, ChargingMode: req.BillingMode, ProductID: req.ProductID,
-		Supervised: req.Supervised, Debug: req.Debug,
+		Supervised: req.Supervised, Debug: req.Debug, CreatedAt: now,
 	}, nil); err != nil {
 		fault.Respond(g, c.cfg.Logger, fault.Database(err))
 		return
@@ -146,7 +151,7 @@ func (c *Console) buy(g *gin.Context) {
 	_, err := c.cfg.Temporal.ExecuteWorkflow(g.Request.Context(), client.StartWorkflowOptions{
 		ID: PurchaseWorkflowID(id), TaskQueue: c.cfg.TaskQueue,
 	}, PurchaseWorkflowName, PurchaseInput{
-		PurchaseID: id, Buy: req, Clock: Clock{Scale: c.cfg.Scale, Origin: now.UTC()},
+		PurchaseID: id, Buy: req, Clock: c.clock(now),
 		Retention: c.cfg.Retention, SupervisionDelay: c.cfg.SupervisionDelay,
 	})
 	if err != nil {
@@ -155,6 +160,12 @@ func (c *Console) buy(g *gin.Context) {
 	}
 	c.cfg.Logger.Info("Emulated purchase", "purchaseId", id, "mode", req.BillingMode, "debug", req.Debug)
 	g.JSON(http.StatusCreated, Bought{PurchaseID: id, OrderID: id, OrderLineID: id + "-000001", WorkflowID: PurchaseWorkflowID(id)})
+}
+
+// clock is the emulated clock of a purchase created at origin: the one its
+// workflow runs on.
+func (c *Console) clock(origin time.Time) Clock {
+	return Clock{Scale: c.cfg.Scale, Origin: origin.UTC()}
 }
 
 func (c *Console) list(g *gin.Context) {
@@ -178,7 +189,11 @@ func (c *Console) list(g *gin.Context) {
 // PurchaseView is everything the consoles show of a purchase.
 type PurchaseView struct {
 	Purchase
-	EmulatedNow *time.Time   `json:"emulatedNow,omitempty"`
+	EmulatedNow *time.Time `json:"emulatedNow,omitempty"`
+	// ClockOrigin and TimeScale are the purchase's emulated clock: an
+	// instant t (real) is emulated ClockOrigin + (t - ClockOrigin) * TimeScale.
+	ClockOrigin time.Time    `json:"clockOrigin"`
+	TimeScale   float64      `json:"timeScale"`
 	Orders      []OrderView  `json:"orders"`
 	AppInfo     *AppInfoView `json:"appInfo,omitempty"`
 	Timeline    []Event      `json:"timeline"`
@@ -205,6 +220,19 @@ type AppInfoView struct {
 	Memo        string `json:"memo,omitempty"`
 	// DecryptError says why the credentials could not be decrypted.
 	DecryptError string `json:"decryptError,omitempty"`
+	// Released: the instance is released, and the console no longer shows
+	// its credentials.
+	Released bool `json:"released,omitempty"`
+}
+
+// Ended reports whether a purchase's life is over: released, unsubscribed
+// or cancelled.
+func Ended(state string) bool {
+	switch state {
+	case StateReleased, StateUnsubscribed, StateCancelled:
+		return true
+	}
+	return false
 }
 
 func (c *Console) show(g *gin.Context) {
@@ -220,8 +248,9 @@ func (c *Console) show(g *gin.Context) {
 		return
 	}
 	view := PurchaseView{Purchase: p}
-	emNow := Clock{Scale: c.cfg.Scale, Origin: p.CreatedAt}.EmulatedAt(c.now()).UTC()
-	view.EmulatedNow = &emNow
+	clock := c.clock(p.CreatedAt)
+	emNow := clock.EmulatedAt(c.now()).UTC()
+	view.EmulatedNow, view.ClockOrigin, view.TimeScale = &emNow, clock.Origin, clock.Scale
 	orders, err := c.cfg.Store.OrdersOf(ctx, id)
 	if err != nil {
 		fault.Respond(g, c.cfg.Logger, fault.Database(err))
@@ -233,6 +262,11 @@ func (c *Console) show(g *gin.Context) {
 	}
 	if app, err := c.cfg.Store.AppInfo(ctx, id); err == nil {
 		view.AppInfo = c.decrypt(app)
+		if Ended(p.State) {
+			// The instance is gone: the console shows no credentials.
+			view.AppInfo.UserName, view.AppInfo.Password, view.AppInfo.DecryptError = "", "", ""
+			view.AppInfo.Released = true
+		}
 	} else if !errors.Is(err, ErrNotFound) {
 		fault.Respond(g, c.cfg.Logger, fault.Database(err))
 		return

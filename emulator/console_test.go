@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
 
 	"github.com/fulfillment-server/fulfillment/koogallery"
 )
@@ -258,5 +259,80 @@ func TestSumDecimalsIsExact(t *testing.T) {
 	for _, bad := range []string{"-1", "1e3", "x", "+2"} {
 		_, err := sumDecimals([]string{bad})
 		require.Error(t, err, bad)
+	}
+}
+
+// startRecorder is a Temporal client that records the purchase workflows
+// started, without running them.
+type startRecorder struct {
+	client.Client
+	started []PurchaseInput
+}
+
+func (r *startRecorder) ExecuteWorkflow(_ context.Context, _ client.StartWorkflowOptions, _ any, args ...any) (client.WorkflowRun, error) {
+	r.started = append(r.started, args[0].(PurchaseInput))
+	return nil, nil
+}
+
+// TestConsoleReadsTheClockItsWorkflowRunsOn: the console's emulated now is
+// the purchase workflow's. It once read the clock from the row's created_at
+// (the database's now, some milliseconds after the workflow's origin), so
+// that at a day per 10 s the console's month ended 7 emulated minutes
+// before the workflow's.
+func TestConsoleReadsTheClockItsWorkflowRunsOn(t *testing.T) {
+	db := newStore(t)
+	temporal := &startRecorder{}
+	console := NewConsole(ConsoleConfig{Store: db, Temporal: temporal, Scale: 8640})
+	// The console reads its clock 50 ms before the row is written: 7.2
+	// emulated minutes at this scale.
+	console.now = func() time.Time { return time.Now().Add(-50 * time.Millisecond) }
+	srv := httptest.NewServer(console.Handler())
+	t.Cleanup(srv.Close)
+	c := &Client{BaseURL: srv.URL}
+
+	b, err := c.Buy(t.Context(), BuyRequest{BillingMode: ModePeriod, PeriodType: "month", PeriodNumber: 1, Quantity: 1,
+		ProductID: "demo-product", SkuCode: "demo-sku"})
+	require.NoError(t, err)
+	require.Len(t, temporal.started, 1)
+	clock := temporal.started[0].Clock
+
+	expiry := clock.Origin.AddDate(0, 1, 0)
+	console.now = func() time.Time { return clock.RealAt(expiry) }
+	v, err := c.Purchase(t.Context(), b.PurchaseID)
+	require.NoError(t, err)
+	require.NotNil(t, v.EmulatedNow)
+	require.WithinDuration(t, expiry, *v.EmulatedNow, time.Second,
+		"at the real instant of the workflow's expiry, the console's emulated now is the expiry")
+}
+
+// TestShowHidesTheCredentialsOfAReleasedPurchase: the buyer's console
+// shows the login and password while the instance lives, never after.
+func TestShowHidesTheCredentialsOfAReleasedPurchase(t *testing.T) {
+	db := newStore(t)
+	ctx := t.Context()
+	console := NewConsole(ConsoleConfig{Store: db, Scale: 8640, Encryption: "none"})
+	srv := httptest.NewServer(console.Handler())
+	t.Cleanup(srv.Close)
+	c := &Client{BaseURL: srv.URL}
+	require.NoError(t, db.SaveAppInfo(ctx, AppInfo{PurchaseID: "CSLIVES", FrontEndURL: "https://t.example/",
+		UserName: "admin", Password: "s3cret"}))
+
+	for i, state := range []string{StateInService, StateReleased} {
+		require.NoError(t, db.SavePurchase(ctx, Purchase{PurchaseID: "CSLIVES", State: state, ChargingMode: ModePeriod,
+			ProductID: "demo-product", InstanceID: "inst-1", Revision: int64(i + 1)}, nil))
+		v, err := c.Purchase(ctx, "CSLIVES")
+		require.NoError(t, err)
+		var text bytes.Buffer
+		printPurchase(&text, v)
+		if state == StateInService {
+			require.Equal(t, "s3cret", v.AppInfo.Password)
+			require.Contains(t, text.String(), "login      admin / s3cret")
+			continue
+		}
+		require.Empty(t, v.AppInfo.UserName+v.AppInfo.Password)
+		require.True(t, v.AppInfo.Released)
+		require.NotContains(t, text.String(), "s3cret")
+		require.NotContains(t, text.String(), "admin /")
+		require.Contains(t, text.String(), "login      none: the instance is released")
 	}
 }

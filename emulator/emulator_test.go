@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
@@ -290,4 +291,69 @@ func TestRenewalIsSentOnceAndUnfreezesAFrozenPurchase(t *testing.T) {
 	final := (*saved)[len(*saved)-1]
 	require.Equal(t, StateReleased, final.State)
 	require.Equal(t, start.AddDate(0, 2, 0), *final.EmulatedExpireTime, "renewed from the old expiry")
+}
+
+// TestAMonthIsAMonthOnTheTimeline: from "ordered" to "expired" the timeline
+// shows exactly the month sold. "ordered" was stamped after the order was
+// saved, which at a day per 10 s took minutes of emulated time: the month
+// looked 7 minutes short.
+func TestAMonthIsAMonthOnTheTimeline(t *testing.T) {
+	env, _ := newEmulatorEnv(t, &fakeCalls{})
+	env.OnActivity(SaveOrderActivity, mock.Anything, mock.Anything).Return(nil).After(50 * time.Millisecond)
+	var events []Event
+	env.OnActivity(SaveActivity, mock.Anything, mock.Anything).Return(func(_ context.Context, in SaveInput) error {
+		events = append(events, in.Events...)
+		return nil
+	})
+	env.ExecuteWorkflow(PurchaseWorkflowName, PurchaseInput{
+		PurchaseID: "P3", Buy: BuyRequest{BillingMode: ModePeriod, PeriodType: "month", PeriodNumber: 1, Quantity: 1},
+		Clock: Clock{Scale: 8640, Origin: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}, Retention: 360 * time.Hour,
+	})
+	require.True(t, env.IsWorkflowCompleted())
+	at := map[string]time.Time{}
+	for _, e := range events {
+		at[e.Kind] = e.EmulatedAt
+	}
+	require.Contains(t, at, "ordered")
+	require.Contains(t, at, "expired")
+	require.WithinDuration(t, at["ordered"].AddDate(0, 1, 0), at["expired"], time.Second, "a month from the order to the expiry")
+}
+
+// TestTheMerchantIsToldTheExpiryToTheSecond: the merchant is told expiry
+// times to the second (yyyyMMddHHmmss), so on a clock whose day is a whole
+// number of real seconds the order is placed at a whole real second and
+// its expiry falls on one. The real expiry once had a fraction, cut off in
+// what the merchant was told: its month ended up to 2.4 emulated hours
+// before the marketplace's (9 minutes in one run of make run).
+func TestTheMerchantIsToldTheExpiryToTheSecond(t *testing.T) {
+	env, _ := newEmulatorEnv(t, &fakeCalls{})
+	start := time.Date(2026, 1, 1, 0, 0, 0, 437_000_000, time.UTC)
+	env.SetStartTime(start)
+	var orders []Order
+	env.OnActivity(SaveOrderActivity, mock.Anything, mock.Anything).Return(func(_ context.Context, o Order) error {
+		orders = append(orders, o)
+		return nil
+	})
+	var events []Event
+	env.OnActivity(SaveActivity, mock.Anything, mock.Anything).Return(func(_ context.Context, in SaveInput) error {
+		events = append(events, in.Events...)
+		return nil
+	})
+	clock := Clock{Scale: 8640, Origin: start.Add(-3 * time.Millisecond)}
+	env.ExecuteWorkflow(PurchaseWorkflowName, PurchaseInput{
+		PurchaseID: "P4", Buy: BuyRequest{BillingMode: ModePeriod, PeriodType: "month", PeriodNumber: 1, Quantity: 1},
+		Clock: clock, Retention: 360 * time.Hour,
+	})
+	require.True(t, env.IsWorkflowCompleted())
+	require.NotEmpty(t, orders)
+	told, err := koogallery.ParseTime(koogallery.FormatTime(*orders[0].ExpireTime))
+	require.NoError(t, err)
+	require.Equal(t, orders[0].ExpireTime.UTC(), told.UTC(), "the expiry the merchant is told is the marketplace's")
+	var ordered time.Time
+	for _, e := range events {
+		if e.Kind == "ordered" {
+			ordered = e.EmulatedAt
+		}
+	}
+	require.Equal(t, ordered.AddDate(0, 1, 0), clock.EmulatedAt(*orders[0].ExpireTime), "a month from the order")
 }

@@ -3,9 +3,12 @@ package emulator
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -63,6 +66,9 @@ func printPurchase(w io.Writer, v PurchaseView) {
 		if a.UserName != "" {
 			fmt.Fprintf(w, "  login      %s / %s\n", a.UserName, a.Password)
 		}
+		if a.Released {
+			fmt.Fprintf(w, "  login      none: the instance is released\n")
+		}
 		if a.DecryptError != "" {
 			fmt.Fprintf(w, "  login      %s\n", a.DecryptError)
 		}
@@ -85,64 +91,137 @@ func printPurchase(w io.Writer, v PurchaseView) {
 	}
 }
 
-// watchPurchase prints the timeline as it grows, until the purchase ends;
-// with a merchant admin API, the merchant's state changes too.
+// watchSettle is how long watch holds a line before printing it, so that
+// the events of both sides, which are written a moment after they happen,
+// print in the order they happened.
+const watchSettle = 3 * time.Second
+
+// watchLine is one line of watch: an event of either side.
+type watchLine struct {
+	at       time.Time // real, for the order
+	emulated time.Time
+	side     string
+	kind     string
+	message  string
+}
+
+// watchPurchase prints the purchase's timeline as it grows, until the
+// purchase ends; with the merchant's admin API, the merchant's timeline
+// too. Lines print in the order things happened (held watchSettle for the
+// late writes), stamped with the emulated time they happened at.
 func watchPurchase(ctx context.Context, c *Client, id string, stdout io.Writer, m merchantAdmin) error {
-	seen, lastState := 0, ""
+	seen := map[string]bool{}
+	var pending []watchLine
+	merchantState, merchantErr := "", ""
 	for {
+		polled := time.Now()
 		v, err := c.Purchase(ctx, id)
 		if err != nil {
 			return err
 		}
-		for _, e := range v.Timeline[min(seen, len(v.Timeline)):] {
-			fmt.Fprintf(stdout, "%s  marketplace  %-16s %s\n", e.EmulatedAt.UTC().Format("2006-01-02 15:04"), e.Kind, e.Message)
+		for _, e := range v.Timeline {
+			if key := "marketplace/" + e.Key; !seen[key] {
+				seen[key] = true
+				pending = append(pending, watchLine{at: e.At, emulated: e.EmulatedAt, side: "marketplace", kind: e.Kind, message: e.Message})
+			}
 		}
-		seen = len(v.Timeline)
 		if m.url != "" && v.InstanceID != "" {
-			if st, reason, err := m.state(ctx, v.InstanceID); err == nil && st != lastState && v.EmulatedNow != nil {
-				fmt.Fprintf(stdout, "%s  merchant     %-16s %s\n", v.EmulatedNow.UTC().Format("2006-01-02 15:04"), st, reason)
-				lastState = st
+			clock := Clock{Scale: v.TimeScale, Origin: v.ClockOrigin}
+			inst, err := m.instance(ctx, v.InstanceID)
+			switch {
+			case err == nil:
+				merchantState, merchantErr = inst.State, ""
+				for _, e := range inst.Events {
+					if key := "merchant/" + e.Key + "/" + e.Kind + "/" + e.At.String(); !seen[key] {
+						seen[key] = true
+						pending = append(pending, watchLine{at: e.At, emulated: clock.EmulatedAt(e.At), side: "merchant", kind: e.Kind, message: e.Message})
+					}
+				}
+			case errors.Is(err, errNoInstanceYet):
+				// newInstance has not reached the server yet.
+			case err.Error() != merchantErr:
+				merchantErr = err.Error()
+				fmt.Fprintf(stdout, "(the merchant's side cannot be read: %v)\n", err)
 			}
 		}
-		switch v.State {
-		case "released", "unsubscribed", "cancelled":
-			if m.url == "" || lastState == "released" || lastState == "failed" {
-				fmt.Fprintf(stdout, "Purchase %s: %s.\n", id, v.State)
-				return nil
-			}
+		done := Ended(v.State) && (m.url == "" || v.InstanceID == "" || merchantState == "released" || merchantState == "failed")
+		cut := polled.Add(-watchSettle)
+		if done {
+			cut = time.Now()
+		}
+		pending = printWatchLines(stdout, pending, cut)
+		if done {
+			fmt.Fprintf(stdout, "Purchase %s: %s.\n", id, v.State)
+			return nil
 		}
 		select {
 		case <-ctx.Done():
+			printWatchLines(stdout, pending, time.Now().Add(time.Hour))
 			return nil
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
 }
 
+// printWatchLines prints, in the order they happened, the lines that
+// happened before cut, and returns the others.
+func printWatchLines(w io.Writer, lines []watchLine, cut time.Time) []watchLine {
+	slices.SortStableFunc(lines, func(a, b watchLine) int { return a.at.Compare(b.at) })
+	n := 0
+	for n < len(lines) && !lines[n].at.After(cut) {
+		l := lines[n]
+		msg := l.message
+		if msg == "" {
+			msg = "The state is now " + l.kind + "."
+		}
+		fmt.Fprintf(w, "%s  %-11s  %-16s %s\n", l.emulated.UTC().Format("2006-01-02 15:04"), l.side, l.kind, msg)
+		n++
+	}
+	return slices.Delete(lines, 0, n)
+}
+
 // merchantAdmin is the merchant's admin API, for watch -merchant.
 type merchantAdmin struct{ url, token string }
 
-// state reads an instance's state from the merchant's admin API.
-func (m merchantAdmin) state(ctx context.Context, instanceID string) (string, string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(m.url, "/")+"/v1/instances/"+instanceID, nil)
+// merchantInstance is what watch reads of the merchant's instance.
+type merchantInstance struct {
+	State  string `json:"state"`
+	Events []struct {
+		At      time.Time `json:"at"`
+		Kind    string    `json:"kind"`
+		Message string    `json:"message"`
+		Key     string    `json:"key"`
+	} `json:"events"`
+}
+
+// errNoInstanceYet: the merchant does not know the instance (yet).
+var errNoInstanceYet = errors.New("no such instance yet")
+
+// instance reads an instance's state and timeline from the merchant's
+// admin API.
+func (m merchantAdmin) instance(ctx context.Context, instanceID string) (merchantInstance, error) {
+	var v merchantInstance
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(m.url, "/")+"/v1/instances/"+url.PathEscape(instanceID), nil)
 	if err != nil {
-		return "", "", err
+		return v, err
 	}
 	req.Header.Set("Authorization", "Bearer "+m.token)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
 	if err != nil {
-		return "", "", err
+		return v, fmt.Errorf("merchant admin API at %s: %w", m.url, err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return "", "", fmt.Errorf("merchant admin API answered %d", resp.StatusCode)
-	}
-	var v struct {
-		State  string `json:"state"`
-		Reason string `json:"reason"`
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusNotFound:
+		return v, errNoInstanceYet
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return v, fmt.Errorf("merchant admin API at %s answered %d: EMULATOR_MERCHANT_ADMIN_TOKEN is not the server's FULFILLMENT_ADMIN_TOKEN", m.url, resp.StatusCode)
+	default:
+		return v, fmt.Errorf("merchant admin API at %s answered %d", m.url, resp.StatusCode)
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
-		return "", "", err
+		return v, fmt.Errorf("merchant admin API at %s: %w", m.url, err)
 	}
-	return v.State, v.Reason, nil
+	return v, nil
 }

@@ -141,7 +141,23 @@ func (p *purchase) state() PurchaseState {
 // refunded. It reports whether the purchase goes on.
 func (w *purchaseWorkflow) order(ctx workflow.Context) bool {
 	p := w.p
-	now := w.now(ctx)
+	// The order is placed at a whole real second, so that on a clock whose
+	// day is a whole number of real seconds (1d=10s) the expiry is one too:
+	// the merchant is told expiry times to the second, and a fraction cut
+	// off there would make its month end up to a real second (2.4 emulated
+	// hours at 1d=10s) before the marketplace's.
+	placed := workflow.Now(ctx)
+	// Purchases ordered before this wait keep their history.
+	aligned := workflow.GetVersion(ctx, "order-at-whole-second", workflow.DefaultVersion, 1) == 1
+	if whole := placed.Truncate(time.Second); aligned && whole.Before(placed) {
+		placed = whole.Add(time.Second)
+		if err := workflow.Sleep(ctx, placed.Sub(workflow.Now(ctx))); err != nil {
+			return false
+		}
+	}
+	// Its validity counts from here, and the timeline says so, though
+	// saving the order takes a moment (minutes of emulated time).
+	now := p.Clock.EmulatedAt(placed).UTC()
 	orderType := "NEW"
 	if p.Trial {
 		orderType = "TRIAL"
@@ -152,7 +168,7 @@ func (w *purchaseWorkflow) order(ctx workflow.Context) bool {
 	}
 	first := w.newOrder(ctx, orderType)
 	w.saveOrder(ctx, &first)
-	w.record(ctx, "ordered", fmt.Sprintf("Order %s placed: %s %s %s, %d seats%s.", first.OrderID, p.Buy.BillingMode,
+	w.recordAt(placed, "ordered", fmt.Sprintf("Order %s placed: %s %s %s, %d seats%s.", first.OrderID, p.Buy.BillingMode,
 		describePeriod(p.Buy), p.Buy.SkuCode, p.Buy.Quantity, flags(p.Buy)))
 	w.save(ctx)
 
@@ -717,7 +733,12 @@ func (w *purchaseWorkflow) saveOrder(ctx workflow.Context, o *Order) {
 
 // record queues a timeline event for the next save.
 func (w *purchaseWorkflow) record(ctx workflow.Context, kind, message string) {
-	now := workflow.Now(ctx)
+	w.recordAt(workflow.Now(ctx), kind, message)
+}
+
+// recordAt queues a timeline event that happened at now (real, from
+// workflow.Now) for the next save.
+func (w *purchaseWorkflow) recordAt(now time.Time, kind, message string) {
 	w.events = append(w.events, Event{
 		Key: fmt.Sprintf("%d-%s", w.p.Revision*100+int64(len(w.events)), kind),
 		At:  now.UTC(), EmulatedAt: w.p.Clock.EmulatedAt(now).UTC(), Kind: kind, Message: message,

@@ -176,14 +176,19 @@ type Event struct {
 
 // SavePurchase writes a purchase and appends timeline events, in one
 // transaction; an older revision does not overwrite a newer one and events
-// are appended once per key.
+// are appended once per key. The first write sets created_at, the origin
+// of the purchase's emulated clock (p.CreatedAt; now when zero), and no
+// later write changes it.
 func (s *Store) SavePurchase(ctx context.Context, p Purchase, events []Event) error {
+	if p.CreatedAt.IsZero() {
+		p.CreatedAt = time.Now()
+	}
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
 		if _, err := tx.NamedExecContext(ctx, `
 			INSERT INTO emulator.purchases AS purchases (purchase_id, state, charging_mode, product_id, supervised, debug,
-				instance_id, expire_time, emulated_expire_time, supervision_stage, revision, kit, updated_at)
+				instance_id, expire_time, emulated_expire_time, supervision_stage, revision, kit, created_at, updated_at)
 			VALUES (:purchase_id, :state, :charging_mode, :product_id, :supervised, :debug,
-				:instance_id, :expire_time, :emulated_expire_time, :supervision_stage, :revision, :kit, now())
+				:instance_id, :expire_time, :emulated_expire_time, :supervision_stage, :revision, :kit, :created_at, now())
 			ON CONFLICT (purchase_id) DO UPDATE SET
 				state = EXCLUDED.state, instance_id = EXCLUDED.instance_id, expire_time = EXCLUDED.expire_time,
 				emulated_expire_time = EXCLUDED.emulated_expire_time, kit = EXCLUDED.kit,

@@ -23,6 +23,8 @@ export EMULATOR_URL="http://${EMULATOR_ADDR}"
 export FULFILLMENT_ADMIN_TOKEN="${FULFILLMENT_ADMIN_TOKEN:-local-admin-token}"
 export EMULATOR_MERCHANT_ADMIN_URL="http://${HTTP_ADDR}"
 export EMULATOR_MERCHANT_ADMIN_TOKEN="${FULFILLMENT_ADMIN_TOKEN}"
+# make run's .data/run.env stays make run's: the demo's stack writes its own.
+export RUN_ENV_FILE=.data/demo-run.env
 unset EMULATOR_PRODUCTION_URL KOOGALLERY_API_URL PUBLIC_URL
 
 if ! command -v curl >/dev/null; then

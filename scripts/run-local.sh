@@ -8,6 +8,9 @@
 #   - the KooGallery emulator on :8090 (its consoles and the open API), on
 #     an emulated clock (EMULATOR_TIME_SCALE, default one day per 10 s), with
 #     the server's lifecycle timers scaled to the same clock.
+# It writes the variables a second terminal needs (the emulator's address,
+# the merchant's admin API and token) into RUN_ENV_FILE (.data/run.env), which
+# the emulator's commands read, and removes it when it stops.
 # Ctrl-C stops what this script started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,12 +39,15 @@ export EMULATOR_PRODUCTION_URL="${EMULATOR_PRODUCTION_URL:-http://127.0.0.1:${ht
 export EMULATOR_MERCHANT_ADMIN_URL="${EMULATOR_MERCHANT_ADMIN_URL:-http://127.0.0.1:${http_port}}"
 export EMULATOR_MERCHANT_ADMIN_TOKEN="${EMULATOR_MERCHANT_ADMIN_TOKEN:-${FULFILLMENT_ADMIN_TOKEN}}"
 TEMPORAL_UI_PORT="${TEMPORAL_UI_PORT:-8233}"
+RUN_ENV_FILE="${RUN_ENV_FILE-.data/run.env}"
 
 mkdir -p .data
 pids=()
+wrote_env=
 cleanup() {
 	for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
 	wait 2>/dev/null || true
+	if [[ -n "$wrote_env" ]]; then rm -f "$RUN_ENV_FILE"; fi
 }
 trap cleanup EXIT INT TERM
 
@@ -104,6 +110,22 @@ pids+=($!)
 emu_port=${EMULATOR_ADDR##*:}
 for _ in $(seq 1 100); do port_open 127.0.0.1 "$http_port" && port_open 127.0.0.1 "$emu_port" && break; sleep 0.2; done
 
+# What a second terminal needs: the emulator's commands read the variables
+# it does not set from this file; a shell can source it.
+if [[ -n "$RUN_ENV_FILE" ]]; then
+	(
+		umask 077
+		{
+			echo "# Written by scripts/run-local.sh (make run) for other terminals; removed when it stops."
+			for name in EMULATOR_URL EMULATOR_TIME_SCALE EMULATOR_MERCHANT_ADMIN_URL EMULATOR_MERCHANT_ADMIN_TOKEN \
+				FULFILLMENT_ADMIN_TOKEN FULFILLMENT_USAGE_TOKEN KOOGALLERY_ACCESS_KEY; do
+				printf "export %s='%s'\n" "$name" "${!name}"
+			done
+		} >"$RUN_ENV_FILE"
+	)
+	wrote_env=1
+fi
+
 cat <<MSG
 
   fulfillment   http://localhost:${http_port}   (POST /produce, /v1/instances, /v1/usage, /metrics, /readyz)
@@ -113,11 +135,13 @@ cat <<MSG
   PostgreSQL    ${DATABASE_URL%%\?*}
   keys          access key ${KOOGALLERY_ACCESS_KEY}, admin token ${FULFILLMENT_ADMIN_TOKEN}
   pay-per-use   usage token ${FULFILLMENT_USAGE_TOKEN} (POST /v1/usage); periods of ${METERING_PERIOD} (real time),
-                pushed ${METERING_PUSH_DELAY} after each ends (fulfillment emulator usage ID shows them)
+                pushed ${METERING_PUSH_DELAY} after each ends (bin/fulfillment emulator usage ID shows them)
 
   Buy a product, from another terminal in this directory:
     bin/fulfillment emulator buy
   then follow it with the watch command it prints, or play a whole life: make demo
+  The emulator's commands read this stack's addresses and tokens from ${RUN_ENV_FILE:-(not written)};
+  a shell or curl can have them too: . ${RUN_ENV_FILE:-.data/run.env}
 
   Ctrl-C stops everything started here.
 MSG

@@ -515,9 +515,17 @@ func (s *Metering) UsagePeriodsOf(ctx context.Context, instanceID string, from, 
 
 // UsageSummary totals an instance's usage by state.
 type UsageSummary struct {
-	Reported     string     `db:"reported" json:"reported"`
-	Unassigned   string     `db:"unassigned" json:"notYetClosed"`
-	Billed       string     `db:"billed" json:"billed"`
+	Reported   string `db:"reported" json:"reported"`
+	Unassigned string `db:"unassigned" json:"notYetClosed"`
+	// Closed is the usage closed into periods that are pushed or pending
+	// (to be pushed): what the marketplace is or will be told, which it
+	// may still refuse. Held and expired periods are not counted.
+	Closed string `db:"closed" json:"closed"`
+	// Billed is Closed under its former name, which said more than the
+	// server knows; kept in the answer for the clients that read it.
+	//
+	// Deprecated: read Closed ("closed").
+	Billed       string     `db:"-" json:"billed"`
 	Pushed       string     `db:"pushed" json:"pushed"`
 	Pending      int        `db:"pending" json:"pendingPeriods"`
 	Expired      int        `db:"expired" json:"expiredPeriods"`
@@ -533,7 +541,7 @@ func (s *Metering) UsageSummaryOf(ctx context.Context, instanceID string) (Usage
 	err := s.x.GetContext(ctx, &sum, `SELECT
 		(SELECT COALESCE(sum(quantity), 0)::numeric(24, 4)::text FROM usage_records WHERE instance_id = $1) AS reported,
 		(SELECT COALESCE(sum(quantity), 0)::numeric(24, 4)::text FROM usage_records WHERE instance_id = $1 AND period_start IS NULL) AS unassigned,
-		COALESCE(sum(quantity) FILTER (WHERE state IN ('pending', 'pushed')), 0)::numeric(24, 4)::text AS billed,
+		COALESCE(sum(quantity) FILTER (WHERE state IN ('pending', 'pushed')), 0)::numeric(24, 4)::text AS closed,
 		COALESCE(sum(quantity) FILTER (WHERE state = 'pushed'), 0)::numeric(24, 4)::text AS pushed,
 		count(*) FILTER (WHERE state = 'pending') AS pending,
 		count(*) FILTER (WHERE state = 'expired') AS expired,
@@ -546,6 +554,7 @@ func (s *Metering) UsageSummaryOf(ctx context.Context, instanceID string) (Usage
 	if err != nil {
 		return UsageSummary{}, fmt.Errorf("sum usage of %s: %w", instanceID, err)
 	}
+	sum.Billed = sum.Closed
 	return sum, nil
 }
 

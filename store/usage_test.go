@@ -140,7 +140,7 @@ func TestFrozenUsageIsNotBilled(t *testing.T) {
 	sum, err := db.Metering.UsageSummaryOf(t.Context(), "ppu-1")
 	require.NoError(t, err)
 	require.Equal(t, "8.2500", sum.Reported)
-	require.Equal(t, "3.2500", sum.Billed)
+	require.Equal(t, "3.2500", sum.Closed)
 	require.Equal(t, "0.0000", sum.Unassigned)
 }
 
@@ -188,7 +188,7 @@ func TestPushedFailedAndExpiredPeriods(t *testing.T) {
 	sum, err := db.Metering.UsageSummaryOf(t.Context(), "ppu-1")
 	require.NoError(t, err)
 	require.Equal(t, store.UsageSummary{
-		Reported: "4.0000", Unassigned: "0.0000", Billed: "3.0000", Pushed: "2.0000", Pending: 1, Expired: 1,
+		Reported: "4.0000", Unassigned: "0.0000", Closed: "3.0000", Billed: "3.0000", Pushed: "2.0000", Pending: 1, Expired: 1,
 		Unbilled: "1.0000", LastClosedAt: sum.LastClosedAt,
 	}, sum)
 	require.Equal(t, at(4, 5), sum.LastClosedAt.UTC())

@@ -397,6 +397,7 @@ func TestDockerfile(t *testing.T) {
 // binary does not read.
 var scriptOnly = map[string]string{
 	"TEMPORAL_UI_PORT": "the Temporal dev server's UI port (--ui-port)",
+	"RUN_ENV_FILE":     "where the script writes the variables a second terminal needs (the emulator commands read .data/run.env)",
 }
 
 // scriptVariables lists the environment variables a shell script sets:

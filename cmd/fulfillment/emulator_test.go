@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -112,4 +114,22 @@ func TestEmulatorUsageCommands(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(raw), &view))
 	require.Equal(t, "1.5", view.Totals.UsageValue)
 	require.Equal(t, 1, view.Totals.RefusedPushes)
+}
+
+// TestProgramIsHowTheUserRanIt: the commands the emulator CLI prints start
+// with the binary as the user can run it again from the same directory.
+func TestProgramIsHowTheUserRanIt(t *testing.T) {
+	wd, err := os.Getwd()
+	require.NoError(t, err)
+	for arg0, want := range map[string]string{
+		"bin/fulfillment":                              "bin/fulfillment",
+		"fulfillment":                                  "fulfillment",
+		filepath.Join(wd, "bin", "fulfillment"):        "bin/fulfillment",
+		filepath.Join(wd, "fulfillment"):               "./fulfillment",
+		filepath.Join(os.TempDir(), "go-build1/exe/f"): "go run ./cmd/fulfillment",
+		filepath.Join(os.TempDir(), "mine", "f"):       filepath.Join(os.TempDir(), "mine", "f"),
+		"/opt/elsewhere/fulfillment":                   "/opt/elsewhere/fulfillment",
+	} {
+		require.Equal(t, want, program(arg0), arg0)
+	}
 }
