@@ -48,6 +48,20 @@ Usage: %[1]s emulator <command> [flags] [ID]
                                    marketplace's internal error, which merchants retry)
   scale DURATION                   the real duration of an emulated one under EMULATOR_TIME_SCALE
 
+ 联营 kit (the merchant's server needs KOOGALLERY_KIT_ACCESS_KEY and its private key; the emulator
+ the same kit key and EMULATOR_KIT_PUBLIC_KEY_FILE):
+  bind [-enterprise NAME] ID       the buyer binds the app to an enterprise: tenantSync,
+                                   applicationSync (an RSA-OAEP secret) and allOrgSync
+  unbind ID                        the app is unbound: applicationSync and tenantSync, flag 0
+  authorize [-role R] [-org D] ID USER...
+                                   the administrator authorises users (authSync flag 1)
+  revoke ID USER...                their authorisation is cancelled (authSync flag 3)
+  remove-users ID USER...          they left the enterprise (authSync flag 0)
+  department [-name N] [-parent P] [-delete] ID CODE
+                                   a department is added, renamed, moved or deleted (singleOrgSync)
+  probe-kit                        the seller's credential probe: every kit call with an empty
+                                   instanceId, and what the merchant answered
+
 Flags go before or after the ID; -h after a command shows its flags. The commands other than
 serve call the emulator at EMULATOR_URL; -json prints raw JSON. Variables that are not set are
 read from ` + RunEnvFile + ` when it exists (make run writes it there: the addresses and
@@ -65,6 +79,8 @@ var synopses = map[string]string{
 	"buy": "[flags]", "purchases": "", "show": "ID", "watch": "[-merchant] ID", "messages": "[-all]",
 	"restart": "MESSAGE_ID", "usage": "ID", "fail-usage": "[-status S] [-code C] N",
 	ActRenew: "[-periods N] ID", ActUpgrade: "-quantity N [-sku S] ID", ActConfirmDelivery: "-evidence E [-start RFC3339] ID",
+	ActBind: "[-enterprise NAME] ID", ActAuthorize: "[-role R] [-org D] ID USER...", ActRevoke: "ID USER...",
+	ActRemoveUsers: "ID USER...", ActDepartment: "[-name N] [-parent P] [-delete] ID CODE", "probe-kit": "",
 }
 
 // Main runs "<prog> emulator <command> [args]": serve, scale, or a console
@@ -255,6 +271,7 @@ var commands = map[string]command{
 	"restart":    restartCommand,
 	"usage":      usageCommand,
 	"fail-usage": failUsageCommand,
+	"probe-kit":  probeKitCommand,
 }
 
 func buyCommand(fs *flag.FlagSet) func(ctx context.Context, c *cli, args []string) error {
@@ -456,7 +473,8 @@ func failUsageCommand(fs *flag.FlagSet) func(ctx context.Context, c *cli, args [
 func isAction(name string) bool {
 	switch name {
 	case ActRenew, ActRefundRenewal, ActUnsubscribe, ActUpgrade, ActConvert, ActArrears, ActPay,
-		ActSubmitRequirements, ActConfirmDelivery, ActAccept, ActReject:
+		ActSubmitRequirements, ActConfirmDelivery, ActAccept, ActReject,
+		ActBind, ActUnbind, ActAuthorize, ActRevoke, ActRemoveUsers, ActDepartment:
 		return true
 	}
 	return false
@@ -476,9 +494,18 @@ func actionCommand(kind string) command {
 		case ActConfirmDelivery:
 			fs.StringVar(&a.Evidence, "evidence", "", "the delivery document (required)")
 			fs.StringVar(&start, "start", "", "declared service start, RFC 3339")
+		case ActBind:
+			fs.StringVar(&a.Enterprise, "enterprise", "", "the enterprise's name (default: made up from the purchase)")
+		case ActAuthorize:
+			fs.StringVar(&a.Role, "role", "user", "the users' role: user or admin")
+			fs.StringVar(&a.OrgCode, "org", "", "the users' department (default: the first one)")
+		case ActDepartment:
+			fs.StringVar(&a.OrgName, "name", "", "the department's name (required for a new one)")
+			fs.StringVar(&a.ParentCode, "parent", "", "the parent department's code (for one that exists: moves it)")
+			fs.BoolVar(&a.Delete, "delete", false, "delete the department")
 		}
 		return func(ctx context.Context, c *cli, args []string) error {
-			id, err := c.oneArg(args, "the purchase ID")
+			id, err := c.actionArgs(kind, &a, args)
 			if err != nil {
 				return err
 			}
@@ -493,8 +520,64 @@ func actionCommand(kind string) command {
 				return err
 			}
 			fmt.Fprintf(c.out, "%s: accepted.\n", kind)
+			if isKitAction(kind) {
+				fmt.Fprintf(c.out, "See it: %s emulator show %s (the enterprise as the marketplace knows it); %s\n",
+					c.prog, id, c.watchHint(id))
+			}
 			return nil
 		}
+	}
+}
+
+// actionArgs reads an action's arguments: the purchase ID, then the
+// users of authorize, revoke and remove-users, or the department's code.
+func (c *cli) actionArgs(kind string, a *Action, args []string) (string, error) {
+	switch kind {
+	case ActAuthorize, ActRevoke, ActRemoveUsers:
+		if len(args) < 2 {
+			return "", fmt.Errorf("%s: give the purchase ID, then one or more user names", kind)
+		}
+		a.Users = args[1:]
+		return args[0], nil
+	case ActDepartment:
+		if len(args) != 2 {
+			return "", fmt.Errorf("%s: give the purchase ID, then the department's code", kind)
+		}
+		a.OrgCode = args[1]
+		return args[0], nil
+	}
+	return c.oneArg(args, "the purchase ID")
+}
+
+func isKitAction(kind string) bool {
+	switch kind {
+	case ActBind, ActUnbind, ActAuthorize, ActRevoke, ActRemoveUsers, ActDepartment:
+		return true
+	}
+	return false
+}
+
+// probeKitCommand plays the seller's credential application.
+func probeKitCommand(*flag.FlagSet) func(ctx context.Context, c *cli, args []string) error {
+	return func(ctx context.Context, c *cli, args []string) error {
+		if len(args) != 0 {
+			return errors.New("probe-kit takes no argument")
+		}
+		probe, err := c.client.ProbeKit(ctx)
+		if err != nil {
+			return err
+		}
+		return c.print(probe, func(w io.Writer) {
+			fmt.Fprintln(w, "The seller's credential probe: the kit's calls with an empty instanceId.")
+			for _, call := range probe.Calls {
+				switch {
+				case call.Error != "":
+					fmt.Fprintf(w, "  %-16s failed: %s\n", call.Operation, call.Error)
+				default:
+					fmt.Fprintf(w, "  %-16s %s %s\n", call.Operation, call.ResultCode, call.ResultMsg)
+				}
+			}
+		})
 	}
 }
 

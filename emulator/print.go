@@ -76,6 +76,9 @@ func printPurchase(w io.Writer, v PurchaseView) {
 			fmt.Fprintf(w, "  memo       %s\n", a.Memo)
 		}
 	}
+	if k := v.Kit; k != nil {
+		printKit(w, k)
+	}
 	fmt.Fprintln(w, "  orders:")
 	for _, o := range v.Orders {
 		fmt.Fprintf(w, "    %s  %-16s %s\n", o.OrderID, o.OrderType, o.SkuCode)
@@ -88,6 +91,22 @@ func printPurchase(w io.Writer, v PurchaseView) {
 		if m.Status == MessageFailed {
 			fmt.Fprintf(w, "  failed call %s (%s, %d attempts): %s\n", m.ID, m.Activity, m.Attempts, m.Error)
 		}
+	}
+}
+
+// printKit shows the enterprise the app is bound to (联营 listings).
+func printKit(w io.Writer, k *KitView) {
+	fmt.Fprintf(w, "  enterprise %s (tenantId %s, code %s, %s)\n", k.Name, k.TenantID, k.TenantCode, k.DomainName)
+	fmt.Fprintf(w, "  app        %s, client %s, secret SHA-256 %s\n", k.AppID, k.ClientID, k.SecretSHA256)
+	for _, u := range k.Users {
+		fmt.Fprintf(w, "  user       %-16s %-6s %-6s %s\n", u.UserName, u.Role, u.OrgCode, u.State)
+	}
+	for _, o := range k.Orgs {
+		parent := o.ParentCode
+		if parent == "" {
+			parent = "(top)"
+		}
+		fmt.Fprintf(w, "  department %-8s %-16s under %s\n", o.OrgCode, o.OrgName, parent)
 	}
 }
 

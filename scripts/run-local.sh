@@ -27,6 +27,11 @@ export KOOGALLERY_SK="${KOOGALLERY_SK:-local-sk}"
 export KOOGALLERY_API_URL="${KOOGALLERY_API_URL:-${EMULATOR_URL}}"
 export FULFILLMENT_ADMIN_TOKEN="${FULFILLMENT_ADMIN_TOKEN:-local-admin-token}"
 export FULFILLMENT_USAGE_TOKEN="${FULFILLMENT_USAGE_TOKEN:-local-usage-token}"
+# The 联营 kit: its own access key, and the merchant's RSA key pair that
+# encrypts the app credentials' client secrets (generated once, below).
+export KOOGALLERY_KIT_ACCESS_KEY="${KOOGALLERY_KIT_ACCESS_KEY:-local-kit-key}"
+export KOOGALLERY_KIT_PRIVATE_KEY_FILE="${KOOGALLERY_KIT_PRIVATE_KEY_FILE:-.data/kit/kit-private.pem}"
+export EMULATOR_KIT_PUBLIC_KEY_FILE="${EMULATOR_KIT_PUBLIC_KEY_FILE:-.data/kit/kit-public.pem}"
 # Pay-per-use metering runs in real time (the emulator's clock cannot reach
 # into the merchant's periods): minute periods, pushed 5 s after each ends,
 # so that usage reaches the emulator while you watch. 1m divides a day.
@@ -78,6 +83,11 @@ if [[ ! -x bin/fulfillment ]]; then
 fi
 make --no-print-directory bin/fulfillment bin/temporal >/dev/null
 bin/fulfillment migrate -create-db
+if [[ ! -f .data/kit/kit-private.pem && "$KOOGALLERY_KIT_PRIVATE_KEY_FILE" == .data/kit/kit-private.pem ]]; then
+	echo "Generating the 联营 kit's RSA-3072 key pair into .data/kit (once)..."
+	mkdir -p -m 700 .data/kit
+	bin/fulfillment kit-keygen -out .data/kit >/dev/null
+fi
 
 # The server's timers on the emulator's clock: a day of freeze grace, 16 days
 # of retention (one more than the marketplace's 15, so its release comes
@@ -118,7 +128,7 @@ if [[ -n "$RUN_ENV_FILE" ]]; then
 		{
 			echo "# Written by scripts/run-local.sh (make run) for other terminals; removed when it stops."
 			for name in EMULATOR_URL EMULATOR_TIME_SCALE EMULATOR_MERCHANT_ADMIN_URL EMULATOR_MERCHANT_ADMIN_TOKEN \
-				FULFILLMENT_ADMIN_TOKEN FULFILLMENT_USAGE_TOKEN KOOGALLERY_ACCESS_KEY; do
+				FULFILLMENT_ADMIN_TOKEN FULFILLMENT_USAGE_TOKEN KOOGALLERY_ACCESS_KEY KOOGALLERY_KIT_ACCESS_KEY; do
 				printf "export %s='%s'\n" "$name" "${!name}"
 			done
 		} >"$RUN_ENV_FILE"
@@ -134,6 +144,7 @@ cat <<MSG
   Temporal      ${TEMPORAL_ADDRESS}   UI: http://localhost:${TEMPORAL_UI_PORT}
   PostgreSQL    ${DATABASE_URL%%\?*}
   keys          access key ${KOOGALLERY_ACCESS_KEY}, admin token ${FULFILLMENT_ADMIN_TOKEN}
+  联营 kit      kit key ${KOOGALLERY_KIT_ACCESS_KEY}, private key ${KOOGALLERY_KIT_PRIVATE_KEY_FILE}
   pay-per-use   usage token ${FULFILLMENT_USAGE_TOKEN} (POST /v1/usage); periods of ${METERING_PERIOD} (real time),
                 pushed ${METERING_PUSH_DELAY} after each ends (bin/fulfillment emulator usage ID shows them)
 

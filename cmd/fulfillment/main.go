@@ -27,6 +27,7 @@ Commands:
   sign          sign a request body like the marketplace (contract §2.2); prints the query string
                 (-kit: a 联营 kit sync, contract §12.3; prints the x-sign, x-timestamp and x-nonce headers)
   kit-keygen    write the RSA key pair of the 联营 kit's app credential (contract §12.6): -out DIR
+  kit-encrypt   encrypt a client secret as the marketplace does for applicationSync: [-public FILE] SECRET
   decrypt       decrypt an appInfo field (contract §2.6) with the access key
   emulator      KooGallery, played locally: 'fulfillment emulator help'
   bench         fire signed callbacks at a running server and measure it: 'fulfillment bench -h'
@@ -64,6 +65,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runDecrypt(rest, getenv, stdout)
 	case "kit-keygen":
 		return runKitKeygen(rest, stdout)
+	case "kit-encrypt":
+		return runKitEncrypt(rest, getenv, stdout)
 	case "emulator":
 		return runEmulator(ctx, rest, getenv, stdout)
 	case "bench":

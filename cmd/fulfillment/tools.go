@@ -27,13 +27,13 @@ import (
 // curl arguments:
 //
 //	BODY='{"tenantId":"T","flag":0,...}'
-//	eval curl -X POST http://localhost:8080/produce/produceAPI/v2/tenantSync $(fulfillment sign -kit -body "$BODY") -d "'$BODY'"
+//	curl http://localhost:8080/produce/produceAPI/v2/tenantSync $(fulfillment sign -kit -body "$BODY") -d "$BODY"
 func runSign(args []string, getenv func(string) string, stdin io.Reader, stdout io.Writer) error {
 	fs := flag.NewFlagSet("sign", flag.ContinueOnError)
 	key := fs.String("key", "", "access key (default: $KOOGALLERY_ACCESS_KEY, with -kit $KOOGALLERY_KIT_ACCESS_KEY)")
 	body := fs.String("body", "", "request body (default: read standard input)")
 	form := fs.String("form", string(koogallery.FormCanonical), "what the signature covers: canonical (the sorted body, as Huawei's sample verifies) or raw (the bytes as given)")
-	kit := fs.Bool("kit", false, "sign a 联营 kit sync (contract §12.3): print the x-sign, x-timestamp and x-nonce headers as curl -H arguments")
+	kit := fs.Bool("kit", false, "sign a 联营 kit sync (contract §12.3): print the x-sign, x-timestamp and x-nonce headers as curl -H arguments (-H x-sign:…)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -59,10 +59,13 @@ func runSign(args []string, getenv func(string) string, stdin io.Reader, stdout 
 		if err != nil {
 			return signError(err)
 		}
+		// name:value holds no blank, so the shell passes each -H whole
+		// without quotes: curl … $(fulfillment sign -kit …).
+		args := make([]string, 0, 6)
 		for _, name := range []string{koogallery.HeaderKitSign, koogallery.HeaderKitTimestamp, koogallery.HeaderKitNonce} {
-			fmt.Fprintf(stdout, "-H '%s: %s' ", name, h.Get(name))
+			args = append(args, "-H", name+":"+h.Get(name))
 		}
-		fmt.Fprintln(stdout)
+		fmt.Fprintln(stdout, strings.Join(args, " "))
 		return nil
 	}
 	query, err := koogallery.SignedQueryAs(koogallery.SignedForm(*form), *key, raw, time.Now())
@@ -159,5 +162,33 @@ func runDecrypt(args []string, getenv func(string) string, stdout io.Writer) err
 		return fmt.Errorf("decrypt: %w", err)
 	}
 	fmt.Fprintln(stdout, plain)
+	return nil
+}
+
+// runKitEncrypt encrypts a client secret with the merchant's public key as
+// the marketplace does for applicationSync (contract §12.6: RSA-OAEP with
+// SHA-256 and MGF1-SHA-1, base64), so that the kit can be played by hand.
+func runKitEncrypt(args []string, getenv func(string) string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("kit-encrypt", flag.ContinueOnError)
+	defaultKey := getenv("EMULATOR_KIT_PUBLIC_KEY_FILE")
+	if defaultKey == "" {
+		defaultKey = filepath.Join(".data", "kit", "kit-public.pem")
+	}
+	public := fs.String("public", defaultKey, "the merchant's public key (PEM)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return errors.New("kit-encrypt: give the client secret to encrypt")
+	}
+	key, err := koogallery.LoadKitPublicKey(*public)
+	if err != nil {
+		return fmt.Errorf("kit-encrypt: %w", err)
+	}
+	encrypted, err := koogallery.EncryptClientSecret(key, fs.Arg(0))
+	if err != nil {
+		return fmt.Errorf("kit-encrypt: %w", err)
+	}
+	fmt.Fprintln(stdout, encrypted)
 	return nil
 }

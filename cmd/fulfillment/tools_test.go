@@ -15,11 +15,11 @@ import (
 	"github.com/fulfillment-server/fulfillment/koogallery"
 )
 
-// kitHeadersFrom reads the -H 'name: value' arguments sign -kit prints.
+// kitHeadersFrom reads the -H name:value arguments sign -kit prints.
 func kitHeadersFrom(t *testing.T, out string) http.Header {
 	t.Helper()
 	h := http.Header{}
-	matches := regexp.MustCompile(`-H '([a-z-]+): ([^']*)'`).FindAllStringSubmatch(out, -1)
+	matches := regexp.MustCompile(`-H ([a-z-]+):(\S*)`).FindAllStringSubmatch(out, -1)
 	require.Len(t, matches, 3, out)
 	for _, m := range matches {
 		h.Add(m[1], m[2])
@@ -87,4 +87,15 @@ func TestKitKeygen(t *testing.T) {
 
 	require.ErrorContains(t, run(context.Background(), []string{"kit-keygen", "-out", t.TempDir(), "-bits", "2048"}, env(nil), nil, &out), "at least 3072")
 	require.ErrorContains(t, run(context.Background(), []string{"kit-keygen", "-out", filepath.Join(dir, "missing")}, env(nil), nil, &out), "no such file")
+
+	// kit-encrypt encrypts as the marketplace does, with the public key
+	// of EMULATOR_KIT_PUBLIC_KEY_FILE or -public.
+	out.Reset()
+	require.NoError(t, run(context.Background(), []string{"kit-encrypt", "by-hand-secret"},
+		env(map[string]string{"EMULATOR_KIT_PUBLIC_KEY_FILE": pubPath}), nil, &out))
+	secret, _, err = keys.DecryptClientSecret(strings.TrimSpace(out.String()))
+	require.NoError(t, err)
+	require.Equal(t, "by-hand-secret", secret)
+	require.ErrorContains(t, run(context.Background(), []string{"kit-encrypt", "-public", filepath.Join(dir, "none.pem"), "x"}, env(nil), nil, &out), "none.pem")
+	require.ErrorContains(t, run(context.Background(), []string{"kit-encrypt", "-public", pubPath}, env(nil), nil, &out), "give the client secret")
 }
