@@ -126,13 +126,14 @@ func (p *purchase) validateKit(a Action) error {
 	case StateOrdering, StateProvisioning, StateReleased, StateUnsubscribed, StateCancelled:
 		return fmt.Errorf("%s is not possible while the purchase is %s", a.Kind, p.State)
 	}
+	bound := p.boundOnceQueuedActionsRan()
 	if a.Kind == ActBind {
-		if p.Kit != nil {
-			return fmt.Errorf("the app is already bound to enterprise %s; unbind it first", p.Kit.Name)
+		if bound {
+			return errors.New("the app is already bound to an enterprise (or will be once the actions queued before run); unbind it first")
 		}
 		return nil
 	}
-	if p.Kit == nil {
+	if !bound {
 		return errors.New("the app is bound to no enterprise yet: bind it first")
 	}
 	switch a.Kind {
@@ -152,11 +153,27 @@ func (p *purchase) validateKit(a Action) error {
 		if !validKitName(a.OrgCode) || (a.ParentCode != "" && !validKitName(a.ParentCode)) {
 			return errors.New("a department needs orgCode (and may have parentCode): 1 to 64 letters, digits, '.', '_', '-' or '@'")
 		}
-		if !a.Delete && strings.TrimSpace(a.OrgName) == "" && !slices.ContainsFunc(p.Kit.Orgs, func(o KitOrgView) bool { return o.OrgCode == a.OrgCode }) {
+		if !a.Delete && strings.TrimSpace(a.OrgName) == "" && p.Kit != nil && !slices.ContainsFunc(p.Kit.Orgs, func(o KitOrgView) bool { return o.OrgCode == a.OrgCode }) {
 			return errors.New("a new department needs orgName")
 		}
 	}
 	return nil
+}
+
+// boundOnceQueuedActionsRan says whether the app will be bound once the
+// actions accepted but not yet carried out have run: a console may send
+// bind and then authorize before the workflow has bound anything.
+func (p *purchase) boundOnceQueuedActionsRan() bool {
+	bound := p.Kit != nil
+	for _, queued := range p.Actions {
+		switch queued.Kind {
+		case ActBind:
+			bound = true
+		case ActUnbind:
+			bound = false
+		}
+	}
+	return bound
 }
 
 // validKitName is the alphabet the console accepts for user names and
@@ -250,8 +267,10 @@ func (w *purchaseWorkflow) authSync(ctx workflow.Context, a Action, flag int) {
 	if role == "" {
 		role = "user"
 	}
-	if org == "" {
+	if org == "" && len(k.Orgs) > 0 {
 		org = k.Orgs[0].OrgCode
+	} else if org == "" {
+		org = "D1" // every department was deleted: the marketplace still names one
 	}
 	state := map[int]string{koogallery.KitFlagAdd: "authorized", koogallery.KitFlagCancel: "revoked", koogallery.KitFlagDelete: "deleted"}[flag]
 	var list []map[string]any
