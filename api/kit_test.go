@@ -111,10 +111,10 @@ func tenantSyncBody(t testing.TB, instanceID, tenantID string, flag int) []byte 
 func TestKitAcceptsTheContractVectors(t *testing.T) {
 	t.Parallel()
 	signedAt := time.UnixMilli(1680508066618)
-	for _, tc := range []struct{ name, path, sign string }{
-		{"canonical", "/produce/produceAPI/v2/tenantSync", vectorSignCanon},
-		{"raw", "/produceAPI/v2/tenantSync", vectorSignRaw},
-		{"lower-case hex", "/produce/produceAPI/v2/tenantSync", strings.ToLower(vectorSignCanon)},
+	for _, tc := range []struct{ name, path, sign, form string }{
+		{"canonical", "/produce/produceAPI/v2/tenantSync", vectorSignCanon, "canonical"},
+		{"raw", "/produceAPI/v2/tenantSync", vectorSignRaw, "raw"},
+		{"lower-case hex", "/produce/produceAPI/v2/tenantSync", strings.ToLower(vectorSignCanon), "canonical"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -126,6 +126,11 @@ func TestKitAcceptsTheContractVectors(t *testing.T) {
 			// The instance is not the server's: recorded as a notice, nothing applied.
 			require.Equal(t, int64(1), h.effects(t).Callbacks)
 			require.Empty(t, h.signaller.attempts())
+			// The metrics say which form the marketplace signed.
+			status, metrics := h.get(t, "/metrics", "")
+			require.Equal(t, http.StatusOK, status)
+			require.Contains(t, string(metrics), `fulfillment_signature_checks_total{form="`+tc.form+`",interface="kit"} 1`)
+			require.Contains(t, string(metrics), `fulfillment_callbacks_total{activity="kit:tenantSync",result_code="000000"} 1`)
 		})
 	}
 }

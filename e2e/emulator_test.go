@@ -10,6 +10,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"path"
 	"strconv"
 	"strings"
 	"sync"
@@ -368,6 +369,9 @@ func (p *faultProxy) serve(w http.ResponseWriter, r *http.Request) {
 		Activity string `json:"activity"`
 	}
 	_ = json.Unmarshal(body, &envelope)
+	if envelope.Activity == "" && strings.Contains(r.URL.Path, "/produceAPI/v2/") {
+		envelope.Activity = path.Base(r.URL.Path) // a 联营 kit call
+	}
 	p.mu.Lock()
 	target := p.target
 	failing := p.fail[envelope.Activity] > 0

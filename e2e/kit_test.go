@@ -125,10 +125,18 @@ func TestKitLife(t *testing.T) {
 	inService := e.purchaseState(id, emulator.StateInService)
 	e.waitState(id, "active")
 
+	// The merchant is briefly down for the applicationSync: nobody retries
+	// it by itself; it waits in the console's failed calls until a person
+	// restarts it.
+	e.proxy.failNext("applicationSync", 1)
 	e.act(id, emulator.Action{Kind: emulator.ActBind, Enterprise: "Acme 有限公司"})
 	bound := e.purchase(id, "bound", func(v emulator.PurchaseView) bool { return hasEvent(v, "kit-bound") })
 	require.NotNil(t, bound.Kit)
-	require.Empty(t, bound.Failed, "every kit call was answered 000000")
+	require.Len(t, bound.Failed, 1, "the applicationSync failed once and was not retried")
+	require.Equal(t, "applicationSync", bound.Failed[0].Activity)
+	require.Equal(t, 1, bound.Failed[0].Attempts)
+	require.NoError(t, e.emu.Restart(context.Background(), bound.Failed[0].ID))
+	e.purchase(id, "the applicationSync restarted", func(v emulator.PurchaseView) bool { return hasEvent(v, "restarted") })
 	d := e.waitDirectory(id, "the enterprise, its app and departments", func(d directory) bool {
 		return len(d.Tenants) == 1 && len(d.Tenants[0].Apps) == 1 && len(d.Tenants[0].Orgs) == 2
 	})
@@ -183,7 +191,9 @@ func TestKitLife(t *testing.T) {
 	e.waitState(id, "released")
 	d = e.waitDirectory(id, "nothing after the release", func(d directory) bool { return len(d.Tenants) == 0 })
 	require.Empty(t, d.Tenants)
-	require.Empty(t, e.purchaseState(id, emulator.StateUnsubscribed).Failed)
+	for _, m := range e.purchaseState(id, emulator.StateUnsubscribed).Failed {
+		require.Equal(t, emulator.MessageResolved, m.Status, "every failed call was restarted and answered: %+v", m)
+	}
 }
 
 // demoPage is an active demo tenant's page.
