@@ -144,6 +144,9 @@ type Config struct {
 	// Usage receives accepted usage pushes; nil means a fresh MemoryUsage,
 	// available from Server.Usage.
 	Usage UsageSink
+	// Licenses are the license codes sold; nil means a fresh
+	// MemoryLicenses, available from Server.Licenses.
+	Licenses LicenseSource
 }
 
 // OrderSource supplies orders to Query Order, e.g. the orders an emulator
@@ -197,9 +200,14 @@ func New(cfg Config) *Server {
 	if cfg.Usage == nil {
 		cfg.Usage = NewMemoryUsage()
 	}
+	if cfg.Licenses == nil {
+		cfg.Licenses = NewMemoryLicenses()
+	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), orders: map[string][]byte{}, calls: map[string]int{}}
 	s.mux.HandleFunc("GET "+koogallery.QueryOrderPath, s.queryOrder)
 	s.mux.HandleFunc("POST "+koogallery.UsageDataPath, s.pushUsage)
+	s.mux.HandleFunc("POST "+koogallery.LicenseActivatePath, s.activateLicense)
+	s.mux.HandleFunc("POST "+koogallery.LicenseQueryPath, s.queryLicense)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
 		// What the real gateway says for an API it does not publish.
 		writeJSON(w, http.StatusNotFound, map[string]string{
@@ -394,6 +402,9 @@ func mockOrder(id string, now time.Time) (koogallery.OrderInfo, bool) {
 // Usage returns the sink that receives usage pushes: Config.Usage, or the
 // MemoryUsage made for a nil one.
 func (s *Server) Usage() UsageSink { return s.cfg.Usage }
+
+// Licenses returns where the license codes sold are kept.
+func (s *Server) Licenses() LicenseSource { return s.cfg.Licenses }
 
 // FailUsage makes the next n usage pushes that pass both signature checks
 // fail with the given HTTP status and error_code (e.g. 503 "MKT.0999"),
