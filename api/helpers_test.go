@@ -298,6 +298,8 @@ type harnessConfig struct {
 	spool      *inbox.Spool
 	kitKey     string
 	kitKeys    *koogallery.KitKeys
+	licenses   api.LicenseAPI
+	licenseTok string
 	now        func() time.Time
 }
 
@@ -328,6 +330,12 @@ func withDemo() harnessOption {
 // withKit serves the 联营 kit with its access key and private keys.
 func withKit(key string, keys *koogallery.KitKeys) harnessOption {
 	return func(c *harnessConfig) { c.kitKey, c.kitKeys = key, keys }
+}
+
+// withLicenses serves license codes through the given open API, for the
+// given token.
+func withLicenses(licenses api.LicenseAPI, token string) harnessOption {
+	return func(c *harnessConfig) { c.licenses, c.licenseTok = licenses, token }
 }
 
 // withClock sets the server's clock (signature windows).
@@ -412,6 +420,8 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 		Logger:       cfg.logger,
 		Metrics:      metrics,
 		Routes:       routes,
+		Licenses:     cfg.licenses,
+		LicenseToken: cfg.licenseTok,
 		KitAccessKey: cfg.kitKey,
 		KitKeys:      cfg.kitKeys,
 		Now:          cfg.now,

@@ -58,6 +58,12 @@ type Config struct {
 	Encryption AppInfoEncryption
 	// AdminToken guards /v1; empty disables the admin API (every call 401).
 	AdminToken string
+	// LicenseToken is what the merchant's software activates and checks
+	// license codes with (/v1/licenses); the admin token works there too.
+	LicenseToken string
+	// Licenses is the marketplace's license-code open API; nil answers
+	// 503 to an activation.
+	Licenses LicenseAPI
 	// UsageToken is what the merchant's application reports usage with
 	// (POST /v1/usage); the admin token works there too.
 	UsageToken string
@@ -92,6 +98,7 @@ type Server struct {
 	kit     *kitInterface
 	ops     *operatorAPI
 	usage   *usageIntake
+	license *licenseDesk
 }
 
 // marketplace answers the production interface (produce.go, query.go).
@@ -145,6 +152,7 @@ func New(cfg Config) *Server {
 	}
 	s.ops = &operatorAPI{cfg: &s.cfg, sealer: sealer, log: cfg.Logger}
 	s.usage = &usageIntake{cfg: &s.cfg, log: cfg.Logger}
+	s.license = &licenseDesk{cfg: &s.cfg, log: cfg.Logger}
 	return s
 }
 
@@ -162,6 +170,10 @@ func (s *Server) Handler() http.Handler {
 	r.GET("/metrics", gin.WrapH(s.metrics.Handler()))
 
 	r.POST("/v1/usage", s.usage.auth(), s.usage.post)
+	licenses := r.Group("/v1/licenses", bearerAuth(s.log, "FULFILLMENT_LICENSE_TOKEN or FULFILLMENT_ADMIN_TOKEN",
+		s.cfg.LicenseToken, s.cfg.AdminToken))
+	licenses.POST("/:license/activate", s.license.activate)
+	licenses.GET("/:license", s.license.get)
 	admin := r.Group("/v1", s.ops.auth())
 	admin.GET("/instances", s.ops.listInstances)
 	admin.GET("/instances/:instanceId", s.ops.getInstance)

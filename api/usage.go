@@ -2,8 +2,6 @@ package api
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -56,22 +54,9 @@ type UsageIn struct {
 type UsageRejection = store.UsageRefusal
 
 // auth admits the admin token or the usage token (the one the
-// merchant's application reports usage with), compared in constant time.
+// merchant's application reports usage with).
 func (s *usageIntake) auth() gin.HandlerFunc {
-	admin := sha256.Sum256([]byte(s.cfg.AdminToken))
-	usage := sha256.Sum256([]byte(s.cfg.UsageToken))
-	return func(c *gin.Context) {
-		token, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
-		got := sha256.Sum256([]byte(token))
-		adminOK := s.cfg.AdminToken != "" && subtle.ConstantTimeCompare(got[:], admin[:]) == 1
-		usageOK := s.cfg.UsageToken != "" && subtle.ConstantTimeCompare(got[:], usage[:]) == 1
-		if !ok || !(adminOK || usageOK) {
-			c.Header("WWW-Authenticate", `Bearer realm="fulfillment"`)
-			fault.Respond(c, s.log, fault.Unauthorized("missing or wrong bearer token (FULFILLMENT_USAGE_TOKEN or FULFILLMENT_ADMIN_TOKEN)"))
-			return
-		}
-		c.Next()
-	}
+	return bearerAuth(s.log, "FULFILLMENT_USAGE_TOKEN or FULFILLMENT_ADMIN_TOKEN", s.cfg.UsageToken, s.cfg.AdminToken)
 }
 
 // post serves POST /v1/usage: a batch of usage records, all validated

@@ -46,22 +46,26 @@ type DB struct {
 	// Directory holds what the 联营 kit synchronised about the buyers'
 	// enterprises: tenants, app credentials, users, departments.
 	Directory *Directory
+	// LicenseCodes holds the license codes the merchant's software
+	// activated, for its daily checks.
+	LicenseCodes *LicenseCodes
 }
 
 // The concerns. Each holds the pool only.
 type (
-	Nonces    struct{ x *sqlx.DB }
-	Callbacks struct{ x *sqlx.DB }
-	Instances struct{ x *sqlx.DB }
-	Audit     struct{ x *sqlx.DB }
-	Metering  struct{ x *sqlx.DB }
-	Directory struct{ x *sqlx.DB }
+	Nonces       struct{ x *sqlx.DB }
+	Callbacks    struct{ x *sqlx.DB }
+	Instances    struct{ x *sqlx.DB }
+	Audit        struct{ x *sqlx.DB }
+	Metering     struct{ x *sqlx.DB }
+	Directory    struct{ x *sqlx.DB }
+	LicenseCodes struct{ x *sqlx.DB }
 )
 
 // newDB wires the concerns to one pool.
 func newDB(x *sqlx.DB) *DB {
 	return &DB{x: x, Nonces: &Nonces{x}, Callbacks: &Callbacks{x}, Instances: &Instances{x},
-		Audit: &Audit{x}, Metering: &Metering{x}, Directory: &Directory{x}}
+		Audit: &Audit{x}, Metering: &Metering{x}, Directory: &Directory{x}, LicenseCodes: &LicenseCodes{x}}
 }
 
 // Open connects to the database at url and checks that it answers.

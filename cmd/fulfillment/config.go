@@ -25,6 +25,7 @@ type Config struct {
 	TaskQueue          string        `env:"TEMPORAL_TASK_QUEUE, default=fulfillment" doc:"task queue of the instance workflows"`
 	AdminToken         config.Secret `env:"FULFILLMENT_ADMIN_TOKEN" doc:"bearer token of the admin API; unset disables it (401)"`
 	UsageToken         config.Secret `env:"FULFILLMENT_USAGE_TOKEN" doc:"bearer token that may only report usage (POST /v1/usage), for your application; the admin token works too"`
+	LicenseToken       config.Secret `env:"FULFILLMENT_LICENSE_TOKEN" doc:"bearer token with which your licensed software activates and checks license codes (/v1/licenses), and nothing else; the admin token works too"`
 	APIURL             string        `env:"KOOGALLERY_API_URL, default=https://mkt.myhuaweicloud.com" doc:"the open API (international: https://mkt-intl.myhuaweicloud.com, EU: https://mkt.myhuaweicloud.eu)"`
 	APIFallbackURL     string        `env:"KOOGALLERY_API_FALLBACK_URL" doc:"tried when the first host is unreachable (China: https://mkt.myhuaweicloud.cn)"`
 	Provisioner        string        `env:"PROVISIONER, default=demo" doc:"demo, or the base URL of your application's provisioning endpoint"`
@@ -81,6 +82,8 @@ func (c Config) problems() []string {
 		"METERING_PUSH_DELAY must be shorter than METERING_PERIOD and at most 2h (the marketplace collects hourly usage at :15)")
 	add(c.UsageToken != "" && c.UsageToken == c.AdminToken,
 		"FULFILLMENT_USAGE_TOKEN must differ from FULFILLMENT_ADMIN_TOKEN: it only reports usage")
+	add(c.LicenseToken != "" && c.LicenseToken == c.AdminToken,
+		"FULFILLMENT_LICENSE_TOKEN must differ from FULFILLMENT_ADMIN_TOKEN: it only activates and checks license codes")
 	add(p.FreezeGrace > p.Retention, "LIFECYCLE_FREEZE_GRACE must not be longer than LIFECYCLE_RETENTION")
 	add(p.ReleasePolicy != workflows.ReleasePolicyHold && p.ReleasePolicy != workflows.ReleasePolicyRelease,
 		"LIFECYCLE_RELEASE_POLICY must be hold or release")
@@ -139,6 +142,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("task_queue", c.TaskQueue),
 		slog.String("admin_token", c.AdminToken.String()),
 		slog.String("usage_token", c.UsageToken.String()),
+		slog.String("license_token", c.LicenseToken.String()),
 		slog.String("open_api_url", c.APIURL),
 		slog.String("provisioner", config.RedactURL(c.Provisioner)),
 		slog.String("provisioner_key", c.ProvisionerKey.String()),

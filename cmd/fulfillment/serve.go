@@ -163,9 +163,7 @@ func newActivities(cfg Config, db *store.DB, demo *provisioner.DemoStore) (*acti
 	if err != nil {
 		return nil, err
 	}
-	orders, err := koogallery.NewOpenAPIClient(koogallery.OpenAPIConfig{
-		BaseURL: cfg.APIURL, FallbackURL: cfg.APIFallbackURL, AK: string(cfg.AK), SK: string(cfg.SK),
-	})
+	orders, err := newOpenAPIClient(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -175,6 +173,13 @@ func newActivities(cfg Config, db *store.DB, demo *provisioner.DemoStore) (*acti
 		Alerts:    activities.Alerter{WebhookURL: cfg.AlertWebhookURL},
 		Usage:     activities.OpenAPIUsagePusher{Client: orders, AccessKey: string(cfg.AccessKey)},
 	}, nil
+}
+
+// newOpenAPIClient is the marketplace's open API, signed with the AK/SK.
+func newOpenAPIClient(cfg Config) (*koogallery.OpenAPIClient, error) {
+	return koogallery.NewOpenAPIClient(koogallery.OpenAPIConfig{
+		BaseURL: cfg.APIURL, FallbackURL: cfg.APIFallbackURL, AK: string(cfg.AK), SK: string(cfg.SK),
+	})
 }
 
 // startAPI starts the HTTP API and its background work (dispatcher,
@@ -209,6 +214,16 @@ func startAPI(ctx context.Context, cfg Config, log *slog.Logger, db *store.DB, d
 	if err != nil {
 		return err
 	}
+	// License codes are activated through the open API; without the AK/SK
+	// the API serves everything else and answers activations 503.
+	var licenses api.LicenseAPI
+	if cfg.AK != "" && cfg.SK != "" {
+		client, err := newOpenAPIClient(cfg)
+		if err != nil {
+			return err
+		}
+		licenses = client
+	}
 	server := api.New(api.Config{
 		Store: answers, Inbox: ib, Temporal: tc,
 		AccessKey:    string(cfg.AccessKey),
@@ -217,6 +232,8 @@ func startAPI(ctx context.Context, cfg Config, log *slog.Logger, db *store.DB, d
 		Encryption:   api.AppInfoEncryption(cfg.AppInfoEncryption),
 		AdminToken:   string(cfg.AdminToken),
 		UsageToken:   string(cfg.UsageToken),
+		LicenseToken: string(cfg.LicenseToken),
+		Licenses:     licenses,
 		Routes:       routes,
 		Logger:       log,
 		Metrics:      metrics,

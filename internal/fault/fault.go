@@ -26,6 +26,7 @@ const (
 	KindConflict                 // the state does not allow it (now): 409
 	KindTooLarge                 // the body is over its limit: 413
 	KindUnavailable              // a dependency failed; retry later: 503
+	KindUpstream                 // a dependency refused the call for good: 502
 )
 
 // statuses is the table.
@@ -37,6 +38,7 @@ var statuses = map[Kind]int{
 	KindConflict:     http.StatusConflict,
 	KindTooLarge:     http.StatusRequestEntityTooLarge,
 	KindUnavailable:  http.StatusServiceUnavailable,
+	KindUpstream:     http.StatusBadGateway,
 }
 
 // Status is the HTTP status of a kind.
@@ -86,6 +88,13 @@ func Unavailable(message string, cause error) *Error {
 	return &Error{Kind: KindUnavailable, Message: message, Cause: cause}
 }
 
+// Upstream is a dependency refusing a call in a way retrying does not
+// change (the marketplace refusing the server's credentials); cause is
+// logged.
+func Upstream(message string, cause error) *Error {
+	return &Error{Kind: KindUpstream, Message: message, Cause: cause}
+}
+
 // The two dependencies every handler has.
 const (
 	msgDatabase = "database unavailable; retry later"
@@ -119,7 +128,7 @@ func Respond(c *gin.Context, log *slog.Logger, err error) {
 // server's or a dependency's are logged with their cause.
 func Write(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	e := Of(err)
-	if e.Kind == KindInternal || e.Kind == KindUnavailable {
+	if e.Kind == KindInternal || e.Kind == KindUnavailable || e.Kind == KindUpstream {
 		log.Error("Request failed", "path", r.URL.Path, "error", err)
 	}
 	body := map[string]any{"error": e.Message}
