@@ -38,8 +38,15 @@ type Policy struct {
 	// SupervisionSyncDelay is how long after the buyer's acceptance a
 	// supervised order shows as completed (3 h on KooGallery).
 	SupervisionSyncDelay time.Duration `env:"SUPERVISION_SYNC_DELAY, default=3h" doc:"how long after the buyer's acceptance a supervised order completes"`
-	// Supervised is set for products that need service supervision.
-	Supervised bool
+	// SupervisionStallAlert is how long a supervised order may wait on the
+	// merchant (requirements to confirm, delivery to confirm) before
+	// operators are reminded, once per stall; zero turns it off.
+	SupervisionStallAlert time.Duration `json:",omitempty" env:"SUPERVISION_STALL_ALERT, default=120h" doc:"how long a supervised order may wait on the merchant (requirements or delivery to confirm) before operators get one alert (0: never)"`
+	// Supervised is set for products that need service supervision;
+	// SupervisionReviewed for those whose deliveries Huawei Cloud reviews
+	// (华为云复核) before the buyer's acceptance.
+	Supervised          bool
+	SupervisionReviewed bool `json:",omitempty"`
 	// DebugTTL is how long a debug instance (testFlag=1) lives after its
 	// last callback before its disposable tenant is released.
 	DebugTTL time.Duration `env:"DEBUG_INSTANCE_TTL, default=72h" doc:"how long after its last callback a debug (testFlag=1) instance's disposable tenant is released"`
@@ -253,11 +260,13 @@ type InstanceDetails struct {
 // PolicyDetails is an instance's lifecycle policy; durations as Go
 // durations ("24h0m0s").
 type PolicyDetails struct {
-	FreezeGrace          string `json:"freezeGrace"`
-	Retention            string `json:"retention"`
-	ReleasePolicy        string `json:"releasePolicy"`
-	SupervisionSyncDelay string `json:"supervisionSyncDelay,omitempty"`
-	Supervised           bool   `json:"supervised"`
+	FreezeGrace           string `json:"freezeGrace"`
+	Retention             string `json:"retention"`
+	ReleasePolicy         string `json:"releasePolicy"`
+	SupervisionSyncDelay  string `json:"supervisionSyncDelay,omitempty"`
+	SupervisionStallAlert string `json:"supervisionStallAlert,omitempty"`
+	Supervised            bool   `json:"supervised"`
+	SupervisionReviewed   bool   `json:"supervisionReviewed,omitempty"`
 }
 
 // ParkedDetails is a step waiting for an operator.
@@ -269,14 +278,22 @@ type ParkedDetails struct {
 
 // SupervisionDetails is the service-supervision flow of an order.
 type SupervisionDetails struct {
-	Evidence      string     `json:"evidence,omitempty"`
-	DeclaredStart *time.Time `json:"declaredStart,omitempty"`
-	DeliveredAt   *time.Time `json:"deliveredAt,omitempty"`
-	AcceptedAt    *time.Time `json:"acceptedAt,omitempty"`
-	CompletedAt   *time.Time `json:"completedAt,omitempty"`
-	Rejections    int        `json:"rejections,omitempty"`
-	AppealedFrom  string     `json:"appealedFrom,omitempty"`
-	AppealReason  string     `json:"appealReason,omitempty"`
+	RequirementsAt          *time.Time `json:"requirementsAt,omitempty"`
+	RequirementsConfirmedAt *time.Time `json:"requirementsConfirmedAt,omitempty"`
+	RequirementRejections   int        `json:"requirementRejections,omitempty"`
+	Evidence                string     `json:"evidence,omitempty"`
+	Result                  string     `json:"result,omitempty"`
+	ReviewedAt              *time.Time `json:"reviewedAt,omitempty"`
+	ReviewRejections        int        `json:"reviewRejections,omitempty"`
+	WaitingSince            *time.Time `json:"waitingSince,omitempty"`
+	StallAlertedAt          *time.Time `json:"stallAlertedAt,omitempty"`
+	DeclaredStart           *time.Time `json:"declaredStart,omitempty"`
+	DeliveredAt             *time.Time `json:"deliveredAt,omitempty"`
+	AcceptedAt              *time.Time `json:"acceptedAt,omitempty"`
+	CompletedAt             *time.Time `json:"completedAt,omitempty"`
+	Rejections              int        `json:"rejections,omitempty"`
+	AppealedFrom            string     `json:"appealedFrom,omitempty"`
+	AppealReason            string     `json:"appealReason,omitempty"`
 }
 
 // DeadlineDetails is a coming timer and what it will do.

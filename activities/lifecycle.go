@@ -24,6 +24,10 @@ type LifecycleConfig struct {
 	// SupervisedProducts lists the productIds or skuCodes that need
 	// service supervision; "*" means every product.
 	SupervisedProducts config.List `env:"SUPERVISED_PRODUCTS" doc:"comma-separated productIds or skuCodes that need service supervision (*: all)"`
+	// SupervisionReviewedProducts lists the supervised products whose
+	// deliveries Huawei Cloud reviews (华为云复核: 赋能云 and 基地云
+	// orders); "*" means every supervised product.
+	SupervisionReviewedProducts config.List `env:"SUPERVISION_REVIEWED_PRODUCTS" doc:"comma-separated productIds or skuCodes of supervised products whose deliveries Huawei Cloud reviews before the buyer accepts (赋能云/基地云; *: all)"`
 	// MeteringDailyProducts lists the productIds or skuCodes ("*" for all)
 	// billed daily instead of every MeteringPeriod.
 	MeteringDailyProducts config.List `env:"METERING_DAILY_PRODUCTS" doc:"comma-separated productIds or skuCodes billed daily (*: all): their periods are UTC days"`
@@ -48,6 +52,7 @@ func (a *Activities) Policy(_ context.Context, in PolicyInput) (Policy, error) {
 		p.MeteringPeriod = 24 * time.Hour
 	}
 	p.Supervised = matchesProduct(a.Lifecycle.SupervisedProducts, in.Order)
+	p.SupervisionReviewed = p.Supervised && matchesProduct(a.Lifecycle.SupervisionReviewedProducts, in.Order)
 	return p, nil
 }
 

@@ -238,3 +238,31 @@ func TestAlertWebhookFailuresAreRetried(t *testing.T) {
 		require.False(t, nonRetryable(err), "the activity retries")
 	})
 }
+
+func TestPolicySupervisionReviewed(t *testing.T) {
+	order := workflows.Order{ProductID: "prod-1", SkuCode: "sku-1"}
+	tests := []struct {
+		name               string
+		supervised, review []string
+		want               bool
+	}{
+		{"supervised and listed", []string{"prod-1"}, []string{"sku-1"}, true},
+		{"every supervised product", []string{"*"}, []string{"*"}, true},
+		{"supervised, not listed", []string{"prod-1"}, []string{"prod-2"}, false},
+		// A review belongs to the supervision flow: without supervision
+		// there is nothing to review.
+		{"listed, not supervised", nil, []string{"prod-1"}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			a := &activities.Activities{Lifecycle: activities.LifecycleConfig{
+				SupervisedProducts: tc.supervised, SupervisionReviewedProducts: tc.review,
+			}}
+
+			got, err := a.Policy(t.Context(), activities.PolicyInput{Order: order})
+
+			require.NoError(t, err)
+			require.Equal(t, tc.want, got.SupervisionReviewed)
+		})
+	}
+}

@@ -278,7 +278,7 @@ func FuzzSignal(f *testing.F) {
 		{fzActive, workflows.OpRetry, "alice", `{"reason":"application fixed"}`},
 		{fzActive, workflows.OpExtendGrace, "", `{"reason":"r","duration":"72h"}`},
 		{fzActive, workflows.OpExtendGrace, "", `{"reason":"r","duration":"-1h"}`},
-		{fzActive, workflows.OpConfirmDelivery, "", `{"reason":"r","evidence":"doc-1","startTime":"2026-01-01T00:00:00Z"}`},
+		{fzActive, workflows.OpConfirmDelivery, "", `{"reason":"r","evidence":"doc-1","result":"done","startTime":"2026-01-01T00:00:00Z"}`},
 		{fzActive, workflows.OpAccept, "", `{"reason":"r","acceptedAt":"2999-01-01T00:00:00Z"}`},
 		{fzActive, workflows.OpSetPolicy, "", `{"reason":"r","releasePolicy":"release"}`},
 		{fzActive, workflows.OpForceFreeze, "", `{"reason":"r","duration":"1h"}`},

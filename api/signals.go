@@ -31,6 +31,7 @@ type SignalBody struct {
 	Reason        string `json:"reason"`
 	Duration      string `json:"duration,omitempty"`      // extend-grace: a Go duration, e.g. "1h"
 	Evidence      string `json:"evidence,omitempty"`      // confirm-delivery: the delivery document
+	Result        string `json:"result,omitempty"`        // confirm-delivery: the service's result (服务结果描述)
 	StartTime     string `json:"startTime,omitempty"`     // confirm-delivery: declared start, RFC 3339
 	AcceptedAt    string `json:"acceptedAt,omitempty"`    // accept: when the buyer accepted, RFC 3339
 	ReleasePolicy string `json:"releasePolicy,omitempty"` // set-policy: hold or release
@@ -40,6 +41,7 @@ type SignalBody struct {
 const (
 	maxSignalBody = 64 << 10
 	maxReason     = 1000
+	maxResult     = 2000
 	maxActor      = 64
 	maxExtension  = 366 * 24 * time.Hour
 )
@@ -175,6 +177,7 @@ func operatorRequest(name string, b SignalBody, now time.Time) (workflows.Operat
 	for _, err := range []error{
 		onlyFor("duration", b.Duration, workflows.OpExtendGrace),
 		onlyFor("evidence", b.Evidence, workflows.OpConfirmDelivery),
+		onlyFor("result", b.Result, workflows.OpConfirmDelivery),
 		onlyFor("startTime", b.StartTime, workflows.OpConfirmDelivery),
 		onlyFor("acceptedAt", b.AcceptedAt, workflows.OpAccept),
 		onlyFor("releasePolicy", b.ReleasePolicy, workflows.OpSetPolicy),
@@ -192,6 +195,9 @@ func operatorRequest(name string, b SignalBody, now time.Time) (workflows.Operat
 		op.Duration = d
 	case workflows.OpConfirmDelivery:
 		if op.Evidence, err = requiredText("evidence", b.Evidence, "the delivery document (a link or a reference)"); err != nil {
+			return op, err
+		}
+		if op.Result, err = boundedText("result", b.Result, "describe the service's result (服务结果描述)", maxResult); err != nil {
 			return op, err
 		}
 		if op.StartTime, err = optionalTime("startTime", b.StartTime); err != nil {
@@ -217,12 +223,17 @@ func operatorRequest(name string, b SignalBody, now time.Time) (workflows.Operat
 // refused here: PostgreSQL text and jsonb cannot hold it, and the audit
 // would otherwise fail with a misleading "database unavailable".
 func requiredText(field, value, what string) (string, error) {
+	return boundedText(field, value, what, maxReason)
+}
+
+// boundedText is requiredText with its own limit.
+func boundedText(field, value, what string, limit int) (string, error) {
 	value = strings.TrimSpace(value)
 	switch {
 	case value == "":
 		return "", fmt.Errorf("%s is required: %s", field, what)
-	case utf8.RuneCountInString(value) > maxReason:
-		return "", fmt.Errorf("%s is longer than %d characters", field, maxReason)
+	case utf8.RuneCountInString(value) > limit:
+		return "", fmt.Errorf("%s is longer than %d characters", field, limit)
 	case strings.ContainsRune(value, 0):
 		return "", fmt.Errorf("%s must not contain NUL characters", field)
 	}

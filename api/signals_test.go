@@ -100,7 +100,8 @@ func TestSignalUnknownName(t *testing.T) {
 	h := newHarness(t)
 	h.allocate(t, "sig-name")
 	want := errorBody("unknown signal; use one of retry, skip, extend-grace, force-freeze, force-unfreeze, " +
-		"force-release, set-policy, retry-push, confirm-delivery, accept, reject, appeal, resolve-appeal")
+		"force-release, set-policy, retry-push, submit-requirements, confirm-requirements, reject-requirements, " +
+		"confirm-delivery, review-approve, review-reject, accept, reject, appeal, resolve-appeal")
 
 	for _, name := range []string{"bogus", "RETRY", "Retry", "retry%20", "callback", "operator", "state"} {
 		t.Run(name, func(t *testing.T) {
@@ -206,11 +207,17 @@ func TestSignalRefusesInvalidRequests(t *testing.T) {
 		{"extend-grace as a number", workflows.OpExtendGrace, `{"reason":"r","duration":3600}`, "", msgNotJSON},
 		{"confirm-delivery without evidence", workflows.OpConfirmDelivery, `{"reason":"r"}`, "", msgEvidence},
 		{"confirm-delivery blank evidence", workflows.OpConfirmDelivery, `{"reason":"r","evidence":"  "}`, "", msgEvidence},
+		{"confirm-delivery without result", workflows.OpConfirmDelivery, `{"reason":"r","evidence":"doc"}`, "",
+			"result is required: describe the service's result (服务结果描述)"},
+		{"confirm-delivery result over 2000 characters", workflows.OpConfirmDelivery,
+			`{"reason":"r","evidence":"doc","result":"` + strings.Repeat("果", 2001) + `"}`, "", "result is longer than 2000 characters"},
+		{"result on reject-requirements", workflows.OpRejectRequirements, `{"reason":"r","result":"x"}`, "",
+			"result does not apply to reject-requirements"},
 		{"confirm-delivery evidence over 1000 characters", workflows.OpConfirmDelivery,
 			`{"reason":"r","evidence":"` + strings.Repeat("e", 1001) + `"}`, "", "evidence is longer than 1000 characters"},
-		{"startTime a date", workflows.OpConfirmDelivery, `{"reason":"r","evidence":"doc","startTime":"2026-01-01"}`, "", msgStartTime},
-		{"startTime without zone", workflows.OpConfirmDelivery, `{"reason":"r","evidence":"doc","startTime":"2026-01-01T00:00:00"}`, "", msgStartTime},
-		{"startTime KooGallery style", workflows.OpConfirmDelivery, `{"reason":"r","evidence":"doc","startTime":"20260101000000"}`, "", msgStartTime},
+		{"startTime a date", workflows.OpConfirmDelivery, `{"reason":"r","evidence":"doc","result":"ok","startTime":"2026-01-01"}`, "", msgStartTime},
+		{"startTime without zone", workflows.OpConfirmDelivery, `{"reason":"r","evidence":"doc","result":"ok","startTime":"2026-01-01T00:00:00"}`, "", msgStartTime},
+		{"startTime KooGallery style", workflows.OpConfirmDelivery, `{"reason":"r","evidence":"doc","result":"ok","startTime":"20260101000000"}`, "", msgStartTime},
 		{"acceptedAt not RFC 3339", workflows.OpAccept, `{"reason":"r","acceptedAt":"yesterday"}`, "", msgAccepted},
 		{"acceptedAt in the future", workflows.OpAccept, `{"reason":"r","acceptedAt":"` + future + `"}`, "", msgFuture},
 		{"set-policy without releasePolicy", workflows.OpSetPolicy, `{"reason":"r"}`, "", msgPolicy},
@@ -298,10 +305,20 @@ func TestSignalDeliversEveryAction(t *testing.T) {
 		{"retry-push", workflows.OpRetryPush, `{"reason":"usage endpoint back"}`, "", "admin",
 			workflows.OperatorRequest{Reason: "usage endpoint back"}},
 		{"confirm-delivery", workflows.OpConfirmDelivery,
-			`{"reason":"delivered","evidence":" https://docs.example.com/d/1 ","startTime":"2026-01-01T08:00:00+08:00"}`, "", "admin",
-			workflows.OperatorRequest{Reason: "delivered", Evidence: "https://docs.example.com/d/1", StartTime: &start}},
-		{"confirm-delivery without startTime", workflows.OpConfirmDelivery, `{"reason":"delivered","evidence":"DOC-7"}`, "", "admin",
-			workflows.OperatorRequest{Reason: "delivered", Evidence: "DOC-7"}},
+			`{"reason":"delivered","evidence":" https://docs.example.com/d/1 ","result":" 10 users imported ","startTime":"2026-01-01T08:00:00+08:00"}`, "", "admin",
+			workflows.OperatorRequest{Reason: "delivered", Evidence: "https://docs.example.com/d/1", Result: "10 users imported", StartTime: &start}},
+		{"confirm-delivery without startTime", workflows.OpConfirmDelivery, `{"reason":"delivered","evidence":"DOC-7","result":"done"}`, "", "admin",
+			workflows.OperatorRequest{Reason: "delivered", Evidence: "DOC-7", Result: "done"}},
+		{"submit-requirements", workflows.OpSubmitRequirements, `{"reason":"submitted by the buyer"}`, "koogallery-emulator", "koogallery-emulator",
+			workflows.OperatorRequest{Reason: "submitted by the buyer"}},
+		{"confirm-requirements", workflows.OpConfirmRequirements, `{"reason":"matches the agreement"}`, "", "admin",
+			workflows.OperatorRequest{Reason: "matches the agreement"}},
+		{"reject-requirements", workflows.OpRejectRequirements, `{"reason":"attachment missing"}`, "", "admin",
+			workflows.OperatorRequest{Reason: "attachment missing"}},
+		{"review-approve", workflows.OpApproveReview, `{"reason":"approved by Huawei Cloud"}`, "", "admin",
+			workflows.OperatorRequest{Reason: "approved by Huawei Cloud"}},
+		{"review-reject", workflows.OpRejectReview, `{"reason":"evidence unsigned"}`, "", "admin",
+			workflows.OperatorRequest{Reason: "evidence unsigned"}},
 		{"accept", workflows.OpAccept, `{"reason":"buyer accepted by phone","acceptedAt":"2026-01-02T11:04:05+08:00"}`, "", "admin",
 			workflows.OperatorRequest{Reason: "buyer accepted by phone", AcceptedAt: &accepted}},
 		{"accept without acceptedAt", workflows.OpAccept, `{"reason":"buyer accepted"}`, "", "admin",

@@ -268,21 +268,31 @@ func TestRenewalFailingOnceIsRestarted(t *testing.T) {
 	})
 }
 
-// TestSupervisedOrderCompletes: the supervision flow in the consoles,
-// relayed to the server's admin API; the order completes 3 emulated hours
-// after the acceptance, and both sides count the validity from it.
+// TestSupervisedOrderCompletes: the supervision flow in the consoles (the
+// requirements and their confirmation, the delivery with its result,
+// Huawei Cloud's review, the acceptance), relayed to the server's admin
+// API; the order completes 3 emulated hours after the acceptance, and both
+// sides count the validity from it.
 func TestSupervisedOrderCompletes(t *testing.T) {
 	t.Parallel()
 	// One emulated day is 24 s: 3 h is 3 s, and Temporal's timer latency
 	// (well under a second) stays under an emulated quarter of an hour.
-	e := startEmulatorStack(t, "1d=24s", "SUPERVISED_PRODUCTS=*", "SUPERVISION_SYNC_DELAY=1s")
-	id := e.buy(emulator.BuyRequest{PeriodType: "month", Supervised: true})
+	e := startEmulatorStack(t, "1d=24s", "SUPERVISED_PRODUCTS=*", "SUPERVISION_REVIEWED_PRODUCTS=*", "SUPERVISION_SYNC_DELAY=1s")
+	id := e.buy(emulator.BuyRequest{PeriodType: "month", Supervised: true, Reviewed: true})
 	e.purchaseState(id, emulator.StateAwaitingRequirements)
-	e.waitState(id, "awaiting_delivery")
+	e.waitState(id, "awaiting_requirements")
 
 	e.act(id, emulator.Action{Kind: emulator.ActSubmitRequirements})
+	e.purchaseState(id, emulator.StateRequirementsSent)
+	e.waitState(id, "requirements_submitted")
+	e.act(id, emulator.Action{Kind: emulator.ActConfirmRequirements})
 	e.purchaseState(id, emulator.StateDelivering)
-	e.act(id, emulator.Action{Kind: emulator.ActConfirmDelivery, Evidence: "https://docs.example.com/acceptance.pdf"})
+	e.waitState(id, "awaiting_delivery")
+	e.act(id, emulator.Action{Kind: emulator.ActConfirmDelivery, Evidence: "https://docs.example.com/acceptance.pdf",
+		Result: "tenant configured, users imported"})
+	e.purchaseState(id, emulator.StateUnderReview)
+	e.waitState(id, "under_review")
+	e.act(id, emulator.Action{Kind: emulator.ActApproveReview})
 	e.purchaseState(id, emulator.StateAwaitingAcceptance)
 	e.waitState(id, "delivered")
 	e.act(id, emulator.Action{Kind: emulator.ActAccept})
@@ -302,6 +312,8 @@ func TestSupervisedOrderCompletes(t *testing.T) {
 	require.InDelta(t, (30 * 24 * time.Hour).Hours(), emulatedMonth.Hours(), 48, "emulator: a month after the acceptance")
 	sup := e.details(id)
 	require.Equal(t, "active", sup.State)
+	require.NotNil(t, sup.Supervision)
+	require.Equal(t, "tenant configured, users imported", sup.Supervision.Result, "the result description reached the server")
 	require.WithinDuration(t, accepted.At.AddDate(0, 1, 0), *active.ExpireTime, 5*time.Second, "server: a month after the relayed acceptance")
 }
 

@@ -18,9 +18,13 @@ import (
 
 // details is the part of the admin view the lifecycle tests read.
 type details struct {
-	State     string `json:"state"`
-	Reason    string `json:"reason"`
-	FrozenBy  string `json:"frozenBy"`
+	State    string `json:"state"`
+	Reason   string `json:"reason"`
+	FrozenBy string `json:"frozenBy"`
+	// Supervision is the supervision flow's details (the parts the tests read).
+	Supervision *struct {
+		Result string `json:"result"`
+	} `json:"supervision"`
 	Deadlines []struct {
 		Kind string    `json:"kind"`
 		At   time.Time `json:"at"`

@@ -73,6 +73,9 @@ type BuyRequest struct {
 	Quantity int64 `json:"quantity,omitempty"`
 	// Supervised sells a product under service supervision (contract §5.3).
 	Supervised bool `json:"supervised,omitempty"`
+	// Reviewed: Huawei Cloud reviews the supervised order's delivery
+	// before the buyer accepts it (华为云复核, 赋能云/基地云 orders).
+	Reviewed bool `json:"reviewed,omitempty"`
 	// TrialDays > 0 sells a trial of that many days (order type TRIAL).
 	TrialDays int `json:"trialDays,omitempty"`
 	// Debug sends every call with testFlag=1, like the console's debugger.
@@ -125,6 +128,9 @@ func (b *BuyRequest) Validate() error {
 	if b.TrialDays > 0 && b.BillingMode != ModePeriod {
 		return fmt.Errorf("only PERIOD products have trials")
 	}
+	if b.Reviewed && !b.Supervised {
+		return fmt.Errorf("only supervised products are reviewed")
+	}
 	if b.Supervised && b.BillingMode == ModeOnDemand {
 		return fmt.Errorf("pay-per-use products are not supervised")
 	}
@@ -136,24 +142,29 @@ func (b *BuyRequest) Validate() error {
 
 // Actions of the buyer and of the consoles, the Kind of an Action.
 const (
-	ActRenew              = "renew"               // buyer renews Periods more periods
-	ActUnsubscribe        = "unsubscribe"         // buyer unsubscribes: release with the unsubscription order
-	ActRefundRenewal      = "refund-renewal"      // buyer refunds the last renewal period
-	ActUpgrade            = "upgrade"             // buyer changes the spec: change check, then upgrade
-	ActConvert            = "convert"             // trial to formal
-	ActArrears            = "arrears"             // pay-per-use account in arrears: FREEZE
-	ActPay                = "pay"                 // arrears paid: UNFREEZE
-	ActSubmitRequirements = "submit-requirements" // supervision: buyer
-	ActConfirmDelivery    = "confirm-delivery"    // supervision: merchant, in the seller console
-	ActAccept             = "accept"              // supervision: buyer
-	ActReject             = "reject"              // supervision: buyer
-	ActRestart            = "restart"             // console: restart a failed call (MessageID)
+	ActRenew               = "renew"                // buyer renews Periods more periods
+	ActUnsubscribe         = "unsubscribe"          // buyer unsubscribes: release with the unsubscription order
+	ActRefundRenewal       = "refund-renewal"       // buyer refunds the last renewal period
+	ActUpgrade             = "upgrade"              // buyer changes the spec: change check, then upgrade
+	ActConvert             = "convert"              // trial to formal
+	ActArrears             = "arrears"              // pay-per-use account in arrears: FREEZE
+	ActPay                 = "pay"                  // arrears paid: UNFREEZE
+	ActSubmitRequirements  = "submit-requirements"  // supervision: buyer
+	ActConfirmRequirements = "confirm-requirements" // supervision: merchant, in the seller console (确认需求)
+	ActRejectRequirements  = "reject-requirements"  // supervision: merchant, in the seller console (驳回), with a Reason
+	ActConfirmDelivery     = "confirm-delivery"     // supervision: merchant, in the seller console
+	ActApproveReview       = "review-approve"       // supervision: Huawei Cloud's reviewer approves the delivery (华为云复核)
+	ActRejectReview        = "review-reject"        // supervision: Huawei Cloud's reviewer rejects it, with a Reason
+	ActAccept              = "accept"               // supervision: buyer
+	ActReject              = "reject"               // supervision: buyer
+	ActRestart             = "restart"              // console: restart a failed call (MessageID)
 )
 
 // Actions lists every action kind.
 var Actions = []string{
 	ActRenew, ActUnsubscribe, ActRefundRenewal, ActUpgrade, ActConvert, ActArrears, ActPay,
-	ActSubmitRequirements, ActConfirmDelivery, ActAccept, ActReject, ActRestart,
+	ActSubmitRequirements, ActConfirmRequirements, ActRejectRequirements, ActConfirmDelivery,
+	ActApproveReview, ActRejectReview, ActAccept, ActReject, ActRestart,
 	ActBind, ActUnbind, ActAuthorize, ActRevoke, ActRemoveUsers, ActDepartment,
 }
 
@@ -165,9 +176,13 @@ type Action struct {
 	// upgrade: the target spec
 	Quantity int64  `json:"quantity,omitempty"`
 	SkuCode  string `json:"skuCode,omitempty"`
-	// confirm-delivery
+	// confirm-delivery: the evidence, the result description (服务结果描述)
+	// and the declared start
 	Evidence  string     `json:"evidence,omitempty"`
+	Result    string     `json:"result,omitempty"`
 	StartTime *time.Time `json:"startTime,omitempty"`
+	// reject-requirements, review-reject: why
+	Reason string `json:"reason,omitempty"`
 	// restart
 	MessageID string `json:"messageId,omitempty"`
 	// bind: the enterprise's name

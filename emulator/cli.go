@@ -36,8 +36,14 @@ Usage: %[1]s emulator <command> [flags] [ID]
   convert ID                       trial to formal (TRIAL_TO_FORMAL)
   arrears ID | pay ID              pay-per-use account in arrears (FREEZE) / paid (UNFREEZE)
   submit-requirements ID           supervision: the buyer submits requirements
-  confirm-delivery -evidence E [-start RFC3339] ID
-                                   supervision: the merchant confirms the service completed
+  confirm-requirements ID          supervision: the merchant confirms them (确认需求)
+  reject-requirements -reason R ID supervision: the merchant rejects them (驳回); the buyer submits again
+  confirm-delivery -evidence E -result R [-start RFC3339] ID
+                                   supervision: the merchant confirms the service completed, with
+                                   the evidence and the result description (服务结果描述)
+  review-approve ID | review-reject -reason R ID
+                                   supervision, products bought with -reviewed: Huawei Cloud's
+                                   review (华为云复核) approves the delivery / sends it back
   accept ID | reject ID            supervision: the buyer accepts / rejects
   messages [-all]                  failed production-interface calls (生产接口消息)
   restart MESSAGE_ID               restart a failed call (重新启动)
@@ -78,7 +84,8 @@ const RunEnvFile = ".data/run.env"
 var synopses = map[string]string{
 	"buy": "[flags]", "purchases": "", "show": "ID", "watch": "[-merchant] ID", "messages": "[-all]",
 	"restart": "MESSAGE_ID", "usage": "ID", "fail-usage": "[-status S] [-code C] N",
-	ActRenew: "[-periods N] ID", ActUpgrade: "-quantity N [-sku S] ID", ActConfirmDelivery: "-evidence E [-start RFC3339] ID",
+	ActRenew: "[-periods N] ID", ActUpgrade: "-quantity N [-sku S] ID", ActConfirmDelivery: "-evidence E -result R [-start RFC3339] ID",
+	ActRejectRequirements: "-reason R ID", ActRejectReview: "-reason R ID",
 	ActBind: "[-enterprise NAME] ID", ActAuthorize: "[-role R] [-org D] ID USER...", ActRevoke: "ID USER...",
 	ActRemoveUsers: "ID USER...", ActDepartment: "[-name N] [-parent P] [-delete] ID CODE", "probe-kit": "",
 }
@@ -283,6 +290,7 @@ func buyCommand(fs *flag.FlagSet) func(ctx context.Context, c *cli, args []strin
 	fs.StringVar(&buy.ProductID, "product", "", "productId (default demo-product)")
 	fs.StringVar(&buy.SkuCode, "sku", "", "skuCode (default demo-sku)")
 	fs.BoolVar(&buy.Supervised, "supervised", false, "a product under service supervision")
+	fs.BoolVar(&buy.Reviewed, "reviewed", false, "with -supervised: Huawei Cloud reviews the delivery (赋能云/基地云; the server's SUPERVISION_REVIEWED_PRODUCTS must name the product)")
 	fs.IntVar(&buy.TrialDays, "trial-days", 0, "sell a trial of this many days")
 	fs.BoolVar(&buy.Debug, "debug", false, "send every call with testFlag=1, like the console's debugger")
 	return func(ctx context.Context, c *cli, _ []string) error {
@@ -473,7 +481,8 @@ func failUsageCommand(fs *flag.FlagSet) func(ctx context.Context, c *cli, args [
 func isAction(name string) bool {
 	switch name {
 	case ActRenew, ActRefundRenewal, ActUnsubscribe, ActUpgrade, ActConvert, ActArrears, ActPay,
-		ActSubmitRequirements, ActConfirmDelivery, ActAccept, ActReject,
+		ActSubmitRequirements, ActConfirmRequirements, ActRejectRequirements, ActConfirmDelivery,
+		ActApproveReview, ActRejectReview, ActAccept, ActReject,
 		ActBind, ActUnbind, ActAuthorize, ActRevoke, ActRemoveUsers, ActDepartment:
 		return true
 	}
@@ -493,7 +502,10 @@ func actionCommand(kind string) command {
 			fs.StringVar(&a.SkuCode, "sku", "", "new skuCode")
 		case ActConfirmDelivery:
 			fs.StringVar(&a.Evidence, "evidence", "", "the delivery document (required)")
+			fs.StringVar(&a.Result, "result", "", "the description of the service's result, 服务结果描述 (required)")
 			fs.StringVar(&start, "start", "", "declared service start, RFC 3339")
+		case ActRejectRequirements, ActRejectReview:
+			fs.StringVar(&a.Reason, "reason", "", "why (required)")
 		case ActBind:
 			fs.StringVar(&a.Enterprise, "enterprise", "", "the enterprise's name (default: made up from the purchase)")
 		case ActAuthorize:

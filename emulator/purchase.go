@@ -14,18 +14,20 @@ import (
 
 // Purchase states, as the marketplace shows them.
 const (
-	StateOrdering             = "ordering"              // newInstance being delivered
-	StateProvisioning         = "provisioning"          // polling queryInstance for the access information
-	StateAwaitingRequirements = "awaiting_requirements" // supervision: the buyer submits requirements
-	StateDelivering           = "delivering"            // supervision: the merchant implements
-	StateAwaitingAcceptance   = "awaiting_acceptance"   // supervision: the buyer accepts or rejects
-	StateCompleting           = "completing"            // supervision: accepted; completed within 3 h
-	StateInService            = "in_service"            // in use, before expiry
-	StateFrozen               = "frozen"                // expired: frozen, data kept, renewable until retention ends
-	StateArrears              = "arrears"               // pay-per-use account in arrears: frozen
-	StateReleased             = "released"              // retention ended: released
-	StateUnsubscribed         = "unsubscribed"          // released by unsubscription
-	StateCancelled            = "cancelled"             // newInstance failed for its whole window: unsubscribed and refunded
+	StateOrdering             = "ordering"               // newInstance being delivered
+	StateProvisioning         = "provisioning"           // polling queryInstance for the access information
+	StateAwaitingRequirements = "awaiting_requirements"  // supervision: the buyer submits requirements
+	StateRequirementsSent     = "requirements_submitted" // supervision: the merchant confirms or rejects them
+	StateDelivering           = "delivering"             // supervision: the merchant implements
+	StateUnderReview          = "under_review"           // supervision: Huawei Cloud reviews the delivery
+	StateAwaitingAcceptance   = "awaiting_acceptance"    // supervision: the buyer accepts or rejects
+	StateCompleting           = "completing"             // supervision: accepted; completed within 3 h
+	StateInService            = "in_service"             // in use, before expiry
+	StateFrozen               = "frozen"                 // expired: frozen, data kept, renewable until retention ends
+	StateArrears              = "arrears"                // pay-per-use account in arrears: frozen
+	StateReleased             = "released"               // retention ended: released
+	StateUnsubscribed         = "unsubscribed"           // released by unsubscription
+	StateCancelled            = "cancelled"              // newInstance failed for its whole window: unsubscribed and refunded
 )
 
 // PurchaseInput starts a purchase's workflow.
@@ -342,7 +344,7 @@ func (p *purchase) validate(a Action) error {
 		}
 		return in(StateInService, StateFrozen)
 	case ActUnsubscribe:
-		return in(StateProvisioning, StateAwaitingRequirements, StateDelivering, StateAwaitingAcceptance,
+		return in(StateProvisioning, StateAwaitingRequirements, StateRequirementsSent, StateDelivering, StateUnderReview, StateAwaitingAcceptance,
 			StateCompleting, StateInService, StateFrozen, StateArrears)
 	case ActUpgrade:
 		if p.Buy.BillingMode != ModePeriod {
@@ -366,11 +368,28 @@ func (p *purchase) validate(a Action) error {
 		return in(StateArrears)
 	case ActSubmitRequirements:
 		return in(StateAwaitingRequirements)
+	case ActConfirmRequirements:
+		return in(StateRequirementsSent)
+	case ActRejectRequirements:
+		if a.Reason == "" {
+			return errors.New("reason (why the requirements are rejected) is required")
+		}
+		return in(StateRequirementsSent)
 	case ActConfirmDelivery:
 		if a.Evidence == "" {
 			return errors.New("evidence (the delivery document) is required")
 		}
+		if a.Result == "" {
+			return errors.New("result (the description of the service's result) is required")
+		}
 		return in(StateDelivering)
+	case ActApproveReview:
+		return in(StateUnderReview)
+	case ActRejectReview:
+		if a.Reason == "" {
+			return errors.New("reason (why the review rejects the delivery) is required")
+		}
+		return in(StateUnderReview)
 	case ActAccept, ActReject:
 		return in(StateAwaitingAcceptance)
 	case ActBind, ActUnbind, ActAuthorize, ActRevoke, ActRemoveUsers, ActDepartment:
@@ -414,7 +433,8 @@ func (w *purchaseWorkflow) act(ctx workflow.Context, a Action) {
 		w.record(ctx, "paid", "Arrears paid: the marketplace unfreezes the instance.")
 		w.save(ctx)
 		w.callStatus(ctx, "UNFREEZE")
-	case ActSubmitRequirements, ActConfirmDelivery, ActAccept, ActReject:
+	case ActSubmitRequirements, ActConfirmRequirements, ActRejectRequirements, ActConfirmDelivery,
+		ActApproveReview, ActRejectReview, ActAccept, ActReject:
 		w.supervise(ctx, a)
 	case ActRestart:
 		if slices.ContainsFunc(p.Failed, func(f failedCall) bool { return f.MessageID == a.MessageID }) {
@@ -494,25 +514,68 @@ func (w *purchaseWorkflow) convert(ctx workflow.Context) {
 }
 
 // supervise takes a step of a supervised order (contract §5.3): the buyer's
-// requirements, the merchant's delivery, the buyer's acceptance or
-// rejection. The steps taken in a console are relayed to the merchant's
-// server.
+// requirements and the merchant's confirmation or rejection of them, the
+// merchant's delivery, Huawei Cloud's review of it for a reviewed product,
+// the buyer's acceptance or rejection. The steps taken in a console are
+// relayed to the merchant's server.
 func (w *purchaseWorkflow) supervise(ctx workflow.Context, a Action) {
 	p := w.p
 	switch a.Kind {
 	case ActSubmitRequirements:
-		p.State, p.Supervision = StateDelivering, "requirements submitted"
-		w.record(ctx, "requirements", "The buyer submitted the requirements; the merchant implements.")
+		if workflow.GetVersion(ctx, requirementsChange, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+			// Purchases that reached this step before the merchant
+			// confirmed requirements go straight to delivery.
+			p.State, p.Supervision = StateDelivering, "requirements submitted"
+			w.record(ctx, "requirements", "The buyer submitted the requirements; the merchant implements.")
+			w.save(ctx)
+			return
+		}
+		p.State, p.Supervision = StateRequirementsSent, "requirements submitted"
+		w.record(ctx, "requirements", "The buyer submitted the requirements; the merchant confirms or rejects them in the seller console.")
 		w.save(ctx)
+		w.relay(ctx, "submit-requirements", map[string]any{"reason": "submitted by the buyer"})
+	case ActConfirmRequirements:
+		p.State, p.Supervision = StateDelivering, "requirements confirmed"
+		w.record(ctx, "requirements-confirmed", "The merchant confirmed the requirements; the merchant implements.")
+		w.save(ctx)
+		w.relay(ctx, "confirm-requirements", map[string]any{"reason": "confirmed in the seller console"})
+	case ActRejectRequirements:
+		p.State, p.Supervision = StateAwaitingRequirements, "requirements rejected"
+		w.record(ctx, "requirements-rejected", "The merchant rejected the requirements: "+a.Reason+". The buyer submits them again.")
+		w.save(ctx)
+		w.relay(ctx, "reject-requirements", map[string]any{"reason": a.Reason})
 	case ActConfirmDelivery:
-		p.State, p.Supervision, p.StartAt = StateAwaitingAcceptance, "delivered", a.StartTime
+		p.StartAt = a.StartTime
 		msg := "The merchant confirmed the service completed; evidence: " + a.Evidence + "."
+		if a.Result != "" {
+			msg += " Result: " + a.Result + "."
+		}
 		if a.StartTime != nil {
 			msg += " Declared start: " + fmtTime(*a.StartTime) + "."
 		}
+		if p.Buy.Reviewed {
+			p.State, p.Supervision = StateUnderReview, "under review"
+			msg += " Huawei Cloud reviews the delivery."
+		} else {
+			p.State, p.Supervision = StateAwaitingAcceptance, "delivered"
+		}
 		w.record(ctx, "delivered", msg)
 		w.save(ctx)
-		w.relay(ctx, "confirm-delivery", map[string]any{"reason": "confirmed in the seller console", "evidence": a.Evidence, "startTime": a.StartTime})
+		body := map[string]any{"reason": "confirmed in the seller console", "evidence": a.Evidence, "startTime": a.StartTime}
+		if a.Result != "" {
+			body["result"] = a.Result
+		}
+		w.relay(ctx, "confirm-delivery", body)
+	case ActApproveReview:
+		p.State, p.Supervision = StateAwaitingAcceptance, "delivered"
+		w.record(ctx, "review-approved", "Huawei Cloud's review approved the delivery; the buyer accepts or rejects it.")
+		w.save(ctx)
+		w.relay(ctx, "review-approve", map[string]any{"reason": "approved by Huawei Cloud's review"})
+	case ActRejectReview:
+		p.State, p.Supervision, p.StartAt = StateDelivering, "review rejected", nil
+		w.record(ctx, "review-rejected", "Huawei Cloud's review rejected the delivery: "+a.Reason+". The merchant delivers again.")
+		w.save(ctx)
+		w.relay(ctx, "review-reject", map[string]any{"reason": a.Reason})
 	case ActAccept:
 		now := w.now(ctx)
 		p.State, p.Supervision, p.AcceptedAt = StateCompleting, "accepted", &now
@@ -526,6 +589,11 @@ func (w *purchaseWorkflow) supervise(ctx workflow.Context, a Action) {
 		w.relay(ctx, "reject", map[string]any{"reason": "rejected by the buyer"})
 	}
 }
+
+// requirementsChange is the GetVersion change ID of the merchant's
+// confirmation of the requirements: a purchase whose requirements were
+// submitted before it went straight to delivery.
+const requirementsChange = "supervision-requirements-confirmation"
 
 // upgrade asks changeInstanceCheck, then sends upgradeInstance when the
 // merchant allows the change.
@@ -803,6 +871,9 @@ func flags(b BuyRequest) string {
 	s := ""
 	if b.Supervised {
 		s += ", supervised"
+	}
+	if b.Reviewed {
+		s += ", reviewed by Huawei Cloud"
 	}
 	if b.Debug {
 		s += ", debug (testFlag=1)"

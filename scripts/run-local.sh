@@ -91,11 +91,13 @@ fi
 
 # The server's timers on the emulator's clock: a day of freeze grace, 16 days
 # of retention (one more than the marketplace's 15, so its release comes
-# first), 3 hours to complete a supervised order, 3 days for a debug tenant.
+# first), 3 hours to complete a supervised order, 5 days before a supervised
+# order stalled on the merchant is alerted, 3 days for a debug tenant.
 scaled() { bin/fulfillment emulator scale "$1"; }
 export LIFECYCLE_FREEZE_GRACE="${LIFECYCLE_FREEZE_GRACE:-$(scaled 24h)}"
 export LIFECYCLE_RETENTION="${LIFECYCLE_RETENTION:-$(scaled 16d)}"
 export SUPERVISION_SYNC_DELAY="${SUPERVISION_SYNC_DELAY:-$(scaled 3h)}"
+export SUPERVISION_STALL_ALERT="${SUPERVISION_STALL_ALERT:-$(scaled 5d)}"
 export DEBUG_INSTANCE_TTL="${DEBUG_INSTANCE_TTL:-$(scaled 3d)}"
 
 # Temporal: reuse one that answers, else start the dev server.

@@ -76,18 +76,30 @@ const (
 	OpSetPolicy     = "set-policy"     // change the release policy
 	OpRetryPush     = "retry-push"     // push the pending usage periods now (pay-per-use)
 	// Service supervision steps (contract §5.3), relayed from the seller and
-	// buyer consoles.
-	OpConfirmDelivery = "confirm-delivery" // merchant: delivered, with Evidence and an optional StartTime
-	OpAccept          = "accept"           // buyer: accepted (AcceptedAt, default now)
-	OpReject          = "reject"           // buyer: rejected the delivery
-	OpAppeal          = "appeal"           // either side: suspends the flow
-	OpResolveAppeal   = "resolve-appeal"   // the platform's arbitration: the flow resumes
+	// buyer consoles and from Huawei Cloud's review.
+	OpSubmitRequirements  = "submit-requirements"  // buyer: requirements submitted (提交需求)
+	OpConfirmRequirements = "confirm-requirements" // merchant: requirements confirmed (确认需求)
+	OpRejectRequirements  = "reject-requirements"  // merchant: requirements rejected (驳回), Reason says why
+	OpConfirmDelivery     = "confirm-delivery"     // merchant: delivered, with Evidence, Result and an optional StartTime
+	OpApproveReview       = "review-approve"       // Huawei Cloud's review (华为云复核): the delivery is approved
+	OpRejectReview        = "review-reject"        // Huawei Cloud's review: the delivery is rejected, Reason says why
+	OpAccept              = "accept"               // buyer: accepted (AcceptedAt, default now)
+	OpReject              = "reject"               // buyer: rejected the delivery
+	OpAppeal              = "appeal"               // either side: suspends the flow
+	OpResolveAppeal       = "resolve-appeal"       // the platform's arbitration: the flow resumes
 )
+
+// SupervisionSteps lists the steps of the supervision flow.
+var SupervisionSteps = []string{
+	OpSubmitRequirements, OpConfirmRequirements, OpRejectRequirements, OpConfirmDelivery,
+	OpApproveReview, OpRejectReview, OpAccept, OpReject, OpAppeal, OpResolveAppeal,
+}
 
 // OperatorActions lists every operator action.
 var OperatorActions = []string{
 	OpRetry, OpSkip, OpExtendGrace, OpForceFreeze, OpForceUnfreeze, OpForceRelease, OpSetPolicy, OpRetryPush,
-	OpConfirmDelivery, OpAccept, OpReject, OpAppeal, OpResolveAppeal,
+	OpSubmitRequirements, OpConfirmRequirements, OpRejectRequirements, OpConfirmDelivery,
+	OpApproveReview, OpRejectReview, OpAccept, OpReject, OpAppeal, OpResolveAppeal,
 }
 
 // OperatorRequest is an operator's action on an instance. ID is unique per
@@ -100,8 +112,10 @@ type OperatorRequest struct {
 	At     time.Time // when the operator asked
 	// extend-grace
 	Duration time.Duration `json:",omitempty"`
-	// confirm-delivery
+	// confirm-delivery: the delivery document, the result description
+	// (服务结果描述) and the declared start of service
 	Evidence  string     `json:",omitempty"`
+	Result    string     `json:",omitempty"`
 	StartTime *time.Time `json:",omitempty"`
 	// accept
 	AcceptedAt *time.Time `json:",omitempty"`
@@ -139,12 +153,17 @@ const (
 	// StateProvisioning: the order is being read and the tenant created.
 	StateProvisioning State = "provisioning"
 	// Service supervision (contract §5.3), for products that need it: the
-	// tenant exists; the merchant confirms delivery, the buyer accepts,
-	// and the order completes a few hours later.
-	StateAwaitingDelivery State = "awaiting_delivery"
-	StateDelivered        State = "delivered"
-	StateAccepted         State = "accepted"
-	StateAppealed         State = "appealed"
+	// tenant exists; the buyer submits requirements and the merchant
+	// confirms them, the merchant confirms delivery, Huawei Cloud reviews
+	// it for reviewed products, the buyer accepts, and the order completes
+	// a few hours later.
+	StateAwaitingRequirements  State = "awaiting_requirements"
+	StateRequirementsSubmitted State = "requirements_submitted"
+	StateAwaitingDelivery      State = "awaiting_delivery"
+	StateUnderReview           State = "under_review"
+	StateDelivered             State = "delivered"
+	StateAccepted              State = "accepted"
+	StateAppealed              State = "appealed"
 	// StateActive: in service, before its expiry.
 	StateActive State = "active"
 	// StateGrace: expired, still usable, waiting for the marketplace's
@@ -165,7 +184,8 @@ const (
 
 // States lists every state, for validation and documentation.
 var States = []State{
-	StateProvisioning, StateAwaitingDelivery, StateDelivered, StateAccepted, StateAppealed,
+	StateProvisioning, StateAwaitingRequirements, StateRequirementsSubmitted, StateAwaitingDelivery, StateUnderReview,
+	StateDelivered, StateAccepted, StateAppealed,
 	StateActive, StateGrace, StateFrozen, StateReleaseOverdue, StateParked, StateReleased, StateFailed,
 }
 
@@ -295,12 +315,36 @@ type Parked struct {
 
 // Supervision is the service-supervision flow of one purchase.
 type Supervision struct {
-	Evidence      string     `json:",omitempty"`
-	DeclaredStart *time.Time `json:",omitempty"`
-	DeliveredAt   *time.Time `json:",omitempty"`
-	AcceptedAt    *time.Time `json:",omitempty"`
-	CompletedAt   *time.Time `json:",omitempty"`
-	Rejections    int        `json:",omitempty"`
+	// Flow is the revision of the flow the purchase follows, fixed when
+	// it is provisioned: 0 for purchases provisioned before the
+	// requirements step, the Huawei review and the stall reminder (they go
+	// straight to awaiting_delivery), SupervisionFlowRequirements since.
+	Flow int `json:",omitempty"`
+	// RequirementsAt is when the buyer submitted the requirements now
+	// before the merchant; RequirementsConfirmedAt when the merchant
+	// confirmed them; RequirementRejections counts the merchant's
+	// rejections.
+	RequirementsAt          *time.Time `json:",omitempty"`
+	RequirementsConfirmedAt *time.Time `json:",omitempty"`
+	RequirementRejections   int        `json:",omitempty"`
+	Evidence                string     `json:",omitempty"`
+	// Result is the merchant's description of the service's result
+	// (服务结果描述), given with the evidence.
+	Result string `json:",omitempty"`
+	// ReviewedAt is when Huawei Cloud's review approved the delivery;
+	// ReviewRejections counts its rejections.
+	ReviewedAt       *time.Time `json:",omitempty"`
+	ReviewRejections int        `json:",omitempty"`
+	// WaitingSince is when the merchant's current step (confirming the
+	// requirements, or delivering) became due; StallAlertedAt when
+	// operators were reminded that it stalled (once per stall).
+	WaitingSince   *time.Time `json:",omitempty"`
+	StallAlertedAt *time.Time `json:",omitempty"`
+	DeclaredStart  *time.Time `json:",omitempty"`
+	DeliveredAt    *time.Time `json:",omitempty"`
+	AcceptedAt     *time.Time `json:",omitempty"`
+	CompletedAt    *time.Time `json:",omitempty"`
+	Rejections     int        `json:",omitempty"`
 	// AppealedFrom is the stage suspended by an appeal.
 	AppealedFrom State  `json:",omitempty"`
 	AppealReason string `json:",omitempty"`
@@ -316,7 +360,10 @@ const (
 	DeadlineRetentionEnd    = "retention-end"
 	DeadlineUnfreezeDue     = "unfreeze-due"
 	DeadlineSupervisionSync = "supervision-sync"
-	DeadlineDebugTTL        = "debug-ttl"
+	// DeadlineSupervisionStall reminds operators of a merchant's step
+	// overdue by SUPERVISION_STALL_ALERT.
+	DeadlineSupervisionStall = "supervision-stall"
+	DeadlineDebugTTL         = "debug-ttl"
 )
 
 // Deadline is a coming timer of an instance and what it will do.

@@ -24,8 +24,14 @@ func (s *Snapshot) serviceState(now time.Time) State {
 			return StateAppealed
 		case sup.AcceptedAt != nil:
 			return StateAccepted
+		case sup.DeliveredAt != nil && s.reviewed() && sup.ReviewedAt == nil:
+			return StateUnderReview
 		case sup.DeliveredAt != nil:
 			return StateDelivered
+		case sup.Flow >= SupervisionFlowRequirements && sup.RequirementsConfirmedAt == nil && sup.RequirementsAt != nil:
+			return StateRequirementsSubmitted
+		case sup.Flow >= SupervisionFlowRequirements && sup.RequirementsConfirmedAt == nil:
+			return StateAwaitingRequirements
 		default:
 			return StateAwaitingDelivery
 		}
@@ -55,6 +61,11 @@ func (s *Snapshot) deadlines(now time.Time) []Deadline {
 	if s.State == StateAccepted && s.Supervision != nil && s.Supervision.AcceptedAt != nil {
 		add(DeadlineSupervisionSync, s.syncFrom().Add(s.Policy.SupervisionSyncDelay),
 			"the marketplace shows the supervised order completed this long after the buyer's acceptance")
+	}
+	if sup := s.Supervision; sup != nil && sup.WaitingSince != nil && sup.StallAlertedAt == nil && s.Policy.SupervisionStallAlert > 0 &&
+		(s.State == StateRequirementsSubmitted || s.State == StateAwaitingDelivery) {
+		add(DeadlineSupervisionStall, sup.WaitingSince.Add(s.Policy.SupervisionStallAlert),
+			"the supervised order has waited this long on the merchant (requirements or delivery to confirm): operators are reminded once")
 	}
 	if s.ExpireTime == nil {
 		return out
@@ -212,6 +223,10 @@ func (w *instanceWorkflow) fire(ctx workflow.Context, d Deadline) bool {
 
 	case DeadlineSupervisionSync:
 		w.supervision.complete(ctx, key)
+		return true
+
+	case DeadlineSupervisionStall:
+		w.supervision.stalled(ctx, key)
 		return true
 
 	case DeadlineDebugTTL:

@@ -6,6 +6,10 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/fulfillment-server/fulfillment/activities"
 )
 
 // Year-long lives, one per billing mode, with the timing rules of contract §5:
@@ -352,12 +356,20 @@ func TestSupervision(t *testing.T) {
 		exp := t0.AddDate(0, 1, 0)
 		return app, app.withOrder(order("SUP", "PERIOD", "NEW", "month", 1, &exp))
 	}
+	// requirementsAgreed: the buyer submits the requirements and the
+	// merchant confirms them, from at on.
+	requirementsAgreed := func(env *testsuite.TestWorkflowEnvironment, at time.Duration) {
+		operator(env, at, OperatorRequest{ID: "submit", Name: OpSubmitRequirements, Actor: "koogallery-emulator"})
+		operator(env, at+time.Hour, OperatorRequest{ID: "confirm-req", Name: OpConfirmRequirements})
+	}
 
 	t.Run("without a declared start the validity counts from the acceptance", func(t *testing.T) {
 		app, in := supervised()
 		env := newEnv(t, app)
 		awaiting := stateAt(t, env, time.Hour)
-		operator(env, 3*day, OperatorRequest{ID: "deliver", Name: OpConfirmDelivery, Evidence: "https://docs.example.com/acceptance.pdf"})
+		requirementsAgreed(env, day)
+		operator(env, 3*day, OperatorRequest{ID: "deliver", Name: OpConfirmDelivery, Evidence: "https://docs.example.com/acceptance.pdf",
+			Result: "tenant configured, 10 users imported"})
 		delivered := stateAt(t, env, 3*day+time.Minute)
 		acceptedAt := t0.Add(10 * day)
 		operator(env, 10*day, OperatorRequest{ID: "accept", Name: OpAccept})
@@ -365,10 +377,12 @@ func TestSupervision(t *testing.T) {
 		completed := stateAt(t, env, 10*day+3*time.Hour+time.Minute)
 		env.ExecuteWorkflow(InstanceWorkflowName, in)
 
-		require.Equal(t, StateAwaitingDelivery, awaiting.State)
+		require.Equal(t, StateAwaitingRequirements, awaiting.State)
 		require.Empty(t, awaiting.Deadlines, "the validity has not started")
 		require.Equal(t, StateDelivered, delivered.State)
 		require.Equal(t, "https://docs.example.com/acceptance.pdf", delivered.Supervision.Evidence)
+		require.Equal(t, "tenant configured, 10 users imported", delivered.Supervision.Result)
+		require.Contains(t, eventByKey(t, app, "operator/deliver").Message, "Result: tenant configured, 10 users imported.")
 		require.Equal(t, StateAccepted, accepted.State)
 		requireDeadline(t, accepted, DeadlineSupervisionSync, acceptedAt.Add(3*time.Hour))
 		require.Equal(t, StateActive, completed.State)
@@ -380,7 +394,8 @@ func TestSupervision(t *testing.T) {
 		app, in := supervised()
 		env := newEnv(t, app)
 		start := t0.Add(2 * day)
-		operator(env, 3*day, OperatorRequest{Name: OpConfirmDelivery, Evidence: "report-42", StartTime: &start})
+		requirementsAgreed(env, day)
+		operator(env, 3*day, OperatorRequest{Name: OpConfirmDelivery, Evidence: "report-42", Result: "done", StartTime: &start})
 		operator(env, 10*day, OperatorRequest{Name: OpAccept})
 		completed := stateAt(t, env, 11*day)
 		env.ExecuteWorkflow(InstanceWorkflowName, in)
@@ -391,11 +406,12 @@ func TestSupervision(t *testing.T) {
 	t.Run("rejections and appeals suspend the flow", func(t *testing.T) {
 		app, in := supervised()
 		env := newEnv(t, app)
+		requirementsAgreed(env, 12*time.Hour)
 		operator(env, 1*day, OperatorRequest{ID: "early-accept", Name: OpAccept})
-		operator(env, 2*day, OperatorRequest{ID: "d1", Name: OpConfirmDelivery, Evidence: "v1"})
+		operator(env, 2*day, OperatorRequest{ID: "d1", Name: OpConfirmDelivery, Evidence: "v1", Result: "r1"})
 		operator(env, 3*day, OperatorRequest{ID: "r1", Name: OpReject, Reason: "missing the data import"})
 		rejected := stateAt(t, env, 3*day+time.Minute)
-		operator(env, 4*day, OperatorRequest{ID: "d2", Name: OpConfirmDelivery, Evidence: "v2"})
+		operator(env, 4*day, OperatorRequest{ID: "d2", Name: OpConfirmDelivery, Evidence: "v2", Result: "r2"})
 		// The buyer goes quiet for more than 5 days: the merchant appeals.
 		operator(env, 10*day, OperatorRequest{ID: "appeal", Name: OpAppeal, Reason: "buyer silent for 6 days"})
 		appealed := stateAt(t, env, 10*day+time.Minute)
@@ -422,6 +438,135 @@ func TestSupervision(t *testing.T) {
 		requireDeadline(t, syncing, DeadlineSupervisionSync, t0.Add(16*day+3*time.Hour))
 		require.Equal(t, StateActive, completed.State)
 		require.Equal(t, t0.Add(14*day).AddDate(0, 1, 0), *completed.ExpireTime, "validity from the acceptance")
+	})
+	t.Run("the merchant confirms or rejects the requirements; steps out of turn are refused", func(t *testing.T) {
+		app, in := supervised()
+		env := newEnv(t, app)
+		operator(env, 12*time.Hour, OperatorRequest{ID: "early-confirm", Name: OpConfirmRequirements})
+		operator(env, day, OperatorRequest{ID: "submit1", Name: OpSubmitRequirements, Actor: "koogallery-emulator"})
+		submitted := stateAt(t, env, day+time.Minute)
+		operator(env, day+time.Hour, OperatorRequest{ID: "early-deliver", Name: OpConfirmDelivery, Evidence: "v0", Result: "r0"})
+		operator(env, 2*day, OperatorRequest{ID: "reject-req", Name: OpRejectRequirements, Actor: "alice", Reason: "the attachment does not match the agreement"})
+		rejected := stateAt(t, env, 2*day+time.Minute)
+		operator(env, 2*day+time.Hour, OperatorRequest{ID: "reject-again", Name: OpRejectRequirements, Reason: "twice"})
+		operator(env, 3*day, OperatorRequest{ID: "submit2", Name: OpSubmitRequirements})
+		operator(env, 4*day, OperatorRequest{ID: "confirm-req", Name: OpConfirmRequirements, Actor: "alice", Reason: "agreed with the buyer"})
+		confirmed := stateAt(t, env, 4*day+time.Minute)
+		operator(env, 5*day, OperatorRequest{ID: "no-result", Name: OpConfirmDelivery, Evidence: "v1"})
+		operator(env, 5*day+time.Hour, OperatorRequest{ID: "deliver", Name: OpConfirmDelivery, Evidence: "v1", Result: "r1"})
+		delivered := stateAt(t, env, 5*day+2*time.Hour)
+		env.ExecuteWorkflow(InstanceWorkflowName, in)
+
+		require.Equal(t, StateRequirementsSubmitted, submitted.State)
+		require.Equal(t, t0.Add(day), *submitted.Supervision.RequirementsAt)
+		require.Equal(t, StateAwaitingRequirements, rejected.State)
+		require.Equal(t, 1, rejected.Supervision.RequirementRejections)
+		require.Nil(t, rejected.Supervision.RequirementsAt)
+		require.Equal(t, "operator", eventByKey(t, app, "operator/reject-req").Kind)
+		require.Contains(t, eventByKey(t, app, "operator/reject-req").Message, "reject-requirements by alice: the attachment does not match the agreement.")
+		require.Equal(t, StateAwaitingDelivery, confirmed.State)
+		require.Equal(t, t0.Add(4*day), *confirmed.Supervision.RequirementsConfirmedAt)
+		require.Contains(t, eventByKey(t, app, "operator/confirm-req").Message, "confirm-requirements by alice: agreed with the buyer.")
+		require.Equal(t, StateDelivered, delivered.State)
+		for key, why := range map[string]string{
+			"operator/early-confirm": "requirements can be confirmed only while requirements_submitted, not awaiting_requirements",
+			"operator/early-deliver": "delivery can be confirmed only while awaiting_delivery, not requirements_submitted",
+			"operator/reject-again":  "requirements can be rejected only while requirements_submitted, not awaiting_requirements",
+			"operator/no-result":     "result (the description of the service's result) is required",
+		} {
+			e := eventByKey(t, app, key)
+			require.Equal(t, "operator-rejected", e.Kind, key)
+			require.Contains(t, e.Message, why, key)
+		}
+	})
+	t.Run("Huawei Cloud reviews the delivery of a reviewed product before the buyer accepts", func(t *testing.T) {
+		app, in := supervised()
+		app.policy.SupervisionReviewed = true
+		env := newEnv(t, app)
+		requirementsAgreed(env, day)
+		operator(env, 3*day, OperatorRequest{ID: "d1", Name: OpConfirmDelivery, Evidence: "v1", Result: "r1"})
+		review := stateAt(t, env, 3*day+time.Minute)
+		operator(env, 3*day+time.Hour, OperatorRequest{ID: "early-accept", Name: OpAccept})
+		operator(env, 4*day, OperatorRequest{ID: "review-no", Name: OpRejectReview, Actor: "koogallery-emulator", Reason: "the evidence is not signed"})
+		back := stateAt(t, env, 4*day+time.Minute)
+		operator(env, 4*day+time.Hour, OperatorRequest{ID: "approve-early", Name: OpApproveReview})
+		operator(env, 5*day, OperatorRequest{ID: "d2", Name: OpConfirmDelivery, Evidence: "v2", Result: "r2"})
+		operator(env, 6*day, OperatorRequest{ID: "review-ok", Name: OpApproveReview, Actor: "koogallery-emulator"})
+		approved := stateAt(t, env, 6*day+time.Minute)
+		operator(env, 7*day, OperatorRequest{ID: "accept", Name: OpAccept})
+		completed := stateAt(t, env, 7*day+3*time.Hour+time.Minute)
+		env.ExecuteWorkflow(InstanceWorkflowName, in)
+
+		require.Equal(t, StateUnderReview, review.State)
+		require.Contains(t, eventByKey(t, app, "operator/d1").Message, "Awaiting Huawei Cloud's review")
+		require.Equal(t, "operator-rejected", eventByKey(t, app, "operator/early-accept").Kind, "no acceptance before the review")
+		require.Equal(t, StateAwaitingDelivery, back.State)
+		require.Equal(t, 1, back.Supervision.ReviewRejections)
+		require.Empty(t, back.Supervision.Evidence, "a rejected delivery's evidence is gone")
+		require.Contains(t, eventByKey(t, app, "operator/review-no").Message, "review-reject by koogallery-emulator: the evidence is not signed.")
+		require.Equal(t, "operator-rejected", eventByKey(t, app, "operator/approve-early").Kind)
+		require.Contains(t, eventByKey(t, app, "operator/approve-early").Message, "only a delivery under_review can be approved, not awaiting_delivery")
+		require.Equal(t, StateDelivered, approved.State)
+		require.Equal(t, t0.Add(6*day), *approved.Supervision.ReviewedAt)
+		require.Equal(t, "r2", approved.Supervision.Result)
+		require.Equal(t, StateActive, completed.State)
+		require.Equal(t, t0.Add(7*day).AddDate(0, 1, 0), *completed.ExpireTime)
+	})
+	t.Run("a stall on the merchant's side is alerted once per stall", func(t *testing.T) {
+		app, in := supervised()
+		app.policy.SupervisionStallAlert = 5 * day
+		env := newEnv(t, app)
+		operator(env, day, OperatorRequest{ID: "submit", Name: OpSubmitRequirements})
+		waiting := stateAt(t, env, day+time.Minute)
+		stalled := stateAt(t, env, 6*day+time.Minute)
+		quiet := stateAt(t, env, 12*day)
+		operator(env, 12*day+time.Hour, OperatorRequest{ID: "confirm-req", Name: OpConfirmRequirements})
+		delivering := stateAt(t, env, 12*day+2*time.Hour)
+		deliveryStalled := stateAt(t, env, 17*day+2*time.Hour)
+		operator(env, 30*day, OperatorRequest{ID: "deliver", Name: OpConfirmDelivery, Evidence: "v", Result: "r"})
+		delivered := stateAt(t, env, 30*day+time.Minute)
+		env.ExecuteWorkflow(InstanceWorkflowName, in)
+
+		requireDeadline(t, waiting, DeadlineSupervisionStall, t0.Add(6*day))
+		require.Equal(t, StateRequirementsSubmitted, stalled.State)
+		require.Equal(t, t0.Add(6*day), *stalled.Supervision.StallAlertedAt)
+		require.Empty(t, quiet.Deadlines, "reminded once: no more stall timer")
+		requireDeadline(t, delivering, DeadlineSupervisionStall, t0.Add(17*day+time.Hour))
+		require.Equal(t, t0.Add(17*day+time.Hour), *deliveryStalled.Supervision.StallAlertedAt)
+		require.Empty(t, delivered.Deadlines)
+		var stalls []activities.AlertInput
+		for _, a := range app.Alerts() {
+			if a.Kind == "supervision_stalled" {
+				stalls = append(stalls, a)
+			}
+		}
+		require.Len(t, stalls, 2, "one alert per stall: the requirements, then the delivery")
+		require.Contains(t, stalls[0].Message, "the buyer's requirements (确认需求) are awaited since")
+		require.Contains(t, stalls[1].Message, "the delivery (确认服务完成) is awaited since")
+		require.Len(t, eventsOfKind(app, "supervision-stalled"), 2)
+	})
+	t.Run("a purchase provisioned before the requirements step keeps its flow", func(t *testing.T) {
+		app, in := supervised()
+		app.policy.SupervisionStallAlert = 5 * day
+		app.policy.SupervisionReviewed = true
+		env := newEnv(t, app)
+		env.OnGetVersion(supervisionFlowChange, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
+		awaiting := stateAt(t, env, time.Hour)
+		operator(env, 2*time.Hour, OperatorRequest{ID: "submit", Name: OpSubmitRequirements})
+		operator(env, 3*day, OperatorRequest{ID: "deliver", Name: OpConfirmDelivery, Evidence: "v1"})
+		delivered := stateAt(t, env, 3*day+time.Minute)
+		operator(env, 4*day, OperatorRequest{ID: "reject", Name: OpReject})
+		rejected := stateAt(t, env, 4*day+time.Minute)
+		env.ExecuteWorkflow(InstanceWorkflowName, in)
+
+		require.Equal(t, StateAwaitingDelivery, awaiting.State)
+		require.Zero(t, awaiting.Supervision.Flow)
+		require.Empty(t, awaiting.Deadlines, "no stall reminder in the old flow")
+		require.Contains(t, eventByKey(t, app, "operator/submit").Message, "only while awaiting_requirements, not awaiting_delivery")
+		require.Equal(t, StateDelivered, delivered.State, "no result required, no review in the old flow")
+		require.Equal(t, StateAwaitingDelivery, rejected.State)
+		require.Empty(t, rejected.Deadlines)
+		require.Empty(t, app.Alerts())
 	})
 }
 

@@ -16,7 +16,8 @@ func (w *instanceWorkflow) handleOperator(ctx workflow.Context, op OperatorReque
 	defer w.save(ctx)
 	now := workflow.Now(ctx)
 	state := w.s.State
-	usable := slices.Contains([]State{StateActive, StateGrace, StateAwaitingDelivery, StateDelivered, StateAccepted, StateAppealed}, state)
+	usable := slices.Contains([]State{StateActive, StateGrace, StateAwaitingRequirements, StateRequirementsSubmitted,
+		StateAwaitingDelivery, StateUnderReview, StateDelivered, StateAccepted, StateAppealed}, state)
 	frozen := state == StateFrozen || state == StateReleaseOverdue
 
 	switch op.Name {
@@ -80,7 +81,8 @@ func (w *instanceWorkflow) handleOperator(ctx workflow.Context, op OperatorReque
 		w.supervision.accept(ctx, op, "Pushing the pending usage periods now.")
 		w.payPerUse.meter(ctx, MeterRetryPush)
 
-	case OpConfirmDelivery, OpAccept, OpReject, OpAppeal, OpResolveAppeal:
+	case OpSubmitRequirements, OpConfirmRequirements, OpRejectRequirements, OpConfirmDelivery,
+		OpApproveReview, OpRejectReview, OpAccept, OpReject, OpAppeal, OpResolveAppeal:
 		w.supervision.step(ctx, op, now)
 
 	default:
@@ -123,12 +125,65 @@ func (f supervisionFlow) step(ctx workflow.Context, op OperatorRequest, now time
 	}
 }
 
+// supervisionFlowChange is the GetVersion change ID of the supervision
+// flow with the requirements step (the merchant confirms or rejects the
+// buyer's requirements), Huawei Cloud's review and the stall reminder.
+// Purchases provisioned before it keep the flow they started with.
+const supervisionFlowChange = "supervision-requirements-review"
+
+// SupervisionFlowRequirements is Supervision.Flow for purchases
+// provisioned with the requirements step (contract §5.3, steps 1 and 2).
+const SupervisionFlowRequirements = 1
+
+// merchantDue starts a new wait on the merchant (requirements to confirm,
+// or delivery): the stall reminder counts from now, once again.
+func (sup *Supervision) merchantDue(now time.Time) {
+	if sup.Flow < SupervisionFlowRequirements {
+		return
+	}
+	at := now
+	sup.WaitingSince, sup.StallAlertedAt = &at, nil
+}
+
+// reviewed reports whether Huawei Cloud reviews this purchase's deliveries.
+func (s *Snapshot) reviewed() bool {
+	return s.Policy.SupervisionReviewed && s.Supervision != nil && s.Supervision.Flow >= SupervisionFlowRequirements
+}
+
 // supervise applies a step of the supervision flow to the state, or says
 // why it cannot be taken now.
 func (s *Snapshot) supervise(op OperatorRequest, now time.Time) (string, error) {
 	state := s.State
 	sup := s.Supervision
+	at := now
 	switch op.Name {
+	case OpSubmitRequirements:
+		if state != StateAwaitingRequirements {
+			return "", fmt.Errorf("requirements can be submitted only while awaiting_requirements, not %s", state)
+		}
+		sup.RequirementsAt = &at
+		sup.merchantDue(now)
+		s.State = StateRequirementsSubmitted
+		return "Requirements submitted by the buyer; awaiting the merchant's confirmation (确认需求) or rejection (驳回).", nil
+
+	case OpConfirmRequirements:
+		if state != StateRequirementsSubmitted {
+			return "", fmt.Errorf("requirements can be confirmed only while requirements_submitted, not %s", state)
+		}
+		sup.RequirementsConfirmedAt = &at
+		sup.merchantDue(now)
+		s.State = StateAwaitingDelivery
+		return "Requirements confirmed by the merchant; awaiting the merchant's delivery.", nil
+
+	case OpRejectRequirements:
+		if state != StateRequirementsSubmitted {
+			return "", fmt.Errorf("requirements can be rejected only while requirements_submitted, not %s", state)
+		}
+		sup.RequirementRejections++
+		sup.RequirementsAt, sup.WaitingSince, sup.StallAlertedAt = nil, nil, nil
+		s.State = StateAwaitingRequirements
+		return fmt.Sprintf("Requirements rejected by the merchant (%d so far); awaiting the buyer's new requirements.", sup.RequirementRejections), nil
+
 	case OpConfirmDelivery:
 		if state != StateAwaitingDelivery {
 			return "", fmt.Errorf("delivery can be confirmed only while awaiting_delivery, not %s", state)
@@ -136,20 +191,47 @@ func (s *Snapshot) supervise(op OperatorRequest, now time.Time) (string, error) 
 		if op.Evidence == "" {
 			return "", errors.New("evidence (the delivery document) is required")
 		}
-		at := now
-		sup.DeliveredAt, sup.Evidence, sup.DeclaredStart = &at, op.Evidence, op.StartTime
+		if op.Result == "" && sup.Flow >= SupervisionFlowRequirements {
+			return "", errors.New("result (the description of the service's result) is required")
+		}
+		sup.DeliveredAt, sup.Evidence, sup.Result, sup.DeclaredStart = &at, op.Evidence, op.Result, op.StartTime
+		sup.ReviewedAt, sup.WaitingSince, sup.StallAlertedAt = nil, nil, nil
 		msg := "Delivery confirmed by the merchant; evidence: " + op.Evidence + "."
+		if op.Result != "" {
+			msg += " Result: " + op.Result + "."
+		}
 		if op.StartTime != nil {
 			msg += " Declared service start: " + formatTime(*op.StartTime) + "."
 		}
+		if s.reviewed() {
+			s.State = StateUnderReview
+			return msg + " Awaiting Huawei Cloud's review (华为云复核).", nil
+		}
 		s.State = StateDelivered
 		return msg + " Awaiting the buyer's acceptance.", nil
+
+	case OpApproveReview:
+		if state != StateUnderReview {
+			return "", fmt.Errorf("only a delivery under_review can be approved, not %s", state)
+		}
+		sup.ReviewedAt = &at
+		s.State = StateDelivered
+		return "Delivery approved by Huawei Cloud's review; awaiting the buyer's acceptance.", nil
+
+	case OpRejectReview:
+		if state != StateUnderReview {
+			return "", fmt.Errorf("only a delivery under_review can be rejected by the review, not %s", state)
+		}
+		sup.ReviewRejections++
+		sup.DeliveredAt, sup.Evidence, sup.Result, sup.DeclaredStart = nil, "", "", nil
+		sup.merchantDue(now)
+		s.State = StateAwaitingDelivery
+		return fmt.Sprintf("Delivery rejected by Huawei Cloud's review (%d so far); awaiting a new delivery.", sup.ReviewRejections), nil
 
 	case OpAccept:
 		if state != StateDelivered {
 			return "", fmt.Errorf("the buyer can accept only a delivered order, not %s", state)
 		}
-		at := now
 		if op.AcceptedAt != nil {
 			at = op.AcceptedAt.UTC()
 		}
@@ -163,7 +245,8 @@ func (s *Snapshot) supervise(op OperatorRequest, now time.Time) (string, error) 
 			return "", fmt.Errorf("the buyer can reject only a delivered order, not %s", state)
 		}
 		sup.Rejections++
-		sup.DeliveredAt, sup.Evidence, sup.DeclaredStart = nil, "", nil
+		sup.DeliveredAt, sup.Evidence, sup.Result, sup.DeclaredStart, sup.ReviewedAt = nil, "", "", nil, nil
+		sup.merchantDue(now)
 		s.State = StateAwaitingDelivery
 		msg := fmt.Sprintf("Delivery rejected by the buyer (%d so far); awaiting a new delivery.", sup.Rejections)
 		if sup.Rejections > 3 {
@@ -172,7 +255,8 @@ func (s *Snapshot) supervise(op OperatorRequest, now time.Time) (string, error) 
 		return msg, nil
 
 	case OpAppeal:
-		if state != StateAwaitingDelivery && state != StateDelivered && state != StateAccepted {
+		if !slices.Contains([]State{StateAwaitingRequirements, StateRequirementsSubmitted, StateAwaitingDelivery,
+			StateUnderReview, StateDelivered, StateAccepted}, state) {
 			return "", fmt.Errorf("nothing to appeal while %s", state)
 		}
 		sup.AppealedFrom, sup.AppealReason = state, op.Reason
@@ -187,14 +271,36 @@ func (s *Snapshot) supervise(op OperatorRequest, now time.Time) (string, error) 
 		sup.AppealedFrom, sup.AppealReason = "", ""
 		s.State = back
 		msg := fmt.Sprintf("Appeal resolved; back to %s.", back)
-		if back == StateAccepted {
-			at := now
+		switch back {
+		case StateAccepted:
 			sup.ResumedAt = &at
 			msg += fmt.Sprintf(" The order completes by %s.", formatTime(at.Add(s.Policy.SupervisionSyncDelay)))
+		case StateRequirementsSubmitted, StateAwaitingDelivery:
+			// The merchant's step counts again from the resolution.
+			sup.merchantDue(now)
 		}
 		return msg, nil
 	}
 	return "", fmt.Errorf("%s is not a step of the supervision flow", op.Name)
+}
+
+// stalled reminds operators, once, that the merchant's step has waited
+// longer than SUPERVISION_STALL_ALERT (contract §5.3: a stalled order
+// holds the settlement back).
+func (f supervisionFlow) stalled(ctx workflow.Context, key string) {
+	w := f.w
+	sup := w.s.Supervision
+	now := workflow.Now(ctx)
+	sup.StallAlertedAt = &now
+	step := "the delivery (确认服务完成) is"
+	if w.s.State == StateRequirementsSubmitted {
+		step = "the buyer's requirements (确认需求) are"
+	}
+	msg := fmt.Sprintf("Supervised order stalled on the merchant's side: %s awaited since %s, more than %s.",
+		step, formatTime(*sup.WaitingSince), w.s.Policy.SupervisionStallAlert)
+	w.record(ctx, key, "supervision-stalled", msg+" Operators are reminded once.")
+	w.save(ctx)
+	w.alert(ctx, "supervision_stalled", msg)
 }
 
 // completeSupervision ends supervision when the marketplace has shown the

@@ -22,6 +22,10 @@ func readModel(s Snapshot) activities.ReadModel {
 		}
 		if s.Policy.Supervised {
 			d.Policy.SupervisionSyncDelay = s.Policy.SupervisionSyncDelay.String()
+			d.Policy.SupervisionReviewed = s.Policy.SupervisionReviewed
+			if s.Policy.SupervisionStallAlert > 0 {
+				d.Policy.SupervisionStallAlert = s.Policy.SupervisionStallAlert.String()
+			}
 		}
 	}
 	if s.GraceExtension > 0 {
@@ -32,6 +36,10 @@ func readModel(s Snapshot) activities.ReadModel {
 	}
 	if sup := s.Supervision; sup != nil {
 		d.Supervision = &activities.SupervisionDetails{
+			RequirementsAt: sup.RequirementsAt, RequirementsConfirmedAt: sup.RequirementsConfirmedAt,
+			RequirementRejections: sup.RequirementRejections, Result: sup.Result,
+			ReviewedAt: sup.ReviewedAt, ReviewRejections: sup.ReviewRejections,
+			WaitingSince: sup.WaitingSince, StallAlertedAt: sup.StallAlertedAt,
 			Evidence: sup.Evidence, DeclaredStart: sup.DeclaredStart, DeliveredAt: sup.DeliveredAt,
 			AcceptedAt: sup.AcceptedAt, CompletedAt: sup.CompletedAt, Rejections: sup.Rejections,
 			AppealedFrom: string(sup.AppealedFrom), AppealReason: sup.AppealReason,

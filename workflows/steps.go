@@ -185,10 +185,20 @@ func (r stepRunner) provision(ctx workflow.Context) {
 	w.payPerUse.start(ctx, order)
 	now := workflow.Now(ctx)
 	if w.s.Policy.Supervised && !w.s.Debug {
-		w.s.Supervision = &Supervision{}
-		w.s.State = StateAwaitingDelivery
-		w.record(ctx, "provisioning/done", "provisioned",
-			"Tenant provisioned. The product is supervised: awaiting the merchant's confirmation of delivery.")
+		if workflow.GetVersion(ctx, supervisionFlowChange, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+			w.s.Supervision = &Supervision{}
+			w.s.State = StateAwaitingDelivery
+			w.record(ctx, "provisioning/done", "provisioned",
+				"Tenant provisioned. The product is supervised: awaiting the merchant's confirmation of delivery.")
+		} else {
+			w.s.Supervision = &Supervision{Flow: SupervisionFlowRequirements}
+			w.s.State = StateAwaitingRequirements
+			msg := "Tenant provisioned. The product is supervised: awaiting the buyer's requirements, then the merchant's confirmation of them and of the delivery"
+			if w.s.reviewed() {
+				msg += ", which Huawei Cloud reviews"
+			}
+			w.record(ctx, "provisioning/done", "provisioned", msg+".")
+		}
 	} else {
 		w.s.State = w.s.serviceState(now)
 		w.record(ctx, "provisioning/done", "provisioned", "Tenant provisioned; the instance is "+string(w.s.State)+".")

@@ -67,7 +67,8 @@ func (c Config) problems() []string {
 	p := c.Lifecycle.Policy
 	for name, d := range map[string]time.Duration{
 		"LIFECYCLE_FREEZE_GRACE": p.FreezeGrace, "LIFECYCLE_RETENTION": p.Retention, "SUPERVISION_SYNC_DELAY": p.SupervisionSyncDelay,
-		"DEBUG_INSTANCE_TTL": p.DebugTTL, "NEWINSTANCE_WAIT": c.NewInstanceWait, "METERING_PUSH_DELAY": p.MeteringPushDelay,
+		"SUPERVISION_STALL_ALERT": p.SupervisionStallAlert,
+		"DEBUG_INSTANCE_TTL":      p.DebugTTL, "NEWINSTANCE_WAIT": c.NewInstanceWait, "METERING_PUSH_DELAY": p.MeteringPushDelay,
 	} {
 		add(d < 0, name+" must not be negative")
 	}
@@ -153,6 +154,8 @@ func (c Config) LogValue() slog.Value {
 		slog.String("release_policy", p.ReleasePolicy),
 		slog.String("supervision_sync_delay", p.SupervisionSyncDelay.String()),
 		slog.Any("supervised_products", c.Lifecycle.SupervisedProducts),
+		slog.String("supervision_stall_alert", p.SupervisionStallAlert.String()),
+		slog.Any("supervision_reviewed_products", c.Lifecycle.SupervisionReviewedProducts),
 		slog.String("metering_period", p.MeteringPeriod.String()),
 		slog.Any("metering_daily_products", c.Lifecycle.MeteringDailyProducts),
 		slog.String("metering_push_delay", p.MeteringPushDelay.String()),

@@ -37,7 +37,8 @@ func TestConfigDefaults(t *testing.T) {
 	require.Equal(t, workflows.DefaultTaskQueue, c.TaskQueue)
 	require.Equal(t, activities.Policy{
 		FreezeGrace: 24 * time.Hour, Retention: 360 * time.Hour, ReleasePolicy: "hold", SupervisionSyncDelay: 3 * time.Hour,
-		DebugTTL: 72 * time.Hour, MeteringPeriod: time.Hour, MeteringPushDelay: 5 * time.Minute, TenantRetryLimit: time.Hour,
+		SupervisionStallAlert: 5 * 24 * time.Hour,
+		DebugTTL:              72 * time.Hour, MeteringPeriod: time.Hour, MeteringPushDelay: 5 * time.Minute, TenantRetryLimit: time.Hour,
 	}, c.Lifecycle.Policy)
 	// Every variable is declared once.
 	names := envNames()

@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -166,9 +167,20 @@ var scenarios = []scenario{
 		op(workflows.OpForceRelease, nil),
 		waitFor(workflows.StateReleased),
 	}},
-	{name: "supervision", steps: []step{
+	// The supervision flow with the requirements step (supervision.json,
+	// recorded before it, keeps the older flow's replay: it is not
+	// re-recorded).
+	{name: "supervision-requirements", steps: []step{
+		waitFor(workflows.StateAwaitingRequirements),
+		op(workflows.OpSubmitRequirements, nil),
+		waitFor(workflows.StateRequirementsSubmitted),
+		op(workflows.OpRejectRequirements, nil),
+		waitFor(workflows.StateAwaitingRequirements),
+		op(workflows.OpSubmitRequirements, func(o *workflows.OperatorRequest) { o.ID = "op-submit-again" }),
+		waitFor(workflows.StateRequirementsSubmitted),
+		op(workflows.OpConfirmRequirements, nil),
 		waitFor(workflows.StateAwaitingDelivery),
-		op(workflows.OpConfirmDelivery, func(o *workflows.OperatorRequest) { o.Evidence = "acceptance.pdf" }),
+		op(workflows.OpConfirmDelivery, func(o *workflows.OperatorRequest) { o.Evidence, o.Result = "acceptance.pdf", "tenant configured" }),
 		waitFor(workflows.StateDelivered),
 		op(workflows.OpAppeal, nil),
 		waitFor(workflows.StateAppealed),
@@ -176,7 +188,7 @@ var scenarios = []scenario{
 		op(workflows.OpAccept, nil),
 		waitFor(workflows.StateAccepted),
 		waitFor(workflows.StateActive),
-		cb(1, workflows.ActivityReleaseInstance, "releaseInstance:supervision", nil),
+		cb(1, workflows.ActivityReleaseInstance, "releaseInstance:supervision-requirements", nil),
 		waitFor(workflows.StateReleased),
 	}},
 	// Pay-per-use: metered every second, the first pushes refused, arrears
@@ -359,6 +371,6 @@ func (f *fakes) Alert(context.Context, activities.AlertInput) error { return nil
 
 func (f *fakes) Policy(_ context.Context, in activities.PolicyInput) (workflows.Policy, error) {
 	p := policy
-	p.Supervised = in.Order.OrderID == "order-supervision"
+	p.Supervised = strings.HasPrefix(in.Order.OrderID, "order-supervision")
 	return p, nil
 }
