@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -398,5 +399,64 @@ func FuzzUsageIntake(f *testing.F) {
 		}
 		before.UsageRecords, before.UsageSum, after.UsageRecords, after.UsageSum = 0, "", 0, ""
 		require.Equal(t, before, after, "usage changes nothing else")
+	})
+}
+
+// FuzzKit: any correctly signed body on any kit operation is answered
+// HTTP 200 with a resultCode signed with the kit key; never 000001 (it was
+// signed) nor 000005 (nothing is down, and no clientSecret is configured
+// to fail); a body the kit's parser refuses, or one the database cannot
+// hold, is 000002 and records nothing; an accepted sync is recorded once,
+// as new or as a redelivery.
+func FuzzKit(f *testing.F) {
+	h := newHarness(f, withKit(testKitKey, nil))
+	h.allocate(f, fzActive)
+	common := `"instanceId":"` + fzActive + `","tenantId":"t-1","testFlag":0,"timeStamp":"20261204101010123"`
+	for _, seed := range []struct{ op, body string }{
+		{"tenantSync", `{` + common + `,"orderId":"o","tenantCode":"c","name":"n","domainName":"https://d","flag":1}`},
+		{"tenantSync", `{"instanceId":"","tenantId":"probe","flag":0,"testFlag":1}`},
+		{"authSync", `{` + common + `,"appId":"a","currentSyncTime":"20261204101010123","flag":3,"userList":[{"userName":"u"}]}`},
+		{"authSync", `{` + common + `,"appId":"a","currentSyncTime":"20261204101010123","flag":1,"userList":"[{\"userName\":\"u\",\"name\":\"U\",\"orgCode\":\"D\",\"role\":\"admin\",\"enable\":true,\"extension\":{\"employeeType\":\"4\"}}]"}`},
+		{"allOrgSync", `{` + common + `,"orgInfoList":"[{orgCode:\"D1\", orgName:\"产品部\", parentCode:\"\" }]"}`},
+		{"singleOrgSync", `{` + common + `,"orgCode":"D2","orgName":"East","parentCode":"D1","flag":2}`},
+		{"applicationSync", `{` + common + `,"appId":"a","flag":0}`},
+		{"nosuchSync", `{}`},
+		{"tenantSync", `{"tenantId":"t\u0000"}`},
+	} {
+		f.Add(seed.op, []byte(seed.body))
+	}
+	f.Fuzz(func(t *testing.T, op string, body []byte) {
+		if !routable(op) || strings.ContainsAny(op, "?#%") {
+			return // tests the router, not the kit
+		}
+		before := h.fuzzState(t)
+		header, err := koogallery.SignedKitHeaders(koogallery.FormRaw, testKitKey, body, time.Now())
+		require.NoError(t, err)
+		req := httptest.NewRequest(http.MethodPost, "/produce/produceAPI/v2/"+url.PathEscape(op), bytes.NewReader(body))
+		maps.Copy(req.Header, header)
+		rec := h.serve(req)
+		h.settle(t)
+		if rec.Code == http.StatusNotFound || rec.Code == http.StatusTemporaryRedirect || rec.Code == http.StatusMovedPermanently {
+			return // the escaped op is not one path segment for the router
+		}
+		a := requireAnswerSignedWith(t, testKitKey, rec.Code, rec.Header(), rec.Body.Bytes())
+		if len(body) > maxBody {
+			require.Equal(t, http.StatusRequestEntityTooLarge, a.Status)
+			require.Equal(t, before, h.fuzzState(t))
+			return
+		}
+		require.Equal(t, http.StatusOK, a.Status, "answer %s", a.Raw)
+		require.NotEqual(t, "000001", a.ResultCode, "the call was signed correctly: %s", a.Raw)
+		require.NotEqual(t, "000005", a.ResultCode, "nothing is down: %s", a.Raw)
+		after := h.fuzzState(t)
+		switch a.ResultCode {
+		case "000000":
+			recorded := (after.Callbacks - before.Callbacks) + (after.Redeliveries - before.Redeliveries)
+			require.EqualValues(t, 1, recorded, "recorded once, as new or as a redelivery")
+		case "000002":
+			require.Equal(t, before, after, "a refused sync records nothing")
+		default:
+			require.Failf(t, "unexpected answer", "%s", a.Raw)
+		}
 	})
 }

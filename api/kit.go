@@ -126,6 +126,11 @@ func (k *kitInterface) verifiedCall(c *gin.Context, op koogallery.KitOperation, 
 		}
 		return inbox.KitCall{}, refuse(koogallery.ResultInvalidParam, msg)
 	}
+	// PostgreSQL's text and jsonb cannot hold NUL: refuse it rather than
+	// fail to record it.
+	if field := nulField(sync); field != "" {
+		return inbox.KitCall{}, refuse(koogallery.ResultInvalidParam, "field "+field+" must not contain NUL characters")
+	}
 	sentAt, _ := koogallery.KitSignedAt(c.Request.Header) // verified above
 	call := inbox.NewKitCall(sync, body, sentAt)
 	if sync.Operation == koogallery.KitApplicationSync && sync.Flag != koogallery.KitFlagDelete {
