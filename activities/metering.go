@@ -124,7 +124,10 @@ func usageRecords(periods []store.UsagePeriod, now time.Time) ([]koogallery.Usag
 	records := make([]koogallery.UsageRecord, 0, len(periods))
 	starts := make([]time.Time, 0, len(periods))
 	for _, p := range periods {
-		v, err := koogallery.ParseUsageValue(p.Quantity)
+		// The database keeps four decimals; the push carries the shortest
+		// form, which survives a marketplace that re-prints the numbers
+		// it verifies (contract §11.3).
+		v, err := koogallery.ShortestUsageValue(p.Quantity)
 		if err != nil {
 			return nil, nil, fmt.Errorf("period %s of %s: quantity %q: %w", p.PeriodStart.Format(time.RFC3339), p.InstanceID, p.Quantity, err)
 		}

@@ -148,6 +148,23 @@ func ParseUsageValue(s string) (UsageValue, error) {
 	return v, nil
 }
 
+// ShortestUsageValue reads a valid usage value written in any form
+// ("3.0000", "1.7500") and returns it in the shortest plain decimal form
+// ("3", "1.75"): the form a marketplace that re-reads the body with Java
+// and re-prints it before checking its signature prints back unchanged
+// (§11.3), where "3.0000" would come back as "3.0".
+func ShortestUsageValue(s string) (UsageValue, error) {
+	v, err := ParseUsageValue(s)
+	if err != nil {
+		return UsageValue{}, err
+	}
+	units, err := v.Units()
+	if err != nil {
+		return UsageValue{}, err
+	}
+	return UsageValueFromUnits(units), nil
+}
+
 // UsageValueFromUnits returns units/UsageValueScale, i.e. units of 0.0001,
 // written in the shortest plain decimal form (12.3456, 0.5, 3). Counting in
 // integer units keeps sums exact. A non-positive units gives a value that

@@ -399,3 +399,17 @@ func FuzzParseUsageValue(f *testing.F) {
 		require.Equal(t, units, backUnits)
 	})
 }
+
+func TestShortestUsageValue(t *testing.T) {
+	for in, want := range map[string]string{
+		"3.0000": "3", "1.7500": "1.75", "0.0005": "0.0005", "12345678.5000": "12345678.5", "10": "10", "2.5": "2.5",
+	} {
+		v, err := koogallery.ShortestUsageValue(in)
+		require.NoError(t, err, in)
+		require.Equal(t, want, v.String(), in)
+	}
+	for _, bad := range []string{"0.0000", "-1", "1.23456", "x", ""} {
+		_, err := koogallery.ShortestUsageValue(bad)
+		require.Error(t, err, bad)
+	}
+}

@@ -442,9 +442,9 @@ func TestMeteringReportsAPackageUsedUp(t *testing.T) {
 	for _, rec := range pushed {
 		require.Equal(t, "pkg-1", rec.RelatePkgInstance, "contract §6.2: required for stop-before-excess packages")
 	}
-	require.Equal(t, "3.0000", pushed[0].UsageValue.String())
-	require.Equal(t, "3.0000", pushed[1].UsageValue.String())
-	require.Equal(t, "3.0000", pushed[2].UsageValue.String())
+	require.Equal(t, "3", pushed[0].UsageValue.String(), "the shortest form (contract §11.3)")
+	require.Equal(t, "3", pushed[1].UsageValue.String())
+	require.Equal(t, "3", pushed[2].UsageValue.String())
 	// 9 of 10 used: the fourth period (3 more) takes the last unit.
 	require.Equal(t, []workflows.Internal{{Kind: workflows.InternalMeteringFlushed}}, r.internal)
 
@@ -461,7 +461,7 @@ func TestMeteringReportsAPackageUsedUp(t *testing.T) {
 		pushed = append(pushed, batch...)
 	}
 	require.Len(t, pushed, 4, "the fourth period is billed up to the quota, the rest is not")
-	require.Equal(t, "1.0000", pushed[3].UsageValue.String())
+	require.Equal(t, "1", pushed[3].UsageValue.String())
 	require.Equal(t, workflows.Internal{Kind: workflows.InternalQuotaExhausted, Package: "pkg-1"}, r2.internal[0])
 }
 
