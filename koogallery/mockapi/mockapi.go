@@ -144,6 +144,9 @@ type Config struct {
 	// Usage receives accepted usage pushes; nil means a fresh MemoryUsage,
 	// available from Server.Usage.
 	Usage UsageSink
+	// Licenses receives accepted licence uploads (contract §13.3); nil
+	// means a fresh MemoryLicenses.
+	Licenses LicenseSink
 }
 
 // OrderSource supplies orders to Query Order, e.g. the orders an emulator
@@ -175,11 +178,12 @@ type Server struct {
 	cfg Config
 	mux *http.ServeMux
 
-	mu         sync.Mutex
-	orders     map[string][]byte // AddOrder registrations, stored as JSON so callers cannot alias them
-	calls      map[string]int    // authenticated Query Order calls per orderId
-	usageCalls int               // usage pushes that passed both signature checks
-	failUsage  usageFailure      // armed by FailUsage
+	mu          sync.Mutex
+	orders      map[string][]byte // AddOrder registrations, stored as JSON so callers cannot alias them
+	calls       map[string]int    // authenticated Query Order calls per orderId
+	usageCalls  int               // usage pushes that passed both signature checks
+	failUsage   usageFailure      // armed by FailUsage
+	failLicense usageFailure      // armed by FailLicenseUploads
 }
 
 // usageFailure is the answer FailUsage arms for the next n usage pushes.
@@ -197,9 +201,13 @@ func New(cfg Config) *Server {
 	if cfg.Usage == nil {
 		cfg.Usage = NewMemoryUsage()
 	}
+	if cfg.Licenses == nil {
+		cfg.Licenses = &MemoryLicenses{}
+	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), orders: map[string][]byte{}, calls: map[string]int{}}
 	s.mux.HandleFunc("GET "+koogallery.QueryOrderPath, s.queryOrder)
 	s.mux.HandleFunc("POST "+koogallery.UsageDataPath, s.pushUsage)
+	s.mux.HandleFunc("POST "+koogallery.LicenseUploadPath, s.uploadLicense)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
 		// What the real gateway says for an API it does not publish.
 		writeJSON(w, http.StatusNotFound, map[string]string{
