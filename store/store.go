@@ -46,6 +46,8 @@ type DB struct {
 	// Directory holds what the 联营 kit synchronised about the buyers'
 	// enterprises: tenants, app credentials, users, departments.
 	Directory *Directory
+	// Licenses are the licences issued for online-licence instances.
+	Licenses *Licenses
 }
 
 // The concerns. Each holds the pool only.
@@ -61,7 +63,7 @@ type (
 // newDB wires the concerns to one pool.
 func newDB(x *sqlx.DB) *DB {
 	return &DB{x: x, Nonces: &Nonces{x}, Callbacks: &Callbacks{x}, Instances: &Instances{x},
-		Audit: &Audit{x}, Metering: &Metering{x}, Directory: &Directory{x}}
+		Audit: &Audit{x}, Metering: &Metering{x}, Directory: &Directory{x}, Licenses: &Licenses{x}}
 }
 
 // Open connects to the database at url and checks that it answers.
