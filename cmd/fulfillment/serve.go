@@ -174,6 +174,7 @@ func newActivities(cfg Config, db *store.DB, demo *provisioner.DemoStore) (*acti
 		Lifecycle: cfg.Lifecycle,
 		Alerts:    activities.Alerter{WebhookURL: cfg.AlertWebhookURL},
 		Usage:     activities.OpenAPIUsagePusher{Client: orders, AccessKey: string(cfg.AccessKey)},
+		Licenses:  orders,
 	}, nil
 }
 
