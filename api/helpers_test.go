@@ -299,6 +299,7 @@ type harnessConfig struct {
 	kitKey     string
 	kitKeys    *koogallery.KitKeys
 	now        func() time.Time
+	nodeLocked []string
 }
 
 type harnessOption func(*harnessConfig)
@@ -328,6 +329,11 @@ func withDemo() harnessOption {
 // withKit serves the 联营 kit with its access key and private keys.
 func withKit(key string, keys *koogallery.KitKeys) harnessOption {
 	return func(c *harnessConfig) { c.kitKey, c.kitKeys = key, keys }
+}
+
+// withNodeLocked names the products whose licences need a device.
+func withNodeLocked(products ...string) harnessOption {
+	return func(c *harnessConfig) { c.nodeLocked = products }
 }
 
 // withClock sets the server's clock (signature windows).
@@ -415,6 +421,8 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 		KitAccessKey: cfg.kitKey,
 		KitKeys:      cfg.kitKeys,
 		Now:          cfg.now,
+
+		LicenseNodeLocked: cfg.nodeLocked,
 	}).Handler()
 	h.srv = httptest.NewServer(h.handler)
 	t.Cleanup(h.srv.Close)

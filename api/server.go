@@ -56,6 +56,10 @@ type Config struct {
 	// refuses an applicationSync that carries one.
 	KitKeys    *koogallery.KitKeys
 	Encryption AppInfoEncryption
+	// LicenseNodeLocked lists the productIds or skuCodes ("*": all) whose
+	// online licences are bound to a device: a getLicenseAsync without a
+	// deviceFingerprint is refused 000903 (contract §13.4).
+	LicenseNodeLocked []string
 	// AdminToken guards /v1; empty disables the admin API (every call 401).
 	AdminToken string
 	// UsageToken is what the merchant's application reports usage with

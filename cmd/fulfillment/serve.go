@@ -212,15 +212,16 @@ func startAPI(ctx context.Context, cfg Config, log *slog.Logger, db *store.DB, d
 	}
 	server := api.New(api.Config{
 		Store: answers, Inbox: ib, Temporal: tc,
-		AccessKey:    string(cfg.AccessKey),
-		KitAccessKey: string(cfg.KitAccessKey),
-		KitKeys:      kitKeys,
-		Encryption:   api.AppInfoEncryption(cfg.AppInfoEncryption),
-		AdminToken:   string(cfg.AdminToken),
-		UsageToken:   string(cfg.UsageToken),
-		Routes:       routes,
-		Logger:       log,
-		Metrics:      metrics,
+		AccessKey:         string(cfg.AccessKey),
+		KitAccessKey:      string(cfg.KitAccessKey),
+		KitKeys:           kitKeys,
+		Encryption:        api.AppInfoEncryption(cfg.AppInfoEncryption),
+		LicenseNodeLocked: cfg.LicenseNodeLocked,
+		AdminToken:        string(cfg.AdminToken),
+		UsageToken:        string(cfg.UsageToken),
+		Routes:            routes,
+		Logger:            log,
+		Metrics:           metrics,
 	})
 	if cfg.AdminToken == "" {
 		log.Warn("FULFILLMENT_ADMIN_TOKEN is not set: the admin API answers 401 to every call")
