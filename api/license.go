@@ -11,6 +11,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/fulfillment-server/fulfillment/inbox"
+	"github.com/fulfillment-server/fulfillment/internal/fault"
 	"github.com/fulfillment-server/fulfillment/koogallery"
 	"github.com/fulfillment-server/fulfillment/store"
 )
@@ -99,4 +100,54 @@ func (s *marketplace) licenseRefusal(ctx context.Context, r *koogallery.GetLicen
 		return koogallery.ResultLicenseQuotaShort, fmt.Sprintf("%s: %d of %d device(s) licensed", msgLicenseQuota, others, quota)
 	}
 	return "", ""
+}
+
+// LicenseView is one licence of GET /v1/instances/{instanceId}/licenses.
+type LicenseView struct {
+	store.License
+	ExpireAt   *time.Time `json:"expireAt,omitempty"`
+	UploadedAt *time.Time `json:"uploadedAt,omitempty"`
+	// Characters is a CHARACTERS licence's text; a file shows its SHA-256
+	// and size only.
+	Characters string `json:"characters,omitempty"`
+	Size       int    `json:"size"`
+}
+
+// getLicenses serves GET /v1/instances/{instanceId}/licenses: the licences
+// issued for the instance's devices and their uploads (contract §13.4).
+func (s *operatorAPI) getLicenses(c *gin.Context) {
+	id, err := instanceIDParam(c)
+	if err != nil {
+		fault.Respond(c, s.log, err)
+		return
+	}
+	if _, err := s.cfg.Store.Callbacks.InstanceKey(c.Request.Context(), id); err != nil {
+		if errors.Is(err, store.ErrUnknownInstance) {
+			err = fault.NotFound("no such instance")
+		} else {
+			err = fault.Database(err)
+		}
+		fault.Respond(c, s.log, err)
+		return
+	}
+	list, err := s.cfg.Store.Licenses.Of(c.Request.Context(), id)
+	if err != nil {
+		fault.Respond(c, s.log, fault.Database(err))
+		return
+	}
+	views := make([]LicenseView, 0, len(list))
+	for _, l := range list {
+		v := LicenseView{License: l, Size: len(l.Content)}
+		if l.ExpireAt.Valid {
+			v.ExpireAt = &l.ExpireAt.Time
+		}
+		if l.UploadedAt.Valid {
+			v.UploadedAt = &l.UploadedAt.Time
+		}
+		if l.Kind == koogallery.LicenseTypeCharacters {
+			v.Characters = string(l.Content)
+		}
+		views = append(views, v)
+	}
+	c.JSON(http.StatusOK, gin.H{"licenses": views})
 }

@@ -1,6 +1,8 @@
 package api_test
 
 import (
+	"encoding/json"
+	"net/http"
 	"testing"
 	"time"
 
@@ -63,6 +65,26 @@ func TestGetLicenseAsyncAnswers(t *testing.T) {
 	require.NoError(t, h.db.Licenses.MarkUploaded(t.Context(), key, "CBC.0000"))
 	requireResult(t, h.produce(t, body), "000000", "success: the licence was uploaded")
 	require.Len(t, h.callbacksOf(t, "lic-1"), 2)
+
+	// Operators see the licence and its upload.
+	status, raw := h.admin(t, "/v1/instances/lic-1/licenses")
+	require.Equal(t, http.StatusOK, status)
+	var listed struct {
+		Licenses []struct {
+			EventID      string     `json:"eventId"`
+			Characters   string     `json:"characters"`
+			UploadResult string     `json:"uploadResult"`
+			UploadedAt   *time.Time `json:"uploadedAt"`
+		} `json:"licenses"`
+	}
+	require.NoError(t, json.Unmarshal(raw, &listed))
+	require.Len(t, listed.Licenses, 1)
+	require.Equal(t, "EV1", listed.Licenses[0].EventID)
+	require.Equal(t, "L", listed.Licenses[0].Characters)
+	require.Equal(t, "CBC.0000", listed.Licenses[0].UploadResult)
+	require.NotNil(t, listed.Licenses[0].UploadedAt)
+	status, _ = h.admin(t, "/v1/instances/nobody/licenses")
+	require.Equal(t, http.StatusNotFound, status)
 
 	// An unknown instance is 000003, as for every callback.
 	requireResult(t, h.produce(t, licenseBody(t, "nobody", "EV1", "FP-1", "2026-12-01 00:00:00 z", "")), "000003", "instance does not exist")

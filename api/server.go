@@ -171,6 +171,7 @@ func (s *Server) Handler() http.Handler {
 	admin.GET("/instances/:instanceId", s.ops.getInstance)
 	admin.GET("/instances/:instanceId/usage", s.ops.getUsage)
 	admin.GET("/instances/:instanceId/directory", s.ops.getDirectory)
+	admin.GET("/instances/:instanceId/licenses", s.ops.getLicenses)
 	admin.POST("/instances/:instanceId/signals/:name", s.ops.signal)
 	admin.POST("/instances/:instanceId/usage/periods/:begin/:action", s.ops.repairUsagePeriod)
 	admin.GET("/callbacks", s.ops.listParkedCallbacks)
