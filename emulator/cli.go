@@ -481,7 +481,7 @@ func isAction(name string) bool {
 	switch name {
 	case ActRenew, ActRefundRenewal, ActUnsubscribe, ActUpgrade, ActConvert, ActArrears, ActPay,
 		ActSubmitRequirements, ActConfirmDelivery, ActAccept, ActReject,
-		ActBind, ActUnbind, ActAuthorize, ActRevoke, ActRemoveUsers, ActDepartment:
+		ActBind, ActUnbind, ActAuthorize, ActRevoke, ActRemoveUsers, ActDepartment, ActLicenseRequest:
 		return true
 	}
 	return false
