@@ -35,6 +35,8 @@ type Activities struct {
 	Lifecycle   LifecycleConfig
 	Alerts      Alerter
 	Usage       UsagePusher
+	// Licenses uploads online licences (contract §13.3).
+	Licenses LicenseUploader
 }
 
 // Error types of non-retryable failures, visible in the workflow history.

@@ -301,6 +301,7 @@ type harnessConfig struct {
 	licenses   api.LicenseAPI
 	licenseTok string
 	now        func() time.Time
+	nodeLocked []string
 }
 
 type harnessOption func(*harnessConfig)
@@ -336,6 +337,11 @@ func withKit(key string, keys *koogallery.KitKeys) harnessOption {
 // given token.
 func withLicenses(licenses api.LicenseAPI, token string) harnessOption {
 	return func(c *harnessConfig) { c.licenses, c.licenseTok = licenses, token }
+}
+
+// withNodeLocked names the products whose licences need a device.
+func withNodeLocked(products ...string) harnessOption {
+	return func(c *harnessConfig) { c.nodeLocked = products }
 }
 
 // withClock sets the server's clock (signature windows).
@@ -425,6 +431,8 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 		KitAccessKey: cfg.kitKey,
 		KitKeys:      cfg.kitKeys,
 		Now:          cfg.now,
+
+		LicenseNodeLocked: cfg.nodeLocked,
 	}).Handler()
 	h.srv = httptest.NewServer(h.handler)
 	t.Cleanup(h.srv.Close)

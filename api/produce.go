@@ -92,6 +92,8 @@ func (s *marketplace) produce(c *gin.Context) {
 	case *koogallery.ChangeInstanceCheckRequest:
 		c.Set(readOnlyCall, true)
 		code = s.unlessUnchecked(c, call, func() koogallery.ResultCode { return s.changeInstanceCheck(c, r) })
+	case *koogallery.GetLicenseAsyncRequest:
+		code = s.getLicenseAsync(c, call, r)
 	default:
 		code = s.answerAcceptance(c, s.cfg.Inbox.Accept(ctx, call))
 	}

@@ -56,6 +56,10 @@ type Config struct {
 	// refuses an applicationSync that carries one.
 	KitKeys    *koogallery.KitKeys
 	Encryption AppInfoEncryption
+	// LicenseNodeLocked lists the productIds or skuCodes ("*": all) whose
+	// online licences are bound to a device: a getLicenseAsync without a
+	// deviceFingerprint is refused 000903 (contract §13.4).
+	LicenseNodeLocked []string
 	// AdminToken guards /v1; empty disables the admin API (every call 401).
 	AdminToken string
 	// LicenseToken is what the merchant's software activates and checks
@@ -179,6 +183,7 @@ func (s *Server) Handler() http.Handler {
 	admin.GET("/instances/:instanceId", s.ops.getInstance)
 	admin.GET("/instances/:instanceId/usage", s.ops.getUsage)
 	admin.GET("/instances/:instanceId/directory", s.ops.getDirectory)
+	admin.GET("/instances/:instanceId/licenses", s.ops.getLicenses)
 	admin.POST("/instances/:instanceId/signals/:name", s.ops.signal)
 	admin.POST("/instances/:instanceId/usage/periods/:begin/:action", s.ops.repairUsagePeriod)
 	admin.GET("/callbacks", s.ops.listParkedCallbacks)

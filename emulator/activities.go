@@ -196,6 +196,13 @@ func (a *Activities) send(ctx context.Context, in CallInput) (CallResult, error)
 		}
 	case koogallery.ActivityChangeInstanceCheck:
 		// Any result code is the merchant's verdict.
+	case koogallery.ActivityGetLicenseAsync:
+		// 000004: issued asynchronously; 000900–000903: the device's
+		// refusal, shown to it, not a failed call (contract §13.2).
+		if ans.ResultCode != string(koogallery.ResultSuccess) && ans.ResultCode != string(koogallery.ResultProcessing) &&
+			!licenseRefusal(ans.ResultCode) {
+			return CallResult{}, failed
+		}
 	default:
 		if ans.ResultCode != string(koogallery.ResultSuccess) {
 			return CallResult{}, failed

@@ -82,6 +82,9 @@ type BuyRequest struct {
 	Debug bool `json:"debug,omitempty"`
 	// CustomerName is the buyer's account name (default "emulated_buyer").
 	CustomerName string `json:"customerName,omitempty"`
+	// OnlineLicense sells an online licence product (在线开通License,
+	// contract §13): its devices ask for licences (license-request).
+	OnlineLicense bool `json:"onlineLicense,omitempty"`
 }
 
 // Validate fills defaults and refuses what the marketplace would not sell.
@@ -165,7 +168,7 @@ var Actions = []string{
 	ActRenew, ActUnsubscribe, ActRefundRenewal, ActUpgrade, ActConvert, ActArrears, ActPay,
 	ActSubmitRequirements, ActConfirmRequirements, ActRejectRequirements, ActConfirmDelivery,
 	ActApproveReview, ActRejectReview, ActAccept, ActReject, ActRestart,
-	ActBind, ActUnbind, ActAuthorize, ActRevoke, ActRemoveUsers, ActDepartment,
+	ActBind, ActUnbind, ActAuthorize, ActRevoke, ActRemoveUsers, ActDepartment, ActLicenseRequest,
 }
 
 // Action is a buyer's or a console's action on a purchase.
@@ -197,6 +200,10 @@ type Action struct {
 	OrgName    string `json:"orgName,omitempty"`
 	ParentCode string `json:"parentCode,omitempty"`
 	Delete     bool   `json:"delete,omitempty"`
+	// license-request: the device's fingerprint and the marketplace's
+	// event ID (default: made up from the purchase)
+	Fingerprint string `json:"fingerprint,omitempty"`
+	EventID     string `json:"eventId,omitempty"`
 }
 
 // Clock is the emulated clock: it runs Scale times faster than real time
@@ -277,6 +284,10 @@ type PurchaseState struct {
 	Pending      int
 	// Kit is the enterprise the app is bound to, if any (联营 listings).
 	Kit *KitView `json:",omitempty"`
+	// OnlineLicense marks an online licence purchase; Licenses are its
+	// devices' requests.
+	OnlineLicense bool                 `json:",omitempty"`
+	Licenses      []LicenseRequestView `json:",omitempty"`
 }
 
 // Spec is a purchased specification.

@@ -68,6 +68,11 @@ Usage: %[1]s emulator <command> [flags] [ID]
   probe-kit                        the seller's credential probe: every kit call with an empty
                                    instanceId, and what the merchant answered
 
+ Online licences (在线开通License; buy -online-license):
+  license-request [-fingerprint F] [-event E] ID
+                                   a device asks for its licence (getLicenseAsync); show lists the
+                                   licence the merchant uploaded for it
+
 Flags go before or after the ID; -h after a command shows its flags. The commands other than
 serve call the emulator at EMULATOR_URL; -json prints raw JSON. Variables that are not set are
 read from ` + RunEnvFile + ` when it exists (make run writes it there: the addresses and
@@ -88,6 +93,7 @@ var synopses = map[string]string{
 	ActRejectRequirements: "-reason R ID", ActRejectReview: "-reason R ID",
 	ActBind: "[-enterprise NAME] ID", ActAuthorize: "[-role R] [-org D] ID USER...", ActRevoke: "ID USER...",
 	ActRemoveUsers: "ID USER...", ActDepartment: "[-name N] [-parent P] [-delete] ID CODE", "probe-kit": "",
+	ActLicenseRequest: "[-fingerprint F] [-event E] ID",
 }
 
 // Main runs "<prog> emulator <command> [args]": serve, scale, or a console
@@ -293,6 +299,7 @@ func buyCommand(fs *flag.FlagSet) func(ctx context.Context, c *cli, args []strin
 	fs.BoolVar(&buy.Reviewed, "reviewed", false, "with -supervised: Huawei Cloud reviews the delivery (赋能云/基地云; the server's SUPERVISION_REVIEWED_PRODUCTS must name the product)")
 	fs.IntVar(&buy.TrialDays, "trial-days", 0, "sell a trial of this many days")
 	fs.BoolVar(&buy.Debug, "debug", false, "send every call with testFlag=1, like the console's debugger")
+	fs.BoolVar(&buy.OnlineLicense, "online-license", false, "an online licence product (在线开通License): its devices ask for licences with license-request")
 	return func(ctx context.Context, c *cli, _ []string) error {
 		if buy.BillingMode != ModePeriod && buy.BillingMode != ModeOnDemandPkg {
 			// Only periodic products take the period defaults.
@@ -483,7 +490,7 @@ func isAction(name string) bool {
 	case ActRenew, ActRefundRenewal, ActUnsubscribe, ActUpgrade, ActConvert, ActArrears, ActPay,
 		ActSubmitRequirements, ActConfirmRequirements, ActRejectRequirements, ActConfirmDelivery,
 		ActApproveReview, ActRejectReview, ActAccept, ActReject,
-		ActBind, ActUnbind, ActAuthorize, ActRevoke, ActRemoveUsers, ActDepartment:
+		ActBind, ActUnbind, ActAuthorize, ActRevoke, ActRemoveUsers, ActDepartment, ActLicenseRequest:
 		return true
 	}
 	return false
@@ -511,6 +518,9 @@ func actionCommand(kind string) command {
 		case ActAuthorize:
 			fs.StringVar(&a.Role, "role", "user", "the users' role: user or admin")
 			fs.StringVar(&a.OrgCode, "org", "", "the users' department (default: the first one)")
+		case ActLicenseRequest:
+			fs.StringVar(&a.Fingerprint, "fingerprint", "", "the device's fingerprint or hardware ID")
+			fs.StringVar(&a.EventID, "event", "", "the marketplace's event ID (default: made up from the purchase)")
 		case ActDepartment:
 			fs.StringVar(&a.OrgName, "name", "", "the department's name (required for a new one)")
 			fs.StringVar(&a.ParentCode, "parent", "", "the parent department's code (for one that exists: moves it)")
@@ -532,6 +542,9 @@ func actionCommand(kind string) command {
 				return err
 			}
 			fmt.Fprintf(c.out, "%s: accepted.\n", kind)
+			if kind == ActLicenseRequest {
+				fmt.Fprintf(c.out, "See the licence the device received: %s emulator show %s\n", c.prog, id)
+			}
 			if isKitAction(kind) {
 				fmt.Fprintf(c.out, "See it: %s emulator show %s (the enterprise as the marketplace knows it); %s\n",
 					c.prog, id, c.watchHint(id))

@@ -271,6 +271,14 @@ func (c *Console) show(g *gin.Context) {
 		fault.Respond(g, c.cfg.Logger, fault.Database(err))
 		return
 	}
+	for i := range view.Licenses {
+		// What the buyer's device received: the licences the merchant
+		// uploaded for the request's event.
+		if view.Licenses[i].Uploads, err = c.cfg.Store.LicenseUploads(ctx, view.Licenses[i].EventID); err != nil {
+			fault.Respond(g, c.cfg.Logger, fault.Database(err))
+			return
+		}
+	}
 	if view.Timeline, err = c.cfg.Store.Events(ctx, id); err != nil {
 		fault.Respond(g, c.cfg.Logger, fault.Database(err))
 		return

@@ -67,9 +67,10 @@ func NewOpenAPI(db *Store, ak, sk, accessKey string, log *slog.Logger) *OpenAPI 
 			// thousands of times faster, a period pushed on time would be
 			// older than the 21 days of MKT.9004 within minutes (at 1d=10s,
 			// 210 s after the purchase), and no merchant could pass.
-			Now:    time.Now,
-			Orders: orderSource{db},
-			Usage:  usageSink{db},
+			Now:      time.Now,
+			Orders:   orderSource{db},
+			Usage:    usageSink{db},
+			Licenses: licenseSink{db},
 		}),
 		log: log, now: time.Now, refused: map[string]UsageRefusals{},
 	}

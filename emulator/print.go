@@ -79,6 +79,7 @@ func printPurchase(w io.Writer, v PurchaseView) {
 	if k := v.Kit; k != nil {
 		printKit(w, k)
 	}
+	printLicenses(w, v.Licenses)
 	fmt.Fprintln(w, "  orders:")
 	for _, o := range v.Orders {
 		fmt.Fprintf(w, "    %s  %-16s %s\n", o.OrderID, o.OrderType, o.SkuCode)
@@ -243,4 +244,31 @@ func (m merchantAdmin) instance(ctx context.Context, instanceID string) (merchan
 		return v, fmt.Errorf("merchant admin API at %s: %w", m.url, err)
 	}
 	return v, nil
+}
+
+// printLicenses shows an online licence purchase's licence requests and
+// the licences its devices received.
+func printLicenses(w io.Writer, ls LicenseRequests) {
+	if len(ls) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "  licences:")
+	for _, l := range ls {
+		device := l.Fingerprint
+		if device == "" {
+			device = "(no fingerprint)"
+		}
+		fmt.Fprintf(w, "    event %s  device %s  answered %s\n", l.EventID, device, l.ResultCode)
+		if len(l.Uploads) == 0 && (l.ResultCode == "000000" || l.ResultCode == "000004") {
+			fmt.Fprintln(w, "      not received yet")
+		}
+		for _, u := range l.Uploads {
+			if u.Characters != "" {
+				fmt.Fprintf(w, "      received %s  %s  %s\n", u.ReceivedAt.Local().Format(time.DateTime), u.Type, u.Characters)
+			} else {
+				fmt.Fprintf(w, "      received %s  %s %s, %d bytes, SHA-256 %s\n", u.ReceivedAt.Local().Format(time.DateTime),
+					u.Type, u.FileName, u.Size, u.SHA256)
+			}
+		}
+	}
 }

@@ -69,6 +69,8 @@ type purchase struct {
 	Actions     []Action `json:",omitempty"`
 	// Kit is the enterprise the app is bound to (联营 listings).
 	Kit *kitState `json:",omitempty"`
+	// Licenses are the licence requests of an online licence purchase.
+	Licenses []LicenseRequestView `json:",omitempty"`
 }
 
 // failedCall is a call an operator may restart from the console.
@@ -124,7 +126,7 @@ func (p *purchase) state() PurchaseState {
 	s := PurchaseState{
 		PurchaseID: p.ID, State: p.State, InstanceID: p.InstanceID, ChargingMode: p.Buy.BillingMode,
 		Supervised: p.Buy.Supervised, Debug: p.Buy.Debug, ExpireAt: p.ExpireAt, Supervision: p.Supervision,
-		Spec: p.Spec, Pending: len(p.Actions),
+		Spec: p.Spec, Pending: len(p.Actions), OnlineLicense: p.Buy.OnlineLicense, Licenses: p.Licenses,
 	}
 	if p.ExpireAt != nil {
 		real := p.Clock.RealAt(*p.ExpireAt)
@@ -394,6 +396,8 @@ func (p *purchase) validate(a Action) error {
 		return in(StateAwaitingAcceptance)
 	case ActBind, ActUnbind, ActAuthorize, ActRevoke, ActRemoveUsers, ActDepartment:
 		return p.validateKit(a)
+	case ActLicenseRequest:
+		return p.validateLicense(a)
 	case ActRestart:
 		if a.MessageID != p.InFlight && !slices.ContainsFunc(p.Failed, func(f failedCall) bool { return f.MessageID == a.MessageID }) {
 			return fmt.Errorf("no failed call %q to restart in this purchase", a.MessageID)
@@ -442,6 +446,8 @@ func (w *purchaseWorkflow) act(ctx workflow.Context, a Action) {
 		}
 	case ActBind, ActUnbind, ActAuthorize, ActRevoke, ActRemoveUsers, ActDepartment:
 		w.kit(ctx, a)
+	case ActLicenseRequest:
+		w.licenseRequest(ctx, a)
 	}
 }
 
@@ -821,7 +827,7 @@ func (w *purchaseWorkflow) save(ctx workflow.Context) {
 		PurchaseID: p.ID, State: p.State, ChargingMode: p.Buy.BillingMode, ProductID: p.Spec.ProductID,
 		Supervised: p.Buy.Supervised, Debug: p.Buy.Debug, InstanceID: p.InstanceID,
 		EmulatedExpireTime: p.ExpireAt, SupervisionStage: p.Supervision, Revision: p.Revision,
-		Kit: p.state().Kit,
+		Kit: p.state().Kit, Licenses: LicenseRequests(p.Licenses),
 	}
 	if p.ExpireAt != nil {
 		row.ExpireTime = ptr(p.Clock.RealAt(*p.ExpireAt))

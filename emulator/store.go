@@ -156,13 +156,16 @@ type Purchase struct {
 	SupervisionStage   string     `db:"supervision_stage" json:"supervisionStage,omitempty"`
 	Revision           int64      `db:"revision" json:"revision"`
 	// Kit is the enterprise the app is bound to (联营 listings).
-	Kit       *KitView  `db:"kit" json:"kit,omitempty"`
-	CreatedAt time.Time `db:"created_at" json:"createdAt"`
-	UpdatedAt time.Time `db:"updated_at" json:"updatedAt"`
+	Kit *KitView `db:"kit" json:"kit,omitempty"`
+	// Licenses are the licence requests of an online licence purchase
+	// (contract §13), with the uploads the console adds.
+	Licenses  LicenseRequests `db:"licenses" json:"licenses,omitempty"`
+	CreatedAt time.Time       `db:"created_at" json:"createdAt"`
+	UpdatedAt time.Time       `db:"updated_at" json:"updatedAt"`
 }
 
 const purchaseColumns = `purchase_id, state, charging_mode, product_id, supervised, debug, instance_id,
-	expire_time, emulated_expire_time, supervision_stage, revision, kit, created_at, updated_at`
+	expire_time, emulated_expire_time, supervision_stage, revision, kit, licenses, created_at, updated_at`
 
 // Event is one entry of an emulated purchase's timeline.
 type Event struct {
@@ -186,12 +189,12 @@ func (s *Store) SavePurchase(ctx context.Context, p Purchase, events []Event) er
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
 		if _, err := tx.NamedExecContext(ctx, `
 			INSERT INTO emulator.purchases AS purchases (purchase_id, state, charging_mode, product_id, supervised, debug,
-				instance_id, expire_time, emulated_expire_time, supervision_stage, revision, kit, created_at, updated_at)
+				instance_id, expire_time, emulated_expire_time, supervision_stage, revision, kit, licenses, created_at, updated_at)
 			VALUES (:purchase_id, :state, :charging_mode, :product_id, :supervised, :debug,
-				:instance_id, :expire_time, :emulated_expire_time, :supervision_stage, :revision, :kit, :created_at, now())
+				:instance_id, :expire_time, :emulated_expire_time, :supervision_stage, :revision, :kit, :licenses, :created_at, now())
 			ON CONFLICT (purchase_id) DO UPDATE SET
 				state = EXCLUDED.state, instance_id = EXCLUDED.instance_id, expire_time = EXCLUDED.expire_time,
-				emulated_expire_time = EXCLUDED.emulated_expire_time, kit = EXCLUDED.kit,
+				emulated_expire_time = EXCLUDED.emulated_expire_time, kit = EXCLUDED.kit, licenses = EXCLUDED.licenses,
 				supervision_stage = EXCLUDED.supervision_stage, revision = EXCLUDED.revision, updated_at = now()
 			WHERE purchases.revision < EXCLUDED.revision`, p); err != nil {
 			return fmt.Errorf("upsert: %w", err)

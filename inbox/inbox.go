@@ -138,6 +138,11 @@ func newCallback(req koogallery.Request) (in store.NewCallback, businessID strin
 	case *koogallery.OrderNotifyRequest:
 		in.OrderID, in.OrderLineID = r.OrderID, r.OrderLineID
 		in.DedupKey = fmt.Sprintf("orderNotify:%s:%s", r.OrderID, r.OrderLineID)
+	case *koogallery.GetLicenseAsyncRequest:
+		// One licence per (instance, eventId, fingerprint) (contract §13.2).
+		if in, err = licenseCallback(in, r); err != nil {
+			return store.NewCallback{}, "", err
+		}
 	default:
 		return store.NewCallback{}, "", fmt.Errorf("activity %s is not recorded in the inbox", req.Activity())
 	}
@@ -359,6 +364,8 @@ func WorkflowCallback(cb store.Callback) (workflows.Callback, error) {
 	}
 	switch koogallery.Activity(cb.Activity) {
 	case koogallery.ActivityNewInstance, koogallery.ActivityReleaseInstance, koogallery.ActivityUpgradeInstance:
+	case koogallery.ActivityGetLicenseAsync:
+		// Its request is the payload, which IssueLicense reads by Seq.
 	case koogallery.ActivityRefreshInstance:
 		expireAt, err := koogallery.ParseTime(cb.ExpireTime)
 		if err != nil || cb.Scene == "" {

@@ -2,7 +2,7 @@ package koogallery
 
 // ResultCode is the resultCode of an answer to a production-interface call
 // (§3). Only ResultSuccess counts as success for the marketplace;
-// ResultProcessing is accepted for newInstance only.
+// ResultProcessing is accepted for newInstance and getLicenseAsync only.
 type ResultCode string
 
 // Result codes shared by every activity (§3).
@@ -27,13 +27,14 @@ const (
 	ResultEmailDomainInUse  ResultCode = "000107" // SaaS e-mail domain duplicate
 )
 
-// Result codes of the 在线开通License getLicenseAsync activity (§3). They are
-// listed for completeness; SaaS 2.0 listings never receive them.
+// Result codes of the 在线开通License getLicenseAsync activity (§3, §13.2);
+// a getLicenseAsync is also answered ResultProcessing when its licence is
+// issued asynchronously.
 const (
-	ResultLicenseQuotaShort  ResultCode = "000900"
-	ResultLicenseOutOfWindow ResultCode = "000901"
-	ResultLicenseNeedsExpiry ResultCode = "000902"
-	ResultLicenseNeedsDevice ResultCode = "000903"
+	ResultLicenseQuotaShort  ResultCode = "000900" // the order's licence quota is used up
+	ResultLicenseOutOfWindow ResultCode = "000901" // start or end outside the order's validity
+	ResultLicenseNeedsExpiry ResultCode = "000902" // a yearly/monthly licence needs expireTime
+	ResultLicenseNeedsDevice ResultCode = "000903" // a node-locked licence needs deviceFingerprint
 )
 
 // Succeeded reports whether the marketplace treats c as a success.

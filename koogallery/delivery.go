@@ -71,6 +71,11 @@ var Deliveries = map[Activity]Delivery{
 		Afterwards: "an operator restarts it from 生产接口消息",
 		Source:     "contract §4.1: orderNotify, 3 h",
 	},
+	ActivityGetLicenseAsync: {
+		Retried: true, Interval: 2 * time.Minute, Window: 2 * time.Hour,
+		Afterwards: "the device's licence request fails; the buyer asks again",
+		Source:     "contract §13.2: the License guide's create schedule, every 2 min for 2 h",
+	},
 }
 
 // unfreezeDelivery: only the expiry FREEZE's retry is documented; an

@@ -3,8 +3,9 @@
 // interface, their result codes, the request signature (HMAC-SHA256 over the
 // raw body or its canonical form), the exact reading of a body (member names
 // as Java reads them), the Body-Sign response header, the AES-CBC field encryption with
-// the SHA1PRNG-derived key, a client for the marketplace's open API and a
-// verifier of its gateway's AK/SK signatures.
+// the SHA1PRNG-derived key, a client for the marketplace's open API (Query
+// Order, the usage push, the licence upload of online licence products) and
+// a verifier of its gateway's AK/SK signatures.
 //
 // The package knows nothing of Temporal, databases or HTTP frameworks; it is
 // the marketplace contract of docs/contract.md written as Go. Section

@@ -438,7 +438,9 @@ func (c *OpenAPIClient) newSignedRequest(ctx context.Context, base *url.URL, met
 		AddHeaderParam("Host", base.Host).
 		AddHeaderParam(signer.HeaderXDate, c.now().UTC().Format(signer.BasicDateFormat))
 	for k, v := range extraHeaders {
-		b.AddHeaderParam(k, v)
+		if k != sendContentType {
+			b.AddHeaderParam(k, v)
+		}
 	}
 	addSDKQuery(b, query)
 	if body != nil {
@@ -459,10 +461,22 @@ func (c *OpenAPIClient) newSignedRequest(ctx context.Context, base *url.URL, met
 	if err != nil {
 		return nil, fmt.Errorf("build open API request: %w", err)
 	}
+	if ct, ok := extraHeaders[sendContentType]; ok {
+		// Content-Type is never among the signed headers; the JSON type
+		// above only made the signer hash the body (see sendContentType).
+		req.Header.Set("Content-Type", ct)
+	}
 	req.Header.Del("Host") // carried by req.Host; net/http ignores the header anyway
 	req.Host = base.Host
 	return req.WithContext(ctx), nil
 }
+
+// sendContentType, as an extra header of do, is the Content-Type sent
+// instead of the JSON one. The SDK signer marks every body that is not JSON
+// UNSIGNED-PAYLOAD; a licence upload (multipart, §13.3) is signed with its
+// body's SHA-256 like every other call, so it is signed as JSON, and the
+// real type, which is not a signed header, replaces it afterwards.
+const sendContentType = "\x00send-content-type"
 
 // addSDKQuery adds query parameters the way the SDK's generated clients do:
 // as reflect.Values (plain strings are silently skipped by both the signer

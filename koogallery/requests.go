@@ -14,7 +14,7 @@ import (
 // "activity" field of every V2 request body (§1.0).
 type Activity string
 
-// The V2 activities (§1.1, §1.9).
+// The V2 activities (§1.1, §1.9); getLicenseAsync is in license.go (§13.2).
 const (
 	ActivityNewInstance          Activity = "newInstance"
 	ActivityQueryInstance        Activity = "queryInstance"
@@ -30,7 +30,7 @@ const (
 var Activities = []Activity{
 	ActivityNewInstance, ActivityQueryInstance, ActivityRefreshInstance,
 	ActivityUpdateInstanceStatus, ActivityReleaseInstance, ActivityUpgradeInstance,
-	ActivityChangeInstanceCheck, ActivityOrderNotify,
+	ActivityChangeInstanceCheck, ActivityOrderNotify, ActivityGetLicenseAsync,
 }
 
 // Scene is the reason of a refreshInstance call (§1.4).
@@ -127,6 +127,8 @@ func ParseRequest(body []byte) (Request, error) {
 		req = &ChangeInstanceCheckRequest{}
 	case ActivityOrderNotify:
 		req = &OrderNotifyRequest{}
+	case ActivityGetLicenseAsync:
+		req = &GetLicenseAsyncRequest{}
 	default:
 		return nil, invalid("unknown activity")
 	}
@@ -153,7 +155,7 @@ var requestFields = func() map[string]bool {
 	fields := map[string]bool{"activity": true}
 	for _, r := range []any{NewInstanceRequest{}, QueryInstanceRequest{}, RefreshInstanceRequest{},
 		UpdateInstanceStatusRequest{}, ReleaseInstanceRequest{}, UpgradeInstanceRequest{},
-		ChangeInstanceCheckRequest{}, OrderNotifyRequest{}, ProductInfo{}} {
+		ChangeInstanceCheckRequest{}, OrderNotifyRequest{}, GetLicenseAsyncRequest{}, ProductInfo{}} {
 		for name := range jsonFields(reflect.TypeOf(r)) {
 			fields[name] = true
 		}

@@ -23,6 +23,7 @@ var requestBodies = map[Activity]string{
 	ActivityUpgradeInstance:      `{"activity":"upgradeInstance","instanceId":"I1","orderId":"G1","orderLineId":"G1-1"}`,
 	ActivityChangeInstanceCheck:  `{"activity":"changeInstanceCheck","instanceId":"I1","productInfo":{"skuCode":"sku-2","productId":"prod-2","linearValue":20}}`,
 	ActivityOrderNotify:          `{"activity":"orderNotify","orderId":"O1","orderLineId":"O1-1"}`,
+	ActivityGetLicenseAsync:      `{"activity":"getLicenseAsync","instanceId":"I1","effectiveTime":"2023-10-27 10:30:15 z","expireTime":"2024-10-27 10:30:15 z","eventId":"E1","deviceFingerprint":"FP-1"}`,
 }
 
 // withField returns body with a top-level field set to the raw JSON value,
@@ -145,7 +146,7 @@ func TestParseRequestValidBodies(t *testing.T) {
 }
 
 func TestParseRequestEveryActivity(t *testing.T) {
-	require.Len(t, Activities, 8)
+	require.Len(t, Activities, 9)
 	for _, a := range Activities {
 		body, ok := requestBodies[a]
 		require.True(t, ok, "no body for %s", a)

@@ -2,7 +2,8 @@
 // merchant's own SaaS application: create, freeze, unfreeze, upgrade and
 // release the tenant of an instance, judge whether a spec change fits, and
 // keep the directory the marketplace's 联营 kit synchronises (enterprises,
-// app credentials, users, departments).
+// app credentials, users, departments), and issue the licences of online
+// licence products.
 //
 // Two implementations ship: Demo, a built-in stand-in that keeps tenants in
 // Postgres, and HTTP, which calls the merchant's application with signed
@@ -49,6 +50,11 @@ type Provisioner interface {
 	SyncUsers(ctx context.Context, req UsersRequest) error
 	// SyncDepartments applies department changes or a full list.
 	SyncDepartments(ctx context.Context, req DepartmentsRequest) error
+
+	// IssueLicense issues the licence of a buyer's device for an online
+	// licence (license.go); a repeat of the request (same OperationID)
+	// gets the same licence.
+	IssueLicense(ctx context.Context, req LicenseRequest) (License, error)
 }
 
 // Spec is a purchased specification.

@@ -49,6 +49,8 @@ type DB struct {
 	// LicenseCodes holds the license codes the merchant's software
 	// activated, for its daily checks.
 	LicenseCodes *LicenseCodes
+	// Licenses are the licences issued for online-licence instances.
+	Licenses *Licenses
 }
 
 // The concerns. Each holds the pool only.
@@ -65,7 +67,8 @@ type (
 // newDB wires the concerns to one pool.
 func newDB(x *sqlx.DB) *DB {
 	return &DB{x: x, Nonces: &Nonces{x}, Callbacks: &Callbacks{x}, Instances: &Instances{x},
-		Audit: &Audit{x}, Metering: &Metering{x}, Directory: &Directory{x}, LicenseCodes: &LicenseCodes{x}}
+		Audit: &Audit{x}, Metering: &Metering{x}, Directory: &Directory{x}, Licenses: &Licenses{x},
+		LicenseCodes: &LicenseCodes{x}}
 }
 
 // Open connects to the database at url and checks that it answers.

@@ -34,7 +34,7 @@ func (r *registry) RegisterActivityWithOptions(a any, o activity.RegisterOptions
 // activities must keep them, whatever else changes.
 var activityNames = []string{
 	"Alert", "ApplyDirectorySync", "CheckChange", "CloseUsagePeriods", "DeactivatePackage", "DropDirectory",
-	"ExcludeFrozenUsage", "FetchOrder", "Freeze", "Policy", "Provision", "PushUsage", "RegisterPackage", "Release",
+	"ExcludeFrozenUsage", "FetchOrder", "Freeze", "IssueLicense", "Policy", "Provision", "PushUsage", "RegisterPackage", "Release",
 	"SaveInstance", "Unfreeze", "Upgrade",
 }
 

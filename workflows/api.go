@@ -197,6 +197,7 @@ const (
 	ActivityUpdateInstanceStatus = "updateInstanceStatus"
 	ActivityReleaseInstance      = "releaseInstance"
 	ActivityUpgradeInstance      = "upgradeInstance"
+	ActivityGetLicenseAsync      = "getLicenseAsync"
 )
 
 // InstanceInput starts an instance workflow. Carried is set when the

@@ -33,6 +33,8 @@ func (w *instanceWorkflow) apply(ctx workflow.Context, cb Callback) {
 		w.applyUpgrade(ctx, key, cb)
 	case activities.IsKitSync(cb.Activity):
 		w.steps.directory(ctx, key, cb)
+	case cb.Activity == ActivityGetLicenseAsync:
+		w.steps.license(ctx, key, cb)
 	default:
 		w.record(ctx, key, "ignored", fmt.Sprintf("Callback %s is not for instance workflows; ignored.", cb.Activity))
 	}

@@ -49,6 +49,8 @@ type fakeApp struct {
 	quotaUsedUpAt *time.Time
 	// droppedDirectories are the instances whose directory was dropped.
 	droppedDirectories []string
+	// licenseRefusal, when set, is IssueLicense's refusal.
+	licenseRefusal string
 }
 
 // closedSpan is a period closed by CloseUsagePeriods.
@@ -146,6 +148,21 @@ func (f *fakeApp) ApplyDirectorySync(_ context.Context, in activities.DirectoryI
 		return activities.DirectoryApplied{}, err
 	}
 	return activities.DirectoryApplied{Summary: fmt.Sprintf("sync %d applied.", in.Seq)}, nil
+}
+
+// IssueLicense records a licence request's application by its seq and
+// the quota it was given.
+func (f *fakeApp) IssueLicense(_ context.Context, in activities.LicenseInput) (activities.LicenseIssued, error) {
+	f.record(fmt.Sprintf("IssueLicense %d quota %d", in.Seq, in.Quota))
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.stepErr["IssueLicense"]; err != nil {
+		return activities.LicenseIssued{}, err
+	}
+	if f.licenseRefusal != "" {
+		return activities.LicenseIssued{Refused: f.licenseRefusal}, nil
+	}
+	return activities.LicenseIssued{Summary: fmt.Sprintf("licence %d uploaded.", in.Seq)}, nil
 }
 
 // DropDirectory records the instance whose directory is dropped, apart
@@ -336,6 +353,7 @@ func newEnv(t *testing.T, app *fakeApp) *testsuite.TestWorkflowEnvironment {
 		"ExcludeFrozenUsage": app.ExcludeFrozenUsage, "RegisterPackage": app.RegisterPackage,
 		"DeactivatePackage":  app.DeactivatePackage,
 		"ApplyDirectorySync": app.ApplyDirectorySync, "DropDirectory": app.DropDirectory,
+		"IssueLicense": app.IssueLicense,
 	} {
 		env.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
 	}

@@ -22,6 +22,7 @@ const (
 	StepUpgrade    = "upgrade"
 	StepRelease    = "release"
 	StepDirectory  = "directory"
+	StepLicense    = "license"
 )
 
 // stepOutcome is how a step ended.
@@ -300,6 +301,10 @@ var (
 	// its app credential, users or departments: a call like provisioning,
 	// as long as a list of users may take, retried as long.
 	directoryOptions = activityPolicy{startToClose: 2 * time.Minute, scheduleToClose: time.Hour,
+		maxInterval: 5 * time.Minute, heartbeat: 15 * time.Second}
+	// An online licence: the merchant's generator issues it and the open
+	// API takes the upload; both are quick, retried like a kit sync.
+	licenseOptions = activityPolicy{startToClose: 2 * time.Minute, scheduleToClose: time.Hour,
 		maxInterval: 5 * time.Minute, heartbeat: 15 * time.Second}
 	// changeInstanceCheck is answered synchronously: the marketplace waits
 	// about 20 s (contract §1.0).

@@ -33,6 +33,7 @@ type Config struct {
 	AlertWebhookURL    string        `env:"ALERT_WEBHOOK_URL" doc:"receives a JSON POST for every alert: a parked step or callback, an overdue release, a held usage period (alerts are logged at error level either way)"`
 	SpoolDir           string        `env:"FULFILLMENT_SPOOL_DIR, default=.data/spool" doc:"local directory that keeps callbacks the marketplace may send only once while Postgres is unreachable; put it on persistent storage"`
 	KitPrivateKeyFiles config.List   `env:"KOOGALLERY_KIT_PRIVATE_KEY_FILE" doc:"联营 listings: comma-separated PEM files of the RSA private keys (at least 3072 bits) that decrypt the kit's clientSecret, the current key first, older ones after it while the marketplace may still use them"`
+	LicenseNodeLocked  config.List   `env:"LICENSE_NODE_LOCKED_PRODUCTS" doc:"online licence products: comma-separated productIds or skuCodes (*: all) whose licences are bound to a device; a getLicenseAsync without deviceFingerprint is answered 000903"`
 	NewInstanceWait    time.Duration `env:"NEWINSTANCE_WAIT, default=0s" doc:"how long newInstance waits for the tenant before answering (at most 4s, the answer budget: KooGallery times out after 5 s): a provisioning that parks is then answered 000005, so KooGallery retries (hourly for 3 h, then refunds) and each retry retries the provisioning; 0s answers at once and provisioning continues"`
 	// Lifecycle is the policy new instances start from.
 	Lifecycle activities.LifecycleConfig

@@ -172,6 +172,7 @@ func newActivities(cfg Config, db *store.DB, demo *provisioner.DemoStore) (*acti
 		Lifecycle: cfg.Lifecycle,
 		Alerts:    activities.Alerter{WebhookURL: cfg.AlertWebhookURL},
 		Usage:     activities.OpenAPIUsagePusher{Client: orders, AccessKey: string(cfg.AccessKey)},
+		Licenses:  orders,
 	}, nil
 }
 
@@ -226,17 +227,18 @@ func startAPI(ctx context.Context, cfg Config, log *slog.Logger, db *store.DB, d
 	}
 	server := api.New(api.Config{
 		Store: answers, Inbox: ib, Temporal: tc,
-		AccessKey:    string(cfg.AccessKey),
-		KitAccessKey: string(cfg.KitAccessKey),
-		KitKeys:      kitKeys,
-		Encryption:   api.AppInfoEncryption(cfg.AppInfoEncryption),
-		AdminToken:   string(cfg.AdminToken),
-		UsageToken:   string(cfg.UsageToken),
-		LicenseToken: string(cfg.LicenseToken),
-		Licenses:     licenses,
-		Routes:       routes,
-		Logger:       log,
-		Metrics:      metrics,
+		AccessKey:         string(cfg.AccessKey),
+		KitAccessKey:      string(cfg.KitAccessKey),
+		KitKeys:           kitKeys,
+		Encryption:        api.AppInfoEncryption(cfg.AppInfoEncryption),
+		LicenseNodeLocked: cfg.LicenseNodeLocked,
+		AdminToken:        string(cfg.AdminToken),
+		UsageToken:        string(cfg.UsageToken),
+		LicenseToken:      string(cfg.LicenseToken),
+		Licenses:          licenses,
+		Routes:            routes,
+		Logger:            log,
+		Metrics:           metrics,
 	})
 	if cfg.AdminToken == "" {
 		log.Warn("FULFILLMENT_ADMIN_TOKEN is not set: the admin API answers 401 to every call")

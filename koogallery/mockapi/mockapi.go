@@ -144,9 +144,13 @@ type Config struct {
 	// Usage receives accepted usage pushes; nil means a fresh MemoryUsage,
 	// available from Server.Usage.
 	Usage UsageSink
-	// Licenses are the license codes sold; nil means a fresh
-	// MemoryLicenses, available from Server.Licenses.
-	Licenses LicenseSource
+	// Licenses receives accepted licence uploads (contract §13.3); nil
+	// means a fresh MemoryLicenses.
+	Licenses LicenseSink
+	// LicenseCodes are the license codes sold (License授权码 2.0), for the
+	// activate and query APIs; nil means a fresh MemoryLicenseCodes,
+	// available from Server.LicenseCodes.
+	LicenseCodes LicenseCodeSource
 }
 
 // OrderSource supplies orders to Query Order, e.g. the orders an emulator
@@ -178,11 +182,12 @@ type Server struct {
 	cfg Config
 	mux *http.ServeMux
 
-	mu         sync.Mutex
-	orders     map[string][]byte // AddOrder registrations, stored as JSON so callers cannot alias them
-	calls      map[string]int    // authenticated Query Order calls per orderId
-	usageCalls int               // usage pushes that passed both signature checks
-	failUsage  usageFailure      // armed by FailUsage
+	mu          sync.Mutex
+	orders      map[string][]byte // AddOrder registrations, stored as JSON so callers cannot alias them
+	calls       map[string]int    // authenticated Query Order calls per orderId
+	usageCalls  int               // usage pushes that passed both signature checks
+	failUsage   usageFailure      // armed by FailUsage
+	failLicense usageFailure      // armed by FailLicenseUploads
 }
 
 // usageFailure is the answer FailUsage arms for the next n usage pushes.
@@ -201,13 +206,17 @@ func New(cfg Config) *Server {
 		cfg.Usage = NewMemoryUsage()
 	}
 	if cfg.Licenses == nil {
-		cfg.Licenses = NewMemoryLicenses()
+		cfg.Licenses = &MemoryLicenses{}
+	}
+	if cfg.LicenseCodes == nil {
+		cfg.LicenseCodes = NewMemoryLicenseCodes()
 	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), orders: map[string][]byte{}, calls: map[string]int{}}
 	s.mux.HandleFunc("GET "+koogallery.QueryOrderPath, s.queryOrder)
 	s.mux.HandleFunc("POST "+koogallery.UsageDataPath, s.pushUsage)
 	s.mux.HandleFunc("POST "+koogallery.LicenseActivatePath, s.activateLicense)
 	s.mux.HandleFunc("POST "+koogallery.LicenseQueryPath, s.queryLicense)
+	s.mux.HandleFunc("POST "+koogallery.LicenseUploadPath, s.uploadLicense)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
 		// What the real gateway says for an API it does not publish.
 		writeJSON(w, http.StatusNotFound, map[string]string{
@@ -403,8 +412,8 @@ func mockOrder(id string, now time.Time) (koogallery.OrderInfo, bool) {
 // MemoryUsage made for a nil one.
 func (s *Server) Usage() UsageSink { return s.cfg.Usage }
 
-// Licenses returns where the license codes sold are kept.
-func (s *Server) Licenses() LicenseSource { return s.cfg.Licenses }
+// LicenseCodes returns where the license codes sold are kept.
+func (s *Server) LicenseCodes() LicenseCodeSource { return s.cfg.LicenseCodes }
 
 // FailUsage makes the next n usage pushes that pass both signature checks
 // fail with the given HTTP status and error_code (e.g. 503 "MKT.0999"),

@@ -36,8 +36,8 @@ type licenseDesk struct {
 	log *slog.Logger
 }
 
-// LicenseView is what the software is told of a code.
-type LicenseView struct {
+// LicenseCodeView is what the software is told of a code.
+type LicenseCodeView struct {
 	License    string     `json:"license"`
 	Status     string     `json:"status"`
 	ExpireTime *time.Time `json:"expireTime,omitempty"`
@@ -50,8 +50,8 @@ type LicenseView struct {
 	CheckedAt   time.Time `json:"checkedAt"`
 }
 
-func licenseView(c store.LicenseCode) LicenseView {
-	return LicenseView{License: c.License, Status: c.Status, ExpireTime: c.ExpireTime, ProductID: c.ProductID,
+func licenseCodeView(c store.LicenseCode) LicenseCodeView {
+	return LicenseCodeView{License: c.License, Status: c.Status, ExpireTime: c.ExpireTime, ProductID: c.ProductID,
 		OrderID: c.OrderID, Amount: c.Amount, ActivatedAt: c.ActivatedAt, CheckedAt: c.CheckedAt}
 }
 
@@ -73,7 +73,7 @@ func (d *licenseDesk) activate(c *gin.Context) {
 	ctx := c.Request.Context()
 	switch known, err := d.cfg.Store.LicenseCodes.LicenseCode(ctx, license); {
 	case err == nil:
-		c.JSON(http.StatusOK, licenseView(known))
+		c.JSON(http.StatusOK, licenseCodeView(known))
 		return
 	case !errors.Is(err, store.ErrNotFound):
 		fault.Respond(c, d.log, fault.Database(err))
@@ -105,7 +105,7 @@ func (d *licenseDesk) activate(c *gin.Context) {
 		return
 	}
 	d.log.Info("License code activated", "license", license, "status", stored.Status, "product", stored.ProductID, "order", stored.OrderID)
-	c.JSON(http.StatusCreated, licenseView(stored))
+	c.JSON(http.StatusCreated, licenseCodeView(stored))
 }
 
 // get answers a code's state from the read model; ?refresh=true asks the
@@ -148,7 +148,7 @@ func (d *licenseDesk) get(c *gin.Context) {
 		fault.Respond(c, d.log, fault.Invalid("refresh must be true or false"))
 		return
 	}
-	c.JSON(http.StatusOK, licenseView(known))
+	c.JSON(http.StatusOK, licenseCodeView(known))
 }
 
 // readEffectiveTime reads the optional activation body.

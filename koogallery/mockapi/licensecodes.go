@@ -11,10 +11,10 @@ import (
 	"github.com/fulfillment-server/fulfillment/koogallery"
 )
 
-// LicenseSource keeps the license codes the marketplace sold, for the
+// LicenseCodeSource keeps the license codes the marketplace sold, for the
 // license-code open APIs (activate, query). It must be safe for concurrent
 // use.
-type LicenseSource interface {
+type LicenseCodeSource interface {
 	// Activate activates a code at effectiveAt (the first activation
 	// counts; activating again changes nothing) and returns it; found is
 	// false for a code the marketplace never sold.
@@ -56,24 +56,26 @@ func (c LicenseCode) status(now time.Time) string {
 	return koogallery.LicenseAlive
 }
 
-// MemoryLicenses is an in-memory LicenseSource.
-type MemoryLicenses struct {
+// MemoryLicenseCodes is an in-memory LicenseCodeSource.
+type MemoryLicenseCodes struct {
 	mu    sync.Mutex
 	codes map[string]LicenseCode
 }
 
-// NewMemoryLicenses returns an empty MemoryLicenses.
-func NewMemoryLicenses() *MemoryLicenses { return &MemoryLicenses{codes: map[string]LicenseCode{}} }
+// NewMemoryLicenseCodes returns an empty MemoryLicenseCodes.
+func NewMemoryLicenseCodes() *MemoryLicenseCodes {
+	return &MemoryLicenseCodes{codes: map[string]LicenseCode{}}
+}
 
 // Add sells a code.
-func (m *MemoryLicenses) Add(c LicenseCode) {
+func (m *MemoryLicenseCodes) Add(c LicenseCode) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.codes[c.License] = c
 }
 
 // Release marks a code released.
-func (m *MemoryLicenses) Release(license string) {
+func (m *MemoryLicenseCodes) Release(license string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if c, ok := m.codes[license]; ok {
@@ -82,8 +84,8 @@ func (m *MemoryLicenses) Release(license string) {
 	}
 }
 
-// Activate implements LicenseSource.
-func (m *MemoryLicenses) Activate(_ context.Context, license string, effectiveAt time.Time) (LicenseCode, bool, error) {
+// Activate implements LicenseCodeSource.
+func (m *MemoryLicenseCodes) Activate(_ context.Context, license string, effectiveAt time.Time) (LicenseCode, bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	c, ok := m.codes[license]
@@ -98,16 +100,16 @@ func (m *MemoryLicenses) Activate(_ context.Context, license string, effectiveAt
 	return c, true, nil
 }
 
-// License implements LicenseSource.
-func (m *MemoryLicenses) License(_ context.Context, license string) (LicenseCode, bool, error) {
+// License implements LicenseCodeSource.
+func (m *MemoryLicenseCodes) License(_ context.Context, license string) (LicenseCode, bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	c, ok := m.codes[license]
 	return c, ok, nil
 }
 
-// licenseAnswer is the license APIs' envelope.
-type licenseAnswer struct {
+// licenseCodeAnswer is the license APIs' envelope.
+type licenseCodeAnswer struct {
 	ErrorCode string `json:"error_code"`
 	ErrorMsg  string `json:"error_msg"`
 	Data      any    `json:"data,omitempty"`
@@ -118,11 +120,11 @@ type licenseAnswer struct {
 func (s *Server) authenticLicenseCall(w http.ResponseWriter, r *http.Request) (license, effect string, ok bool) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxRequestBody))
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, licenseAnswer{ErrorCode: koogallery.OpenAPIRequestError, ErrorMsg: "unreadable request"})
+		writeJSON(w, http.StatusBadRequest, licenseCodeAnswer{ErrorCode: koogallery.OpenAPIRequestError, ErrorMsg: "unreadable request"})
 		return "", "", false
 	}
 	if err := koogallery.VerifyAKSK(r, body, s.cfg.AK, s.cfg.SK, s.cfg.Now(), MaxSkew); err != nil {
-		writeJSON(w, http.StatusUnauthorized, licenseAnswer{ErrorCode: koogallery.OpenAPIIllegalToken, ErrorMsg: "illegal token"})
+		writeJSON(w, http.StatusUnauthorized, licenseCodeAnswer{ErrorCode: koogallery.OpenAPIIllegalToken, ErrorMsg: "illegal token"})
 		return "", "", false
 	}
 	var req struct {
@@ -130,7 +132,7 @@ func (s *Server) authenticLicenseCall(w http.ResponseWriter, r *http.Request) (l
 		RealEffectAt string `json:"real_effect_time"`
 	}
 	if json.Unmarshal(body, &req) != nil || koogallery.ValidLicense(req.License) != nil {
-		writeJSON(w, http.StatusBadRequest, licenseAnswer{ErrorCode: koogallery.OpenAPIInvalidParam, ErrorMsg: "license is required"})
+		writeJSON(w, http.StatusBadRequest, licenseCodeAnswer{ErrorCode: koogallery.OpenAPIInvalidParam, ErrorMsg: "license is required"})
 		return "", "", false
 	}
 	return req.License, req.RealEffectAt, true
@@ -146,12 +148,12 @@ func (s *Server) activateLicense(w http.ResponseWriter, r *http.Request) {
 	if effect != "" {
 		t, err := koogallery.ParseTime(effect)
 		if err != nil {
-			writeJSON(w, http.StatusBadRequest, licenseAnswer{ErrorCode: koogallery.OpenAPIInvalidParam, ErrorMsg: "real_effect_time must be yyyyMMddHHmmss"})
+			writeJSON(w, http.StatusBadRequest, licenseCodeAnswer{ErrorCode: koogallery.OpenAPIInvalidParam, ErrorMsg: "real_effect_time must be yyyyMMddHHmmss"})
 			return
 		}
 		at = t
 	}
-	c, found, err := s.cfg.Licenses.Activate(r.Context(), license, at)
+	c, found, err := s.cfg.LicenseCodes.Activate(r.Context(), license, at)
 	if !s.licenseFound(w, found, err) {
 		return
 	}
@@ -159,7 +161,7 @@ func (s *Server) activateLicense(w http.ResponseWriter, r *http.Request) {
 		"status": c.status(s.cfg.Now()), "expire_time": formatOptional(c.expireAt()), "product_id": c.ProductID,
 		"amount": c.Amount, "order_id": c.OrderID,
 	})
-	writeJSON(w, http.StatusOK, licenseAnswer{ErrorCode: koogallery.LicenseAPISuccess, ErrorMsg: "success",
+	writeJSON(w, http.StatusOK, licenseCodeAnswer{ErrorCode: koogallery.LicenseAPISuccess, ErrorMsg: "success",
 		Data: map[string]string{"license_code_info": string(info)}})
 }
 
@@ -169,11 +171,11 @@ func (s *Server) queryLicense(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	c, found, err := s.cfg.Licenses.License(r.Context(), license)
+	c, found, err := s.cfg.LicenseCodes.License(r.Context(), license)
 	if !s.licenseFound(w, found, err) {
 		return
 	}
-	writeJSON(w, http.StatusOK, licenseAnswer{ErrorCode: koogallery.LicenseAPISuccess, ErrorMsg: "success", Data: map[string]any{
+	writeJSON(w, http.StatusOK, licenseCodeAnswer{ErrorCode: koogallery.LicenseAPISuccess, ErrorMsg: "success", Data: map[string]any{
 		"license_code": c.License, "status": c.status(s.cfg.Now()), "activate_time": formatOptional(c.ActivatedAt),
 		"expire_time": formatOptional(c.expireAt()), "product_id": c.ProductID, "order_id": c.OrderID,
 	}})
@@ -183,10 +185,10 @@ func (s *Server) queryLicense(w http.ResponseWriter, r *http.Request) {
 func (s *Server) licenseFound(w http.ResponseWriter, found bool, err error) bool {
 	switch {
 	case err != nil:
-		writeJSON(w, http.StatusInternalServerError, licenseAnswer{ErrorCode: koogallery.OpenAPIInternalError, ErrorMsg: "internal error"})
+		writeJSON(w, http.StatusInternalServerError, licenseCodeAnswer{ErrorCode: koogallery.OpenAPIInternalError, ErrorMsg: "internal error"})
 		return false
 	case !found:
-		writeJSON(w, http.StatusOK, licenseAnswer{ErrorCode: koogallery.LicenseAPINotFound, ErrorMsg: "license code notexist"})
+		writeJSON(w, http.StatusOK, licenseCodeAnswer{ErrorCode: koogallery.LicenseAPINotFound, ErrorMsg: "license code notexist"})
 		return false
 	}
 	return true

@@ -20,10 +20,10 @@ const testLicenseToken = "lic-9Zq4wR2tY7uI1oP3"
 
 // licenseMarket is the marketplace's license-code open API, with the codes
 // it sold.
-func licenseMarket(t *testing.T) (*koogallery.OpenAPIClient, *mockapi.MemoryLicenses) {
+func licenseMarket(t *testing.T) (*koogallery.OpenAPIClient, *mockapi.MemoryLicenseCodes) {
 	t.Helper()
-	codes := mockapi.NewMemoryLicenses()
-	srv := httptest.NewServer(mockapi.New(mockapi.Config{AK: "lic-ak", SK: "lic-sk", Licenses: codes}))
+	codes := mockapi.NewMemoryLicenseCodes()
+	srv := httptest.NewServer(mockapi.New(mockapi.Config{AK: "lic-ak", SK: "lic-sk", LicenseCodes: codes}))
 	t.Cleanup(srv.Close)
 	client, err := koogallery.NewOpenAPIClient(koogallery.OpenAPIConfig{BaseURL: srv.URL, AK: "lic-ak", SK: "lic-sk"})
 	require.NoError(t, err)

@@ -18,10 +18,10 @@ import (
 // AK/SK is refused.
 func TestLicenseCodes(t *testing.T) {
 	now := time.Now().UTC().Truncate(time.Second)
-	codes := mockapi.NewMemoryLicenses()
+	codes := mockapi.NewMemoryLicenseCodes()
 	codes.Add(mockapi.LicenseCode{License: "PL-0001", ProductID: "p-1", OrderID: "CS1", Amount: 2, Validity: 30 * 24 * time.Hour})
 	codes.Add(mockapi.LicenseCode{License: "PL-0002", ProductID: "p-1", OrderID: "CS2", Amount: 1, Validity: time.Hour})
-	srv := httptest.NewServer(mockapi.New(mockapi.Config{AK: testAK, SK: testSK, Licenses: codes}))
+	srv := httptest.NewServer(mockapi.New(mockapi.Config{AK: testAK, SK: testSK, LicenseCodes: codes}))
 	defer srv.Close()
 	c, err := koogallery.NewOpenAPIClient(koogallery.OpenAPIConfig{BaseURL: srv.URL, AK: testAK, SK: testSK})
 	require.NoError(t, err)
