@@ -17,7 +17,7 @@ import (
 	"github.com/fulfillment-server/fulfillment/store"
 )
 
-// LicenseAPI is the marketplace's license-code open API (contract §1.11):
+// LicenseAPI is the marketplace's license-code open API (contract §13.6):
 // the merchant's software activates a code the buyer bought, then checks
 // it every day.
 type LicenseAPI interface {

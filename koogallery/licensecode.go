@@ -11,7 +11,7 @@ import (
 	"unicode/utf8"
 )
 
-// License codes (License授权码 2.0): the open APIs with which the merchant's
+// License codes (License授权码 2.0, §13.5, §13.6): the open APIs with which the merchant's
 // software activates a code the buyer bought and checks it every day.
 
 // The license-code open-API paths.

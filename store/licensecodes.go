@@ -7,7 +7,7 @@ import (
 )
 
 // License codes the merchant's software activated (License授权码 2.0,
-// contract §1.11): the read model its daily checks are answered from.
+// contract §13.6): the read model its daily checks are answered from.
 
 // License-code states.
 const (

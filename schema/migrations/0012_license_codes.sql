@@ -1,4 +1,4 @@
--- License codes (License授权码 2.0, contract §1.11): the codes the merchant's
+-- License codes (License授权码 2.0, contract §13.6): the codes the merchant's
 -- software activated through this server, with what the marketplace said of
 -- them. One row per code; the first activation creates it.
 CREATE TABLE IF NOT EXISTS license_codes (
