@@ -85,6 +85,10 @@ type BuyRequest struct {
 	// OnlineLicense sells an online licence product (在线开通License,
 	// contract §13): its devices ask for licences (license-request).
 	OnlineLicense bool `json:"onlineLicense,omitempty"`
+	// LicenseCode sells a license code (License授权码 2.0, contract
+	// §13.5): the buyer receives a code, which the merchant's software
+	// activates through the open API (contract §13.6).
+	LicenseCode bool `json:"licenseCode,omitempty"`
 }
 
 // Validate fills defaults and refuses what the marketplace would not sell.
@@ -139,6 +143,9 @@ func (b *BuyRequest) Validate() error {
 	}
 	if b.Quantity < 0 {
 		return fmt.Errorf("quantity must be positive")
+	}
+	if b.LicenseCode && (b.BillingMode != ModePeriod || b.TrialDays > 0 || b.Supervised || b.OnlineLicense) {
+		return fmt.Errorf("a license code is a yearly/monthly product (PERIOD), without trial, supervision or online licences")
 	}
 	return nil
 }

@@ -300,6 +300,7 @@ func buyCommand(fs *flag.FlagSet) func(ctx context.Context, c *cli, args []strin
 	fs.IntVar(&buy.TrialDays, "trial-days", 0, "sell a trial of this many days")
 	fs.BoolVar(&buy.Debug, "debug", false, "send every call with testFlag=1, like the console's debugger")
 	fs.BoolVar(&buy.OnlineLicense, "online-license", false, "an online licence product (在线开通License): its devices ask for licences with license-request")
+	fs.BoolVar(&buy.LicenseCode, "license-code", false, "a license code (License授权码 2.0): the buyer receives a code that the merchant's software activates (POST /v1/licenses/{code}/activate)")
 	return func(ctx context.Context, c *cli, _ []string) error {
 		if buy.BillingMode != ModePeriod && buy.BillingMode != ModeOnDemandPkg {
 			// Only periodic products take the period defaults.
@@ -312,11 +313,34 @@ func buyCommand(fs *flag.FlagSet) func(ctx context.Context, c *cli, args []strin
 		return c.print(b, func(w io.Writer) {
 			fmt.Fprintf(w, "Bought: purchase %s (order %s, line %s).\n", b.PurchaseID, b.OrderID, b.OrderLineID)
 			fmt.Fprintf(w, "Follow it: %s\n", c.watchHint(b.PurchaseID))
+			if buy.LicenseCode {
+				c.printActivationHint(w, b.PurchaseID)
+			}
 			if c.cfg.MerchantAdminURL != "" && !c.env.fromFile("EMULATOR_MERCHANT_ADMIN_URL") {
 				fmt.Fprintln(w, "  (from a terminal where EMULATOR_MERCHANT_ADMIN_URL and EMULATOR_MERCHANT_ADMIN_TOKEN are set as here)")
 			}
 		})
 	}
+}
+
+// printActivationHint says how the merchant's software activates the
+// code a license-code purchase sold, as a command that can be pasted.
+func (c *cli) printActivationHint(w io.Writer, purchaseID string) {
+	token := c.env.get("FULFILLMENT_LICENSE_TOKEN")
+	if token == "" || c.cfg.MerchantAdminURL == "" {
+		fmt.Fprintf(w, "The buyer receives license code %s; the merchant's software activates it with POST /v1/licenses/%s/activate.\n",
+			licenseCodeOf(purchaseID), licenseCodeOf(purchaseID))
+		return
+	}
+	// The token is named, not printed: the hint reads it where this
+	// command did.
+	source := ""
+	if c.env.fromFile("FULFILLMENT_LICENSE_TOKEN") {
+		source = ". " + RunEnvFile + " && "
+	}
+	fmt.Fprintf(w, "The buyer receives license code %s. Activate it, as the merchant's software would:\n", licenseCodeOf(purchaseID))
+	fmt.Fprintf(w, "  %scurl -s -X POST -H \"Authorization: Bearer $FULFILLMENT_LICENSE_TOKEN\" %s/v1/licenses/%s/activate\n",
+		source, strings.TrimRight(c.cfg.MerchantAdminURL, "/"), licenseCodeOf(purchaseID))
 }
 
 // defaultURL is EMULATOR_URL's default.

@@ -37,6 +37,7 @@ func Register(r interface {
 	r.RegisterActivityWithOptions(acts.Save, activity.RegisterOptions{Name: SaveActivity})
 	r.RegisterActivityWithOptions(acts.Relay, activity.RegisterOptions{Name: RelayActivity})
 	r.RegisterActivityWithOptions(acts.NewKitCredential, activity.RegisterOptions{Name: NewKitCredentialActivity})
+	r.RegisterActivityWithOptions(acts.IssueLicenseCode, activity.RegisterOptions{Name: IssueLicenseCodeActivity})
 }
 
 // ConsoleConfig wires the console.
@@ -198,6 +199,17 @@ type PurchaseView struct {
 	AppInfo     *AppInfoView `json:"appInfo,omitempty"`
 	Timeline    []Event      `json:"timeline"`
 	Failed      []Message    `json:"failedCalls,omitempty"`
+	// LicenseCode is the code a license-code purchase sold, with its
+	// status at the marketplace.
+	LicenseCode *LicenseCodeShown `json:"licenseCode,omitempty"`
+}
+
+// LicenseCodeShown is a sold license code, its status now (ALIVE,
+// EXPIRED, RELEASED or NOT_ACTIVATED) and its expiry once activated.
+type LicenseCodeShown struct {
+	LicenseCodeView
+	Status     string     `json:"status"`
+	ExpireTime *time.Time `json:"expireTime,omitempty"`
 }
 
 // OrderView is one order of a purchase.
@@ -278,6 +290,12 @@ func (c *Console) show(g *gin.Context) {
 			fault.Respond(g, c.cfg.Logger, fault.Database(err))
 			return
 		}
+	}
+	if code, err := c.cfg.Store.LicenseCodeOf(ctx, id); err == nil {
+		view.LicenseCode = &LicenseCodeShown{LicenseCodeView: code, Status: licenseCodeStatus(code, c.now()), ExpireTime: code.ExpireTime()}
+	} else if !errors.Is(err, ErrNotFound) {
+		fault.Respond(g, c.cfg.Logger, fault.Database(err))
+		return
 	}
 	if view.Timeline, err = c.cfg.Store.Events(ctx, id); err != nil {
 		fault.Respond(g, c.cfg.Logger, fault.Database(err))

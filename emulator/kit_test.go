@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -46,4 +47,43 @@ func mustTime(t *testing.T, s string) time.Time {
 	v, err := time.Parse(time.RFC3339Nano, s)
 	require.NoError(t, err)
 	return v
+}
+
+// A sold license code is kept once, activated once (the first activation
+// counts) and read back for the console and the open API.
+func TestLicenseCodeStore(t *testing.T) {
+	db := newStore(t)
+	ctx := t.Context()
+	code := LicenseCodeView{License: licenseCodeOf("CS1"), PurchaseID: "CS1", ProductID: "p", OrderID: "CS1", Amount: 2, ValidForMS: 60_000}
+	// The code travels to the activity as JSON: nothing may be lost.
+	raw, err := json.Marshal(code)
+	require.NoError(t, err)
+	var travelled LicenseCodeView
+	require.NoError(t, json.Unmarshal(raw, &travelled))
+	require.Equal(t, code, travelled)
+	require.NoError(t, db.SaveLicenseCode(ctx, travelled))
+	require.NoError(t, db.SaveLicenseCode(ctx, code), "saving again changes nothing")
+	got, err := db.LicenseCodeOf(ctx, "CS1")
+	require.NoError(t, err)
+	require.Equal(t, code.License, got.License)
+	require.Nil(t, got.ActivatedAt)
+	require.Equal(t, "NOT_ACTIVATED", licenseCodeStatus(got, time.Now()))
+
+	at := time.Now().UTC().Truncate(time.Millisecond)
+	src := licenseCodeSource{db}
+	mc, found, err := src.Activate(ctx, code.License, at)
+	require.NoError(t, err)
+	require.True(t, found)
+	require.WithinDuration(t, at, *mc.ActivatedAt, time.Millisecond)
+	require.Equal(t, time.Minute, mc.Validity)
+	mc, _, err = src.Activate(ctx, code.License, at.Add(time.Hour))
+	require.NoError(t, err)
+	require.WithinDuration(t, at, *mc.ActivatedAt, time.Millisecond, "the first activation counts")
+	_, found, err = src.License(ctx, "PLNONE")
+	require.NoError(t, err)
+	require.False(t, found)
+	got, err = db.LicenseCodeOf(ctx, "CS1")
+	require.NoError(t, err)
+	require.Equal(t, "ALIVE", licenseCodeStatus(got, at.Add(time.Second)))
+	require.Equal(t, "EXPIRED", licenseCodeStatus(got, at.Add(2*time.Minute)))
 }

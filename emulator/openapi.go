@@ -71,6 +71,8 @@ func NewOpenAPI(db *Store, ak, sk, accessKey string, log *slog.Logger) *OpenAPI 
 			Orders:   orderSource{db},
 			Usage:    usageSink{db},
 			Licenses: licenseSink{db},
+			// The license codes it sold (activate, query).
+			LicenseCodes: licenseCodeSource{db},
 		}),
 		log: log, now: time.Now, refused: map[string]UsageRefusals{},
 	}

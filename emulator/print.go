@@ -79,6 +79,13 @@ func printPurchase(w io.Writer, v PurchaseView) {
 	if k := v.Kit; k != nil {
 		printKit(w, k)
 	}
+	if lc := v.LicenseCode; lc != nil {
+		fmt.Fprintf(w, "  license    %s: %s", lc.License, lc.Status)
+		if exp := lc.ExpireTime; exp != nil {
+			fmt.Fprintf(w, ", activated %s, expires %s (real)", lc.ActivatedAt.Local().Format(time.DateTime), exp.Local().Format(time.DateTime))
+		}
+		fmt.Fprintln(w)
+	}
 	printLicenses(w, v.Licenses)
 	fmt.Fprintln(w, "  orders:")
 	for _, o := range v.Orders {

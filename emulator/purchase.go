@@ -175,6 +175,11 @@ func (w *purchaseWorkflow) order(ctx workflow.Context) bool {
 	w.recordAt(placed, "ordered", fmt.Sprintf("Order %s placed: %s %s %s, %d seats%s.", first.OrderID, p.Buy.BillingMode,
 		describePeriod(p.Buy), p.Buy.SkuCode, p.Buy.Quantity, flags(p.Buy)))
 	w.save(ctx)
+	if p.Buy.LicenseCode {
+		// No instance: the buyer receives a code (contract §13.5).
+		w.issueLicenseCode(ctx, first, now)
+		return false
+	}
 
 	res, ok := w.call(ctx, koogallery.ActivityNewInstance, map[string]any{
 		"activity": "newInstance", "orderId": first.OrderID, "orderLineId": first.OrderLineID, "businessId": p.ID,

@@ -27,6 +27,7 @@ export KOOGALLERY_SK="${KOOGALLERY_SK:-local-sk}"
 export KOOGALLERY_API_URL="${KOOGALLERY_API_URL:-${EMULATOR_URL}}"
 export FULFILLMENT_ADMIN_TOKEN="${FULFILLMENT_ADMIN_TOKEN:-local-admin-token}"
 export FULFILLMENT_USAGE_TOKEN="${FULFILLMENT_USAGE_TOKEN:-local-usage-token}"
+export FULFILLMENT_LICENSE_TOKEN="${FULFILLMENT_LICENSE_TOKEN:-local-license-token}"
 # The 联营 kit: its own access key, and the merchant's RSA key pair that
 # encrypts the app credentials' client secrets (generated once, below).
 export KOOGALLERY_KIT_ACCESS_KEY="${KOOGALLERY_KIT_ACCESS_KEY:-local-kit-key}"
@@ -130,7 +131,7 @@ if [[ -n "$RUN_ENV_FILE" ]]; then
 		{
 			echo "# Written by scripts/run-local.sh (make run) for other terminals; removed when it stops."
 			for name in EMULATOR_URL EMULATOR_TIME_SCALE EMULATOR_MERCHANT_ADMIN_URL EMULATOR_MERCHANT_ADMIN_TOKEN \
-				FULFILLMENT_ADMIN_TOKEN FULFILLMENT_USAGE_TOKEN KOOGALLERY_ACCESS_KEY KOOGALLERY_KIT_ACCESS_KEY; do
+				FULFILLMENT_ADMIN_TOKEN FULFILLMENT_USAGE_TOKEN FULFILLMENT_LICENSE_TOKEN KOOGALLERY_ACCESS_KEY KOOGALLERY_KIT_ACCESS_KEY; do
 				printf "export %s='%s'\n" "$name" "${!name}"
 			done
 		} >"$RUN_ENV_FILE"
