@@ -373,6 +373,26 @@ func (p *purchase) validate(a Action) error {
 		return in(StateInService)
 	case ActPay:
 		return in(StateArrears)
+	case ActSubmitRequirements, ActConfirmRequirements, ActRejectRequirements, ActConfirmDelivery,
+		ActApproveReview, ActRejectReview, ActAccept, ActReject:
+		return p.validateSupervision(a, in)
+	case ActBind, ActUnbind, ActAuthorize, ActRevoke, ActRemoveUsers, ActDepartment:
+		return p.validateKit(a)
+	case ActLicenseRequest:
+		return p.validateLicense(a)
+	case ActRestart:
+		if a.MessageID != p.InFlight && !slices.ContainsFunc(p.Failed, func(f failedCall) bool { return f.MessageID == a.MessageID }) {
+			return fmt.Errorf("no failed call %q to restart in this purchase", a.MessageID)
+		}
+		return nil
+	}
+	return fmt.Errorf("unknown action %q", a.Kind)
+}
+
+// validateSupervision says whether a step of a supervised order is
+// possible now (in checks the purchase's state).
+func (p *purchase) validateSupervision(a Action, in func(states ...string) error) error {
+	switch a.Kind {
 	case ActSubmitRequirements:
 		return in(StateAwaitingRequirements)
 	case ActConfirmRequirements:
@@ -399,15 +419,6 @@ func (p *purchase) validate(a Action) error {
 		return in(StateUnderReview)
 	case ActAccept, ActReject:
 		return in(StateAwaitingAcceptance)
-	case ActBind, ActUnbind, ActAuthorize, ActRevoke, ActRemoveUsers, ActDepartment:
-		return p.validateKit(a)
-	case ActLicenseRequest:
-		return p.validateLicense(a)
-	case ActRestart:
-		if a.MessageID != p.InFlight && !slices.ContainsFunc(p.Failed, func(f failedCall) bool { return f.MessageID == a.MessageID }) {
-			return fmt.Errorf("no failed call %q to restart in this purchase", a.MessageID)
-		}
-		return nil
 	}
 	return fmt.Errorf("unknown action %q", a.Kind)
 }

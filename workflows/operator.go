@@ -150,138 +150,178 @@ func (s *Snapshot) reviewed() bool {
 	return s.Policy.SupervisionReviewed && s.Supervision != nil && s.Supervision.Flow >= SupervisionFlowRequirements
 }
 
+// supervisionSteps are the steps of the supervision flow, by operator
+// signal.
+var supervisionSteps = map[string]func(s *Snapshot, op OperatorRequest, now time.Time) (string, error){
+	OpSubmitRequirements: (*Snapshot).submitRequirements, OpConfirmRequirements: (*Snapshot).confirmRequirements,
+	OpRejectRequirements: (*Snapshot).rejectRequirements, OpConfirmDelivery: (*Snapshot).confirmDelivery,
+	OpApproveReview: (*Snapshot).approveReview, OpRejectReview: (*Snapshot).rejectReview,
+	OpAccept: (*Snapshot).accept, OpReject: (*Snapshot).reject,
+	OpAppeal: (*Snapshot).appeal, OpResolveAppeal: (*Snapshot).resolveAppeal,
+}
+
 // supervise applies a step of the supervision flow to the state, or says
 // why it cannot be taken now.
 func (s *Snapshot) supervise(op OperatorRequest, now time.Time) (string, error) {
-	state := s.State
-	sup := s.Supervision
-	at := now
-	switch op.Name {
-	case OpSubmitRequirements:
-		if state != StateAwaitingRequirements {
-			return "", fmt.Errorf("requirements can be submitted only while awaiting_requirements, not %s", state)
-		}
-		sup.RequirementsAt = &at
-		sup.merchantDue(now)
-		s.State = StateRequirementsSubmitted
-		return "Requirements submitted by the buyer; awaiting the merchant's confirmation (确认需求) or rejection (驳回).", nil
-
-	case OpConfirmRequirements:
-		if state != StateRequirementsSubmitted {
-			return "", fmt.Errorf("requirements can be confirmed only while requirements_submitted, not %s", state)
-		}
-		sup.RequirementsConfirmedAt = &at
-		sup.merchantDue(now)
-		s.State = StateAwaitingDelivery
-		return "Requirements confirmed by the merchant; awaiting the merchant's delivery.", nil
-
-	case OpRejectRequirements:
-		if state != StateRequirementsSubmitted {
-			return "", fmt.Errorf("requirements can be rejected only while requirements_submitted, not %s", state)
-		}
-		sup.RequirementRejections++
-		sup.RequirementsAt, sup.WaitingSince, sup.StallAlertedAt = nil, nil, nil
-		s.State = StateAwaitingRequirements
-		return fmt.Sprintf("Requirements rejected by the merchant (%d so far); awaiting the buyer's new requirements.", sup.RequirementRejections), nil
-
-	case OpConfirmDelivery:
-		if state != StateAwaitingDelivery {
-			return "", fmt.Errorf("delivery can be confirmed only while awaiting_delivery, not %s", state)
-		}
-		if op.Evidence == "" {
-			return "", errors.New("evidence (the delivery document) is required")
-		}
-		if op.Result == "" && sup.Flow >= SupervisionFlowRequirements {
-			return "", errors.New("result (the description of the service's result) is required")
-		}
-		sup.DeliveredAt, sup.Evidence, sup.Result, sup.DeclaredStart = &at, op.Evidence, op.Result, op.StartTime
-		sup.ReviewedAt, sup.WaitingSince, sup.StallAlertedAt = nil, nil, nil
-		msg := "Delivery confirmed by the merchant; evidence: " + op.Evidence + "."
-		if op.Result != "" {
-			msg += " Result: " + op.Result + "."
-		}
-		if op.StartTime != nil {
-			msg += " Declared service start: " + formatTime(*op.StartTime) + "."
-		}
-		if s.reviewed() {
-			s.State = StateUnderReview
-			return msg + " Awaiting Huawei Cloud's review (华为云复核).", nil
-		}
-		s.State = StateDelivered
-		return msg + " Awaiting the buyer's acceptance.", nil
-
-	case OpApproveReview:
-		if state != StateUnderReview {
-			return "", fmt.Errorf("only a delivery under_review can be approved, not %s", state)
-		}
-		sup.ReviewedAt = &at
-		s.State = StateDelivered
-		return "Delivery approved by Huawei Cloud's review; awaiting the buyer's acceptance.", nil
-
-	case OpRejectReview:
-		if state != StateUnderReview {
-			return "", fmt.Errorf("only a delivery under_review can be rejected by the review, not %s", state)
-		}
-		sup.ReviewRejections++
-		sup.DeliveredAt, sup.Evidence, sup.Result, sup.DeclaredStart = nil, "", "", nil
-		sup.merchantDue(now)
-		s.State = StateAwaitingDelivery
-		return fmt.Sprintf("Delivery rejected by Huawei Cloud's review (%d so far); awaiting a new delivery.", sup.ReviewRejections), nil
-
-	case OpAccept:
-		if state != StateDelivered {
-			return "", fmt.Errorf("the buyer can accept only a delivered order, not %s", state)
-		}
-		if op.AcceptedAt != nil {
-			at = op.AcceptedAt.UTC()
-		}
-		sup.AcceptedAt, sup.ResumedAt = &at, nil
-		s.State = StateAccepted
-		return fmt.Sprintf("Accepted by the buyer at %s; the order completes by %s.",
-			formatTime(at), formatTime(at.Add(s.Policy.SupervisionSyncDelay))), nil
-
-	case OpReject:
-		if state != StateDelivered {
-			return "", fmt.Errorf("the buyer can reject only a delivered order, not %s", state)
-		}
-		sup.Rejections++
-		sup.DeliveredAt, sup.Evidence, sup.Result, sup.DeclaredStart, sup.ReviewedAt = nil, "", "", nil, nil
-		sup.merchantDue(now)
-		s.State = StateAwaitingDelivery
-		msg := fmt.Sprintf("Delivery rejected by the buyer (%d so far); awaiting a new delivery.", sup.Rejections)
-		if sup.Rejections > 3 {
-			msg += " More than 3 rejections: the merchant may appeal."
-		}
-		return msg, nil
-
-	case OpAppeal:
-		if !slices.Contains([]State{StateAwaitingRequirements, StateRequirementsSubmitted, StateAwaitingDelivery,
-			StateUnderReview, StateDelivered, StateAccepted}, state) {
-			return "", fmt.Errorf("nothing to appeal while %s", state)
-		}
-		sup.AppealedFrom, sup.AppealReason = state, op.Reason
-		s.State = StateAppealed
-		return fmt.Sprintf("Appeal filed while %s; the flow is suspended until it is resolved.", state), nil
-
-	case OpResolveAppeal:
-		if state != StateAppealed {
-			return "", fmt.Errorf("no appeal to resolve while %s", state)
-		}
-		back := sup.AppealedFrom
-		sup.AppealedFrom, sup.AppealReason = "", ""
-		s.State = back
-		msg := fmt.Sprintf("Appeal resolved; back to %s.", back)
-		switch back {
-		case StateAccepted:
-			sup.ResumedAt = &at
-			msg += fmt.Sprintf(" The order completes by %s.", formatTime(at.Add(s.Policy.SupervisionSyncDelay)))
-		case StateRequirementsSubmitted, StateAwaitingDelivery:
-			// The merchant's step counts again from the resolution.
-			sup.merchantDue(now)
-		}
-		return msg, nil
+	step, ok := supervisionSteps[op.Name]
+	if !ok {
+		return "", fmt.Errorf("%s is not a step of the supervision flow", op.Name)
 	}
-	return "", fmt.Errorf("%s is not a step of the supervision flow", op.Name)
+	return step(s, op, now)
+}
+
+// submitRequirements: the buyer submits requirements (relayed).
+func (s *Snapshot) submitRequirements(op OperatorRequest, now time.Time) (string, error) {
+	state, sup, at := s.State, s.Supervision, now
+	if state != StateAwaitingRequirements {
+		return "", fmt.Errorf("requirements can be submitted only while awaiting_requirements, not %s", state)
+	}
+	sup.RequirementsAt = &at
+	sup.merchantDue(now)
+	s.State = StateRequirementsSubmitted
+	return "Requirements submitted by the buyer; awaiting the merchant's confirmation (确认需求) or rejection (驳回).", nil
+}
+
+// confirmRequirements: the merchant confirms the requirements (确认需求).
+func (s *Snapshot) confirmRequirements(op OperatorRequest, now time.Time) (string, error) {
+	state, sup, at := s.State, s.Supervision, now
+	if state != StateRequirementsSubmitted {
+		return "", fmt.Errorf("requirements can be confirmed only while requirements_submitted, not %s", state)
+	}
+	sup.RequirementsConfirmedAt = &at
+	sup.merchantDue(now)
+	s.State = StateAwaitingDelivery
+	return "Requirements confirmed by the merchant; awaiting the merchant's delivery.", nil
+}
+
+// rejectRequirements: the merchant rejects the requirements (驳回): the buyer submits again.
+func (s *Snapshot) rejectRequirements(op OperatorRequest, now time.Time) (string, error) {
+	state, sup := s.State, s.Supervision
+	if state != StateRequirementsSubmitted {
+		return "", fmt.Errorf("requirements can be rejected only while requirements_submitted, not %s", state)
+	}
+	sup.RequirementRejections++
+	sup.RequirementsAt, sup.WaitingSince, sup.StallAlertedAt = nil, nil, nil
+	s.State = StateAwaitingRequirements
+	return fmt.Sprintf("Requirements rejected by the merchant (%d so far); awaiting the buyer's new requirements.", sup.RequirementRejections), nil
+}
+
+// confirmDelivery: the merchant delivered, with evidence and a result description (服务结果描述).
+func (s *Snapshot) confirmDelivery(op OperatorRequest, now time.Time) (string, error) {
+	state, sup, at := s.State, s.Supervision, now
+	if state != StateAwaitingDelivery {
+		return "", fmt.Errorf("delivery can be confirmed only while awaiting_delivery, not %s", state)
+	}
+	if op.Evidence == "" {
+		return "", errors.New("evidence (the delivery document) is required")
+	}
+	if op.Result == "" && sup.Flow >= SupervisionFlowRequirements {
+		return "", errors.New("result (the description of the service's result) is required")
+	}
+	sup.DeliveredAt, sup.Evidence, sup.Result, sup.DeclaredStart = &at, op.Evidence, op.Result, op.StartTime
+	sup.ReviewedAt, sup.WaitingSince, sup.StallAlertedAt = nil, nil, nil
+	msg := "Delivery confirmed by the merchant; evidence: " + op.Evidence + "."
+	if op.Result != "" {
+		msg += " Result: " + op.Result + "."
+	}
+	if op.StartTime != nil {
+		msg += " Declared service start: " + formatTime(*op.StartTime) + "."
+	}
+	if s.reviewed() {
+		s.State = StateUnderReview
+		return msg + " Awaiting Huawei Cloud's review (华为云复核).", nil
+	}
+	s.State = StateDelivered
+	return msg + " Awaiting the buyer's acceptance.", nil
+}
+
+// approveReview: Huawei Cloud's review (华为云复核) approves the delivery.
+func (s *Snapshot) approveReview(op OperatorRequest, now time.Time) (string, error) {
+	state, sup, at := s.State, s.Supervision, now
+	if state != StateUnderReview {
+		return "", fmt.Errorf("only a delivery under_review can be approved, not %s", state)
+	}
+	sup.ReviewedAt = &at
+	s.State = StateDelivered
+	return "Delivery approved by Huawei Cloud's review; awaiting the buyer's acceptance.", nil
+}
+
+// rejectReview: Huawei Cloud's review rejects the delivery: back to delivery.
+func (s *Snapshot) rejectReview(op OperatorRequest, now time.Time) (string, error) {
+	state, sup := s.State, s.Supervision
+	if state != StateUnderReview {
+		return "", fmt.Errorf("only a delivery under_review can be rejected by the review, not %s", state)
+	}
+	sup.ReviewRejections++
+	sup.DeliveredAt, sup.Evidence, sup.Result, sup.DeclaredStart = nil, "", "", nil
+	sup.merchantDue(now)
+	s.State = StateAwaitingDelivery
+	return fmt.Sprintf("Delivery rejected by Huawei Cloud's review (%d so far); awaiting a new delivery.", sup.ReviewRejections), nil
+}
+
+// accept: the buyer accepts: the order completes after SUPERVISION_SYNC_DELAY.
+func (s *Snapshot) accept(op OperatorRequest, now time.Time) (string, error) {
+	state, sup, at := s.State, s.Supervision, now
+	if state != StateDelivered {
+		return "", fmt.Errorf("the buyer can accept only a delivered order, not %s", state)
+	}
+	if op.AcceptedAt != nil {
+		at = op.AcceptedAt.UTC()
+	}
+	sup.AcceptedAt, sup.ResumedAt = &at, nil
+	s.State = StateAccepted
+	return fmt.Sprintf("Accepted by the buyer at %s; the order completes by %s.",
+		formatTime(at), formatTime(at.Add(s.Policy.SupervisionSyncDelay))), nil
+}
+
+// reject: the buyer rejects the delivery: back to delivery.
+func (s *Snapshot) reject(op OperatorRequest, now time.Time) (string, error) {
+	state, sup := s.State, s.Supervision
+	if state != StateDelivered {
+		return "", fmt.Errorf("the buyer can reject only a delivered order, not %s", state)
+	}
+	sup.Rejections++
+	sup.DeliveredAt, sup.Evidence, sup.Result, sup.DeclaredStart, sup.ReviewedAt = nil, "", "", nil, nil
+	sup.merchantDue(now)
+	s.State = StateAwaitingDelivery
+	msg := fmt.Sprintf("Delivery rejected by the buyer (%d so far); awaiting a new delivery.", sup.Rejections)
+	if sup.Rejections > 3 {
+		msg += " More than 3 rejections: the merchant may appeal."
+	}
+	return msg, nil
+}
+
+// appeal: an appeal suspends the flow.
+func (s *Snapshot) appeal(op OperatorRequest, now time.Time) (string, error) {
+	state, sup := s.State, s.Supervision
+	if !slices.Contains([]State{StateAwaitingRequirements, StateRequirementsSubmitted, StateAwaitingDelivery,
+		StateUnderReview, StateDelivered, StateAccepted}, state) {
+		return "", fmt.Errorf("nothing to appeal while %s", state)
+	}
+	sup.AppealedFrom, sup.AppealReason = state, op.Reason
+	s.State = StateAppealed
+	return fmt.Sprintf("Appeal filed while %s; the flow is suspended until it is resolved.", state), nil
+}
+
+// resolveAppeal: the appeal is resolved: the flow resumes where it was.
+func (s *Snapshot) resolveAppeal(op OperatorRequest, now time.Time) (string, error) {
+	state, sup, at := s.State, s.Supervision, now
+	if state != StateAppealed {
+		return "", fmt.Errorf("no appeal to resolve while %s", state)
+	}
+	back := sup.AppealedFrom
+	sup.AppealedFrom, sup.AppealReason = "", ""
+	s.State = back
+	msg := fmt.Sprintf("Appeal resolved; back to %s.", back)
+	switch back {
+	case StateAccepted:
+		sup.ResumedAt = &at
+		msg += fmt.Sprintf(" The order completes by %s.", formatTime(at.Add(s.Policy.SupervisionSyncDelay)))
+	case StateRequirementsSubmitted, StateAwaitingDelivery:
+		// The merchant's step counts again from the resolution.
+		sup.merchantDue(now)
+	}
+	return msg, nil
 }
 
 // stalled reminds operators, once, that the merchant's step has waited
