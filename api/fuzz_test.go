@@ -121,6 +121,8 @@ func FuzzProduce(f *testing.F) {
 		seed(map[string]any{"activity": "upgradeInstance", "instanceId": id, "orderId": "CSu", "orderLineId": "CSu-1"})
 		seed(map[string]any{"activity": "changeInstanceCheck", "instanceId": id,
 			"productInfo": []map[string]any{{"skuCode": "s", "linearValue": "20"}}})
+		seed(map[string]any{"activity": "getLicenseAsync", "instanceId": id, "effectiveTime": "2026-12-01 00:00:00 z",
+			"expireTime": "2026-12-31 00:00:00 z", "eventId": "ev-1", "deviceFingerprint": "fp-1"})
 	}
 	seed(map[string]any{"activity": "newInstance", "orderId": "CSfz", "orderLineId": "CSfz-1", "businessId": "fz-new", "testFlag": "1"})
 	seed(map[string]any{"activity": "newInstance", "orderId": "CSfz", "orderLineId": "CSfz-2", "businessId": fzActive})
@@ -182,6 +184,19 @@ func FuzzProduce(f *testing.F) {
 			require.Contains(t, []string{"000002", "000003"}, a.ResultCode, "the fake application refuses every change: %s", a.Raw)
 			before.Updates, after.Updates = 0, 0
 			require.Equal(t, before, after, "changeInstanceCheck only asks")
+		case koogallery.ActivityGetLicenseAsync:
+			recorded := (after.Callbacks - before.Callbacks) + (after.Redeliveries - before.Redeliveries)
+			switch a.ResultCode {
+			case "000000", "000004":
+				require.EqualValues(t, 1, recorded, "recorded once, as new or as a redelivery")
+			case "000900", "000901", "000902", "000903":
+				require.EqualValues(t, 1, recorded, "a refusal is recorded as a notice, once")
+				require.Equal(t, before.SignalAttempts, after.SignalAttempts, "a refusal applies nothing")
+			case "000003":
+				require.Equal(t, before, after, "an unknown instance changes nothing")
+			default:
+				require.Failf(t, "unexpected answer", "%s", a.Raw)
+			}
 		default:
 			switch a.ResultCode {
 			case "000000":
