@@ -433,8 +433,11 @@ type MeteringSnapshot struct {
 	PushFailures int
 	NextPushAt   *time.Time `json:",omitempty"`
 	LastError    string     `json:",omitempty"`
-	Pending      int
-	LastPushedAt *time.Time `json:",omitempty"`
+	// BodySignAlerted: operators were told that the marketplace refused
+	// the pushes' body signature (MKT.0102), once per metering life.
+	BodySignAlerted bool `json:",omitempty"`
+	Pending         int
+	LastPushedAt    *time.Time `json:",omitempty"`
 	// Expired counts the periods that became too old to push;
 	// ExpiredUnalerted those not yet in an alert, which is sent at most
 	// once a day (LastExpiryAlert) so that a long outage does not page

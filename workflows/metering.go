@@ -2,12 +2,14 @@ package workflows
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/fulfillment-server/fulfillment/activities"
+	"github.com/fulfillment-server/fulfillment/koogallery"
 )
 
 // meteringStepsPerRun bounds a metering run's history (a year of hourly
@@ -215,6 +217,7 @@ func (mw *meteringWorkflow) push(ctx workflow.Context) {
 		}
 		retry := now.Add(pushBackoff(mw.m.PushFailures, mw.m.Period))
 		mw.m.NextPushAt = &retry
+		mw.alertBodySignRefused(ctx)
 		if mw.m.PushFailures == 3 {
 			mw.alert(ctx, "usage_push_failing", fmt.Sprintf(
 				"Usage of instance %s has not been pushed for 3 attempts: %s. Retrying; periods are kept for up to 21 days.",
@@ -294,6 +297,31 @@ func (mw *meteringWorkflow) control(ctx workflow.Context, c MeteringControl) boo
 		return true
 	}
 	return false
+}
+
+// bodySignAlertChange is the GetVersion change ID of the alert on a
+// refused body signature.
+const bodySignAlertChange = "alert-usage-body-sign"
+
+// alertBodySignRefused tells operators, at once and once, that the
+// marketplace refused the usage push's body signature (MKT.0102): no
+// retry fixes a wrong key or a form of the body the marketplace does not
+// sign the same way (contract §11.3), and the periods expire after 21
+// days.
+func (mw *meteringWorkflow) alertBodySignRefused(ctx workflow.Context) {
+	m := mw.m
+	if m.BodySignAlerted || !strings.Contains(m.LastError, koogallery.OpenAPIInvalidBodySign) {
+		return
+	}
+	if workflow.GetVersion(ctx, bodySignAlertChange, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return
+	}
+	m.BodySignAlerted = true
+	mw.alert(ctx, "usage_push_signature_refused", fmt.Sprintf(
+		"The marketplace refused the body signature of the usage push of instance %s (%s): %s. Retrying will not help "+
+			"until the cause is fixed: check KOOGALLERY_ACCESS_KEY (the 基础接口 key signs the body), then the form of "+
+			"the body the marketplace verifies (contract §11.3 in docs/contract.md). Periods are kept for 21 days; retry-push pushes at once.",
+		m.InstanceID, koogallery.OpenAPIInvalidBodySign, m.LastError))
 }
 
 // expiryAlertInterval spaces the alerts about expired periods.

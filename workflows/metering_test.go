@@ -38,8 +38,12 @@ const ppu = "ppu-1"
 // meteringStart is when the instance was provisioned: not on an hour.
 var meteringStart = time.Date(2026, 3, 1, 0, 20, 0, 0, time.UTC)
 
-// outage is a stretch in which the usage endpoint answers HTTP 500.
-type outage struct{ from, to time.Time }
+// outage is a stretch in which the usage endpoint refuses every push: with
+// HTTP 500 MKT.0999, or with the answer of code when it is set.
+type outage struct {
+	from, to time.Time
+	code     string
+}
 
 // fakeMarketplace records the usage pushes; a push is dated by its records'
 // record_time, which the workflow sets from its own (skipped) clock.
@@ -64,6 +68,9 @@ func (f *fakeMarketplace) PushUsage(_ context.Context, records []koogallery.Usag
 	for _, o := range f.outages {
 		if !at.Before(o.from) && at.Before(o.to) {
 			f.refused = append(f.refused, records)
+			if o.code == koogallery.OpenAPIInvalidBodySign {
+				return &koogallery.OpenAPIError{HTTPStatus: 400, Code: o.code, Message: "body signature check failed"}
+			}
 			return &koogallery.OpenAPIError{HTTPStatus: 500, Code: "MKT.0999", Message: "other internal error"}
 		}
 	}
@@ -513,4 +520,29 @@ func usageTime(t *testing.T, s string) time.Time {
 	at, err := koogallery.ParseUsageTime(s)
 	require.NoError(t, err)
 	return at
+}
+
+// The marketplace refuses the pushes' body signature (MKT.0102) for six
+// hours: operators are told at once, and once, what to check; the periods
+// are pushed once the signature is accepted again.
+func TestMeteringAlertsARefusedBodySignatureAtOnce(t *testing.T) {
+	down := outage{from: meteringStart.Add(2 * time.Hour), to: meteringStart.Add(8 * time.Hour), code: koogallery.OpenAPIInvalidBodySign}
+	r := newMeteringRig(t, down)
+	end := meteringStart.Add(24 * time.Hour)
+	firstHour := meteringStart.Truncate(time.Hour).Add(time.Hour)
+	for h := 0; firstHour.Add(time.Duration(h) * time.Hour).Before(end); h++ {
+		r.report(t, fmt.Sprintf("h%d", h), "1", firstHour.Add(time.Duration(h)*time.Hour+10*time.Minute))
+	}
+
+	r.run(t, stop(end))
+
+	refusedSig := r.alerts.ofKind("usage_push_signature_refused")
+	require.Len(t, refusedSig, 1, "told once, at the first refusal")
+	require.Contains(t, refusedSig[0].Message, "MKT.0102")
+	require.Contains(t, refusedSig[0].Message, "KOOGALLERY_ACCESS_KEY")
+	_, refused := r.marketplace.pushes()
+	require.NotEmpty(t, refused)
+	summary, err := r.db.Metering.UsageSummaryOf(t.Context(), ppu)
+	require.NoError(t, err)
+	require.Zero(t, summary.Expired, "the refused periods were pushed later")
 }
