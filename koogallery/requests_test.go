@@ -831,7 +831,8 @@ var requestErrorMessages = []*regexp.Regexp{
 	regexp.MustCompile(`^field [a-zA-Z.]+ has the wrong type$`),
 	regexp.MustCompile(`^field [a-zA-Z.]+ is longer than [0-9]+ characters$`),
 	regexp.MustCompile(`^an instanceId in the list is longer than 64 characters$`),
-	regexp.MustCompile(`^request body does not match activity (newInstance|queryInstance|refreshInstance|updateInstanceStatus|releaseInstance|upgradeInstance|changeInstanceCheck|orderNotify)$`),
+	regexp.MustCompile(`^request body does not match activity (newInstance|queryInstance|refreshInstance|updateInstanceStatus|releaseInstance|upgradeInstance|changeInstanceCheck|orderNotify|getLicenseAsync)$`),
+	regexp.MustCompile(`^field (effectiveTime|expireTime) must be a UTC time like "2023-10-27 10:30:15 z", RFC 3339 or yyyyMMddHHmmss$`),
 	regexp.MustCompile(`^field scene must be one of RENEWAL, TRIAL_TO_FORMAL, UNSUBSCRIBE_RENEWAL_PERIOD, RENEWAL_CHANGE$`),
 	regexp.MustCompile(`^field expireTime must be yyyyMMddHHmmss or yyyyMMddHHmmssSSS \(UTC\)$`),
 	regexp.MustCompile(`^field status must be FREEZE or UNFREEZE$`),
@@ -916,7 +917,13 @@ func requireStringsWithin(t *testing.T, v reflect.Value, limit int) {
 		require.LessOrEqual(t, v.Len(), limit)
 	case reflect.Struct:
 		for i := range v.NumField() {
-			if v.Type().Field(i).IsExported() {
+			f := v.Type().Field(i)
+			switch {
+			case !f.IsExported():
+			case f.Name == "DeviceFingerprint":
+				// The one long field: up to 1024 characters (§13.2).
+				requireStringsWithin(t, v.Field(i), MaxFingerprintLen)
+			default:
 				requireStringsWithin(t, v.Field(i), limit)
 			}
 		}
