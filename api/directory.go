@@ -28,18 +28,8 @@ type DirectoryTenantView struct {
 
 // getDirectory serves GET /v1/instances/{instanceId}/directory.
 func (s *operatorAPI) getDirectory(c *gin.Context) {
-	id, err := instanceIDParam(c)
-	if err != nil {
-		fault.Respond(c, s.log, err)
-		return
-	}
-	if _, err := s.cfg.Store.Callbacks.InstanceKey(c.Request.Context(), id); err != nil {
-		if errors.Is(err, store.ErrUnknownInstance) {
-			err = fault.NotFound("no such instance")
-		} else {
-			err = fault.Database(err)
-		}
-		fault.Respond(c, s.log, err)
+	id, ok := s.knownInstance(c)
+	if !ok {
 		return
 	}
 	d, err := s.cfg.Store.Directory.Of(c.Request.Context(), id)
@@ -48,6 +38,24 @@ func (s *operatorAPI) getDirectory(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, directoryView(d))
+}
+
+// knownInstance reads the instanceId of the path and checks that the
+// server has that instance, or answers 400, 404 or 503.
+func (s *operatorAPI) knownInstance(c *gin.Context) (string, bool) {
+	id, err := instanceIDParam(c)
+	if err == nil {
+		if _, err = s.cfg.Store.Callbacks.InstanceKey(c.Request.Context(), id); errors.Is(err, store.ErrUnknownInstance) {
+			err = fault.NotFound("no such instance")
+		} else if err != nil {
+			err = fault.Database(err)
+		}
+	}
+	if err != nil {
+		fault.Respond(c, s.log, err)
+		return "", false
+	}
+	return id, true
 }
 
 // directoryView nests an instance's directory by enterprise. Parts of an

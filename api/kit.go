@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -82,12 +81,7 @@ func (k *kitInterface) sync(c *gin.Context) {
 func (k *kitInterface) verifiedCall(c *gin.Context, op koogallery.KitOperation, known bool) (inbox.KitCall, *refusal) {
 	body, status, err := readBody(c)
 	if err != nil {
-		r := refuse(koogallery.ResultInvalidParam, msgUnreadableBody)
-		if status == http.StatusRequestEntityTooLarge {
-			r.ResultMsg = msgBodyTooLarge
-		}
-		r.status = status
-		return inbox.KitCall{}, r
+		return inbox.KitCall{}, unreadableBody(status)
 	}
 	if k.cfg.KitAccessKey == "" {
 		// A server that sells no 联营 listing has no kit key: nothing can
@@ -119,17 +113,10 @@ func (k *kitInterface) verifiedCall(c *gin.Context, op koogallery.KitOperation, 
 	}
 	sync, err := koogallery.ParseKitSync(op, body)
 	if err != nil {
-		var reqErr *koogallery.RequestError
-		msg := "invalid request"
-		if errors.As(err, &reqErr) {
-			msg = reqErr.Message
-		}
-		return inbox.KitCall{}, refuse(koogallery.ResultInvalidParam, msg)
+		return inbox.KitCall{}, unparsable(err)
 	}
-	// PostgreSQL's text and jsonb cannot hold NUL: refuse it rather than
-	// fail to record it.
-	if field := nulField(sync); field != "" {
-		return inbox.KitCall{}, refuse(koogallery.ResultInvalidParam, "field "+field+" must not contain NUL characters")
+	if r := nulRefusal(sync); r != nil {
+		return inbox.KitCall{}, r
 	}
 	sentAt, _ := koogallery.KitSignedAt(c.Request.Header) // verified above
 	call := inbox.NewKitCall(sync, body, sentAt)

@@ -116,18 +116,8 @@ type LicenseView struct {
 // getLicenses serves GET /v1/instances/{instanceId}/licenses: the licences
 // issued for the instance's devices and their uploads (contract §13.4).
 func (s *operatorAPI) getLicenses(c *gin.Context) {
-	id, err := instanceIDParam(c)
-	if err != nil {
-		fault.Respond(c, s.log, err)
-		return
-	}
-	if _, err := s.cfg.Store.Callbacks.InstanceKey(c.Request.Context(), id); err != nil {
-		if errors.Is(err, store.ErrUnknownInstance) {
-			err = fault.NotFound("no such instance")
-		} else {
-			err = fault.Database(err)
-		}
-		fault.Respond(c, s.log, err)
+	id, ok := s.knownInstance(c)
+	if !ok {
 		return
 	}
 	list, err := s.cfg.Store.Licenses.Of(c.Request.Context(), id)

@@ -1,9 +1,7 @@
 package api
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -163,26 +161,13 @@ func readEffectiveTime(c *gin.Context) (time.Time, error) {
 	var body struct {
 		EffectiveTime *time.Time `json:"effectiveTime"`
 	}
-	if err := decodeStrictJSON(raw, &body); err != nil {
+	if err := decodeStrict(raw, &body); err != nil {
 		return time.Time{}, fault.Invalid(`the body must be {"effectiveTime": RFC 3339 time} or empty`)
 	}
 	if body.EffectiveTime == nil {
 		return time.Time{}, nil
 	}
 	return body.EffectiveTime.UTC(), nil
-}
-
-// decodeStrictJSON decodes one JSON value with no unknown fields.
-func decodeStrictJSON(raw []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if dec.More() {
-		return errors.New("trailing data")
-	}
-	return nil
 }
 
 // licenseState is this server's state of a code the marketplace reports.

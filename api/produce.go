@@ -114,12 +114,7 @@ func refuse(code koogallery.ResultCode, msg string) *refusal {
 func (s *marketplace) verifiedCall(c *gin.Context) (inbox.Call, *refusal) {
 	body, status, err := readBody(c)
 	if err != nil {
-		r := refuse(koogallery.ResultInvalidParam, msgUnreadableBody)
-		if status == http.StatusRequestEntityTooLarge {
-			r.ResultMsg = msgBodyTooLarge
-		}
-		r.status = status
-		return inbox.Call{}, r
+		return inbox.Call{}, unreadableBody(status)
 	}
 	query := c.Request.URL.Query()
 	// A verification error that is not an authentication failure means
@@ -138,15 +133,10 @@ func (s *marketplace) verifiedCall(c *gin.Context) (inbox.Call, *refusal) {
 	}
 	req, err := koogallery.ParseRequest(body)
 	if err != nil {
-		var reqErr *koogallery.RequestError
-		msg := "invalid request"
-		if errors.As(err, &reqErr) {
-			msg = reqErr.Message
-		}
-		return inbox.Call{}, refuse(koogallery.ResultInvalidParam, msg)
+		return inbox.Call{}, unparsable(err)
 	}
-	if field := nulField(req); field != "" {
-		return inbox.Call{Request: req}, refuse(koogallery.ResultInvalidParam, "field "+field+" must not contain NUL characters")
+	if r := nulRefusal(req); r != nil {
+		return inbox.Call{Request: req}, r
 	}
 	call := inbox.Call{Request: req, Body: body}
 	call.SentAt, _ = koogallery.SignedAt(query) // verified above
@@ -155,6 +145,36 @@ func (s *marketplace) verifiedCall(c *gin.Context) (inbox.Call, *refusal) {
 		call.UncheckedNonce = query.Get("nonce")
 	}
 	return call, nil
+}
+
+// unreadableBody refuses a body readBody could not read, with its status.
+func unreadableBody(status int) *refusal {
+	r := refuse(koogallery.ResultInvalidParam, msgUnreadableBody)
+	if status == http.StatusRequestEntityTooLarge {
+		r.ResultMsg = msgBodyTooLarge
+	}
+	r.status = status
+	return r
+}
+
+// unparsable refuses a body the parser refused, with the parser's message
+// (which names fields, never echoes values).
+func unparsable(err error) *refusal {
+	msg := "invalid request"
+	var reqErr *koogallery.RequestError
+	if errors.As(err, &reqErr) {
+		msg = reqErr.Message
+	}
+	return refuse(koogallery.ResultInvalidParam, msg)
+}
+
+// nulRefusal refuses a parsed request holding a NUL character, which
+// PostgreSQL's text and jsonb cannot hold; nil when there is none.
+func nulRefusal(v any) *refusal {
+	if field := nulField(v); field != "" {
+		return refuse(koogallery.ResultInvalidParam, "field "+field+" must not contain NUL characters")
+	}
+	return nil
 }
 
 // unlessUnchecked answers a query only when its nonce could be checked:

@@ -1,9 +1,7 @@
 package api
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -219,9 +217,7 @@ func (s *operatorAPI) repairRequest(c *gin.Context) (actor, reason string, ok bo
 		Reason string `json:"reason"`
 	}
 	raw, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxSignalBody))
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err != nil || dec.Decode(&body) != nil {
+	if err != nil || decodeStrict(raw, &body) != nil {
 		fault.Respond(c, s.log, fault.Invalid(`the body must be {"reason": "…"}`))
 		return "", "", false
 	}

@@ -148,17 +148,32 @@ func decodeSignalBody(c *gin.Context) (SignalBody, error) {
 	if err != nil {
 		return body, fmt.Errorf("the body must be JSON of at most %d bytes", maxSignalBody)
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&body); err != nil {
+	switch err := decodeStrict(raw, &body); {
+	case errors.Is(err, errTrailingData):
+		return body, errors.New("the body must hold one JSON object")
+	case err != nil:
 		return body, errors.New(`the body must be a JSON object such as {"reason": "…"} with only the documented fields`)
 	}
-	// Only whitespace may follow the object: dec.More alone would let a
-	// stray "}" or "]" through.
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return body, errors.New("the body must hold one JSON object")
-	}
 	return body, nil
+}
+
+// errTrailingData means something other than whitespace follows a JSON
+// value.
+var errTrailingData = errors.New("data after the JSON value")
+
+// decodeStrict decodes raw as one JSON value whose objects hold only the
+// fields of v. Only whitespace may follow it: dec.More alone would let a
+// stray "}" or "]" through.
+func decodeStrict(raw []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return errTrailingData
+	}
+	return nil
 }
 
 // operatorRequest validates a body for an action and builds the signal.
