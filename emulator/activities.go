@@ -32,6 +32,9 @@ type Activities struct {
 	// credentials' client secrets (contract §12).
 	KitAccessKey string
 	KitPublicKey *rsa.PublicKey
+	// LicenseAccessKey signs the license-code callbacks and checks their
+	// answers (contract §13.5).
+	LicenseAccessKey string
 	// SignatureForm is what the calls' signatures cover: the canonical
 	// body, as Huawei's sample verifies (the default, FormCanonical), or
 	// the raw bytes (FormRaw).
@@ -132,7 +135,15 @@ func (a *Activities) signedRequest(ctx context.Context, in CallInput) (req *http
 		req.Header.Set("Content-Type", "application/json")
 		return req, a.KitAccessKey, nil
 	}
-	query, err := koogallery.SignedQueryAs(form, a.AccessKey, body, time.Now())
+	key = a.AccessKey
+	if koogallery.IsLicenseCodeActivity(koogallery.Activity(in.Activity)) {
+		// License-code callbacks have a key type of their own (contract §13.5).
+		if a.LicenseAccessKey == "" {
+			return nil, "", errors.New("no license-code key: set KOOGALLERY_LICENSE_ACCESS_KEY")
+		}
+		key = a.LicenseAccessKey
+	}
+	query, err := koogallery.SignedQueryAs(form, key, body, time.Now())
 	if err != nil {
 		return nil, "", fmt.Errorf("sign the call: %w", err)
 	}
@@ -140,7 +151,7 @@ func (a *Activities) signedRequest(ctx context.Context, in CallInput) (req *http
 		return nil, "", fmt.Errorf("build request: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/json;charset=utf8")
-	return req, a.AccessKey, nil
+	return req, key, nil
 }
 
 func (a *Activities) send(ctx context.Context, in CallInput) (CallResult, error) {

@@ -54,6 +54,7 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	acts := &Activities{
 		Store: db, ProductionURL: cfg.ProductionURL, AccessKey: string(cfg.AccessKey),
 		KitAccessKey:     string(cfg.KitAccessKey),
+		LicenseAccessKey: string(cfg.LicenseAccessKey),
 		SignatureForm:    koogallery.SignedForm(cfg.SignatureForm),
 		MerchantAdminURL: cfg.MerchantAdminURL, MerchantAdminToken: string(cfg.MerchantAdminToken),
 	}

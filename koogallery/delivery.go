@@ -76,6 +76,17 @@ var Deliveries = map[Activity]Delivery{
 		Afterwards: "the device's licence request fails; the buyer asks again",
 		Source:     "contract §13.2: the License guide's create schedule, every 2 min for 2 h",
 	},
+	ActivityRefreshLicenseCode:      licenseCodeDelivery,
+	ActivityUpdateLicenseCodeStatus: licenseCodeDelivery,
+	ActivityReleaseLicenseCode:      licenseCodeDelivery,
+}
+
+// licenseCodeDelivery: each license-code callback is sent 60 times, every
+// 2 minutes, until it is answered 000000 (§13.5).
+var licenseCodeDelivery = Delivery{
+	Retried: true, Interval: 2 * time.Minute, Window: 2 * time.Hour,
+	Afterwards: "the marketplace stops calling; the code's change is lost to the merchant",
+	Source:     "contract §13.5: every 2 min, 60 times",
 }
 
 // unfreezeDelivery: only the expiry FREEZE's retry is documented; an

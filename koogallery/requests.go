@@ -31,6 +31,7 @@ var Activities = []Activity{
 	ActivityNewInstance, ActivityQueryInstance, ActivityRefreshInstance,
 	ActivityUpdateInstanceStatus, ActivityReleaseInstance, ActivityUpgradeInstance,
 	ActivityChangeInstanceCheck, ActivityOrderNotify, ActivityGetLicenseAsync,
+	ActivityRefreshLicenseCode, ActivityUpdateLicenseCodeStatus, ActivityReleaseLicenseCode,
 }
 
 // Scene is the reason of a refreshInstance call (§1.4).
@@ -129,6 +130,12 @@ func ParseRequest(body []byte) (Request, error) {
 		req = &OrderNotifyRequest{}
 	case ActivityGetLicenseAsync:
 		req = &GetLicenseAsyncRequest{}
+	case ActivityRefreshLicenseCode:
+		req = &RefreshLicenseCodeRequest{}
+	case ActivityUpdateLicenseCodeStatus:
+		req = &UpdateLicenseCodeStatusRequest{}
+	case ActivityReleaseLicenseCode:
+		req = &ReleaseLicenseCodeRequest{}
 	default:
 		return nil, invalid("unknown activity")
 	}
@@ -155,7 +162,8 @@ var requestFields = func() map[string]bool {
 	fields := map[string]bool{"activity": true}
 	for _, r := range []any{NewInstanceRequest{}, QueryInstanceRequest{}, RefreshInstanceRequest{},
 		UpdateInstanceStatusRequest{}, ReleaseInstanceRequest{}, UpgradeInstanceRequest{},
-		ChangeInstanceCheckRequest{}, OrderNotifyRequest{}, GetLicenseAsyncRequest{}, ProductInfo{}} {
+		ChangeInstanceCheckRequest{}, OrderNotifyRequest{}, GetLicenseAsyncRequest{}, ProductInfo{},
+		RefreshLicenseCodeRequest{}, UpdateLicenseCodeStatusRequest{}, ReleaseLicenseCodeRequest{}} {
 		for name := range jsonFields(reflect.TypeOf(r)) {
 			fields[name] = true
 		}

@@ -15,15 +15,18 @@ import (
 
 // requestBodies holds one valid body per activity, without testFlag.
 var requestBodies = map[Activity]string{
-	ActivityNewInstance:          `{"activity":"newInstance","orderId":"CS2211181819B4LVS","orderLineId":"CS2211181819B4LVS-000001","businessId":"87b94795-0603-4e24-8ae5-69420d60e3c8"}`,
-	ActivityQueryInstance:        `{"activity":"queryInstance","instanceId":"10e758d0-31ad-4c4b-8f1b-81d03469a10e"}`,
-	ActivityRefreshInstance:      `{"activity":"refreshInstance","scene":"RENEWAL","orderId":"R1","orderLineId":"R1-1","instanceId":"I1","productId":"P2","expireTime":"20221124023618256"}`,
-	ActivityUpdateInstanceStatus: `{"activity":"updateInstanceStatus","instanceId":"I1","status":"FREEZE"}`,
-	ActivityReleaseInstance:      `{"activity":"releaseInstance","instanceId":"I1","orderId":"U1","orderLineId":"U1-1"}`,
-	ActivityUpgradeInstance:      `{"activity":"upgradeInstance","instanceId":"I1","orderId":"G1","orderLineId":"G1-1"}`,
-	ActivityChangeInstanceCheck:  `{"activity":"changeInstanceCheck","instanceId":"I1","productInfo":{"skuCode":"sku-2","productId":"prod-2","linearValue":20}}`,
-	ActivityOrderNotify:          `{"activity":"orderNotify","orderId":"O1","orderLineId":"O1-1"}`,
-	ActivityGetLicenseAsync:      `{"activity":"getLicenseAsync","instanceId":"I1","effectiveTime":"2023-10-27 10:30:15 z","expireTime":"2024-10-27 10:30:15 z","eventId":"E1","deviceFingerprint":"FP-1"}`,
+	ActivityNewInstance:             `{"activity":"newInstance","orderId":"CS2211181819B4LVS","orderLineId":"CS2211181819B4LVS-000001","businessId":"87b94795-0603-4e24-8ae5-69420d60e3c8"}`,
+	ActivityQueryInstance:           `{"activity":"queryInstance","instanceId":"10e758d0-31ad-4c4b-8f1b-81d03469a10e"}`,
+	ActivityRefreshInstance:         `{"activity":"refreshInstance","scene":"RENEWAL","orderId":"R1","orderLineId":"R1-1","instanceId":"I1","productId":"P2","expireTime":"20221124023618256"}`,
+	ActivityUpdateInstanceStatus:    `{"activity":"updateInstanceStatus","instanceId":"I1","status":"FREEZE"}`,
+	ActivityReleaseInstance:         `{"activity":"releaseInstance","instanceId":"I1","orderId":"U1","orderLineId":"U1-1"}`,
+	ActivityUpgradeInstance:         `{"activity":"upgradeInstance","instanceId":"I1","orderId":"G1","orderLineId":"G1-1"}`,
+	ActivityChangeInstanceCheck:     `{"activity":"changeInstanceCheck","instanceId":"I1","productInfo":{"skuCode":"sku-2","productId":"prod-2","linearValue":20}}`,
+	ActivityOrderNotify:             `{"activity":"orderNotify","orderId":"O1","orderLineId":"O1-1"}`,
+	ActivityGetLicenseAsync:         `{"activity":"getLicenseAsync","instanceId":"I1","effectiveTime":"2023-10-27 10:30:15 z","expireTime":"2024-10-27 10:30:15 z","eventId":"E1","deviceFingerprint":"FP-1"}`,
+	ActivityRefreshLicenseCode:      `{"activity":"refreshLicenseCode","expireTime":"20230523201932","license":"PL7TQ2","orderId":"R1","orderLineId":"R1-1","productId":"P1","scene":"RENEWAL"}`,
+	ActivityUpdateLicenseCodeStatus: `{"activity":"updateLicenseCodeStatus","license":"PL7TQ2","status":"FREEZE"}`,
+	ActivityReleaseLicenseCode:      `{"activity":"releaseLicenseCode","license":"PL7TQ2","orderId":"U1","orderLineId":"U1-1"}`,
 }
 
 // withField returns body with a top-level field set to the raw JSON value,
@@ -146,7 +149,7 @@ func TestParseRequestValidBodies(t *testing.T) {
 }
 
 func TestParseRequestEveryActivity(t *testing.T) {
-	require.Len(t, Activities, 9)
+	require.Len(t, Activities, 12)
 	for _, a := range Activities {
 		body, ok := requestBodies[a]
 		require.True(t, ok, "no body for %s", a)
@@ -831,7 +834,9 @@ var requestErrorMessages = []*regexp.Regexp{
 	regexp.MustCompile(`^field [a-zA-Z.]+ has the wrong type$`),
 	regexp.MustCompile(`^field [a-zA-Z.]+ is longer than [0-9]+ characters$`),
 	regexp.MustCompile(`^an instanceId in the list is longer than 64 characters$`),
-	regexp.MustCompile(`^request body does not match activity (newInstance|queryInstance|refreshInstance|updateInstanceStatus|releaseInstance|upgradeInstance|changeInstanceCheck|orderNotify|getLicenseAsync)$`),
+	regexp.MustCompile(`^request body does not match activity (newInstance|queryInstance|refreshInstance|updateInstanceStatus|releaseInstance|upgradeInstance|changeInstanceCheck|orderNotify|getLicenseAsync|refreshLicenseCode|updateLicenseCodeStatus|releaseLicenseCode)$`),
+	regexp.MustCompile(`^field scene must be RENEWAL or UNSUBSCRIBE_RENEWAL_PERIOD$`),
+	regexp.MustCompile(`^field license must be printable ASCII without spaces$`),
 	regexp.MustCompile(`^field (effectiveTime|expireTime) must be a UTC time like "2023-10-27 10:30:15 z", RFC 3339 or yyyyMMddHHmmss$`),
 	regexp.MustCompile(`^field scene must be one of RENEWAL, TRIAL_TO_FORMAL, UNSUBSCRIBE_RENEWAL_PERIOD, RENEWAL_CHANGE$`),
 	regexp.MustCompile(`^field expireTime must be yyyyMMddHHmmss or yyyyMMddHHmmssSSS \(UTC\)$`),
@@ -868,6 +873,9 @@ func FuzzParseRequest(f *testing.F) {
 		`{"activity":"orderNotify","orderId":"O","orderLineId":"L","testFlag":2}`,
 		`{"activity":"orderNotify","orderId":"O","orderLineId":"L","extra":{"deep":[[[[{}]]]]}}`,
 		`{"activity":"newInstance","orderId":"` + strings.Repeat("x", 65) + `","orderLineId":"L","businessId":"B"}`,
+		`{"activity":"refreshLicenseCode","scene":"TRIAL_TO_FORMAL","orderId":"R","orderLineId":"L","license":"PL1","expireTime":"20230523201932"}`,
+		`{"activity":"updateLicenseCodeStatus","license":"PL 1","status":"UNFREEZE","testFlag":"1"}`,
+		`{"activity":"releaseLicenseCode","license":"` + strings.Repeat("L", 65) + `"}`,
 	} {
 		f.Add([]byte(body))
 	}
@@ -927,5 +935,38 @@ func requireStringsWithin(t *testing.T, v reflect.Value, limit int) {
 				requireStringsWithin(t, v.Field(i), limit)
 			}
 		}
+	}
+}
+
+func TestLicenseCodeCallbacksParse(t *testing.T) {
+	req, err := ParseRequest([]byte(requestBodies[ActivityRefreshLicenseCode]))
+	require.NoError(t, err)
+	refresh := req.(*RefreshLicenseCodeRequest)
+	require.Equal(t, "PL7TQ2", refresh.Code())
+	require.Equal(t, time.Date(2023, 5, 23, 20, 19, 32, 0, time.UTC), refresh.ExpireAt())
+	require.True(t, IsLicenseCodeActivity(req.Activity()))
+	require.False(t, IsLicenseCodeActivity(ActivityRefreshInstance))
+	require.Equal(t, ActivityRefreshLicenseCode, PeekActivity([]byte(requestBodies[ActivityRefreshLicenseCode])))
+	require.Equal(t, Activity(""), PeekActivity([]byte(`{"activity":5}`)))
+	require.Equal(t, Activity(""), PeekActivity([]byte(`not json`)))
+
+	status, err := ParseRequest([]byte(requestBodies[ActivityUpdateLicenseCodeStatus]))
+	require.NoError(t, err)
+	require.Equal(t, StatusFreeze, status.(*UpdateLicenseCodeStatusRequest).Status)
+
+	release, err := ParseRequest([]byte(requestBodies[ActivityReleaseLicenseCode]))
+	require.NoError(t, err)
+	require.Equal(t, "U1", release.(*ReleaseLicenseCodeRequest).OrderID)
+
+	for body, message := range map[string]string{
+		withField(t, requestBodies[ActivityRefreshLicenseCode], "scene", `"TRIAL_TO_FORMAL"`):               "field scene must be RENEWAL or UNSUBSCRIBE_RENEWAL_PERIOD",
+		withField(t, requestBodies[ActivityRefreshLicenseCode], "license", ""):                              "missing field license",
+		withField(t, requestBodies[ActivityRefreshLicenseCode], "expireTime", `"2023-05-23"`):               "field expireTime must be yyyyMMddHHmmss or yyyyMMddHHmmssSSS (UTC)",
+		withField(t, requestBodies[ActivityUpdateLicenseCodeStatus], "status", `"EXPIRED"`):                 "field status must be FREEZE or UNFREEZE",
+		withField(t, requestBodies[ActivityUpdateLicenseCodeStatus], "license", `"PL 7"`):                   "field license must be printable ASCII without spaces",
+		withField(t, requestBodies[ActivityReleaseLicenseCode], "license", `"`+strings.Repeat("L", 65)+`"`): "field license is longer than 64 characters",
+	} {
+		_, err := ParseRequest([]byte(body))
+		requireRequestError(t, err, message)
 	}
 }

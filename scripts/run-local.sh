@@ -31,6 +31,8 @@ export FULFILLMENT_LICENSE_TOKEN="${FULFILLMENT_LICENSE_TOKEN:-local-license-tok
 # The 联营 kit: its own access key, and the merchant's RSA key pair that
 # encrypts the app credentials' client secrets (generated once, below).
 export KOOGALLERY_KIT_ACCESS_KEY="${KOOGALLERY_KIT_ACCESS_KEY:-local-kit-key}"
+# License-code callbacks have a key type of their own.
+export KOOGALLERY_LICENSE_ACCESS_KEY="${KOOGALLERY_LICENSE_ACCESS_KEY:-local-license-key}"
 export KOOGALLERY_KIT_PRIVATE_KEY_FILE="${KOOGALLERY_KIT_PRIVATE_KEY_FILE:-.data/kit/kit-private.pem}"
 export EMULATOR_KIT_PUBLIC_KEY_FILE="${EMULATOR_KIT_PUBLIC_KEY_FILE:-.data/kit/kit-public.pem}"
 # Pay-per-use metering runs in real time (the emulator's clock cannot reach
