@@ -17,7 +17,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fulfillment-server/fulfillment/api"
+	"github.com/fulfillment-server/fulfillment/inbox"
 	"github.com/fulfillment-server/fulfillment/koogallery"
+	"github.com/fulfillment-server/fulfillment/store"
 	"github.com/fulfillment-server/fulfillment/workflows"
 )
 
@@ -33,11 +35,16 @@ const (
 	fzActive   = "fz-active"   // active, with credentials
 	fzReleased = "fz-released" // released: no action applies
 	fzPPU      = "fz-ppu"      // active pay-per-use: takes usage
+	fzCode     = "FZ-CODE-1"   // an activated license code
 )
 
 func newFuzzHarness(f *testing.F) *harness {
 	f.Helper()
-	h := newHarness(f, withUsageToken(testUsageToken))
+	h := newHarness(f, withUsageToken(testUsageToken), withLicenseKey(testLicenseKey))
+	now := time.Now().UTC()
+	_, _, err := h.db.LicenseCodes.RecordActivation(f.Context(), store.LicenseCode{License: fzCode, Status: store.LicenseActive,
+		MarketplaceStatus: koogallery.LicenseAlive, ActivatedAt: now, CheckedAt: now}, inbox.ActivationCallback(fzCode, []byte(`{}`)))
+	require.NoError(f, err)
 	h.allocate(f, fzActive)
 	h.save(f, instance(fzActive, "active"))
 	h.saveCredentials(f, fzActive, "fz-admin", "Fz-Pa55word")
@@ -127,6 +134,12 @@ func FuzzProduce(f *testing.F) {
 	seed(map[string]any{"activity": "newInstance", "orderId": "CSfz", "orderLineId": "CSfz-1", "businessId": "fz-new", "testFlag": "1"})
 	seed(map[string]any{"activity": "newInstance", "orderId": "CSfz", "orderLineId": "CSfz-2", "businessId": fzActive})
 	seed(map[string]any{"activity": "orderNotify", "orderId": "CSfz", "orderLineId": "CSfz-1"})
+	for _, code := range []string{fzCode, "FZ-NEVER"} {
+		seed(map[string]any{"activity": "refreshLicenseCode", "scene": "RENEWAL", "orderId": "CSr", "orderLineId": "CSr-1",
+			"license": code, "expireTime": "20301231000000"})
+		seed(map[string]any{"activity": "updateLicenseCodeStatus", "license": code, "status": "FREEZE"})
+		seed(map[string]any{"activity": "releaseLicenseCode", "license": code, "testFlag": "1"})
+	}
 	seed(map[string]any{"activity": "queryInstance", "instanceId": fzActive + ",fz-nobody," + fzPPU})
 	for _, body := range []string{
 		``, `{}`, `[]`, `{"activity":"deleteEverything"}`,
@@ -141,11 +154,17 @@ func FuzzProduce(f *testing.F) {
 
 	f.Fuzz(func(t *testing.T, body []byte) {
 		before := h.fuzzState(t)
-		q := koogallery.SignedQuery(testAccessKey, body, time.Now())
+		// The license-code callbacks are signed, and answered, with their
+		// own key (contract §13.5).
+		key := testAccessKey
+		if koogallery.IsLicenseCodeActivity(koogallery.PeekActivity(body)) {
+			key = testLicenseKey
+		}
+		q := koogallery.SignedQuery(key, body, time.Now())
 		rec := h.serve(httptest.NewRequest(http.MethodPost, "/produce?"+q.Encode(), bytes.NewReader(body)))
 		h.settle(t)
 
-		a := requireSignedAnswer(t, rec.Code, rec.Header(), rec.Body.Bytes())
+		a := requireAnswerSignedWith(t, key, rec.Code, rec.Header(), rec.Body.Bytes())
 		if len(body) > maxBody {
 			require.Equal(t, http.StatusRequestEntityTooLarge, a.Status)
 			require.Equal(t, before, h.fuzzState(t))
@@ -203,6 +222,8 @@ func FuzzProduce(f *testing.F) {
 				recorded := (after.Callbacks - before.Callbacks) + (after.Redeliveries - before.Redeliveries)
 				require.EqualValues(t, 1, recorded, "recorded once, as new or as a redelivery")
 			case "000003", "000002":
+				// 000003: an unknown instance, or a license code never
+				// activated (a debugger's call on one is accepted).
 				require.True(t, a.ResultCode == "000003" || req.Activity() == koogallery.ActivityNewInstance,
 					"only newInstance refuses a businessId in use: %s", a.Raw)
 				require.Equal(t, before, after, "a refused call changes nothing")

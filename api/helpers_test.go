@@ -300,6 +300,7 @@ type harnessConfig struct {
 	kitKeys    *koogallery.KitKeys
 	licenses   api.LicenseAPI
 	licenseTok string
+	licenseKey string
 	now        func() time.Time
 	nodeLocked []string
 }
@@ -337,6 +338,11 @@ func withKit(key string, keys *koogallery.KitKeys) harnessOption {
 // given token.
 func withLicenses(licenses api.LicenseAPI, token string) harnessOption {
 	return func(c *harnessConfig) { c.licenses, c.licenseTok = licenses, token }
+}
+
+// withLicenseKey verifies the license-code callbacks with key.
+func withLicenseKey(key string) harnessOption {
+	return func(c *harnessConfig) { c.licenseKey = key }
 }
 
 // withNodeLocked names the products whose licences need a device.
@@ -430,7 +436,9 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 		LicenseToken: cfg.licenseTok,
 		KitAccessKey: cfg.kitKey,
 		KitKeys:      cfg.kitKeys,
-		Now:          cfg.now,
+
+		LicenseAccessKey: cfg.licenseKey,
+		Now:              cfg.now,
 
 		LicenseNodeLocked: cfg.nodeLocked,
 	}).Handler()
@@ -501,6 +509,13 @@ func (h *harness) produce(t testing.TB, body []byte) produceAnswer {
 // produceQuery posts body with the given query string.
 func (h *harness) produceQuery(t testing.TB, query url.Values, body []byte) produceAnswer {
 	t.Helper()
+	return h.produceAnsweredWith(t, testAccessKey, query, body)
+}
+
+// produceAnsweredWith posts body with the given query string and checks
+// that the answer is signed with answerKey.
+func (h *harness) produceAnsweredWith(t testing.TB, answerKey string, query url.Values, body []byte) produceAnswer {
+	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost,
 		h.srv.URL+"/produce?"+query.Encode(), bytes.NewReader(body))
 	require.NoError(t, err)
@@ -511,7 +526,7 @@ func (h *harness) produceQuery(t testing.TB, query url.Values, body []byte) prod
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
-	answer := requireSignedAnswer(t, resp.StatusCode, resp.Header, raw)
+	answer := requireAnswerSignedWith(t, answerKey, resp.StatusCode, resp.Header, raw)
 	h.settle(t)
 	return answer
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/fulfillment-server/fulfillment/inbox"
 	"github.com/fulfillment-server/fulfillment/internal/fault"
 	"github.com/fulfillment-server/fulfillment/koogallery"
 	"github.com/fulfillment-server/fulfillment/store"
@@ -46,11 +48,20 @@ type LicenseCodeView struct {
 	// CheckedAt when the marketplace last confirmed the code.
 	ActivatedAt time.Time `json:"activatedAt"`
 	CheckedAt   time.Time `json:"checkedAt"`
+	// What the marketplace's callbacks did (contract §13.5): when the
+	// code was frozen, until when its data is kept, when it was released.
+	FrozenAt    *time.Time `json:"frozenAt,omitempty"`
+	RetainUntil *time.Time `json:"retainUntil,omitempty"`
+	ReleasedAt  *time.Time `json:"releasedAt,omitempty"`
+	// LastError says why the merchant's application could not be told of
+	// the code's last change; the change waits for an operator.
+	LastError string `json:"lastError,omitempty"`
 }
 
 func licenseCodeView(c store.LicenseCode) LicenseCodeView {
 	return LicenseCodeView{License: c.License, Status: c.Status, ExpireTime: c.ExpireTime, ProductID: c.ProductID,
-		OrderID: c.OrderID, Amount: c.Amount, ActivatedAt: c.ActivatedAt, CheckedAt: c.CheckedAt}
+		OrderID: c.OrderID, Amount: c.Amount, ActivatedAt: c.ActivatedAt, CheckedAt: c.CheckedAt,
+		FrozenAt: c.FrozenAt, RetainUntil: c.RetainUntil, ReleasedAt: c.ReleasedAt, LastError: c.LastError}
 }
 
 // activate activates a code at the marketplace, once: a code already
@@ -95,12 +106,17 @@ func (d *licenseDesk) activate(c *gin.Context) {
 	if !effectiveAt.IsZero() {
 		row.EffectiveTime = &effectiveAt
 	}
-	stored, err := d.cfg.Store.LicenseCodes.RecordActivation(ctx, row)
+	body, _ := json.Marshal(licenseCodeView(row)) // the activation as recorded, for the inbox's audit trail
+	stored, rec, err := d.cfg.Store.LicenseCodes.RecordActivation(ctx, row, inbox.ActivationCallback(license, body))
 	if err != nil {
 		// Activated at the marketplace but not recorded: the software's
 		// retry finds the code active there and records it.
 		fault.Respond(c, d.log, fault.Database(err))
 		return
+	}
+	// The code's workflow starts now, or from the relay.
+	if d.cfg.Inbox != nil {
+		d.cfg.Inbox.Dispatch(rec)
 	}
 	d.log.Info("License code activated", "license", license, "status", stored.Status, "product", stored.ProductID, "order", stored.OrderID)
 	c.JSON(http.StatusCreated, licenseCodeView(stored))

@@ -24,6 +24,7 @@ const (
 	msgUnreadableBody     = "request body could not be read"
 	msgNotUTF8            = "request body is not valid UTF-8"
 	msgUnknown            = "instance does not exist"
+	msgUnknownLicenseCode = "license code does not exist"
 	msgUnavailable        = "service temporarily unavailable; please retry"
 	msgBusinessIDUsed     = "businessId already identifies another order line's instance"
 	msgProvisioningFailed = "the instance could not be provisioned yet; the merchant is fixing it, please retry"
@@ -117,11 +118,22 @@ func (s *marketplace) verifiedCall(c *gin.Context) (inbox.Call, *refusal) {
 		return inbox.Call{}, unreadableBody(status)
 	}
 	query := c.Request.URL.Query()
+	iface, verifier := "basic", s.verifier
+	if koogallery.IsLicenseCodeActivity(koogallery.PeekActivity(body)) {
+		// License-code callbacks are signed with the key of their own
+		// type (contract §13.5), and answered with it.
+		if s.licenseVerifier == nil {
+			s.log.Warn("License-code callback refused: KOOGALLERY_LICENSE_ACCESS_KEY is not set")
+			return inbox.Call{}, refuse(koogallery.ResultAuthFailed, msgAuthFailed)
+		}
+		iface, verifier = "license", s.licenseVerifier
+		c.Set(answerKey, s.cfg.LicenseAccessKey)
+	}
 	// A verification error that is not an authentication failure means
 	// the signature and timestamp are valid but the nonce memory
 	// (Postgres) is unreachable.
-	form, verifyErr := s.verifier.Verify(c.Request.Context(), query, body)
-	s.metrics.observeSignature("basic", form)
+	form, verifyErr := verifier.Verify(c.Request.Context(), query, body)
+	s.metrics.observeSignature(iface, form)
 	if verifyErr != nil && koogallery.IsAuthError(verifyErr) {
 		s.log.Warn("Production-interface call refused", "reason", verifyErr.Error())
 		return inbox.Call{}, refuse(koogallery.ResultAuthFailed, msgAuthFailed)
@@ -195,6 +207,8 @@ func (s *marketplace) answerAcceptance(c *gin.Context, a inbox.Acceptance) kooga
 		r = koogallery.Response{ResultCode: koogallery.ResultSuccess, ResultMsg: msgSuccess}
 	case inbox.UnknownInstance:
 		r = koogallery.Response{ResultCode: koogallery.ResultInstanceNotFound, ResultMsg: msgUnknown}
+	case inbox.UnknownLicenseCode:
+		r = koogallery.Response{ResultCode: koogallery.ResultInstanceNotFound, ResultMsg: msgUnknownLicenseCode}
 	case inbox.InstanceIDTaken:
 		r = koogallery.Response{ResultCode: koogallery.ResultInvalidParam, ResultMsg: msgBusinessIDUsed}
 	case inbox.Replayed:
@@ -230,10 +244,19 @@ func readBody(c *gin.Context) ([]byte, int, error) {
 	return body, http.StatusOK, nil
 }
 
+// answerKey is the gin context key of the key an answer is signed with,
+// when it is not the basic key: the key the call was verified with.
+const answerKey = "fulfillment.answer-key"
+
 // answer serialises v once, signs exactly those bytes (Body-Sign, contract §2.4)
-// and sends them. Every answer, errors included, is signed.
+// and sends them. Every answer, errors included, is signed: with the key
+// of the interface the call was verified for (the basic key unless set).
 func (s *marketplace) answer(c *gin.Context, status int, v any) {
-	sendSigned(c, s.log, s.cfg.AccessKey, status, v)
+	key := s.cfg.AccessKey
+	if k := c.GetString(answerKey); k != "" {
+		key = k
+	}
+	sendSigned(c, s.log, key, status, v)
 }
 
 // sendSigned serialises v once, signs exactly those bytes with key and

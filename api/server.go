@@ -52,6 +52,9 @@ type Config struct {
 	// KitAccessKey verifies the 联营 kit's calls and signs their answers
 	// (contract §12.3); empty refuses every kit call.
 	KitAccessKey string
+	// LicenseAccessKey verifies the license-code callbacks and signs
+	// their answers (contract §13.5); empty refuses them.
+	LicenseAccessKey string
 	// KitKeys decrypt the clientSecret of the kit's applicationSync; nil
 	// refuses an applicationSync that carries one.
 	KitKeys    *koogallery.KitKeys
@@ -109,9 +112,12 @@ type Server struct {
 type marketplace struct {
 	cfg      *Config
 	verifier *koogallery.Verifier
-	sealer   activities.Sealer
-	log      *slog.Logger
-	metrics  *Metrics
+	// licenseVerifier checks the license-code callbacks; nil without
+	// a license key.
+	licenseVerifier *koogallery.Verifier
+	sealer          activities.Sealer
+	log             *slog.Logger
+	metrics         *Metrics
 }
 
 // operatorAPI is the admin API (admin.go, signals.go, repairs.go).
@@ -148,6 +154,9 @@ func New(cfg Config) *Server {
 		cfg:      &s.cfg,
 		verifier: &koogallery.Verifier{AccessKey: cfg.AccessKey, Nonces: cfg.Store.Nonces, Now: cfg.Now},
 		sealer:   sealer, log: cfg.Logger, metrics: cfg.Metrics,
+	}
+	if cfg.LicenseAccessKey != "" {
+		s.market.licenseVerifier = &koogallery.Verifier{AccessKey: cfg.LicenseAccessKey, Nonces: cfg.Store.Nonces, Now: cfg.Now}
 	}
 	s.kit = &kitInterface{
 		cfg:      &s.cfg,

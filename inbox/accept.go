@@ -38,6 +38,9 @@ const (
 	// UnknownInstance: the callback names an instance no newInstance
 	// created.
 	UnknownInstance
+	// UnknownLicenseCode: a license-code callback names a code no
+	// activation recorded.
+	UnknownLicenseCode
 	// InstanceIDTaken: a newInstance's businessId already names another
 	// order line's instance.
 	InstanceIDTaken
@@ -63,8 +66,8 @@ type Acceptance struct {
 // the answer (a parked provisioning retried on newInstance's redelivery).
 const directSignalTimeout = 3 * time.Second
 
-// Accept takes a verified callback that changes an instance (or an
-// orderNotify) and decides its fate: spooled callbacks are recorded first,
+// Accept takes a verified callback that changes an instance or a license
+// code (or an orderNotify) and decides its fate: spooled callbacks are recorded first,
 // then the callback is recorded under its key and handed to the dispatcher;
 // when the database cannot take it, a callback the marketplace may send
 // only once goes to the spool. Accepted means durable: delivery to the
@@ -84,6 +87,8 @@ func (ib *Inbox) Accept(ctx context.Context, call Call) Acceptance {
 	switch {
 	case errors.Is(err, store.ErrUnknownInstance):
 		return Acceptance{Verdict: UnknownInstance}
+	case errors.Is(err, store.ErrUnknownLicenseCode):
+		return Acceptance{Verdict: UnknownLicenseCode}
 	case errors.Is(err, store.ErrInstanceIDTaken):
 		return Acceptance{Verdict: InstanceIDTaken}
 	case err != nil:

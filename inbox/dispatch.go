@@ -14,10 +14,10 @@ import (
 // marketplace's answer waits only for the durable record, never for
 // Temporal: an answer is one Postgres commit away, whatever Temporal's load.
 //
-// Callbacks are spread over lanes by instance, and each lane delivers its
-// callbacks one at a time in the order they were handed over, so one
-// instance's callbacks reach its workflow in arrival order while different
-// instances' go side by side. A callback the dispatcher cannot take (its
+// Callbacks are spread over lanes by owner (instance or license code), and
+// each lane delivers its callbacks one at a time in the order they were
+// handed over, so one owner's callbacks reach its workflow in arrival order
+// while different owners' go side by side. A callback the dispatcher cannot take (its
 // lane is full, the server is stopping, Temporal is away) is already in the
 // inbox: the relay delivers it after DirectGrace.
 type dispatcher struct {
@@ -63,7 +63,8 @@ func (ib *Inbox) StartDispatcher(ctx context.Context, lanes int) (wait func()) {
 // Dispatch hands a recorded callback over for delivery and returns at once.
 // It reports false when the callback was left to the relay instead.
 func (ib *Inbox) Dispatch(rec store.Recorded) bool {
-	if rec.Callback.Delivered() || rec.Key.InstanceID == "" {
+	owner := rec.Callback.Owner()
+	if rec.Callback.Delivered() || owner == "" {
 		return true
 	}
 	d := ib.dispatch.Load()
@@ -71,7 +72,7 @@ func (ib *Inbox) Dispatch(rec store.Recorded) bool {
 		return false
 	}
 	h := fnv.New32a()
-	_, _ = h.Write([]byte(rec.Key.InstanceID))
+	_, _ = h.Write([]byte(owner))
 	lane := d.lanes[h.Sum32()%uint32(len(d.lanes))]
 	d.queued.Add(1)
 	select {
@@ -80,7 +81,7 @@ func (ib *Inbox) Dispatch(rec store.Recorded) bool {
 	default:
 		d.queued.Add(-1)
 		ib.logger().Warn("Dispatch lane full; delivery left to the relay",
-			"instanceId", rec.Key.InstanceID, "seq", rec.Callback.Seq)
+			"owner", owner, "seq", rec.Callback.Seq)
 		return false
 	}
 }
@@ -119,7 +120,7 @@ func (ib *Inbox) deliverDispatched(ctx context.Context, item dispatched) {
 	defer cancel()
 	if err := ib.DeliverNow(dctx, item.rec); err != nil {
 		ib.logger().Warn("Callback recorded; delivery left to the relay",
-			"instanceId", item.rec.Key.InstanceID, "seq", item.rec.Callback.Seq,
+			"owner", item.rec.Callback.Owner(), "seq", item.rec.Callback.Seq,
 			"activity", item.rec.Callback.Activity, "error", err)
 	}
 }

@@ -143,6 +143,8 @@ func newCallback(req koogallery.Request) (in store.NewCallback, businessID strin
 		if in, err = licenseCallback(in, r); err != nil {
 			return store.NewCallback{}, "", err
 		}
+	case koogallery.LicenseCodeRequest:
+		in = licenseCodeCallback(in, r)
 	default:
 		return store.NewCallback{}, "", fmt.Errorf("activity %s is not recorded in the inbox", req.Activity())
 	}
@@ -190,6 +192,8 @@ func (ib *Inbox) Record(ctx context.Context, req koogallery.Request, body []byte
 	case *koogallery.OrderNotifyRequest:
 		cb, fresh, err := ib.Store.RecordNotice(ctx, in, OutcomeNotice)
 		return store.Recorded{Callback: cb, Fresh: fresh}, err
+	case koogallery.LicenseCodeRequest:
+		return ib.recordLicenseCodeCallback(ctx, in)
 	default:
 		return ib.Store.RecordCallback(ctx, in)
 	}
@@ -200,17 +204,17 @@ func (ib *Inbox) Record(ctx context.Context, req koogallery.Request, body []byte
 // instance is still waiting (so that the workflow receives them in arrival
 // order) or while Temporal was found unreachable moments ago.
 func (ib *Inbox) DeliverNow(ctx context.Context, rec store.Recorded) error {
-	if rec.Callback.Delivered() || rec.Key.InstanceID == "" {
+	if rec.Callback.Delivered() || rec.Callback.Owner() == "" {
 		return nil
 	}
-	waiting, err := ib.background().HasEarlierUndelivered(ctx, rec.Key.InstanceID, rec.Callback.Seq)
+	waiting, err := ib.background().HasEarlierUndelivered(ctx, rec.Callback)
 	if err != nil {
 		return err
 	}
 	var deferred string
 	switch {
 	case waiting:
-		deferred = "an older callback of the instance is still waiting"
+		deferred = "an older callback of the same instance or code is still waiting"
 	case ib.temporalAway():
 		deferred = "Temporal was unreachable moments ago"
 	default:
@@ -230,10 +234,15 @@ func (ib *Inbox) temporalAway() bool {
 	return failed > ib.lastSuccess.Load() && time.Since(time.Unix(0, failed)) < breakerPause
 }
 
-// Deliver signals one recorded callback to its instance workflow, starting
-// the workflow if needed, and records the outcome. A workflow that already
-// closed (the instance was released) is never started again.
+// Deliver signals one recorded callback to its workflow (its instance's,
+// or its license code's), starting the workflow if needed, and records the
+// outcome. A workflow that already closed (the instance or the code was
+// released) is never started again. key is the instance's; a license
+// code's callback needs none.
 func (ib *Inbox) Deliver(ctx context.Context, key store.InstanceKey, cb store.Callback) error {
+	if cb.License != "" {
+		return ib.deliverLicenseCode(ctx, cb)
+	}
 	signal, err := WorkflowCallback(cb)
 	if err != nil {
 		// The callback was verified and parsed when it was recorded: only
@@ -246,23 +255,7 @@ func (ib *Inbox) Deliver(ctx context.Context, key store.InstanceKey, cb store.Ca
 		workflows.InstanceWorkflowName, workflows.InstanceInput{
 			InstanceID: key.InstanceID, OrderID: key.OrderID, OrderLineID: key.OrderLineID, Debug: key.Debug,
 		})
-	var started *serviceerror.WorkflowExecutionAlreadyStarted
-	switch {
-	case err == nil || errors.As(err, &started):
-		ib.lastSuccess.Store(time.Now().UnixNano())
-	case temporalUnreachable(err):
-		ib.lastFailure.Store(time.Now().UnixNano())
-	}
-	switch {
-	case err == nil:
-		return ib.background().MarkDelivered(context.WithoutCancel(ctx), cb.Seq, OutcomeSignalled)
-	case errors.As(err, &started):
-		ib.logger().Info("Callback for a closed instance workflow kept as delivered",
-			"instanceId", key.InstanceID, "seq", cb.Seq, "activity", cb.Activity)
-		return ib.background().MarkDelivered(context.WithoutCancel(ctx), cb.Seq, OutcomeWorkflowClosed)
-	default:
-		return ib.failed(ctx, cb, fmt.Errorf("signal instance %s: %w", key.InstanceID, err))
-	}
+	return ib.delivered(ctx, cb, err)
 }
 
 // failed records a failed delivery and its retry time, or parks the
@@ -366,17 +359,18 @@ func WorkflowCallback(cb store.Callback) (workflows.Callback, error) {
 	case koogallery.ActivityNewInstance, koogallery.ActivityReleaseInstance, koogallery.ActivityUpgradeInstance:
 	case koogallery.ActivityGetLicenseAsync:
 		// Its request is the payload, which IssueLicense reads by Seq.
-	case koogallery.ActivityRefreshInstance:
+	case koogallery.ActivityRefreshInstance, koogallery.ActivityRefreshLicenseCode:
 		expireAt, err := koogallery.ParseTime(cb.ExpireTime)
 		if err != nil || cb.Scene == "" {
-			return workflows.Callback{}, fmt.Errorf("refreshInstance recorded without a valid scene and expireTime (%q, %q)", cb.Scene, cb.ExpireTime)
+			return workflows.Callback{}, fmt.Errorf("%s recorded without a valid scene and expireTime (%q, %q)", cb.Activity, cb.Scene, cb.ExpireTime)
 		}
 		out.Scene, out.ExpireTime, out.ProductID = cb.Scene, expireAt, cb.ProductID
-	case koogallery.ActivityUpdateInstanceStatus:
+	case koogallery.ActivityUpdateInstanceStatus, koogallery.ActivityUpdateLicenseCodeStatus:
 		if cb.Status == "" {
-			return workflows.Callback{}, errors.New("updateInstanceStatus recorded without its status")
+			return workflows.Callback{}, fmt.Errorf("%s recorded without its status", cb.Activity)
 		}
 		out.Status = cb.Status
+	case koogallery.ActivityReleaseLicenseCode, workflows.ActivityActivateLicenseCode:
 	default:
 		if !activities.IsKitSync(cb.Activity) {
 			return workflows.Callback{}, fmt.Errorf("activity %s is not delivered to instance workflows", cb.Activity)

@@ -428,7 +428,7 @@ func TestDeliverFailureLeavesRowForRelay(t *testing.T) {
 	require.False(t, stored.Delivered())
 	require.Empty(t, stored.Outcome)
 	require.Equal(t, 1, stored.Attempts)
-	require.Contains(t, stored.LastError, "signal instance B1")
+	require.Contains(t, stored.LastError, "signal instance/B1")
 	require.Contains(t, stored.LastError, errTemporalDown.Error())
 	require.True(t, stored.DeliverAfter.After(before), "deliver_after %v is not in the future", stored.DeliverAfter)
 	require.WithinDuration(t, before.Add(time.Second), stored.DeliverAfter, 900*time.Millisecond,

@@ -12,8 +12,9 @@ import (
 // Relay settings.
 const (
 	relayBatch = 500
-	// relayParallel is how many instances the relay delivers to at once;
-	// each instance's callbacks still go one at a time, in order. After a
+	// relayParallel is how many owners (instances, license codes) the
+	// relay delivers to at once; each one's callbacks still go one at a
+	// time, in order. After a
 	// burst larger than the dispatcher's queues the relay carries the
 	// backlog, so it must not be one SignalWithStart at a time.
 	relayParallel = 16
@@ -26,7 +27,8 @@ const (
 )
 
 // RelayOnce delivers the callbacks that are due, oldest first, and returns
-// how many it delivered. Instances are served side by side; for each one it
+// how many it delivered. Owners (instances, license codes) are served side
+// by side; for each one it
 // stops at the first callback it cannot deliver, so a later callback never
 // overtakes an earlier one; the later ones it took are made due again
 // shortly, not held for the lease.
@@ -35,15 +37,16 @@ func (ib *Inbox) RelayOnce(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	// The instances in order of their oldest due callback, each with its
+	// The owners in order of their oldest due callback, each with its
 	// callbacks in seq order.
 	var order []string
-	byInstance := map[string][]store.Callback{}
+	byOwner := map[string][]store.Callback{}
 	for _, cb := range due {
-		if _, ok := byInstance[cb.InstanceID]; !ok {
-			order = append(order, cb.InstanceID)
+		owner := cb.Owner()
+		if _, ok := byOwner[owner]; !ok {
+			order = append(order, owner)
 		}
-		byInstance[cb.InstanceID] = append(byInstance[cb.InstanceID], cb)
+		byOwner[owner] = append(byOwner[owner], cb)
 	}
 
 	var (
@@ -59,7 +62,7 @@ func (ib *Inbox) RelayOnce(ctx context.Context) (int, error) {
 		wg.Add(1)
 		go func(cbs []store.Callback) {
 			defer func() { <-slots; wg.Done() }()
-			n, left, err := ib.relayInstance(ctx, cbs)
+			n, left, err := ib.relayOwner(ctx, cbs)
 			mu.Lock()
 			defer mu.Unlock()
 			delivered += n
@@ -67,7 +70,7 @@ func (ib *Inbox) RelayOnce(ctx context.Context) (int, error) {
 			if err != nil && firstErr == nil {
 				firstErr = err
 			}
-		}(byInstance[id])
+		}(byOwner[id])
 	}
 	wg.Wait()
 	// The blocking callback retries after a second or more; its successors
@@ -78,11 +81,11 @@ func (ib *Inbox) RelayOnce(ctx context.Context) (int, error) {
 	return delivered, firstErr
 }
 
-// relayInstance delivers one instance's leased callbacks in seq order until
+// relayOwner delivers one owner's leased callbacks in seq order until
 // one cannot be delivered, and returns how many it delivered and the seqs of
 // the ones it did not try. A failed delivery is marked with its own retry
 // time; a database error leaves the rest to the lease.
-func (ib *Inbox) relayInstance(ctx context.Context, cbs []store.Callback) (delivered int, leftOver []int64, err error) {
+func (ib *Inbox) relayOwner(ctx context.Context, cbs []store.Callback) (delivered int, leftOver []int64, err error) {
 	rest := func(from int) []int64 {
 		var seqs []int64
 		for _, cb := range cbs[from:] {
@@ -92,7 +95,7 @@ func (ib *Inbox) relayInstance(ctx context.Context, cbs []store.Callback) (deliv
 	}
 	var key store.InstanceKey
 	for i, cb := range cbs {
-		waiting, err := ib.background().HasEarlierUndelivered(ctx, cb.InstanceID, cb.Seq)
+		waiting, err := ib.background().HasEarlierUndelivered(ctx, cb)
 		if err != nil {
 			return delivered, nil, err
 		}
@@ -100,7 +103,7 @@ func (ib *Inbox) relayInstance(ctx context.Context, cbs []store.Callback) (deliv
 			// An older callback is backing off or leased elsewhere.
 			return delivered, rest(i), nil
 		}
-		if key.InstanceID == "" {
+		if key.InstanceID == "" && cb.License == "" {
 			if key, err = ib.background().InstanceKey(ctx, cb.InstanceID); err != nil {
 				return delivered, nil, err
 			}
@@ -113,7 +116,7 @@ func (ib *Inbox) relayInstance(ctx context.Context, cbs []store.Callback) (deliv
 		}
 		if err != nil {
 			ib.logger().Warn("Relay could not deliver callback; will retry",
-				"instanceId", cb.InstanceID, "seq", cb.Seq, "activity", cb.Activity, "attempt", cb.Attempts+1, "error", err)
+				"owner", cb.Owner(), "seq", cb.Seq, "activity", cb.Activity, "attempt", cb.Attempts+1, "error", err)
 			return delivered, rest(i + 1), nil
 		}
 		delivered++

@@ -165,3 +165,50 @@ func (s *DemoStore) Maintenance(ctx context.Context) (bool, error) {
 	}
 	return v == "true", nil
 }
+
+// DemoLicenseCode is what the demo application knows of a license code.
+type DemoLicenseCode struct {
+	License     string     `db:"license" json:"license"`
+	Status      string     `db:"status" json:"status"`
+	LastEvent   string     `db:"last_event" json:"lastEvent"`
+	ExpireTime  *time.Time `db:"expire_time" json:"expireTime,omitempty"`
+	ProductID   string     `db:"product_id" json:"productId"`
+	OperationID string     `db:"operation_id" json:"operationId"`
+	Entitled    bool       `db:"entitled" json:"entitled"`
+}
+
+// SaveLicenseCode records a code's change. The code stays entitled while
+// it is active or expired (within the marketplace's grace), and a release
+// is final: nothing after it entitles the code again.
+func (s *DemoStore) SaveLicenseCode(ctx context.Context, req LicenseCodeRequest) error {
+	entitled := req.Status == "active" || req.Status == "expired"
+	_, err := s.x.ExecContext(ctx, `
+		INSERT INTO demo.license_codes (license, status, last_event, expire_time, product_id, operation_id, entitled)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)
+		ON CONFLICT (license) DO UPDATE SET status = $2, last_event = $3,
+			expire_time = COALESCE($4, demo.license_codes.expire_time), operation_id = $6, entitled = $7, updated_at = now()
+		WHERE demo.license_codes.status <> 'released' AND demo.license_codes.operation_id <> $6`,
+		req.License, req.Status, req.Event, req.ExpireTime, req.ProductID, req.OperationID, entitled)
+	if err != nil {
+		return fmt.Errorf("save demo license code %s: %w", req.License, err)
+	}
+	return nil
+}
+
+// LicenseCode returns what the demo application knows of a code, or
+// ErrNoDemoTenant's sibling ErrNoDemoLicenseCode.
+func (s *DemoStore) LicenseCode(ctx context.Context, license string) (DemoLicenseCode, error) {
+	var c DemoLicenseCode
+	err := s.x.GetContext(ctx, &c, `SELECT license, status, last_event, expire_time, product_id, operation_id, entitled
+		FROM demo.license_codes WHERE license = $1`, license)
+	if errors.Is(err, sql.ErrNoRows) {
+		return DemoLicenseCode{}, ErrNoDemoLicenseCode
+	}
+	if err != nil {
+		return DemoLicenseCode{}, fmt.Errorf("read demo license code %s: %w", license, err)
+	}
+	return c, nil
+}
+
+// ErrNoDemoLicenseCode: the demo application was never told of the code.
+var ErrNoDemoLicenseCode = errors.New("no such demo license code")

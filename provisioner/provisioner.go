@@ -55,6 +55,11 @@ type Provisioner interface {
 	// licence (license.go); a repeat of the request (same OperationID)
 	// gets the same licence.
 	IssueLicense(ctx context.Context, req LicenseRequest) (License, error)
+
+	// LicenseCodeChanged tells the application what happened to a license
+	// code (licensecode.go): activated, renewed, frozen, released…; a
+	// repeat of the request (same OperationID) changes nothing more.
+	LicenseCodeChanged(ctx context.Context, req LicenseCodeRequest) error
 }
 
 // Spec is a purchased specification.

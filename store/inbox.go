@@ -34,10 +34,13 @@ type InstanceKey struct {
 // Callback is one row of the inbox: a marketplace call that was verified and
 // recorded, with the state of its delivery to the instance's workflow.
 type Callback struct {
-	Seq            int64        `db:"seq"`
-	DedupKey       string       `db:"dedup_key"`
-	Activity       string       `db:"activity"`
-	InstanceID     string       `db:"instance_id"`
+	Seq        int64  `db:"seq"`
+	DedupKey   string `db:"dedup_key"`
+	Activity   string `db:"activity"`
+	InstanceID string `db:"instance_id"`
+	// License is the license code a license-code callback concerns
+	// (contract §13.5); such a callback names no instance.
+	License        string       `db:"license"`
 	OrderID        string       `db:"order_id"`
 	OrderLineID    string       `db:"order_line_id"`
 	Debug          bool         `db:"debug"`
@@ -66,7 +69,20 @@ type Callback struct {
 // Delivered reports whether the callback reached its destination.
 func (c Callback) Delivered() bool { return c.DeliveredAt.Valid }
 
-const callbackColumns = `seq, dedup_key, activity, COALESCE(instance_id, '') AS instance_id,
+// Owner names the workflow the callback is delivered to, whose callbacks
+// are delivered one at a time in seq order: "instance/<id>" or
+// "license-code/<code>"; empty for a callback delivered nowhere (a notice).
+func (c Callback) Owner() string {
+	switch {
+	case c.License != "":
+		return "license-code/" + c.License
+	case c.InstanceID != "":
+		return "instance/" + c.InstanceID
+	}
+	return ""
+}
+
+const callbackColumns = `seq, dedup_key, activity, COALESCE(instance_id, '') AS instance_id, COALESCE(license, '') AS license,
 	order_id, order_line_id, debug, body, received_at, redeliveries, last_received_at,
 	deliver_after, attempts, last_error, delivered_at, outcome, parked_at, sent_at,
 	status, scene, expire_time, product_id`
@@ -77,9 +93,11 @@ const callbackColumns = `seq, dedup_key, activity, COALESCE(instance_id, '') AS 
 type NewCallback struct {
 	// DedupKey identifies the callback across redeliveries. For status
 	// changes StatusChange gives it instead.
-	DedupKey    string
-	Activity    string
-	InstanceID  string
+	DedupKey   string
+	Activity   string
+	InstanceID string
+	// License is a license-code callback's code; InstanceID is then empty.
+	License     string
 	OrderID     string
 	OrderLineID string
 	Debug       bool
@@ -177,17 +195,10 @@ func (s *Callbacks) RecordCallback(ctx context.Context, in NewCallback) (Recorde
 			return err
 		}
 		out.Key = key.InstanceKey
-		if in.StatusChange != nil {
-			last := StatusEpisode{Status: key.LastStatus.String, Number: key.StatusEpisode}
-			episode, dedupKey := in.StatusChange(key.Debug, last)
-			if episode != last {
-				if _, err := tx.ExecContext(ctx, `
-					UPDATE instance_keys SET last_status = $2, status_episode = $3 WHERE instance_id = $1`,
-					in.InstanceID, episode.Status, episode.Number); err != nil {
-					return fmt.Errorf("advance status episode of %s: %w", in.InstanceID, err)
-				}
-			}
-			in.DedupKey = dedupKey
+		last := StatusEpisode{Status: key.LastStatus.String, Number: key.StatusEpisode}
+		if err := keyStatusChange(ctx, tx, &in, key.Debug, last, `
+			UPDATE instance_keys SET last_status = $2, status_episode = $3 WHERE instance_id = $1`, in.InstanceID); err != nil {
+			return err
 		}
 		var err error
 		out.Callback, out.Fresh, err = insertCallback(ctx, tx, in)
@@ -200,6 +211,24 @@ func (s *Callbacks) RecordCallback(ctx context.Context, in NewCallback) (Recorde
 		return Recorded{}, fmt.Errorf("record callback %s: %w", in.DedupKey, err)
 	}
 	return out, nil
+}
+
+// keyStatusChange keys a status change (in.StatusChange) within its
+// owner's episodes and saves the owner's new episode with advance (which
+// takes the owner's id, status and number), while the owner's row is
+// locked. Other callbacks keep their key.
+func keyStatusChange(ctx context.Context, tx *sqlx.Tx, in *NewCallback, ownerDebug bool, last StatusEpisode, advance, owner string) error {
+	if in.StatusChange == nil {
+		return nil
+	}
+	episode, dedupKey := in.StatusChange(ownerDebug, last)
+	if episode != last {
+		if _, err := tx.ExecContext(ctx, advance, owner, episode.Status, episode.Number); err != nil {
+			return fmt.Errorf("advance status episode of %s: %w", owner, err)
+		}
+	}
+	in.DedupKey = dedupKey
+	return nil
 }
 
 // RecordNotice records a callback that concerns no instance (orderNotify).
@@ -234,9 +263,12 @@ func insertCallback(ctx context.Context, tx *sqlx.Tx, in NewCallback) (Callback,
 	if deliverAfter.IsZero() {
 		deliverAfter = time.Now()
 	}
-	var instanceID any
+	var instanceID, license any
 	if in.InstanceID != "" {
 		instanceID = in.InstanceID
+	}
+	if in.License != "" {
+		license = in.License
 	}
 	var sentAt any
 	if !in.SentAt.IsZero() {
@@ -248,13 +280,13 @@ func insertCallback(ctx context.Context, tx *sqlx.Tx, in NewCallback) (Callback,
 	}
 	err := tx.GetContext(ctx, &row, `
 		INSERT INTO callbacks (dedup_key, activity, instance_id, order_id, order_line_id, debug, body, deliver_after, sent_at,
-			status, scene, expire_time, product_id, payload, sealed_secret)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+			status, scene, expire_time, product_id, payload, sealed_secret, license)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
 		ON CONFLICT (dedup_key) DO UPDATE
 		SET redeliveries = callbacks.redeliveries + 1, last_received_at = now()
 		RETURNING `+callbackColumns+`, (xmax = 0) AS inserted`,
 		in.DedupKey, in.Activity, instanceID, in.OrderID, in.OrderLineID, in.Debug, string(in.Body), deliverAfter, sentAt,
-		in.Status, in.Scene, in.ExpireTime, in.ProductID, payload, in.SealedSecret)
+		in.Status, in.Scene, in.ExpireTime, in.ProductID, payload, in.SealedSecret, license)
 	if err != nil {
 		return Callback{}, false, fmt.Errorf("insert callback %s: %w", in.DedupKey, err)
 	}
@@ -289,18 +321,23 @@ func (s *Callbacks) InstanceKey(ctx context.Context, instanceID string) (Instanc
 	return k, nil
 }
 
-// HasEarlierUndelivered reports whether the instance has a callback older
-// than seq still waiting for delivery; a newer one must then wait too, so
-// the workflow receives each instance's callbacks in arrival order. A parked
-// callback holds nothing back: it waits for an operator, and the workflow
-// ignores an older change delivered after a newer one.
-func (s *Callbacks) HasEarlierUndelivered(ctx context.Context, instanceID string, seq int64) (bool, error) {
+// HasEarlierUndelivered reports whether the callback's owner (its instance
+// or its license code) has a callback older than cb still waiting for
+// delivery; cb must then wait too, so the workflow receives its callbacks
+// in arrival order. A parked callback holds nothing back: it waits for an
+// operator, and the workflow ignores an older change delivered after a
+// newer one.
+func (s *Callbacks) HasEarlierUndelivered(ctx context.Context, cb Callback) (bool, error) {
+	column, owner := "instance_id", cb.InstanceID
+	if cb.License != "" {
+		column, owner = "license", cb.License
+	}
 	var exists bool
 	err := s.x.GetContext(ctx, &exists, `
 		SELECT EXISTS (SELECT 1 FROM callbacks
-		WHERE instance_id = $1 AND seq < $2 AND delivered_at IS NULL AND parked_at IS NULL)`, instanceID, seq)
+		WHERE `+column+` = $1 AND seq < $2 AND delivered_at IS NULL AND parked_at IS NULL)`, owner, cb.Seq)
 	if err != nil {
-		return false, fmt.Errorf("look for undelivered callbacks of %s: %w", instanceID, err)
+		return false, fmt.Errorf("look for undelivered callbacks of %s: %w", cb.Owner(), err)
 	}
 	return exists, nil
 }

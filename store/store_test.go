@@ -510,7 +510,7 @@ func TestHasEarlierUndelivered(t *testing.T) {
 
 	check := func(instance string, seq int64, want bool) {
 		t.Helper()
-		got, err := db.Callbacks.HasEarlierUndelivered(ctx, instance, seq)
+		got, err := db.Callbacks.HasEarlierUndelivered(ctx, store.Callback{InstanceID: instance, Seq: seq})
 		require.NoError(t, err)
 		require.Equal(t, want, got, "instance %s seq %d", instance, seq)
 	}

@@ -48,6 +48,7 @@ func Register(r interface {
 }, acts *activities.Activities) {
 	r.RegisterWorkflowWithOptions(workflows.InstanceWorkflow, workflow.RegisterOptions{Name: workflows.InstanceWorkflowName})
 	r.RegisterWorkflowWithOptions(workflows.MeteringWorkflow, workflow.RegisterOptions{Name: workflows.MeteringWorkflowName})
+	r.RegisterWorkflowWithOptions(workflows.LicenseCodeWorkflow, workflow.RegisterOptions{Name: workflows.LicenseCodeWorkflowName})
 	r.RegisterActivityWithOptions(acts, activity.RegisterOptions{})
 }
 

@@ -34,8 +34,8 @@ func (r *registry) RegisterActivityWithOptions(a any, o activity.RegisterOptions
 // activities must keep them, whatever else changes.
 var activityNames = []string{
 	"Alert", "ApplyDirectorySync", "CheckChange", "CloseUsagePeriods", "DeactivatePackage", "DropDirectory",
-	"ExcludeFrozenUsage", "FetchOrder", "Freeze", "IssueLicense", "Policy", "Provision", "PushUsage", "RegisterPackage", "Release",
-	"SaveInstance", "Unfreeze", "Upgrade",
+	"ExcludeFrozenUsage", "FetchOrder", "Freeze", "IssueLicense", "NotifyLicenseCode", "Policy", "Provision", "PushUsage",
+	"RegisterPackage", "Release", "SaveInstance", "SaveLicenseCode", "Unfreeze", "Upgrade",
 }
 
 // TestActivitiesKeepTheirNames: the worker registers *Activities as a
@@ -45,7 +45,7 @@ func TestActivitiesKeepTheirNames(t *testing.T) {
 	var r registry
 	acts := &activities.Activities{}
 	worker.Register(&r, acts)
-	require.Equal(t, []string{workflows.InstanceWorkflowName, workflows.MeteringWorkflowName}, r.workflows)
+	require.Equal(t, []string{workflows.InstanceWorkflowName, workflows.MeteringWorkflowName, workflows.LicenseCodeWorkflowName}, r.workflows)
 	require.Equal(t, []any{acts}, r.activities)
 	typ := reflect.TypeOf(acts)
 	var names []string

@@ -229,6 +229,7 @@ func startAPI(ctx context.Context, cfg Config, log *slog.Logger, db *store.DB, d
 		Store: answers, Inbox: ib, Temporal: tc,
 		AccessKey:         string(cfg.AccessKey),
 		KitAccessKey:      string(cfg.KitAccessKey),
+		LicenseAccessKey:  string(cfg.LicenseAccessKey),
 		KitKeys:           kitKeys,
 		Encryption:        api.AppInfoEncryption(cfg.AppInfoEncryption),
 		LicenseNodeLocked: cfg.LicenseNodeLocked,
