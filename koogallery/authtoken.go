@@ -292,9 +292,3 @@ func V1SignedAt(params url.Values) (time.Time, bool) {
 	_, ts, err := timeStampParam(params)
 	return ts, err == nil
 }
-
-// isV1Field reports whether an error message may quote a parameter's name:
-// only the names this package reads, never the caller's own.
-func isV1Field(name string) bool {
-	return name == ParamAuthToken || name == ParamTimeStamp || name == "activity"
-}
