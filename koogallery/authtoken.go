@@ -102,9 +102,9 @@ func SignedV1Query(accessKey string, params url.Values, now time.Time) (url.Valu
 
 // EncodeV1Query writes a V1 call's query string: the parameters but
 // authToken in name order, then authToken last, as the documented examples
-// place it. Every value is percent-encoded (a '+' in authToken as %2B), so
-// that the servlet-style decoding of the receiver gives the signed values
-// back.
+// place it. Every value is percent-encoded, a space as %20 as in the
+// documented example and a '+' (of authToken, say) as %2B, so that the
+// servlet-style decoding of the receiver gives the signed values back.
 func EncodeV1Query(params url.Values) string {
 	rest := make(url.Values, len(params))
 	for name, values := range params {
@@ -112,7 +112,8 @@ func EncodeV1Query(params url.Values) string {
 			rest[name] = values
 		}
 	}
-	q := rest.Encode()
+	// Encode writes a '+' as %2B, so every '+' it leaves is a space.
+	q := strings.ReplaceAll(rest.Encode(), "+", "%20")
 	for _, token := range params[ParamAuthToken] {
 		if q != "" {
 			q += "&"
