@@ -221,3 +221,36 @@ func TestSignV1Refusals(t *testing.T) {
 	require.Equal(t, url.Values{"activity": {"x"}, ParamAuthToken: {"old"}}, in)
 	require.NotEqual(t, "old", out.Get(ParamAuthToken))
 }
+
+// FuzzV1Verify: whatever the query, Verify either refuses it with an
+// authentication error whose text never holds the authToken, or accepts
+// it only if its authToken is the one SignV1 computes for what it
+// returns.
+func FuzzV1Verify(f *testing.F) {
+	raw, err := os.ReadFile("testdata/v1-vectors.json")
+	require.NoError(f, err)
+	var vectors v1Vectors
+	require.NoError(f, json.Unmarshal(raw, &vectors))
+	for _, tc := range vectors.AuthToken[:6] {
+		f.Add(tc.Query)
+		f.Add(tc.PlainTokenQuery)
+	}
+	f.Add("")
+	f.Add("authToken=&timeStamp=")
+	f.Add("a=%zz&authToken=YPSnTS7l0/x1Kh+OgjooZgSOep8Jo/EnRQNV5C3NfAg=&timeStamp=20170725025113409")
+	f.Fuzz(func(t *testing.T, query string) {
+		v := &V1Verifier{AccessKey: "abcde", Window: -1}
+		params, err := v.Verify(query)
+		if err != nil {
+			require.Nil(t, params)
+			require.True(t, IsAuthError(err), "%v", err)
+			if q, perr := url.ParseQuery(query); perr == nil && len(q.Get(ParamAuthToken)) == 44 { // a real token; short ones may be words of the message
+				require.NotContains(t, err.Error(), q.Get(ParamAuthToken))
+			}
+			return
+		}
+		token, err := SignV1("abcde", params)
+		require.NoError(t, err)
+		require.Equal(t, token, strings.ReplaceAll(params.Get(ParamAuthToken), " ", "+"))
+	})
+}

@@ -288,8 +288,11 @@ type V1RefreshInstanceRequest struct {
 // V1Activity implements V1Request.
 func (*V1RefreshInstanceRequest) V1Activity() V1Activity { return V1ActivityRefreshInstance }
 
-// Refund reports a refunded renewal period: a negative OrderAmount.
-func (q *V1RefreshInstanceRequest) Refund() bool { return strings.HasPrefix(q.OrderAmount, "-") }
+// Refund reports a refunded renewal period: a negative OrderAmount ("-0"
+// is not one).
+func (q *V1RefreshInstanceRequest) Refund() bool {
+	return strings.HasPrefix(q.OrderAmount, "-") && strings.Trim(q.OrderAmount, "-0.") != ""
+}
 
 func (q *V1RefreshInstanceRequest) read(r *v1Reader) {
 	q.V1Common.read(r)

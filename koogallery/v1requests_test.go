@@ -93,6 +93,9 @@ func TestParseV1Refresh(t *testing.T) {
 	require.True(t, refund.Refund(), "a negative orderAmount is a refunded renewal (退续费)")
 	require.Equal(t, "-99.5", refund.OrderAmount)
 	require.Equal(t, time.Date(2024, 12, 1, 0, 0, 0, 0, time.UTC), refund.ExpireAt())
+	for amount, want := range map[string]bool{"-0": false, "-0.000": false, "0": false, "": false, "-0.001": true, "-10": true} {
+		require.Equal(t, want, (&V1RefreshInstanceRequest{OrderAmount: amount}).Refund(), amount)
+	}
 }
 
 func TestParseV1Others(t *testing.T) {
