@@ -132,12 +132,12 @@ func EncodeV1Query(params url.Values) string {
 // text, so it cannot be refreshed without the key), the window that bounds
 // how long a captured URL works, TLS, which keeps URLs from being captured
 // in the first place, and the idempotency of each activity (the order,
-// instance and status keys of contract §1.14): a replayed call that was
+// instance and status keys of §1.14): a replayed call that was
 // already applied changes nothing. A replay inside the window of a status
 // call that has since been reversed (FREEZE after NORMAL) would apply it
 // again; the window keeps that chance short.
 type V1Verifier struct {
-	// AccessKey is the V1 key (服务商管理 > 服务商信息, §2.1), not a V2
+	// AccessKey is the V1 key (服务商管理 > 服务商信息, §2.5), not a V2
 	// key of 密钥管理.
 	AccessKey string
 	// Window is the accepted distance between timeStamp and the server
