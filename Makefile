@@ -117,11 +117,12 @@ JACKSON_CLASSPATH := /usr/share/java/jackson-databind.jar:/usr/share/java/jackso
 readme-env:
 	scripts/readme-env.sh
 
-## vectors: regenerate the Java reference vectors of the signature, canonical-body, AES and kit RSA-OAEP code (needs Java 17 and libjackson2-databind-java)
+## vectors: regenerate the Java reference vectors of the signature, V1 authToken, canonical-body, AES and kit RSA-OAEP code (needs Java 17 and libjackson2-databind-java)
 .PHONY: vectors
 vectors:
 	@test -f /usr/share/java/jackson-databind.jar || { echo "make vectors needs Jackson: apt-get install libjackson2-databind-java"; exit 1; }
 	cd koogallery/testdata && java VectorGen.java > vectors.json
+	cd koogallery/testdata && java V1VectorGen.java > v1-vectors.json
 	cd koogallery/testdata && java -cp $(JACKSON_CLASSPATH) CanonicalVectorGen.java > canonical-vectors.json
 	cd koogallery/testdata && java KitOaepVectorGen.java > kit-oaep-vectors.json
 

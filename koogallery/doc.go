@@ -5,7 +5,9 @@
 // as Java reads them), the Body-Sign response header, the AES-CBC field encryption with
 // the SHA1PRNG-derived key, a client for the marketplace's open API (Query
 // Order, the usage push, the licence upload of online licence products) and
-// a verifier of its gateway's AK/SK signatures.
+// a verifier of its gateway's AK/SK signatures; and the withdrawn V1.0 GET
+// interface: its authToken (V1Verifier) and its activities, the old
+// 联营License ones included (ParseV1Request), kept apart from the V2 ones.
 //
 // The package knows nothing of Temporal, databases or HTTP frameworks; it is
 // the marketplace contract of docs/contract.md written as Go. Section

@@ -26,6 +26,7 @@ Commands:
   migrate       apply the database migrations and exit (-create-db: create the database if missing)
   sign          sign a request body like the marketplace (contract §2.2); prints the query string
                 (-kit: a 联营 kit sync, contract §12.3; prints the x-sign, x-timestamp and x-nonce headers)
+                (-v1 name=value…: a V1 GET call, contract §2.5; prints its query string with timeStamp and authToken)
   kit-keygen    write the RSA key pair of the 联营 kit's app credential (contract §12.6): -out DIR
   kit-encrypt   encrypt a client secret as the marketplace does for applicationSync: [-public FILE] SECRET
   decrypt       decrypt an appInfo field (contract §2.6) with the access key

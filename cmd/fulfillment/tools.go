@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,14 +29,25 @@ import (
 //
 //	BODY='{"tenantId":"T","flag":0,...}'
 //	curl http://localhost:8080/produce/produceAPI/v2/tenantSync $(fulfillment sign -kit -body "$BODY") -d "$BODY"
+//
+// With -v1 it signs a V1 GET call instead (contract §2.5), with the V1
+// key: the arguments are the call's parameters as name=value, unencoded,
+// and it prints the whole query string, timeStamp (now) and authToken
+// added, every value percent-encoded:
+//
+//	curl "http://localhost:8080/produce?$(fulfillment sign -v1 activity=queryInstance instanceId=I1)"
 func runSign(args []string, getenv func(string) string, stdin io.Reader, stdout io.Writer) error {
 	fs := flag.NewFlagSet("sign", flag.ContinueOnError)
-	key := fs.String("key", "", "access key (default: $KOOGALLERY_ACCESS_KEY, with -kit $KOOGALLERY_KIT_ACCESS_KEY)")
+	key := fs.String("key", "", "access key (default: $KOOGALLERY_ACCESS_KEY, with -kit $KOOGALLERY_KIT_ACCESS_KEY, with -v1 $KOOGALLERY_V1_ACCESS_KEY)")
 	body := fs.String("body", "", "request body (default: read standard input)")
 	form := fs.String("form", string(koogallery.FormCanonical), "what the signature covers: canonical (the sorted body, as Huawei's sample verifies) or raw (the bytes as given)")
 	kit := fs.Bool("kit", false, "sign a 联营 kit sync (contract §12.3): print the x-sign, x-timestamp and x-nonce headers as curl -H arguments (-H x-sign:…)")
+	v1 := fs.Bool("v1", false, "sign a V1 GET call (contract §2.5) whose parameters are the arguments, name=value: print its query string with timeStamp and authToken")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *v1 {
+		return runSignV1(fs, *kit, *key, getenv, stdout)
 	}
 	keyVar := "KOOGALLERY_ACCESS_KEY"
 	if *kit {
@@ -73,6 +85,50 @@ func runSign(args []string, getenv func(string) string, stdin io.Reader, stdout 
 		return signError(err)
 	}
 	fmt.Fprintln(stdout, query.Encode())
+	return nil
+}
+
+// runSignV1 prints the signed query string of a V1 call whose parameters
+// are fs's arguments (name=value, as the marketplace means them, before
+// URL encoding). -body and -form sign a body, which a V1 call has none
+// of, so they are refused with -v1, as is -kit.
+func runSignV1(fs *flag.FlagSet, kit bool, key string, getenv func(string) string, stdout io.Writer) error {
+	if kit {
+		return errors.New("sign: -v1 and -kit exclude each other")
+	}
+	var bodyFlags bool
+	fs.Visit(func(f *flag.Flag) { bodyFlags = bodyFlags || f.Name == "body" || f.Name == "form" })
+	if bodyFlags {
+		return errors.New("sign: a V1 call has no body; give its parameters as name=value arguments, not -body or -form")
+	}
+	if key == "" {
+		key = getenv("KOOGALLERY_V1_ACCESS_KEY")
+	}
+	if key == "" {
+		return errors.New("sign: no access key: pass -key or set KOOGALLERY_V1_ACCESS_KEY")
+	}
+	if fs.NArg() == 0 {
+		return errors.New("sign: give the V1 call's parameters as name=value arguments (activity=… and the rest)")
+	}
+	params := url.Values{}
+	for _, arg := range fs.Args() {
+		name, value, ok := strings.Cut(arg, "=")
+		if !ok || name == "" {
+			return fmt.Errorf("sign: argument %q is not name=value", arg)
+		}
+		if _, dup := params[name]; dup {
+			return fmt.Errorf("sign: parameter %s is given twice", name)
+		}
+		if name == koogallery.ParamTimeStamp || name == koogallery.ParamAuthToken {
+			return fmt.Errorf("sign: %s is added by sign; leave it out", name)
+		}
+		params.Set(name, value)
+	}
+	signed, err := koogallery.SignedV1Query(key, params, time.Now())
+	if err != nil {
+		return fmt.Errorf("sign: %w", err)
+	}
+	fmt.Fprintln(stdout, koogallery.EncodeV1Query(signed))
 	return nil
 }
 

@@ -99,3 +99,48 @@ func TestKitKeygen(t *testing.T) {
 	require.ErrorContains(t, run(context.Background(), []string{"kit-encrypt", "-public", filepath.Join(dir, "none.pem"), "x"}, env(nil), nil, &out), "none.pem")
 	require.ErrorContains(t, run(context.Background(), []string{"kit-encrypt", "-public", pubPath}, env(nil), nil, &out), "give the client secret")
 }
+
+func TestSignV1ProducesAVerifiableQuery(t *testing.T) {
+	var out bytes.Buffer
+	require.NoError(t, run(context.Background(), []string{"sign", "-v1", "-key", "v1-key",
+		"activity=newInstance", "customerName=华为 测+试", "customerId=c-1", "businessId=b-1", "orderId=CS1",
+		"skuCode=s-1", "productId=p-1", "mobilePhone=", "expireTime=20270101000000"}, env(nil), nil, &out))
+	query := strings.TrimSpace(out.String())
+	require.Regexp(t, `&authToken=[^&]+$`, query, "authToken comes last")
+	require.NotContains(t, query, "+", "spaces are %20, '+' is %2B")
+
+	v := &koogallery.V1Verifier{AccessKey: "v1-key"}
+	params, err := v.Verify(query)
+	require.NoError(t, err)
+	require.Equal(t, "华为 测+试", params.Get("customerName"))
+	require.Contains(t, params, "mobilePhone", "an empty value is sent and signed")
+	req, err := koogallery.ParseV1Request(params)
+	require.NoError(t, err)
+	require.Equal(t, koogallery.V1ActivityNewInstance, req.V1Activity())
+	_, err = (&koogallery.V1Verifier{AccessKey: "other"}).Verify(query)
+	require.True(t, koogallery.IsAuthError(err))
+
+	// The key from KOOGALLERY_V1_ACCESS_KEY, not the basic interface's.
+	out.Reset()
+	require.NoError(t, run(context.Background(), []string{"sign", "-v1", "activity=queryInstance", "instanceId=I1"},
+		env(map[string]string{"KOOGALLERY_V1_ACCESS_KEY": "v1-key", "KOOGALLERY_ACCESS_KEY": "basic-key"}), nil, &out))
+	_, err = v.Verify(strings.TrimSpace(out.String()))
+	require.NoError(t, err)
+
+	for _, tc := range []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{"sign", "-v1", "activity=queryInstance"}, "set KOOGALLERY_V1_ACCESS_KEY"},
+		{[]string{"sign", "-v1", "-key", "k"}, "name=value arguments"},
+		{[]string{"sign", "-v1", "-key", "k", "activity"}, `"activity" is not name=value`},
+		{[]string{"sign", "-v1", "-key", "k", "=x"}, "is not name=value"},
+		{[]string{"sign", "-v1", "-key", "k", "a=1", "a=2"}, "given twice"},
+		{[]string{"sign", "-v1", "-key", "k", "a=1", "timeStamp=20260101000000000"}, "added by sign"},
+		{[]string{"sign", "-v1", "-key", "k", "-kit", "a=1"}, "exclude each other"},
+		{[]string{"sign", "-v1", "-key", "k", "-body", "{}", "a=1"}, "has no body"},
+	} {
+		err := run(context.Background(), tc.args, env(map[string]string{"KOOGALLERY_ACCESS_KEY": "basic-key"}), nil, &out)
+		require.ErrorContains(t, err, tc.msg, tc.args)
+	}
+}
