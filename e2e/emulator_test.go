@@ -59,6 +59,7 @@ func startEmulatorStackSigning(t *testing.T, signatureForm, scale string, server
 		"KOOGALLERY_AK=" + openAPIAK,
 		"KOOGALLERY_SK=" + openAPISK,
 		"KOOGALLERY_KIT_ACCESS_KEY=" + kitAccessKey,
+		"KOOGALLERY_LICENSE_ACCESS_KEY=" + licenseAccessKey,
 		"EMULATOR_KIT_PUBLIC_KEY_FILE=" + kitPublicKeyFile,
 		"EMULATOR_ADDR=127.0.0.1:" + strconv.Itoa(emuPort),
 		"EMULATOR_PRODUCTION_URL=" + proxy.URL() + "/produce",

@@ -13,6 +13,9 @@ import (
 
 const licenseToken = "e2e-license-token-5c1d"
 
+// licenseAccessKey verifies the license-code callbacks (contract §13.5).
+const licenseAccessKey = "e2e-license-access-key-7a2f"
+
 // licenseRequest calls /v1/licenses with the license token.
 func (s *stack) licenseRequest(method, path string) (int, map[string]any) {
 	s.t.Helper()

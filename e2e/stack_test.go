@@ -126,6 +126,7 @@ func newStack(t *testing.T, extraEnv []string) *stack {
 		"KOOGALLERY_AK=" + openAPIAK,
 		"KOOGALLERY_SK=" + openAPISK,
 		"KOOGALLERY_KIT_ACCESS_KEY=" + kitAccessKey,
+		"KOOGALLERY_LICENSE_ACCESS_KEY=" + licenseAccessKey,
 		"KOOGALLERY_KIT_PRIVATE_KEY_FILE=" + kitPrivateKeyFile,
 		"LOG_LEVEL=debug",
 	}, extraEnv...)

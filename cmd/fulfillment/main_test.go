@@ -140,6 +140,20 @@ func TestSignProducesAVerifiableQuery(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, koogallery.FormRaw, form)
 
+	// A license-code callback, with the license key from the environment.
+	out.Reset()
+	code := `{"activity":"updateLicenseCodeStatus","license":"PL1","status":"FREEZE"}`
+	require.NoError(t, run(context.Background(), []string{"sign", "-license", "-body", code},
+		env(map[string]string{"KOOGALLERY_ACCESS_KEY": "abcde", "KOOGALLERY_LICENSE_ACCESS_KEY": "lic"}), nil, &out))
+	query, err = url.ParseQuery(strings.TrimSpace(out.String()))
+	require.NoError(t, err)
+	_, err = (&koogallery.Verifier{AccessKey: "lic", Nonces: freshNonces{}}).Verify(context.Background(), query, []byte(code))
+	require.NoError(t, err)
+	require.ErrorContains(t, run(context.Background(), []string{"sign", "-license", "-body", code}, env(nil), nil, &out),
+		"set KOOGALLERY_LICENSE_ACCESS_KEY")
+	require.ErrorContains(t, run(context.Background(), []string{"sign", "-license", "-kit", "-key", "k", "-body", code}, env(nil), nil, &out),
+		"choose one")
+
 	require.ErrorContains(t, run(context.Background(), []string{"sign", "-body", body}, env(nil), nil, &out), "no access key")
 	require.ErrorContains(t, run(context.Background(), []string{"sign", "-key", "k", "-body", "[1]"}, env(nil), nil, &out), "no canonical form")
 	require.ErrorContains(t, run(context.Background(), []string{"sign", "-key", "k", "-form", "sorted", "-body", body}, env(nil), nil, &out), "unknown signature form")

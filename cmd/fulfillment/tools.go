@@ -41,6 +41,7 @@ func runSign(args []string, getenv func(string) string, stdin io.Reader, stdout 
 	key := fs.String("key", "", "access key (default: $KOOGALLERY_ACCESS_KEY, with -kit $KOOGALLERY_KIT_ACCESS_KEY, with -v1 $KOOGALLERY_V1_ACCESS_KEY)")
 	body := fs.String("body", "", "request body (default: read standard input)")
 	form := fs.String("form", string(koogallery.FormCanonical), "what the signature covers: canonical (the sorted body, as Huawei's sample verifies) or raw (the bytes as given)")
+	license := fs.Bool("license", false, "sign a license-code callback (contract §13.5) with $KOOGALLERY_LICENSE_ACCESS_KEY instead of the basic key")
 	kit := fs.Bool("kit", false, "sign a 联营 kit sync (contract §12.3): print the x-sign, x-timestamp and x-nonce headers as curl -H arguments (-H x-sign:…)")
 	v1 := fs.Bool("v1", false, "sign a V1 GET call (contract §2.5) whose parameters are the arguments, name=value: print its query string with timeStamp and authToken")
 	if err := fs.Parse(args); err != nil {
@@ -50,8 +51,13 @@ func runSign(args []string, getenv func(string) string, stdin io.Reader, stdout 
 		return runSignV1(fs, *kit, *key, getenv, stdout)
 	}
 	keyVar := "KOOGALLERY_ACCESS_KEY"
-	if *kit {
+	switch {
+	case *kit && *license:
+		return errors.New("sign: -kit and -license are different interfaces; choose one")
+	case *kit:
 		keyVar = "KOOGALLERY_KIT_ACCESS_KEY"
+	case *license:
+		keyVar = "KOOGALLERY_LICENSE_ACCESS_KEY"
 	}
 	if *key == "" {
 		*key = getenv(keyVar)
