@@ -1,9 +1,6 @@
 package koogallery
 
-import (
-	"strings"
-	"time"
-)
+import "time"
 
 // The License授权码 2.0 callbacks (§13.5): the marketplace tells the
 // merchant that a license code was renewed (or a renewal refunded), frozen
@@ -118,14 +115,7 @@ func (r *UpdateLicenseCodeStatusRequest) validate() error {
 	if err := requireLicense(r.License); err != nil {
 		return err
 	}
-	switch {
-	case r.Status == StatusFreeze || r.Status == StatusUnfreeze:
-		return nil
-	case strings.TrimSpace(string(r.Status)) == "":
-		return invalid("missing field status")
-	default:
-		return invalid("field status must be FREEZE or UNFREEZE")
-	}
+	return requireStatus(r.Status)
 }
 
 // ReleaseLicenseCodeRequest releases a code at the end of its retention or

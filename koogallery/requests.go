@@ -338,10 +338,15 @@ func (r *UpdateInstanceStatusRequest) validate() error {
 	if err := requireInstanceID("instanceId", r.InstanceID); err != nil {
 		return err
 	}
+	return requireStatus(r.Status)
+}
+
+// requireStatus checks a status change's status field: FREEZE or UNFREEZE.
+func requireStatus(status InstanceStatus) error {
 	switch {
-	case r.Status == StatusFreeze || r.Status == StatusUnfreeze:
+	case status == StatusFreeze || status == StatusUnfreeze:
 		return nil
-	case strings.TrimSpace(string(r.Status)) == "":
+	case strings.TrimSpace(string(status)) == "":
 		return invalid("missing field status")
 	default:
 		return invalid("field status must be FREEZE or UNFREEZE")
