@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"database/sql"
 	"encoding/json"
 	"net/http"
 	"testing"
@@ -9,6 +10,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fulfillment-server/fulfillment/emulator"
+	"github.com/fulfillment-server/fulfillment/koogallery"
+	"github.com/fulfillment-server/fulfillment/koogallery/mockapi"
+	"github.com/fulfillment-server/fulfillment/provisioner"
 )
 
 const licenseToken = "e2e-license-token-5c1d"
@@ -70,4 +74,80 @@ func TestLicenseCodeActivatedThroughTheServer(t *testing.T) {
 
 	status, missing := e.licenseRequest(http.MethodPost, "/v1/licenses/PLNOSUCHCODE/activate")
 	require.Equal(t, http.StatusNotFound, status, "%v", missing)
+}
+
+// licenseCodeCall sends a license-code callback signed with the license
+// key, as KooGallery does, and checks that the answer is signed with it.
+func (s *stack) licenseCodeCall(body string) reply {
+	s.t.Helper()
+	return s.produceAnsweredWith(licenseAccessKey, koogallery.SignedQuery(licenseAccessKey, []byte(body), time.Now()), body)
+}
+
+// waitLicenseCode polls GET /v1/licenses/{code} until cond holds.
+func (s *stack) waitLicenseCode(code, what string, cond func(map[string]any) bool) map[string]any {
+	s.t.Helper()
+	return waitUntil(s.t, 60*time.Second, "license code "+code+" to be "+what, func() map[string]any {
+		_, got := s.licenseRequest(http.MethodGet, "/v1/licenses/"+code)
+		return got
+	}, cond)
+}
+
+// demoLicenseCode reads what the demo application was told of a code.
+func (s *stack) demoLicenseCode(code string) (provisioner.DemoLicenseCode, error) {
+	s.t.Helper()
+	db, err := sql.Open("postgres", envValue(s.env, "DATABASE_URL"))
+	require.NoError(s.t, err)
+	defer db.Close()
+	return provisioner.NewDemoStore(db).LicenseCode(s.t.Context(), code)
+}
+
+// TestLicenseCodeLife (contract §13.7): a code activated through the
+// server lives through the marketplace's callbacks, each answered 000000
+// with the license key's Body-Sign: a renewal moves its expiry, FREEZE
+// freezes it with its data kept for 15 days, UNFREEZE restores it, release
+// ends it; GET /v1/licenses tracks each step, and the demo application
+// hears each change. A code never activated is 000003; a callback signed
+// with the basic key is refused.
+func TestLicenseCodeLife(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, "FULFILLMENT_LICENSE_TOKEN="+licenseToken)
+	s.licenseCodes.Add(mockapi.LicenseCode{License: "PL-E2E-1", ProductID: "p-lic", OrderID: "CSL1", Amount: 1, Validity: 30 * 24 * time.Hour})
+	status, activated := s.licenseRequest(http.MethodPost, "/v1/licenses/PL-E2E-1/activate")
+	require.Equal(t, http.StatusCreated, status, "%v", activated)
+	waitUntil(t, 60*time.Second, "the demo application to hear of the activation", func() bool {
+		c, err := s.demoLicenseCode("PL-E2E-1")
+		return err == nil && c.LastEvent == provisioner.LicenseCodeActivated && c.Entitled
+	}, func(ok bool) bool { return ok })
+
+	renewal := `{"activity":"refreshLicenseCode","expireTime":"20400101000000","license":"PL-E2E-1","orderId":"R1","orderLineId":"R1-1","productId":"p-lic","scene":"RENEWAL"}`
+	require.Equal(t, "000000", s.licenseCodeCall(renewal).ResultCode)
+	s.waitLicenseCode("PL-E2E-1", "renewed", func(c map[string]any) bool { return c["expireTime"] == "2040-01-01T00:00:00Z" })
+
+	freeze := `{"activity":"updateLicenseCodeStatus","license":"PL-E2E-1","status":"FREEZE"}`
+	require.Equal(t, "000000", s.licenseCodeCall(freeze).ResultCode)
+	frozen := s.waitLicenseCode("PL-E2E-1", "frozen", func(c map[string]any) bool { return c["status"] == "frozen" })
+	require.NotEmpty(t, frozen["retainUntil"])
+	demo, err := s.demoLicenseCode("PL-E2E-1")
+	require.NoError(t, err)
+	require.Equal(t, "frozen", demo.Status)
+	require.False(t, demo.Entitled, "a frozen code entitles nothing; its data is kept")
+
+	unfreeze := `{"activity":"updateLicenseCodeStatus","license":"PL-E2E-1","status":"UNFREEZE"}`
+	require.Equal(t, "000000", s.licenseCodeCall(unfreeze).ResultCode)
+	s.waitLicenseCode("PL-E2E-1", "active again", func(c map[string]any) bool { return c["status"] == "active" })
+
+	release := `{"activity":"releaseLicenseCode","license":"PL-E2E-1","orderId":"U1","orderLineId":"U1-1"}`
+	require.Equal(t, "000000", s.licenseCodeCall(release).ResultCode)
+	require.Equal(t, "000000", s.licenseCodeCall(release).ResultCode, "sent again: still success")
+	released := s.waitLicenseCode("PL-E2E-1", "released", func(c map[string]any) bool { return c["status"] == "released" })
+	require.NotEmpty(t, released["releasedAt"])
+	demo, err = s.demoLicenseCode("PL-E2E-1")
+	require.NoError(t, err)
+	require.Equal(t, provisioner.LicenseCodeReleased, demo.LastEvent)
+	require.False(t, demo.Entitled)
+
+	never := `{"activity":"updateLicenseCodeStatus","license":"PL-NEVER","status":"FREEZE"}`
+	require.Equal(t, "000003", s.licenseCodeCall(never).ResultCode)
+	require.Equal(t, "000001", s.produceAnsweredWith(licenseAccessKey,
+		koogallery.SignedQuery(accessKey, []byte(freeze), time.Now()), freeze).ResultCode, "signed with the basic key")
 }

@@ -64,10 +64,12 @@ type stack struct {
 	t        *testing.T
 	temporal *testenv.Temporal
 	openAPI  *mockapi.Server
-	baseURL  string
-	env      []string
-	logs     *testenv.SyncBuffer
-	proc     *exec.Cmd
+	// licenseCodes are the license codes the mock open API sold.
+	licenseCodes *mockapi.MemoryLicenseCodes
+	baseURL      string
+	env          []string
+	logs         *testenv.SyncBuffer
+	proc         *exec.Cmd
 	// worker is the separate "fulfillment worker" of a split stack, whose
 	// output also goes to logs.
 	worker *exec.Cmd
@@ -102,12 +104,13 @@ func startSplitStack(t *testing.T, extraEnv ...string) *stack {
 func newStack(t *testing.T, extraEnv []string) *stack {
 	t.Helper()
 	temporal := testenv.StartTemporal(t)
-	openAPI := mockapi.New(mockapi.Config{AK: openAPIAK, SK: openAPISK})
+	licenseCodes := mockapi.NewMemoryLicenseCodes()
+	openAPI := mockapi.New(mockapi.Config{AK: openAPIAK, SK: openAPISK, LicenseCodes: licenseCodes})
 	openAPISrv := httptest.NewServer(openAPI)
 	t.Cleanup(openAPISrv.Close)
 	port := testenv.FreePort(t)
 	s := &stack{
-		t: t, temporal: temporal, openAPI: openAPI,
+		t: t, temporal: temporal, openAPI: openAPI, licenseCodes: licenseCodes,
 		baseURL: "http://127.0.0.1:" + strconv.Itoa(port),
 		logs:    &testenv.SyncBuffer{},
 	}
@@ -242,6 +245,13 @@ func (s *stack) produceSigned(form koogallery.SignedForm, body string) reply {
 // is signed.
 func (s *stack) produceQuery(query url.Values, body string) reply {
 	s.t.Helper()
+	return s.produceAnsweredWith(accessKey, query, body)
+}
+
+// produceAnsweredWith sends body with the given query and checks that the
+// answer is signed with answerKey.
+func (s *stack) produceAnsweredWith(answerKey string, query url.Values, body string) reply {
+	s.t.Helper()
 	req, err := http.NewRequest(http.MethodPost, s.baseURL+"/produce?"+query.Encode(), strings.NewReader(body))
 	require.NoError(s.t, err)
 	req.Header.Set("Content-Type", "application/json;charset=utf8")
@@ -252,7 +262,7 @@ func (s *stack) produceQuery(query url.Values, body string) reply {
 	raw, err := io.ReadAll(resp.Body)
 	require.NoError(s.t, err)
 	require.Equal(s.t, http.StatusOK, resp.StatusCode, string(raw))
-	require.NoError(s.t, koogallery.VerifyBodySign(resp.Header.Get(koogallery.BodySignHeader), accessKey, raw),
+	require.NoError(s.t, koogallery.VerifyBodySign(resp.Header.Get(koogallery.BodySignHeader), answerKey, raw),
 		"every answer must carry a valid Body-Sign")
 	r := reply{raw: raw, took: time.Since(start)}
 	require.NoError(s.t, json.Unmarshal(raw, &r), string(raw))
