@@ -211,6 +211,9 @@ type Action struct {
 	// event ID (default: made up from the purchase)
 	Fingerprint string `json:"fingerprint,omitempty"`
 	EventID     string `json:"eventId,omitempty"`
+	// the activation of a license code (LicenseActivatedSignal, not a
+	// console action): when the merchant's software activated it (real)
+	ActivatedAt *time.Time `json:"activatedAt,omitempty"`
 }
 
 // Clock is the emulated clock: it runs Scale times faster than real time
