@@ -14,6 +14,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
@@ -451,4 +452,36 @@ func TestShowAndBuyTellTheCodesLife(t *testing.T) {
 	for _, cmd := range []string{"renew", "refund-renewal", "unsubscribe", "show"} {
 		require.Contains(t, printed, "bin/fulfillment emulator "+cmd+" CSBOUGHT")
 	}
+}
+
+// signalRecorder is a Temporal client that records the signals sent.
+type signalRecorder struct {
+	client.Client
+	mu      sync.Mutex
+	signals []string
+}
+
+func (r *signalRecorder) SignalWorkflow(_ context.Context, workflowID, _, name string, arg any) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.signals = append(r.signals, fmt.Sprintf("%s %s %s", workflowID, name, arg.(time.Time).UTC().Format(time.RFC3339)))
+	return nil
+}
+
+// TestTheConsoleTellsTheWorkflowOfTheActivation: a code activated through
+// the emulator's open API starts its clock in its purchase's workflow.
+func TestTheConsoleTellsTheWorkflowOfTheActivation(t *testing.T) {
+	db := newStore(t)
+	require.NoError(t, db.SaveLicenseCode(t.Context(), LicenseCodeView{License: licenseCodeOf("CS8"), PurchaseID: "CS8",
+		ProductID: "p", OrderID: "CS8", Amount: 1, ValidForMS: 60_000}))
+	temporal := &signalRecorder{}
+	console := NewConsole(ConsoleConfig{Store: db, Temporal: temporal, Scale: 8640, OpenAPI: NewOpenAPI(db, testAK, testSK, key, nil)})
+	srv := httptest.NewServer(console.Handler())
+	t.Cleanup(srv.Close)
+	merchant, err := koogallery.NewOpenAPIClient(koogallery.OpenAPIConfig{BaseURL: srv.URL, AK: testAK, SK: testSK})
+	require.NoError(t, err)
+	at := time.Now().UTC().Truncate(time.Second)
+	_, err = merchant.ActivateLicense(t.Context(), licenseCodeOf("CS8"), at)
+	require.NoError(t, err)
+	require.Equal(t, []string{"emulator/CS8 license-activated " + at.Format(time.RFC3339)}, temporal.signals)
 }
