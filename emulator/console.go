@@ -38,6 +38,7 @@ func Register(r interface {
 	r.RegisterActivityWithOptions(acts.Relay, activity.RegisterOptions{Name: RelayActivity})
 	r.RegisterActivityWithOptions(acts.NewKitCredential, activity.RegisterOptions{Name: NewKitCredentialActivity})
 	r.RegisterActivityWithOptions(acts.IssueLicenseCode, activity.RegisterOptions{Name: IssueLicenseCodeActivity})
+	r.RegisterActivityWithOptions(acts.LicenseCodeActivation, activity.RegisterOptions{Name: LicenseCodeActivationActivity})
 }
 
 // ConsoleConfig wires the console.

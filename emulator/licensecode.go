@@ -46,6 +46,9 @@ const StateLicenseIssued = "license_issued"
 // IssueLicenseCodeActivity keeps a sold code for the open API.
 const IssueLicenseCodeActivity = "EmulatorIssueLicenseCode"
 
+// LicenseCodeActivationActivity reads when a code was activated.
+const LicenseCodeActivationActivity = "EmulatorLicenseCodeActivation"
+
 // LicenseActivatedSignal tells a license-code purchase that the merchant's
 // software activated its code through the open API; its payload is the
 // activation time (time.Time, real), as the open API recorded it.
@@ -182,6 +185,16 @@ func (w *purchaseWorkflow) issueLicenseCode(ctx workflow.Context, o Order, order
 // IssueLicenseCode keeps a sold code.
 func (a *Activities) IssueLicenseCode(ctx context.Context, code LicenseCodeView) error {
 	return a.Store.SaveLicenseCode(ctx, code)
+}
+
+// LicenseCodeActivation returns when a code was activated, nil when it
+// is not.
+func (a *Activities) LicenseCodeActivation(ctx context.Context, license string) (*time.Time, error) {
+	var at *time.Time
+	if err := a.Store.x.GetContext(ctx, &at, `SELECT activated_at FROM emulator.license_codes WHERE license = $1`, license); err != nil {
+		return nil, fmt.Errorf("read the activation of license code %s: %w", license, err)
+	}
+	return at, nil
 }
 
 // SaveLicenseCode keeps a sold code; saving it again changes nothing.

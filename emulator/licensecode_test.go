@@ -80,6 +80,9 @@ type codeRun struct {
 	saves   []SaveInput
 	issued  []LicenseCodeView
 	refused map[string]error
+	// activatedUnsignalled is an activation the open API could not
+	// signal, as the database has it.
+	activatedUnsignalled *time.Time
 }
 
 func newCodeRun(t *testing.T, m *codeMerchant) *codeRun {
@@ -104,6 +107,11 @@ func newCodeRun(t *testing.T, m *codeMerchant) *codeRun {
 		r.issued = append(r.issued, c)
 		return nil
 	}, activity.RegisterOptions{Name: IssueLicenseCodeActivity})
+	env.RegisterActivityWithOptions(func(context.Context, string) (*time.Time, error) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return r.activatedUnsignalled, nil
+	}, activity.RegisterOptions{Name: LicenseCodeActivationActivity})
 	return r
 }
 
@@ -259,6 +267,25 @@ func TestLicenseCodeNotActivated(t *testing.T) {
 		"from its activation. No refreshLicenseCode: the merchant learns the code when it is activated, with its validity.")
 }
 
+// TestAnActivationNotSignalledIsCaughtUp: an activation the open API could
+// not signal (Temporal unreachable) is read from the database before an
+// action: the renewal is sent, counted from that activation.
+func TestAnActivationNotSignalledIsCaughtUp(t *testing.T) {
+	m := &codeMerchant{}
+	r := newCodeRun(t, m)
+	jan2 := r.start.Add(day)
+	r.activatedUnsignalled = &jan2
+	r.actAt(3*day, Action{Kind: ActRenew})
+	r.actAt(4*day, Action{Kind: ActUnsubscribe})
+	r.run()
+	require.True(t, r.env.IsWorkflowCompleted())
+	require.NoError(t, r.env.GetWorkflowError())
+	sent := m.sent()
+	require.Len(t, sent, 2)
+	require.Equal(t, "20260302000000", sent[0]["expireTime"], "a month from Jan 2, renewed by a month")
+	require.Equal(t, "releaseLicenseCode", sent[1]["activity"])
+}
+
 // TestLicenseCodeCallsAreRetriedUntil000000: each callback is retried
 // every 2 minutes (emulated) until answered 000000: a renewal the server
 // cannot record yet (000005), a freeze for a code it does not know
@@ -356,6 +383,9 @@ func TestTheOpenAPIFollowsTheCodesLife(t *testing.T) {
 	_, err = merchant.ActivateLicense(ctx, code.License, time.Time{})
 	require.NoError(t, err)
 	require.Equal(t, []told{{"CS9", at}}, activations, "the first activation only")
+	read, err := (&Activities{Store: db}).LicenseCodeActivation(ctx, code.License)
+	require.NoError(t, err)
+	require.Equal(t, at, read.UTC(), "what the workflow reads when it missed the signal")
 
 	calls := LicenseCodeCalls{{MessageID: "CS9-001-refreshLicenseCode", Activity: "refreshLicenseCode", Detail: "RENEWAL", SentAt: at, Result: "000000"}}
 	require.NoError(t, db.UpdateLicenseCode(ctx, LicenseCodeUpdate{License: code.License, ValidForMS: 3_600_000, Calls: calls}, 5))

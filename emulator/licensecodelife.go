@@ -59,6 +59,9 @@ func (p *purchase) validateCode(a Action, in func(states ...string) error) error
 
 // actOnCode carries out a validated action on a license-code purchase.
 func (w *purchaseWorkflow) actOnCode(ctx workflow.Context, a Action) {
+	if !w.p.Code.Activated && a.Kind != actLicenseActivated {
+		w.catchUpActivation(ctx)
+	}
 	switch a.Kind {
 	case actLicenseActivated:
 		w.codeActivated(ctx, *a.ActivatedAt)
@@ -73,6 +76,20 @@ func (w *purchaseWorkflow) actOnCode(ctx workflow.Context, a Action) {
 			w.restart(ctx, a.MessageID)
 			w.noteCodeRestart(ctx, a.MessageID)
 		}
+	}
+}
+
+// catchUpActivation reads whether the code was activated, in case the
+// open API could not signal it (Temporal unreachable at that moment): an
+// action must not treat an activated code as one the merchant cannot know.
+func (w *purchaseWorkflow) catchUpActivation(ctx workflow.Context) {
+	var at *time.Time
+	if err := workflow.ExecuteActivity(localOptions(ctx), LicenseCodeActivationActivity, w.p.Code.License).Get(ctx, &at); err != nil {
+		workflow.GetLogger(ctx).Error("License code's activation not read", "error", err)
+		return
+	}
+	if at != nil {
+		w.codeActivated(ctx, *at)
 	}
 }
 
