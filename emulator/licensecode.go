@@ -54,6 +54,10 @@ const LicenseCodeActivationActivity = "EmulatorLicenseCodeActivation"
 // activation time (time.Time, real), as the open API recorded it.
 const LicenseActivatedSignal = "license-activated"
 
+// licenseCodeLifeChange is the GetVersion change ID of the code's life
+// after its issue: a purchase whose code was issued before it ended there.
+const licenseCodeLifeChange = "license-code-life"
+
 // actLicenseActivated is the activation, queued among the purchase's
 // actions; it is not a console action (not in Actions).
 const actLicenseActivated = "license-activated"

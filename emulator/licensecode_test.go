@@ -515,3 +515,17 @@ func TestTheConsoleTellsTheWorkflowOfTheActivation(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{"emulator/CS8 license-activated " + at.Format(time.RFC3339)}, temporal.signals)
 }
+
+// TestCodesIssuedBeforeTheirLifeWasPlayedEndAtTheIssue: the history of a
+// purchase whose code was issued before the emulator played a code's life
+// replays as it was written: the workflow ends at the issue.
+func TestCodesIssuedBeforeTheirLifeWasPlayedEndAtTheIssue(t *testing.T) {
+	m := &codeMerchant{}
+	r := newCodeRun(t, m)
+	r.env.OnGetVersion(licenseCodeLifeChange, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
+	r.run()
+	require.True(t, r.env.IsWorkflowCompleted())
+	require.NoError(t, r.env.GetWorkflowError())
+	require.Equal(t, StateLicenseIssued, r.last(t).Purchase.State)
+	require.Empty(t, m.attempts)
+}

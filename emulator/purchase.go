@@ -183,7 +183,8 @@ func (w *purchaseWorkflow) order(ctx workflow.Context) bool {
 	if p.Buy.LicenseCode {
 		// No instance: the buyer receives a code (contract §13.5).
 		w.issueLicenseCode(ctx, first, now)
-		return true
+		// Codes issued before the emulator played their life ended here.
+		return workflow.GetVersion(ctx, licenseCodeLifeChange, workflow.DefaultVersion, 1) == 1
 	}
 
 	res, ok := w.call(ctx, koogallery.ActivityNewInstance, map[string]any{
