@@ -205,6 +205,17 @@ func TestLicenseCodeLifeOnItsClock(t *testing.T) {
 		require.Equal(t, "000000", c.Result, c.Activity)
 	}
 	require.Equal(t, "RENEWAL expireTime "+koogallery.FormatTime(mar3), final.Code.Calls[0].Detail)
+	var timeline []string
+	r.mu.Lock()
+	for _, s := range r.saves {
+		for _, e := range s.Events {
+			timeline = append(timeline, e.Message)
+		}
+	}
+	r.mu.Unlock()
+	require.Contains(t, timeline, "License code "+code+" activated by the merchant's software (激活授权码): valid until 2026-02-03 00:00 UTC "+
+		"(2026-02-03 00:00:00 UTC real). Unrenewed, the marketplace then freezes it (updateLicenseCodeStatus FREEZE) and releases it 15 days later.")
+	require.Contains(t, timeline, "updateLicenseCodeStatus UNFREEZE answered 000000.")
 }
 
 // TestLicenseCodeRefundAndUnsubscription: refunding the last renewal sends

@@ -110,8 +110,8 @@ func (w *purchaseWorkflow) codeActivated(ctx workflow.Context, at time.Time) {
 	exp := p.Clock.EmulatedAt(c.expiry()).UTC()
 	p.State, p.ExpireAt = StateInService, &exp
 	w.record(ctx, "license-activated", fmt.Sprintf("License code %s activated by the merchant's software (激活授权码): valid until %s "+
-		"(%s real). Unrenewed, the marketplace then freezes it (updateLicenseCodeStatus FREEZE) and releases it %s later.",
-		c.License, fmtTime(exp), c.expiry().UTC().Format(time.DateTime), p.Retention))
+		"(%s UTC real). Unrenewed, the marketplace then freezes it (updateLicenseCodeStatus FREEZE) and releases it %g days later.",
+		c.License, fmtTime(exp), c.expiry().UTC().Format(time.DateTime), p.Retention.Hours()/24))
 	w.save(ctx)
 }
 
