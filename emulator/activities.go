@@ -69,6 +69,9 @@ type CallResult struct {
 type SaveInput struct {
 	Purchase Purchase
 	Events   []Event
+	// Code is a license-code purchase's code, written at the purchase's
+	// revision.
+	Code *LicenseCodeUpdate `json:",omitempty"`
 }
 
 // RelayInput tells the merchant's server a supervision step.
@@ -250,7 +253,13 @@ func (a *Activities) SaveOrder(ctx context.Context, o Order) error {
 
 // Save writes a purchase and its timeline.
 func (a *Activities) Save(ctx context.Context, in SaveInput) error {
-	return a.Store.SavePurchase(ctx, in.Purchase, in.Events)
+	if err := a.Store.SavePurchase(ctx, in.Purchase, in.Events); err != nil {
+		return err
+	}
+	if in.Code != nil {
+		return a.Store.UpdateLicenseCode(ctx, *in.Code, in.Purchase.Revision)
+	}
+	return nil
 }
 
 // Relay posts a supervision step to the merchant's admin API. It reports

@@ -5,8 +5,9 @@
 // console), polls queryInstance and shows the buyer the decrypted access
 // information, drives expiry, freeze, retention and release on an
 // accelerated clock, walks supervised orders through delivery and
-// acceptance, and serves the open API (Query Order, usage push) to the
-// merchant.
+// acceptance, sells license codes and plays their renewals, freezes and
+// releases once activated, and serves the open API (Query Order, usage
+// push, license-code activate and query) to the merchant.
 //
 // Each purchase is a Temporal workflow (PurchaseWorkflow) on its own task
 // queue; the emulator's state lives in Postgres, in a schema of its own
@@ -211,6 +212,9 @@ type Action struct {
 	// event ID (default: made up from the purchase)
 	Fingerprint string `json:"fingerprint,omitempty"`
 	EventID     string `json:"eventId,omitempty"`
+	// the activation of a license code (LicenseActivatedSignal, not a
+	// console action): when the merchant's software activated it (real)
+	ActivatedAt *time.Time `json:"activatedAt,omitempty"`
 }
 
 // Clock is the emulated clock: it runs Scale times faster than real time

@@ -29,9 +29,11 @@ Usage: %[1]s emulator <command> [flags] [ID]
   watch [-merchant] ID             print the purchase's timeline as it happens, in the order things
                                    happened, until its life ends; -merchant also prints the merchant's
                                    side (EMULATOR_MERCHANT_ADMIN_URL and EMULATOR_MERCHANT_ADMIN_TOKEN)
-  renew [-periods N] ID            renew (refreshInstance RENEWAL, then UNFREEZE if frozen)
+  renew [-periods N] ID            renew (refreshInstance RENEWAL, then UNFREEZE if frozen; for a
+                                   license code, refreshLicenseCode: see License codes below)
   refund-renewal ID                refund the last renewal period (UNSUBSCRIBE_RENEWAL_PERIOD)
-  unsubscribe ID                   unsubscribe (releaseInstance with the unsubscription order)
+  unsubscribe ID                   unsubscribe (releaseInstance, or releaseLicenseCode, with the
+                                   unsubscription order)
   upgrade -quantity N [-sku S] ID  change the spec (changeInstanceCheck, then upgradeInstance)
   convert ID                       trial to formal (TRIAL_TO_FORMAL)
   arrears ID | pay ID              pay-per-use account in arrears (FREEZE) / paid (UNFREEZE)
@@ -72,6 +74,13 @@ Usage: %[1]s emulator <command> [flags] [ID]
   license-request [-fingerprint F] [-event E] ID
                                    a device asks for its licence (getLicenseAsync); show lists the
                                    licence the merchant uploaded for it
+
+ License codes (License授权码 2.0; buy -license-code; the emulator and the merchant's server need
+ the same KOOGALLERY_LICENSE_ACCESS_KEY): once the code is activated, renew sends
+ refreshLicenseCode RENEWAL (then updateLicenseCodeStatus UNFREEZE if frozen), refund-renewal
+ refreshLicenseCode UNSUBSCRIBE_RENEWAL_PERIOD, unsubscribe releaseLicenseCode with the
+ unsubscription order; unrenewed, the code is frozen at expiry (FREEZE) and released after the
+ retention (releaseLicenseCode). Before the activation they send nothing: the code has no expiry.
 
 Flags go before or after the ID; -h after a command shows its flags. The commands other than
 serve call the emulator at EMULATOR_URL; -json prints raw JSON. Variables that are not set are
@@ -330,6 +339,7 @@ func (c *cli) printActivationHint(w io.Writer, purchaseID string) {
 	if token == "" || c.cfg.MerchantAdminURL == "" {
 		fmt.Fprintf(w, "The buyer receives license code %s; the merchant's software activates it with POST /v1/licenses/%s/activate.\n",
 			licenseCodeOf(purchaseID), licenseCodeOf(purchaseID))
+		c.printCodeLifeHint(w, purchaseID)
 		return
 	}
 	// The token is named, not printed: the hint reads it where this
@@ -341,6 +351,15 @@ func (c *cli) printActivationHint(w io.Writer, purchaseID string) {
 	fmt.Fprintf(w, "The buyer receives license code %s. Activate it, as the merchant's software would:\n", licenseCodeOf(purchaseID))
 	fmt.Fprintf(w, "  %scurl -s -X POST -H \"Authorization: Bearer $FULFILLMENT_LICENSE_TOKEN\" %s/v1/licenses/%s/activate\n",
 		source, strings.TrimRight(c.cfg.MerchantAdminURL, "/"), licenseCodeOf(purchaseID))
+	c.printCodeLifeHint(w, purchaseID)
+}
+
+// printCodeLifeHint says how the rest of the code's life is played, once
+// it is activated.
+func (c *cli) printCodeLifeHint(w io.Writer, purchaseID string) {
+	fmt.Fprintf(w, "Once activated, its validity counts: unrenewed, it is frozen at expiry and released after the retention. "+
+		"Renew it: %[1]s emulator renew %[2]s; refund that renewal: %[1]s emulator refund-renewal %[2]s; "+
+		"release it: %[1]s emulator unsubscribe %[2]s; its calls: %[1]s emulator show %[2]s\n", c.prog, purchaseID)
 }
 
 // defaultURL is EMULATOR_URL's default.

@@ -38,6 +38,7 @@ func Register(r interface {
 	r.RegisterActivityWithOptions(acts.Relay, activity.RegisterOptions{Name: RelayActivity})
 	r.RegisterActivityWithOptions(acts.NewKitCredential, activity.RegisterOptions{Name: NewKitCredentialActivity})
 	r.RegisterActivityWithOptions(acts.IssueLicenseCode, activity.RegisterOptions{Name: IssueLicenseCodeActivity})
+	r.RegisterActivityWithOptions(acts.LicenseCodeActivation, activity.RegisterOptions{Name: LicenseCodeActivationActivity})
 }
 
 // ConsoleConfig wires the console.
@@ -77,7 +78,23 @@ func NewConsole(cfg ConsoleConfig) *Console {
 	if cfg.Scale < 1 {
 		cfg.Scale = 1
 	}
-	return &Console{cfg: cfg, now: time.Now}
+	c := &Console{cfg: cfg, now: time.Now}
+	if cfg.OpenAPI != nil && cfg.Temporal != nil {
+		cfg.OpenAPI.onLicenseActivated(c.licenseActivated)
+	}
+	return c
+}
+
+// licenseActivated tells a license-code purchase's workflow that its code
+// was activated, which starts the code's clock there. The activation
+// stands whatever happens: a workflow that cannot be told keeps the code
+// unexpiring (the failure is logged).
+func (c *Console) licenseActivated(ctx context.Context, purchaseID string, at time.Time) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := c.cfg.Temporal.SignalWorkflow(ctx, PurchaseWorkflowID(purchaseID), "", LicenseActivatedSignal, at); err != nil {
+		c.cfg.Logger.Warn("License code activated, but its purchase's workflow could not be told", "purchaseId", purchaseID, "error", err)
+	}
 }
 
 // Handler routes the console and the open API.

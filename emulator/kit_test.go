@@ -70,7 +70,7 @@ func TestLicenseCodeStore(t *testing.T) {
 	require.Equal(t, "NOT_ACTIVATED", licenseCodeStatus(got, time.Now()))
 
 	at := time.Now().UTC().Truncate(time.Millisecond)
-	src := licenseCodeSource{db}
+	src := &licenseCodeSource{db: db}
 	mc, found, err := src.Activate(ctx, code.License, at)
 	require.NoError(t, err)
 	require.True(t, found)

@@ -26,9 +26,10 @@ import (
 // the marketplace keeps no record of a push it refused, and the records it
 // accepted are in the database.
 type OpenAPI struct {
-	mock *mockapi.Server
-	log  *slog.Logger
-	now  func() time.Time
+	mock  *mockapi.Server
+	codes *licenseCodeSource
+	log   *slog.Logger
+	now   func() time.Time
 
 	mu      sync.Mutex
 	refused map[string]UsageRefusals // by instance_id
@@ -55,6 +56,7 @@ func NewOpenAPI(db *Store, ak, sk, accessKey string, log *slog.Logger) *OpenAPI 
 	if log == nil {
 		log = slog.Default()
 	}
+	codes := &licenseCodeSource{db: db}
 	return &OpenAPI{
 		mock: mockapi.New(mockapi.Config{
 			AK: ak, SK: sk, AccessKey: accessKey,
@@ -72,10 +74,16 @@ func NewOpenAPI(db *Store, ak, sk, accessKey string, log *slog.Logger) *OpenAPI 
 			Usage:    usageSink{db},
 			Licenses: licenseSink{db},
 			// The license codes it sold (activate, query).
-			LicenseCodes: licenseCodeSource{db},
+			LicenseCodes: codes,
 		}),
-		log: log, now: time.Now, refused: map[string]UsageRefusals{},
+		codes: codes, log: log, now: time.Now, refused: map[string]UsageRefusals{},
 	}
+}
+
+// onLicenseActivated makes the first activation of a code call fn with
+// its purchase and the activation time; set before serving.
+func (o *OpenAPI) onLicenseActivated(fn func(ctx context.Context, purchaseID string, at time.Time)) {
+	o.codes.activated = fn
 }
 
 // ServeHTTP serves the open API and notes the usage pushes it refuses.

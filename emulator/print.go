@@ -80,11 +80,7 @@ func printPurchase(w io.Writer, v PurchaseView) {
 		printKit(w, k)
 	}
 	if lc := v.LicenseCode; lc != nil {
-		fmt.Fprintf(w, "  license    %s: %s", lc.License, lc.Status)
-		if exp := lc.ExpireTime; exp != nil {
-			fmt.Fprintf(w, ", activated %s, expires %s (real)", lc.ActivatedAt.Local().Format(time.DateTime), exp.Local().Format(time.DateTime))
-		}
-		fmt.Fprintln(w)
+		printLicenseCode(w, lc)
 	}
 	printLicenses(w, v.Licenses)
 	fmt.Fprintln(w, "  orders:")
@@ -277,5 +273,31 @@ func printLicenses(w io.Writer, ls LicenseRequests) {
 					u.Type, u.FileName, u.Size, u.SHA256)
 			}
 		}
+	}
+}
+
+// printLicenseCode shows a license code as the open API reports it, and
+// the callbacks the marketplace sent about it.
+func printLicenseCode(w io.Writer, lc *LicenseCodeShown) {
+	fmt.Fprintf(w, "  license    %s: %s", lc.License, lc.Status)
+	if exp := lc.ExpireTime; exp != nil {
+		fmt.Fprintf(w, ", activated %s, expires %s (real)", lc.ActivatedAt.Local().Format(time.DateTime), exp.Local().Format(time.DateTime))
+	}
+	fmt.Fprintln(w)
+	if len(lc.Calls) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "  license-code calls:")
+	for _, call := range lc.Calls {
+		result := call.Result
+		switch result {
+		case "":
+			result = "retrying"
+		case CallFailedForGood:
+			result = "failed (restartable)"
+		default:
+			result = "answered " + result
+		}
+		fmt.Fprintf(w, "    %s  %-23s %-40s %s\n", call.SentAt.Local().Format(time.DateTime), call.Activity, call.Detail, result)
 	}
 }

@@ -71,6 +71,8 @@ type purchase struct {
 	Kit *kitState `json:",omitempty"`
 	// Licenses are the licence requests of an online licence purchase.
 	Licenses []LicenseRequestView `json:",omitempty"`
+	// Code is the code of a license-code purchase.
+	Code *codeState `json:",omitempty"`
 }
 
 // failedCall is a call an operator may restart from the console.
@@ -111,6 +113,9 @@ type purchaseWorkflow struct {
 func (w *purchaseWorkflow) register(ctx workflow.Context) error {
 	if err := workflow.SetQueryHandler(ctx, PurchaseQuery, func() (PurchaseState, error) { return w.p.state(), nil }); err != nil {
 		return err
+	}
+	if w.p.Buy.LicenseCode {
+		w.listenForActivation(ctx)
 	}
 	return workflow.SetUpdateHandlerWithOptions(ctx, ActionSignal,
 		func(ctx workflow.Context, a Action) (string, error) {
@@ -178,7 +183,8 @@ func (w *purchaseWorkflow) order(ctx workflow.Context) bool {
 	if p.Buy.LicenseCode {
 		// No instance: the buyer receives a code (contract §13.5).
 		w.issueLicenseCode(ctx, first, now)
-		return false
+		// Codes issued before the emulator played their life ended here.
+		return workflow.GetVersion(ctx, licenseCodeLifeChange, workflow.DefaultVersion, 1) == 1
 	}
 
 	res, ok := w.call(ctx, koogallery.ActivityNewInstance, map[string]any{
@@ -269,6 +275,10 @@ func (w *purchaseWorkflow) next(ctx workflow.Context) (string, time.Time, bool) 
 
 func (w *purchaseWorkflow) fire(ctx workflow.Context, kind string) {
 	p := w.p
+	if p.Code != nil {
+		w.fireCode(ctx, kind)
+		return
+	}
 	switch kind {
 	case deadlinePoll:
 		w.poll(ctx)
@@ -335,6 +345,9 @@ func (p *purchase) validate(a Action) error {
 		}
 		return nil
 	}
+	if p.Buy.LicenseCode {
+		return p.validateCode(a, in)
+	}
 	periodic := p.Buy.BillingMode == ModePeriod || p.Buy.BillingMode == ModeOnDemandPkg
 	switch a.Kind {
 	case ActRenew:
@@ -381,12 +394,18 @@ func (p *purchase) validate(a Action) error {
 	case ActLicenseRequest:
 		return p.validateLicense(a)
 	case ActRestart:
-		if a.MessageID != p.InFlight && !slices.ContainsFunc(p.Failed, func(f failedCall) bool { return f.MessageID == a.MessageID }) {
-			return fmt.Errorf("no failed call %q to restart in this purchase", a.MessageID)
-		}
-		return nil
+		return p.validateRestart(a)
 	}
 	return fmt.Errorf("unknown action %q", a.Kind)
+}
+
+// validateRestart says whether the call to restart is one of the
+// purchase's failed calls, or the one being retried now.
+func (p *purchase) validateRestart(a Action) error {
+	if a.MessageID != p.InFlight && !slices.ContainsFunc(p.Failed, func(f failedCall) bool { return f.MessageID == a.MessageID }) {
+		return fmt.Errorf("no failed call %q to restart in this purchase", a.MessageID)
+	}
+	return nil
 }
 
 // validateSupervision says whether a step of a supervised order is
@@ -430,6 +449,10 @@ func (w *purchaseWorkflow) act(ctx workflow.Context, a Action) {
 	if err := w.p.validate(a); err != nil {
 		w.record(ctx, "refused", "Action refused: "+err.Error()+".")
 		w.save(ctx)
+		return
+	}
+	if p.Code != nil {
+		w.actOnCode(ctx, a)
 		return
 	}
 	switch a.Kind {
@@ -688,7 +711,7 @@ func (w *purchaseWorkflow) call(ctx workflow.Context, activity koogallery.Activi
 	}
 	p.Calls++
 	in := CallInput{
-		MessageID:  fmt.Sprintf("%s-%03d-%s", p.ID, p.Calls, activity),
+		MessageID:  messageID(p.ID, p.Calls, activity),
 		PurchaseID: p.ID, Activity: string(activity), Body: marketplaceJSON(body), Debug: p.Buy.Debug,
 	}
 	delivery := koogallery.Deliveries[activity]
@@ -725,6 +748,11 @@ func (w *purchaseWorkflow) call(ctx workflow.Context, activity koogallery.Activi
 		return res, false
 	}
 	return res, true
+}
+
+// messageID names the purchase's n-th call, for the failed calls.
+func messageID(purchaseID string, n int, activity koogallery.Activity) string {
+	return fmt.Sprintf("%s-%03d-%s", purchaseID, n, activity)
 }
 
 // restartQueued reports whether a restart of the failed call id waits
@@ -849,6 +877,9 @@ func (w *purchaseWorkflow) save(ctx workflow.Context) {
 		row.ExpireTime = ptr(p.Clock.RealAt(*p.ExpireAt))
 	}
 	in := SaveInput{Purchase: row, Events: w.events}
+	if p.Code != nil {
+		in.Code = p.Code.update()
+	}
 	w.events = nil
 	if err := workflow.ExecuteActivity(localOptions(ctx), SaveActivity, in).Get(ctx, nil); err != nil {
 		workflow.GetLogger(ctx).Error("Purchase not saved", "error", err)
