@@ -151,3 +151,59 @@ func TestLicenseCodeLife(t *testing.T) {
 	require.Equal(t, "000001", s.produceAnsweredWith(licenseAccessKey,
 		koogallery.SignedQuery(accessKey, []byte(freeze), time.Now()), freeze).ResultCode, "signed with the basic key")
 }
+
+// expireTimeOf reads a code's expireTime as GET /v1/licenses shows it.
+func expireTimeOf(t *testing.T, code map[string]any) time.Time {
+	t.Helper()
+	s, _ := code["expireTime"].(string)
+	at, err := time.Parse(time.RFC3339, s)
+	require.NoError(t, err, "expireTime of %v", code)
+	return at
+}
+
+// TestLicenseCodeLifeThroughTheEmulator (issue's done-when): a code bought
+// from the emulator is activated through the server, renewed, its renewal
+// refunded, frozen at its expiry, renewed again (and so unfrozen) and
+// released by an unsubscription, every step played by the emulator with
+// the license key and tracked by GET /v1/licenses/{code}.
+func TestLicenseCodeLifeThroughTheEmulator(t *testing.T) {
+	t.Parallel()
+	// A month is 30 s; the marketplace's retries every 2 emulated minutes
+	// are a second apart.
+	e := startEmulatorStack(t, "1d=1s", "FULFILLMENT_LICENSE_TOKEN="+licenseToken)
+	id := e.buy(emulator.BuyRequest{PeriodType: "month", LicenseCode: true})
+	code := e.purchaseState(id, emulator.StateLicenseIssued).LicenseCode.License
+	path := "/v1/licenses/" + code
+
+	status, activated := e.licenseRequest(http.MethodPost, path+"/activate")
+	require.Equal(t, http.StatusCreated, status, "%v", activated)
+	firstExpiry := expireTimeOf(t, activated)
+	month := 30 * time.Second
+
+	e.act(id, emulator.Action{Kind: emulator.ActRenew})
+	renewed := e.waitLicenseCode(code, "renewed", func(c map[string]any) bool {
+		return expireTimeOf(t, c).After(firstExpiry.Add(month / 2))
+	})
+	require.Equal(t, "active", renewed["status"])
+
+	e.act(id, emulator.Action{Kind: emulator.ActRefundRenewal})
+	e.waitLicenseCode(code, "back to its first expiry", func(c map[string]any) bool {
+		return expireTimeOf(t, c).Before(firstExpiry.Add(month / 2))
+	})
+
+	frozen := e.waitLicenseCode(code, "frozen at its expiry", func(c map[string]any) bool { return c["status"] == "frozen" })
+	require.NotEmpty(t, frozen["retainUntil"])
+
+	e.act(id, emulator.Action{Kind: emulator.ActRenew})
+	e.waitLicenseCode(code, "unfrozen by a renewal", func(c map[string]any) bool {
+		return c["status"] == "active" && expireTimeOf(t, c).After(time.Now())
+	})
+
+	e.act(id, emulator.Action{Kind: emulator.ActUnsubscribe})
+	released := e.waitLicenseCode(code, "released", func(c map[string]any) bool { return c["status"] == "released" })
+	require.NotEmpty(t, released["releasedAt"])
+	shown := e.purchase(id, "shown released", func(v emulator.PurchaseView) bool {
+		return v.LicenseCode != nil && v.LicenseCode.Status == koogallery.LicenseReleased
+	})
+	require.Equal(t, koogallery.LicenseReleased, shown.LicenseCode.Status)
+}
