@@ -496,3 +496,62 @@ func FuzzKit(f *testing.F) {
 		}
 	})
 }
+
+// FuzzKitV1: any body on a V1 kit path (contract §12.10). A body the
+// marketplace could sign (an object of single values with a timeStamp) is
+// sent with its authToken and, like FuzzKit's, answered 000000 and
+// recorded once or refused 000002 recording nothing; any other is sent
+// without a token and refused 000001, recording nothing.
+func FuzzKitV1(f *testing.F) {
+	h := newHarness(f, withKit(testKitKey, nil), withV1Key(testV1Key))
+	h.allocate(f, fzActive)
+	common := `"instanceId":"` + fzActive + `","tenantId":"t-1","testFlag":0,"timeStamp":"20261204101010123"`
+	for _, seed := range []struct{ op, body string }{
+		{"tenantSync", `{` + common + `,"orderId":"o","tenantCode":"c","name":"n","domainName":"https://d","flag":1}`},
+		{"authSync", `{` + common + `,"appId":"a","currentSyncTime":"20261204101010123","flag":1,"userList":"[{\"userName\":\"u\",\"name\":\"U\",\"orgCode\":\"D\",\"role\":\"admin\",\"enable\":\"true\"}]"}`},
+		{"allOrgSync", `{` + common + `,"orgInfo":"[{\"orgCode\":\"D1\",\"name\":\"产品部\",\"parentCode\":\"\"}]"}`},
+		{"singleOrgSync", `{` + common + `,"orgCode":"D2","name":"East","parentCode":"D1","flag":2,"blank":"  "}`},
+		{"authSync", `{` + common + `,"userList":[]}`},
+		{"tenantSync", `{"tenantId":"t"}`},
+	} {
+		f.Add(seed.op, []byte(seed.body))
+	}
+	f.Fuzz(func(t *testing.T, op string, body []byte) {
+		if !routable(op) || strings.ContainsAny(op, "?#%") || op == "v2" {
+			return // tests the router, not the kit
+		}
+		before := h.fuzzState(t)
+		req := httptest.NewRequest(http.MethodPost, "/produce/produceAPI/"+url.PathEscape(op), bytes.NewReader(body))
+		token, signErr := koogallery.SignV1Kit(testV1Key, body)
+		if signErr == nil {
+			req.Header.Set(koogallery.HeaderV1KitAuthToken, token)
+		}
+		rec := h.serve(req)
+		h.settle(t)
+		if rec.Code == http.StatusNotFound || rec.Code == http.StatusTemporaryRedirect || rec.Code == http.StatusMovedPermanently {
+			return // the escaped op is not one path segment for the router
+		}
+		a := requireAnswerSignedWith(t, testV1Key, rec.Code, rec.Header(), rec.Body.Bytes())
+		if len(body) > maxBody {
+			require.Equal(t, http.StatusRequestEntityTooLarge, a.Status)
+			require.Equal(t, before, h.fuzzState(t))
+			return
+		}
+		require.Equal(t, http.StatusOK, a.Status, "answer %s", a.Raw)
+		after := h.fuzzState(t)
+		if signErr != nil {
+			require.Equal(t, "000001", a.ResultCode, "an unsignable body: %s", a.Raw)
+			require.Equal(t, before, after, "a refused sync records nothing")
+			return
+		}
+		switch a.ResultCode {
+		case "000000":
+			recorded := (after.Callbacks - before.Callbacks) + (after.Redeliveries - before.Redeliveries)
+			require.EqualValues(t, 1, recorded, "recorded once, as new or as a redelivery")
+		case "000002":
+			require.Equal(t, before, after, "a refused sync records nothing")
+		default:
+			require.Failf(t, "unexpected answer", "%s", a.Raw)
+		}
+	})
+}

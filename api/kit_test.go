@@ -290,3 +290,65 @@ func TestKitProbeCreatesNothing(t *testing.T) {
 	require.Equal(t, before.Callbacks+4, after.Callbacks, "each probe is recorded")
 	require.Empty(t, h.signaller.attempts(), "nothing is applied")
 }
+
+const testV1Key = "v1-key-8Hs2Lq"
+
+// kitV1 posts a V1 kit call with its authToken header (computed with key)
+// and checks that the answer is signed with answerKey.
+func (h *harness) kitV1(t testing.TB, key, answerKey, path string, body []byte) produceAnswer {
+	t.Helper()
+	header := http.Header{}
+	if key != "" {
+		token, err := koogallery.SignV1Kit(key, body)
+		require.NoError(t, err)
+		header.Set(koogallery.HeaderV1KitAuthToken, token)
+	}
+	return h.kit(t, answerKey, path, header, body)
+}
+
+// TestKitV1 (contract §12.10): the V1 kit's syncs, on the sub-paths without
+// /v2 under both routes, are authenticated by the authToken header with the
+// V1 key and answered with it; their V1 shapes (userList and orgInfo as
+// strings, a department's name) are read; a sync sent again is recorded
+// once; a wrong token, or a V2 signature on a V1 path, records nothing.
+func TestKitV1(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, withKit(testKitKey, nil), withV1Key(testV1Key))
+	h.allocate(t, "kit-v1")
+
+	tenant := tenantSyncBody(t, "kit-v1", "tenant-1", 1)
+	requireResult(t, h.kitV1(t, testV1Key, testV1Key, "/produce/produceAPI/tenantSync", tenant), "000000", msgSuccess)
+	requireResult(t, h.kitV1(t, testV1Key, testV1Key, "/produceAPI/tenantSync", tenant), "000000", msgSuccess)
+	users := kitBody(t, map[string]any{"instanceId": "kit-v1", "orderId": "CS-kit-v1", "tenantId": "tenant-1", "appId": "app-1",
+		"flag": 1, "testFlag": 0, "timeStamp": "20261204101010123", "currentSyncTime": "20261204101010123",
+		"userList": `[{"userName":"zhang","name":"张三","orgCode":"D1","role":"admin","enable":"true"}]`})
+	requireResult(t, h.kitV1(t, testV1Key, testV1Key, "/produce/produceAPI/authSync", users), "000000", msgSuccess)
+	orgs := kitBody(t, map[string]any{"instanceId": "kit-v1", "orderId": "CS-kit-v1", "tenantId": "tenant-1",
+		"testFlag": 0, "timeStamp": "20261204101010123", "orgInfo": `[{"orgCode":"D1","name":"产品部","parentCode":""}]`})
+	requireResult(t, h.kitV1(t, testV1Key, testV1Key, "/produce/produceAPI/allOrgSync", orgs), "000000", msgSuccess)
+
+	cbs := h.callbacksOf(t, "kit-v1")
+	require.Len(t, cbs, 4, "the tenant sync twice is one row, then the users and the departments")
+	require.Equal(t, 1, cbs[1].Redeliveries)
+	require.Len(t, h.signaller.delivered(), 3)
+
+	before := h.effects(t)
+	requireResult(t, h.kitV1(t, "not-the-v1-key", testV1Key, "/produce/produceAPI/tenantSync", tenant), "000001", msgAuthFailed)
+	requireResult(t, h.kitV1(t, "", testV1Key, "/produceAPI/tenantSync", tenant), "000001", msgAuthFailed)
+	v2, err := koogallery.SignedKitHeaders(koogallery.FormCanonical, testKitKey, tenant, time.Now())
+	require.NoError(t, err)
+	requireResult(t, h.kit(t, testV1Key, "/produce/produceAPI/tenantSync", v2, tenant), "000001", msgAuthFailed)
+	requireResult(t, h.kitV1(t, testV1Key, testV1Key, "/produce/produceAPI/unknownSync", tenant), "000002", "unknown kit operation")
+	require.Equal(t, before, h.effects(t), "a refused call changes nothing")
+	// The V2 routes are unchanged.
+	requireResult(t, h.kitSigned(t, "tenantSync", tenantSyncBody(t, "kit-v1", "tenant-2", 1)), "000000", msgSuccess)
+}
+
+// TestKitV1WithoutItsKey: a server without a V1 key refuses every V1 kit
+// call (signing the answer with the basic key).
+func TestKitV1WithoutItsKey(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, withKit(testKitKey, nil))
+	requireResult(t, h.kitV1(t, testV1Key, testAccessKey, "/produce/produceAPI/tenantSync",
+		tenantSyncBody(t, "kit-v1", "tenant-1", 1)), "000001", msgAuthFailed)
+}

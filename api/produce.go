@@ -127,7 +127,7 @@ func (s *marketplace) verifiedCall(c *gin.Context) (inbox.Call, *refusal) {
 			return inbox.Call{}, refuse(koogallery.ResultAuthFailed, msgAuthFailed)
 		}
 		iface, verifier = "license", s.licenseVerifier
-		c.Set(answerKey, s.cfg.LicenseAccessKey)
+		c.Set(answerKeyContext, s.cfg.LicenseAccessKey)
 	}
 	// A verification error that is not an authentication failure means
 	// the signature and timestamp are valid but the nonce memory
@@ -244,16 +244,17 @@ func readBody(c *gin.Context) ([]byte, int, error) {
 	return body, http.StatusOK, nil
 }
 
-// answerKey is the gin context key of the key an answer is signed with,
-// when it is not the basic key: the key the call was verified with.
-const answerKey = "fulfillment.answer-key"
+// answerKeyContext is the gin context key of the key an answer is signed
+// with, when it is not the interface's usual one: the key the call was
+// verified with.
+const answerKeyContext = "fulfillment.answer-key"
 
 // answer serialises v once, signs exactly those bytes (Body-Sign, contract §2.4)
 // and sends them. Every answer, errors included, is signed: with the key
 // of the interface the call was verified for (the basic key unless set).
 func (s *marketplace) answer(c *gin.Context, status int, v any) {
 	key := s.cfg.AccessKey
-	if k := c.GetString(answerKey); k != "" {
+	if k := c.GetString(answerKeyContext); k != "" {
 		key = k
 	}
 	sendSigned(c, s.log, key, status, v)

@@ -52,6 +52,10 @@ type Config struct {
 	// KitAccessKey verifies the 联营 kit's calls and signs their answers
 	// (contract §12.3); empty refuses every kit call.
 	KitAccessKey string
+	// V1AccessKey verifies the V1 interface's calls (contract §2.5) and the
+	// V1 kit's (contract §12.10), and signs their answers; empty refuses
+	// them.
+	V1AccessKey string
 	// LicenseAccessKey verifies the license-code callbacks and signs
 	// their answers (contract §13.5); empty refuses them.
 	LicenseAccessKey string
@@ -177,6 +181,9 @@ func (s *Server) Handler() http.Handler {
 	r.POST("/produce", s.market.produce)
 	for _, prefix := range kitRoutePrefixes {
 		r.POST(prefix+":op", s.kit.sync)
+	}
+	for _, prefix := range v1KitRoutePrefixes {
+		r.POST(prefix+":op", s.kit.syncV1)
 	}
 	r.GET("/healthz", s.healthz)
 	r.GET("/readyz", s.readyz)

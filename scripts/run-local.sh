@@ -31,6 +31,8 @@ export FULFILLMENT_LICENSE_TOKEN="${FULFILLMENT_LICENSE_TOKEN:-local-license-tok
 # The 联营 kit: its own access key, and the merchant's RSA key pair that
 # encrypts the app credentials' client secrets (generated once, below).
 export KOOGALLERY_KIT_ACCESS_KEY="${KOOGALLERY_KIT_ACCESS_KEY:-local-kit-key}"
+# V1 listings (the withdrawn GET interface and the V1 kit) sign with the V1 key.
+export KOOGALLERY_V1_ACCESS_KEY="${KOOGALLERY_V1_ACCESS_KEY:-local-v1-key}"
 # License-code callbacks have a key type of their own.
 export KOOGALLERY_LICENSE_ACCESS_KEY="${KOOGALLERY_LICENSE_ACCESS_KEY:-local-license-key}"
 export KOOGALLERY_KIT_PRIVATE_KEY_FILE="${KOOGALLERY_KIT_PRIVATE_KEY_FILE:-.data/kit/kit-private.pem}"
@@ -134,7 +136,7 @@ if [[ -n "$RUN_ENV_FILE" ]]; then
 			echo "# Written by scripts/run-local.sh (make run) for other terminals; removed when it stops."
 			for name in EMULATOR_URL EMULATOR_TIME_SCALE EMULATOR_MERCHANT_ADMIN_URL EMULATOR_MERCHANT_ADMIN_TOKEN \
 				FULFILLMENT_ADMIN_TOKEN FULFILLMENT_USAGE_TOKEN FULFILLMENT_LICENSE_TOKEN KOOGALLERY_ACCESS_KEY KOOGALLERY_KIT_ACCESS_KEY \
-				KOOGALLERY_LICENSE_ACCESS_KEY; do
+				KOOGALLERY_LICENSE_ACCESS_KEY KOOGALLERY_V1_ACCESS_KEY; do
 				printf "export %s='%s'\n" "$name" "${!name}"
 			done
 		} >"$RUN_ENV_FILE"

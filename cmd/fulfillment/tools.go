@@ -100,7 +100,7 @@ func runSign(args []string, getenv func(string) string, stdin io.Reader, stdout 
 // of, so they are refused with -v1, as is -kit.
 func runSignV1(fs *flag.FlagSet, kit bool, key string, getenv func(string) string, stdout io.Writer) error {
 	if kit {
-		return errors.New("sign: -v1 and -kit exclude each other")
+		return runSignV1Kit(fs, key, getenv, stdout)
 	}
 	var bodyFlags bool
 	fs.Visit(func(f *flag.Flag) { bodyFlags = bodyFlags || f.Name == "body" || f.Name == "form" })
@@ -135,6 +135,29 @@ func runSignV1(fs *flag.FlagSet, kit bool, key string, getenv func(string) strin
 		return fmt.Errorf("sign: %w", err)
 	}
 	fmt.Fprintln(stdout, koogallery.EncodeV1Query(signed))
+	return nil
+}
+
+// runSignV1Kit prints the authToken header of a V1 kit sync (contract
+// §12.10) as a curl -H argument: computed with the V1 key over the body's
+// members, its own timeStamp included (the body must carry one).
+func runSignV1Kit(fs *flag.FlagSet, key string, getenv func(string) string, stdout io.Writer) error {
+	body := fs.Lookup("body").Value.String()
+	if body == "" || fs.NArg() > 0 {
+		return errors.New("sign: a V1 kit sync is signed over its body: give it with -body (with its timeStamp), and no name=value arguments")
+	}
+	if key == "" {
+		key = getenv("KOOGALLERY_V1_ACCESS_KEY")
+	}
+	if key == "" {
+		return errors.New("sign: no access key: pass -key or set KOOGALLERY_V1_ACCESS_KEY")
+	}
+	token, err := koogallery.SignV1Kit(key, []byte(body))
+	if err != nil {
+		return fmt.Errorf("sign: %w", err)
+	}
+	// The token is base64: no blank, so the shell passes it whole.
+	fmt.Fprintln(stdout, "-H", koogallery.HeaderV1KitAuthToken+":"+token)
 	return nil
 }
 

@@ -100,6 +100,22 @@ func TestKitKeygen(t *testing.T) {
 	require.ErrorContains(t, run(context.Background(), []string{"kit-encrypt", "-public", pubPath}, env(nil), nil, &out), "give the client secret")
 }
 
+func TestSignV1KitProducesAVerifiableHeader(t *testing.T) {
+	body := `{"instanceId":"I1","tenantId":"T1","tenantCode":"c","name":"n","domainName":"https://d.example","flag":1,"timeStamp":"20261204101010123"}`
+	var out bytes.Buffer
+	require.NoError(t, run(context.Background(), []string{"sign", "-v1", "-kit", "-body", body},
+		env(map[string]string{"KOOGALLERY_V1_ACCESS_KEY": "v1-key", "KOOGALLERY_ACCESS_KEY": "basic-key"}), nil, &out))
+	fields := strings.Fields(out.String())
+	require.Len(t, fields, 2)
+	require.Equal(t, "-H", fields[0])
+	name, token, ok := strings.Cut(fields[1], ":")
+	require.True(t, ok)
+	h := http.Header{}
+	h.Set(name, token)
+	require.NoError(t, koogallery.VerifyV1Kit("v1-key", h, []byte(body)))
+	require.Error(t, koogallery.VerifyV1Kit("basic-key", h, []byte(body)))
+}
+
 func TestSignV1ProducesAVerifiableQuery(t *testing.T) {
 	var out bytes.Buffer
 	require.NoError(t, run(context.Background(), []string{"sign", "-v1", "-key", "v1-key",
@@ -137,7 +153,9 @@ func TestSignV1ProducesAVerifiableQuery(t *testing.T) {
 		{[]string{"sign", "-v1", "-key", "k", "=x"}, "is not name=value"},
 		{[]string{"sign", "-v1", "-key", "k", "a=1", "a=2"}, "given twice"},
 		{[]string{"sign", "-v1", "-key", "k", "a=1", "timeStamp=20260101000000000"}, "added by sign"},
-		{[]string{"sign", "-v1", "-key", "k", "-kit", "a=1"}, "exclude each other"},
+		{[]string{"sign", "-v1", "-key", "k", "-kit", "a=1"}, "signed over its body"},
+		{[]string{"sign", "-v1", "-kit", "-body", `{"timeStamp":"1"}`}, "set KOOGALLERY_V1_ACCESS_KEY"},
+		{[]string{"sign", "-v1", "-kit", "-key", "k", "-body", `{"tenantId":"T"}`}, "no timeStamp"},
 		{[]string{"sign", "-v1", "-key", "k", "-body", "{}", "a=1"}, "has no body"},
 	} {
 		err := run(context.Background(), tc.args, env(map[string]string{"KOOGALLERY_ACCESS_KEY": "basic-key"}), nil, &out)
