@@ -470,31 +470,49 @@ func FuzzKit(f *testing.F) {
 		require.NoError(t, err)
 		req := httptest.NewRequest(http.MethodPost, "/produce/produceAPI/v2/"+url.PathEscape(op), bytes.NewReader(body))
 		maps.Copy(req.Header, header)
-		rec := h.serve(req)
-		h.settle(t)
-		if rec.Code == http.StatusNotFound || rec.Code == http.StatusTemporaryRedirect || rec.Code == http.StatusMovedPermanently {
-			return // the escaped op is not one path segment for the router
-		}
-		a := requireAnswerSignedWith(t, testKitKey, rec.Code, rec.Header(), rec.Body.Bytes())
-		if len(body) > maxBody {
-			require.Equal(t, http.StatusRequestEntityTooLarge, a.Status)
-			require.Equal(t, before, h.fuzzState(t))
+		a, ok := h.serveKitFuzz(t, req, testKitKey, before, len(body))
+		if !ok {
 			return
 		}
-		require.Equal(t, http.StatusOK, a.Status, "answer %s", a.Raw)
-		require.NotEqual(t, "000001", a.ResultCode, "the call was signed correctly: %s", a.Raw)
-		require.NotEqual(t, "000005", a.ResultCode, "nothing is down: %s", a.Raw)
-		after := h.fuzzState(t)
-		switch a.ResultCode {
-		case "000000":
-			recorded := (after.Callbacks - before.Callbacks) + (after.Redeliveries - before.Redeliveries)
-			require.EqualValues(t, 1, recorded, "recorded once, as new or as a redelivery")
-		case "000002":
-			require.Equal(t, before, after, "a refused sync records nothing")
-		default:
-			require.Failf(t, "unexpected answer", "%s", a.Raw)
-		}
+		requireKitRecordedOrRefused(t, a, before, h.fuzzState(t))
 	})
+}
+
+// serveKitFuzz serves a fuzzed kit call and checks what every answer must
+// be: signed with answerKey, 413 for a body over the limit (changing
+// nothing), else HTTP 200. ok is false when the call needs no more checks
+// (the router did not take the path, or the body was too large).
+func (h *harness) serveKitFuzz(t *testing.T, req *http.Request, answerKey string, before fuzzState, bodyLen int) (produceAnswer, bool) {
+	t.Helper()
+	rec := h.serve(req)
+	h.settle(t)
+	if rec.Code == http.StatusNotFound || rec.Code == http.StatusTemporaryRedirect || rec.Code == http.StatusMovedPermanently {
+		return produceAnswer{}, false // the escaped op is not one path segment for the router
+	}
+	a := requireAnswerSignedWith(t, answerKey, rec.Code, rec.Header(), rec.Body.Bytes())
+	if bodyLen > maxBody {
+		require.Equal(t, http.StatusRequestEntityTooLarge, a.Status)
+		require.Equal(t, before, h.fuzzState(t))
+		return produceAnswer{}, false
+	}
+	require.Equal(t, http.StatusOK, a.Status, "answer %s", a.Raw)
+	return a, true
+}
+
+// requireKitRecordedOrRefused: a correctly signed kit call is recorded
+// once (000000) or refused recording nothing (000002); never 000001, and
+// never 000005 while nothing is down.
+func requireKitRecordedOrRefused(t *testing.T, a produceAnswer, before, after fuzzState) {
+	t.Helper()
+	switch a.ResultCode {
+	case "000000":
+		recorded := (after.Callbacks - before.Callbacks) + (after.Redeliveries - before.Redeliveries)
+		require.EqualValues(t, 1, recorded, "recorded once, as new or as a redelivery")
+	case "000002":
+		require.Equal(t, before, after, "a refused sync records nothing")
+	default:
+		require.Failf(t, "unexpected answer", "%s", a.Raw)
+	}
 }
 
 // FuzzKitV1: any body on a V1 kit path (contract §12.10). A body the
@@ -526,32 +544,16 @@ func FuzzKitV1(f *testing.F) {
 		if signErr == nil {
 			req.Header.Set(koogallery.HeaderV1KitAuthToken, token)
 		}
-		rec := h.serve(req)
-		h.settle(t)
-		if rec.Code == http.StatusNotFound || rec.Code == http.StatusTemporaryRedirect || rec.Code == http.StatusMovedPermanently {
-			return // the escaped op is not one path segment for the router
-		}
-		a := requireAnswerSignedWith(t, testV1Key, rec.Code, rec.Header(), rec.Body.Bytes())
-		if len(body) > maxBody {
-			require.Equal(t, http.StatusRequestEntityTooLarge, a.Status)
-			require.Equal(t, before, h.fuzzState(t))
+		a, ok := h.serveKitFuzz(t, req, testV1Key, before, len(body))
+		if !ok {
 			return
 		}
-		require.Equal(t, http.StatusOK, a.Status, "answer %s", a.Raw)
 		after := h.fuzzState(t)
 		if signErr != nil {
 			require.Equal(t, "000001", a.ResultCode, "an unsignable body: %s", a.Raw)
 			require.Equal(t, before, after, "a refused sync records nothing")
 			return
 		}
-		switch a.ResultCode {
-		case "000000":
-			recorded := (after.Callbacks - before.Callbacks) + (after.Redeliveries - before.Redeliveries)
-			require.EqualValues(t, 1, recorded, "recorded once, as new or as a redelivery")
-		case "000002":
-			require.Equal(t, before, after, "a refused sync records nothing")
-		default:
-			require.Failf(t, "unexpected answer", "%s", a.Raw)
-		}
+		requireKitRecordedOrRefused(t, a, before, after)
 	})
 }
