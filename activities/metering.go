@@ -100,7 +100,7 @@ func (a *Activities) PushUsage(ctx context.Context, in PushUsageInput) (PushUsag
 		res.Remaining = len(pushable)
 		return res, nil
 	}
-	records, starts, err := usageRecords(batch, in.Now)
+	records, starts, err := usageRecords(batch, in.Now, a.UsageValueForm)
 	if err != nil {
 		return res, temporal.NewNonRetryableApplicationError(err.Error(), "BadUsagePeriod", nil)
 	}
@@ -119,8 +119,9 @@ func (a *Activities) PushUsage(ctx context.Context, in PushUsageInput) (PushUsag
 	return res, nil
 }
 
-// usageRecords turns closed periods into usage push records.
-func usageRecords(periods []store.UsagePeriod, now time.Time) ([]koogallery.UsageRecord, []time.Time, error) {
+// usageRecords turns closed periods into usage push records, usage_value
+// written in form (a number unless it is UsageValueString).
+func usageRecords(periods []store.UsagePeriod, now time.Time, form koogallery.UsageValueForm) ([]koogallery.UsageRecord, []time.Time, error) {
 	records := make([]koogallery.UsageRecord, 0, len(periods))
 	starts := make([]time.Time, 0, len(periods))
 	for _, p := range periods {
@@ -136,7 +137,7 @@ func usageRecords(periods []store.UsagePeriod, now time.Time) ([]koogallery.Usag
 			RecordTime:        koogallery.FormatUsageTime(now),
 			BeginTime:         koogallery.FormatUsageTime(p.PeriodStart),
 			EndTime:           koogallery.FormatUsageTime(p.PeriodEnd),
-			UsageValue:        v,
+			UsageValue:        form.In(v),
 			MeteringSN:        p.MeteringSN,
 			RelatePkgInstance: p.RelatePkgInstance,
 		})
