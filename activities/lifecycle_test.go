@@ -266,3 +266,31 @@ func TestPolicySupervisionReviewed(t *testing.T) {
 		})
 	}
 }
+
+func TestPolicyPackageReset(t *testing.T) {
+	pkg := workflows.Order{ProductID: "prod-pkg", SkuCode: "sku-pkg", ChargingMode: "ON_DEMAND_PKG"}
+	tests := []struct {
+		name     string
+		products []string
+		order    workflows.Order
+		want     string
+	}{
+		{"not declared", nil, pkg, ""},
+		{"monthly by productId", []string{"prod-pkg:monthly"}, pkg, activities.PackageResetMonthly},
+		{"yearly by skuCode", []string{"other:monthly", " sku-pkg : Yearly "}, pkg, activities.PackageResetYearly},
+		{"the productId's declaration first", []string{"sku-pkg:yearly", "prod-pkg:monthly"}, pkg, activities.PackageResetMonthly},
+		{"only packages reset", []string{"prod-pkg:monthly"}, workflows.Order{ProductID: "prod-pkg", ChargingMode: "ON_DEMAND"}, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			a := &activities.Activities{Lifecycle: activities.LifecycleConfig{PackageResetProducts: tc.products}}
+			got, err := a.Policy(t.Context(), activities.PolicyInput{Order: tc.order})
+			require.NoError(t, err)
+			require.Equal(t, tc.want, got.PackageReset)
+		})
+	}
+	for _, bad := range []string{"prod", "prod:weekly", ":monthly", "prod:"} {
+		_, err := activities.PackageResets([]string{bad})
+		require.Error(t, err, bad)
+	}
+}

@@ -166,6 +166,19 @@ func (a *Activities) RegisterPackage(ctx context.Context, in RegisterPackageInpu
 	})
 }
 
+// ResetPackage gives a package whose content resets its quota back for
+// the cycle that begins at in.CycleStart, and returns the pay-per-use
+// instances it covers (for the workflow to resume those stopped for quota).
+// Running it again for the same cycle changes nothing.
+func (a *Activities) ResetPackage(ctx context.Context, in ResetPackageInput) ([]string, error) {
+	covered, err := a.Store.Metering.ResetPackage(ctx, in.PackageInstanceID, in.CycleStart)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("package %s is not registered", in.PackageInstanceID), "BadPackage", err)
+	}
+	return covered, err
+}
+
 // DeactivatePackage stops a released package.
 func (a *Activities) DeactivatePackage(ctx context.Context, packageInstanceID string) error {
 	return a.Store.Metering.DeactivatePackage(ctx, packageInstanceID)

@@ -35,7 +35,7 @@ func (r *registry) RegisterActivityWithOptions(a any, o activity.RegisterOptions
 var activityNames = []string{
 	"Alert", "ApplyDirectorySync", "CheckChange", "CloseUsagePeriods", "DeactivatePackage", "DropDirectory",
 	"ExcludeFrozenUsage", "FetchOrder", "Freeze", "IssueLicense", "Policy", "Provision", "PushUsage", "RegisterPackage", "Release",
-	"SaveInstance", "Unfreeze", "Upgrade",
+	"ResetPackage", "SaveInstance", "Unfreeze", "Upgrade",
 }
 
 // TestActivitiesKeepTheirNames: the worker registers *Activities as a

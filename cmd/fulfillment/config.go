@@ -94,6 +94,8 @@ func (c Config) problems() []string {
 	add(c.AlertWebhookURL != "" && !config.HTTPURL(c.AlertWebhookURL), "ALERT_WEBHOOK_URL must be an http(s) URL")
 	_, err := koogallery.ParseUsageValueForm(c.UsageValueForm)
 	add(err != nil, "USAGE_VALUE_FORM must be number or string")
+	_, err = activities.PackageResets(c.Lifecycle.PackageResetProducts)
+	add(err != nil, "PACKAGE_RESET_PRODUCTS must be a comma-separated list of productId:monthly or productId:yearly")
 	add(c.Provisioner != "demo" && !config.HTTPURL(c.Provisioner),
 		"PROVISIONER must be demo or the http(s) URL of the merchant's application")
 	return problems
@@ -162,6 +164,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Any("supervised_products", c.Lifecycle.SupervisedProducts),
 		slog.String("supervision_stall_alert", p.SupervisionStallAlert.String()),
 		slog.Any("supervision_reviewed_products", c.Lifecycle.SupervisionReviewedProducts),
+		slog.Any("package_reset_products", c.Lifecycle.PackageResetProducts),
 		slog.String("metering_period", p.MeteringPeriod.String()),
 		slog.Any("metering_daily_products", c.Lifecycle.MeteringDailyProducts),
 		slog.String("metering_push_delay", p.MeteringPushDelay.String()),

@@ -47,18 +47,19 @@ func TestConfigDefaults(t *testing.T) {
 
 func TestConfigRejectsBadValues(t *testing.T) {
 	for name, vars := range map[string]map[string]string{
-		"encryption":                            {"KOOGALLERY_APPINFO_ENCRYPTION": "rot13"},
-		"log level":                             {"LOG_LEVEL": "loud"},
-		"log format":                            {"LOG_FORMAT": "xml"},
-		"provisioner":                           {"PROVISIONER": "ftp://app"},
-		"metering period not dividing a day":    {"METERING_PERIOD": "7h"},
-		"metering period longer than a day":     {"METERING_PERIOD": "48h"},
-		"metering period zero":                  {"METERING_PERIOD": "0s"},
-		"push delay as long as the period":      {"METERING_PERIOD": "10s", "METERING_PUSH_DELAY": "10s"},
-		"push delay past the collection":        {"METERING_PUSH_DELAY": "3h", "METERING_PERIOD": "24h"},
-		"usage token equal to the admin token":  {"FULFILLMENT_USAGE_TOKEN": "t", "FULFILLMENT_ADMIN_TOKEN": "t"},
-		"no retries of the application":         {"PROVISIONER_RETRY_LIMIT": "0s"},
-		"usage value neither number nor string": {"USAGE_VALUE_FORM": "float"},
+		"encryption":                               {"KOOGALLERY_APPINFO_ENCRYPTION": "rot13"},
+		"log level":                                {"LOG_LEVEL": "loud"},
+		"log format":                               {"LOG_FORMAT": "xml"},
+		"provisioner":                              {"PROVISIONER": "ftp://app"},
+		"metering period not dividing a day":       {"METERING_PERIOD": "7h"},
+		"metering period longer than a day":        {"METERING_PERIOD": "48h"},
+		"metering period zero":                     {"METERING_PERIOD": "0s"},
+		"push delay as long as the period":         {"METERING_PERIOD": "10s", "METERING_PUSH_DELAY": "10s"},
+		"push delay past the collection":           {"METERING_PUSH_DELAY": "3h", "METERING_PERIOD": "24h"},
+		"usage token equal to the admin token":     {"FULFILLMENT_USAGE_TOKEN": "t", "FULFILLMENT_ADMIN_TOKEN": "t"},
+		"no retries of the application":            {"PROVISIONER_RETRY_LIMIT": "0s"},
+		"usage value neither number nor string":    {"USAGE_VALUE_FORM": "float"},
+		"package reset neither monthly nor yearly": {"PACKAGE_RESET_PRODUCTS": "prod-a:monthly,prod-b:weekly"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := loadConfig(env(vars))
