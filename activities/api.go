@@ -62,6 +62,10 @@ type Policy struct {
 	// package whose content resets (按月/按年重置, PACKAGE_RESET_PRODUCTS),
 	// else empty: its quota comes back at each boundary of its validity.
 	PackageReset string `json:",omitempty"`
+	// PackageResetScale > 1 counts a resetting package's months that many
+	// times faster: only for rehearsals against the emulator's fast clock
+	// (PACKAGE_RESET_TIME_SCALE, read by the command).
+	PackageResetScale float64 `json:",omitempty"`
 }
 
 // How a package's content resets (套餐包 按月/按年重置).

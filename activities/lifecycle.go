@@ -90,6 +90,9 @@ func (a *Activities) Policy(_ context.Context, in PolicyInput) (Policy, error) {
 	p.Supervised = matchesProduct(a.Lifecycle.SupervisedProducts, in.Order)
 	p.SupervisionReviewed = p.Supervised && matchesProduct(a.Lifecycle.SupervisionReviewedProducts, in.Order)
 	p.PackageReset = packageReset(a.Lifecycle.PackageResetProducts, in.Order)
+	if p.PackageReset == "" || p.PackageResetScale <= 1 {
+		p.PackageResetScale = 0 // the calendar's own pace
+	}
 	return p, nil
 }
 

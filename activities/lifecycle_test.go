@@ -289,6 +289,15 @@ func TestPolicyPackageReset(t *testing.T) {
 			require.Equal(t, tc.want, got.PackageReset)
 		})
 	}
+	// The rehearsal clock reaches only the packages that reset.
+	a := &activities.Activities{Lifecycle: activities.LifecycleConfig{
+		Policy: activities.Policy{PackageResetScale: 8640}, PackageResetProducts: []string{"prod-pkg:monthly"}}}
+	got, err := a.Policy(t.Context(), activities.PolicyInput{Order: pkg})
+	require.NoError(t, err)
+	require.Equal(t, 8640.0, got.PackageResetScale)
+	got, err = a.Policy(t.Context(), activities.PolicyInput{Order: workflows.Order{ProductID: "other", ChargingMode: "ON_DEMAND_PKG"}})
+	require.NoError(t, err)
+	require.Zero(t, got.PackageResetScale)
 	for _, bad := range []string{"prod", "prod:weekly", ":monthly", "prod:"} {
 		_, err := activities.PackageResets([]string{bad})
 		require.Error(t, err, bad)

@@ -31,13 +31,26 @@ type PackageCycle struct {
 	// never shifts the next one (31 March).
 	Anchor time.Time
 	Number int
+	// Scale > 1 runs the months that many times faster (a rehearsal
+	// against the emulator's clock: Policy.PackageResetScale).
+	Scale float64 `json:",omitempty"`
 }
 
 // Start is when the current cycle began.
-func (c PackageCycle) Start() time.Time { return cycleBoundary(c.Anchor, c.Reset, c.Number) }
+func (c PackageCycle) Start() time.Time { return c.boundary(c.Number) }
 
 // End is when the current cycle ends and the next begins.
-func (c PackageCycle) End() time.Time { return cycleBoundary(c.Anchor, c.Reset, c.Number+1) }
+func (c PackageCycle) End() time.Time { return c.boundary(c.Number + 1) }
+
+// boundary is the start of cycle n, on a clock Scale times faster when
+// rehearsing: the calendar's months from the anchor, shortened.
+func (c PackageCycle) boundary(n int) time.Time {
+	b := cycleBoundary(c.Anchor, c.Reset, n)
+	if c.Scale <= 1 {
+		return b
+	}
+	return c.Anchor.Add(time.Duration(float64(b.Sub(c.Anchor)) / c.Scale))
+}
 
 // cycleBoundary is the start of cycle n: n months (monthly) or n years
 // (yearly) after anchor, at the same time of day (UTC), on the anchor's day
@@ -66,7 +79,7 @@ func (p payPerUse) startCycles(ctx workflow.Context) {
 		workflow.GetVersion(ctx, packageResetChange, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
 		return
 	}
-	w.s.PackageCycle = &PackageCycle{Reset: w.s.Policy.PackageReset, Anchor: workflow.Now(ctx).UTC()}
+	w.s.PackageCycle = &PackageCycle{Reset: w.s.Policy.PackageReset, Anchor: workflow.Now(ctx).UTC(), Scale: w.s.Policy.PackageResetScale}
 	c := w.s.PackageCycle
 	w.record(ctx, "package/cycles", "package", fmt.Sprintf(
 		"The package's content resets %s: its quota comes back on %s and at each %s boundary after it.",

@@ -39,6 +39,10 @@ func TestCycleBoundary(t *testing.T) {
 	c := PackageCycle{Reset: activities.PackageResetMonthly, Anchor: pkgStart, Number: 1}
 	require.Equal(t, pkgResets[0], c.Start())
 	require.Equal(t, pkgResets[1], c.End())
+	// Rehearsing on the emulator's clock (a day in 10 s): 28 days in 280 s.
+	c.Scale = 8640
+	require.Equal(t, pkgStart.Add(28*10*time.Second), c.Start())
+	require.Equal(t, pkgStart.Add((28+31)*10*time.Second), c.End())
 }
 
 // A year of a package whose content resets monthly: at each boundary its

@@ -60,6 +60,7 @@ func TestConfigRejectsBadValues(t *testing.T) {
 		"no retries of the application":            {"PROVISIONER_RETRY_LIMIT": "0s"},
 		"usage value neither number nor string":    {"USAGE_VALUE_FORM": "float"},
 		"package reset neither monthly nor yearly": {"PACKAGE_RESET_PRODUCTS": "prod-a:monthly,prod-b:weekly"},
+		"package reset clock slower than real":     {"PACKAGE_RESET_TIME_SCALE": "0.5"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := loadConfig(env(vars))
@@ -83,6 +84,11 @@ func TestConfigMetering(t *testing.T) {
 	require.Equal(t, 500*time.Millisecond, c.Lifecycle.MeteringPushDelay)
 	require.Equal(t, config.List{"sku-sms", "prod-mms"}, c.Lifecycle.MeteringDailyProducts)
 	require.Equal(t, "number", c.UsageValueForm, "the default")
+	require.Zero(t, c.Lifecycle.PackageResetScale, "packages reset on the calendar's own pace")
+
+	c, err = loadConfig(env(map[string]string{"PACKAGE_RESET_TIME_SCALE": "1d=10s"}))
+	require.NoError(t, err)
+	require.Equal(t, 8640.0, c.Lifecycle.PackageResetScale)
 
 	c, err = loadConfig(env(map[string]string{"USAGE_VALUE_FORM": "String", "PROVISIONER": "http://app.example", "PROVISIONER_KEY": "k",
 		"KOOGALLERY_AK": "ak", "KOOGALLERY_SK": "sk"}))
