@@ -812,7 +812,8 @@ func usageSignatureHeaders(header http.Header, accessKey string, now time.Time, 
 // clock: the marketplace validates asynchronously and may answer MKT.0000 for
 // records it later drops (§6.2), so a bad record is refused here, as a
 // *UsageRecordError, before anything is sent. The body is sent in canonical
-// (sorted) form, so the bytes signed are the bytes sent.
+// (sorted) form, so the bytes signed are the bytes sent; each usage_value
+// is written in the form its UsageValue carries (UsageValueForm.In).
 //
 // Success is HTTP 200 with error_code (or resultCode) MKT.0000. Any other
 // answer is an *OpenAPIError, an unreachable marketplace a *TransportError;

@@ -507,14 +507,7 @@ func (s *Server) pushUsage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	s.mu.Lock()
-	s.usageCalls++
-	fail := s.failUsage
-	if fail.n > 0 {
-		s.failUsage.n--
-	}
-	s.mu.Unlock()
-	if fail.n > 0 {
+	if fail, armed := s.countUsageCall(); armed {
 		writeJSON(w, fail.status, usageAnswer{ErrorCode: fail.code, ErrorMsg: "injected failure"})
 		return
 	}
@@ -554,6 +547,20 @@ func (s *Server) pushUsage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	answer(koogallery.OpenAPISuccess, "success")
+}
+
+// countUsageCall counts a usage push that passed both signature checks and
+// takes the failure armed for it by FailUsage, if any.
+func (s *Server) countUsageCall() (usageFailure, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.usageCalls++
+	fail := s.failUsage
+	if fail.n <= 0 {
+		return fail, false
+	}
+	s.failUsage.n--
+	return fail, true
 }
 
 // decodeUsagePush reads the body strictly: one object whose only field is
