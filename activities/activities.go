@@ -35,6 +35,9 @@ type Activities struct {
 	Lifecycle   LifecycleConfig
 	Alerts      Alerter
 	Usage       UsagePusher
+	// UsageValueForm is the JSON type usage_value is pushed as (contract
+	// §11.3); empty means a number.
+	UsageValueForm koogallery.UsageValueForm
 	// Licenses uploads online licences (contract §13.3).
 	Licenses LicenseUploader
 }

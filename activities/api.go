@@ -58,7 +58,21 @@ type Policy struct {
 	// application (provision, freeze, unfreeze, upgrade, release) is
 	// retried before the instance parks; zero means an hour.
 	TenantRetryLimit time.Duration `json:",omitempty" env:"PROVISIONER_RETRY_LIMIT, default=1h" doc:"how long a call to your application that keeps failing transiently (provision, freeze, unfreeze, upgrade, release) is retried before the instance parks for an operator; each purchase keeps the value it started with"`
+	// PackageReset is PackageResetMonthly or PackageResetYearly for a
+	// package whose content resets (按月/按年重置, PACKAGE_RESET_PRODUCTS),
+	// else empty: its quota comes back at each boundary of its validity.
+	PackageReset string `json:",omitempty"`
+	// PackageResetScale > 1 counts a resetting package's months that many
+	// times faster: only for rehearsals against the emulator's fast clock
+	// (PACKAGE_RESET_TIME_SCALE, read by the command).
+	PackageResetScale float64 `json:",omitempty"`
 }
+
+// How a package's content resets (套餐包 按月/按年重置).
+const (
+	PackageResetMonthly = "monthly"
+	PackageResetYearly  = "yearly"
+)
 
 // PolicyInput asks the worker's configuration for the policy of an order.
 type PolicyInput struct {
@@ -224,6 +238,13 @@ type RegisterPackageInput struct {
 	Quota             int64
 }
 
+// ResetPackageInput gives a package its quota back for the cycle that
+// begins at CycleStart.
+type ResetPackageInput struct {
+	PackageInstanceID string
+	CycleStart        time.Time
+}
+
 // ReadModel is an instance as the workflow presents it to the read model:
 // the row of the instances table, and Details, what it shows beyond the
 // state. Field names follow the workflow's Snapshot, whose JSON older
@@ -255,6 +276,17 @@ type InstanceDetails struct {
 	Parked         *ParkedDetails      `json:"parked,omitempty"`
 	Supervision    *SupervisionDetails `json:"supervision,omitempty"`
 	Deadlines      []DeadlineDetails   `json:"deadlines,omitempty"`
+	// PackageCycle is the current cycle of a package whose content resets.
+	PackageCycle *PackageCycleDetails `json:"packageCycle,omitempty"`
+}
+
+// PackageCycleDetails is the current cycle of a package whose quota comes
+// back monthly or yearly: cycle Number (0 the first) runs from Start to End.
+type PackageCycleDetails struct {
+	Reset  string    `json:"reset"`
+	Number int       `json:"number"`
+	Start  time.Time `json:"start"`
+	End    time.Time `json:"end"`
 }
 
 // PolicyDetails is an instance's lifecycle policy; durations as Go

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -31,6 +32,41 @@ type LifecycleConfig struct {
 	// MeteringDailyProducts lists the productIds or skuCodes ("*" for all)
 	// billed daily instead of every MeteringPeriod.
 	MeteringDailyProducts config.List `env:"METERING_DAILY_PRODUCTS" doc:"comma-separated productIds or skuCodes billed daily (*: all): their periods are UTC days"`
+	// PackageResetProducts declares the packages whose content resets
+	// (按月/按年重置): Query Order does not say it (contract §6.4), the
+	// listing does, so the merchant declares it here.
+	PackageResetProducts config.List `env:"PACKAGE_RESET_PRODUCTS" doc:"packages (套餐包) whose quota resets: comma-separated productId:monthly or productId:yearly (a skuCode instead of a productId works too); the quota comes back each month or year from the package's start (contract §6.4)"`
+}
+
+// PackageResets reads PACKAGE_RESET_PRODUCTS: productId (or skuCode) →
+// PackageResetMonthly or PackageResetYearly.
+func PackageResets(list []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, item := range list {
+		id, reset, ok := strings.Cut(item, ":")
+		id, reset = strings.TrimSpace(id), strings.ToLower(strings.TrimSpace(reset))
+		if !ok || id == "" || (reset != PackageResetMonthly && reset != PackageResetYearly) {
+			return nil, fmt.Errorf("package reset %q is not productId:monthly or productId:yearly", item)
+		}
+		out[id] = reset
+	}
+	return out, nil
+}
+
+// packageReset is how the order's package resets, or "" (the productId's
+// declaration before the skuCode's).
+func packageReset(list []string, order Order) string {
+	resets, err := PackageResets(list)
+	if err != nil || order.ChargingMode != "ON_DEMAND_PKG" {
+		return "" // the configuration is checked at startup
+	}
+	if r, ok := resets[order.ProductID]; ok && order.ProductID != "" {
+		return r
+	}
+	if r, ok := resets[order.SkuCode]; ok && order.SkuCode != "" {
+		return r
+	}
+	return ""
 }
 
 // matchesProduct reports whether a list of productIds or skuCodes ("*"
@@ -53,6 +89,10 @@ func (a *Activities) Policy(_ context.Context, in PolicyInput) (Policy, error) {
 	}
 	p.Supervised = matchesProduct(a.Lifecycle.SupervisedProducts, in.Order)
 	p.SupervisionReviewed = p.Supervised && matchesProduct(a.Lifecycle.SupervisionReviewedProducts, in.Order)
+	p.PackageReset = packageReset(a.Lifecycle.PackageResetProducts, in.Order)
+	if p.PackageReset == "" || p.PackageResetScale <= 1 {
+		p.PackageResetScale = 0 // the calendar's own pace
+	}
 	return p, nil
 }
 

@@ -266,3 +266,40 @@ func TestPolicySupervisionReviewed(t *testing.T) {
 		})
 	}
 }
+
+func TestPolicyPackageReset(t *testing.T) {
+	pkg := workflows.Order{ProductID: "prod-pkg", SkuCode: "sku-pkg", ChargingMode: "ON_DEMAND_PKG"}
+	tests := []struct {
+		name     string
+		products []string
+		order    workflows.Order
+		want     string
+	}{
+		{"not declared", nil, pkg, ""},
+		{"monthly by productId", []string{"prod-pkg:monthly"}, pkg, activities.PackageResetMonthly},
+		{"yearly by skuCode", []string{"other:monthly", " sku-pkg : Yearly "}, pkg, activities.PackageResetYearly},
+		{"the productId's declaration first", []string{"sku-pkg:yearly", "prod-pkg:monthly"}, pkg, activities.PackageResetMonthly},
+		{"only packages reset", []string{"prod-pkg:monthly"}, workflows.Order{ProductID: "prod-pkg", ChargingMode: "ON_DEMAND"}, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			a := &activities.Activities{Lifecycle: activities.LifecycleConfig{PackageResetProducts: tc.products}}
+			got, err := a.Policy(t.Context(), activities.PolicyInput{Order: tc.order})
+			require.NoError(t, err)
+			require.Equal(t, tc.want, got.PackageReset)
+		})
+	}
+	// The rehearsal clock reaches only the packages that reset.
+	a := &activities.Activities{Lifecycle: activities.LifecycleConfig{
+		Policy: activities.Policy{PackageResetScale: 8640}, PackageResetProducts: []string{"prod-pkg:monthly"}}}
+	got, err := a.Policy(t.Context(), activities.PolicyInput{Order: pkg})
+	require.NoError(t, err)
+	require.Equal(t, 8640.0, got.PackageResetScale)
+	got, err = a.Policy(t.Context(), activities.PolicyInput{Order: workflows.Order{ProductID: "other", ChargingMode: "ON_DEMAND_PKG"}})
+	require.NoError(t, err)
+	require.Zero(t, got.PackageResetScale)
+	for _, bad := range []string{"prod", "prod:weekly", ":monthly", "prod:"} {
+		_, err := activities.PackageResets([]string{bad})
+		require.Error(t, err, bad)
+	}
+}

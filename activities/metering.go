@@ -100,7 +100,7 @@ func (a *Activities) PushUsage(ctx context.Context, in PushUsageInput) (PushUsag
 		res.Remaining = len(pushable)
 		return res, nil
 	}
-	records, starts, err := usageRecords(batch, in.Now)
+	records, starts, err := usageRecords(batch, in.Now, a.UsageValueForm)
 	if err != nil {
 		return res, temporal.NewNonRetryableApplicationError(err.Error(), "BadUsagePeriod", nil)
 	}
@@ -119,8 +119,9 @@ func (a *Activities) PushUsage(ctx context.Context, in PushUsageInput) (PushUsag
 	return res, nil
 }
 
-// usageRecords turns closed periods into usage push records.
-func usageRecords(periods []store.UsagePeriod, now time.Time) ([]koogallery.UsageRecord, []time.Time, error) {
+// usageRecords turns closed periods into usage push records, usage_value
+// written in form (a number unless it is UsageValueString).
+func usageRecords(periods []store.UsagePeriod, now time.Time, form koogallery.UsageValueForm) ([]koogallery.UsageRecord, []time.Time, error) {
 	records := make([]koogallery.UsageRecord, 0, len(periods))
 	starts := make([]time.Time, 0, len(periods))
 	for _, p := range periods {
@@ -136,7 +137,7 @@ func usageRecords(periods []store.UsagePeriod, now time.Time) ([]koogallery.Usag
 			RecordTime:        koogallery.FormatUsageTime(now),
 			BeginTime:         koogallery.FormatUsageTime(p.PeriodStart),
 			EndTime:           koogallery.FormatUsageTime(p.PeriodEnd),
-			UsageValue:        v,
+			UsageValue:        form.In(v),
 			MeteringSN:        p.MeteringSN,
 			RelatePkgInstance: p.RelatePkgInstance,
 		})
@@ -163,6 +164,19 @@ func (a *Activities) RegisterPackage(ctx context.Context, in RegisterPackageInpu
 		PackageInstanceID: in.PackageInstanceID, CustomerID: in.CustomerID, SkuCode: in.SkuCode,
 		Quota: strconv.FormatInt(in.Quota, 10),
 	})
+}
+
+// ResetPackage gives a package whose content resets its quota back for
+// the cycle that begins at in.CycleStart, and returns the pay-per-use
+// instances it covers (for the workflow to resume those stopped for quota).
+// Running it again for the same cycle changes nothing.
+func (a *Activities) ResetPackage(ctx context.Context, in ResetPackageInput) ([]string, error) {
+	covered, err := a.Store.Metering.ResetPackage(ctx, in.PackageInstanceID, in.CycleStart)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("package %s is not registered", in.PackageInstanceID), "BadPackage", err)
+	}
+	return covered, err
 }
 
 // DeactivatePackage stops a released package.

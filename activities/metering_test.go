@@ -1,6 +1,8 @@
 package activities_test
 
 import (
+	"context"
+	"encoding/json"
 	"regexp"
 	"testing"
 	"time"
@@ -8,6 +10,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fulfillment-server/fulfillment/activities"
+	"github.com/fulfillment-server/fulfillment/internal/testenv"
+	"github.com/fulfillment-server/fulfillment/koogallery"
 	"github.com/fulfillment-server/fulfillment/store"
 )
 
@@ -66,4 +70,55 @@ func TestDrawOnPackages(t *testing.T) {
 	}
 	_, err := activities.DrawOnPackages("twelve", true, store.Packages{})
 	require.ErrorContains(t, err, `"twelve" is not a decimal`)
+}
+
+// capturePusher keeps the records it is asked to push.
+type capturePusher struct{ records []koogallery.UsageRecord }
+
+func (c *capturePusher) PushUsage(_ context.Context, records []koogallery.UsageRecord) error {
+	c.records = append(c.records, records...)
+	return nil
+}
+
+// The usage value is pushed in its shortest form, as a number or, with
+// UsageValueString, as a string (contract §11.3), and the body the client
+// sends is signed over exactly those bytes (koogallery's tests).
+func TestPushUsageValueForm(t *testing.T) {
+	for _, tt := range []struct {
+		form koogallery.UsageValueForm
+		want string
+	}{
+		{"", `{"usage_value":1.75}`},
+		{koogallery.UsageValueNumber, `{"usage_value":1.75}`},
+		{koogallery.UsageValueString, `{"usage_value":"1.75"}`},
+	} {
+		t.Run(string(tt.form), func(t *testing.T) {
+			db := testenv.NewStore(t)
+			_, err := db.Callbacks.RecordNewInstance(t.Context(), "ppu-1", store.NewCallback{
+				DedupKey: "newInstance:O:L", Activity: "newInstance", OrderID: "O", OrderLineID: "L", Body: []byte(`{}`),
+			})
+			require.NoError(t, err)
+			now := time.Now().UTC().Truncate(time.Hour)
+			_, _, err = db.Metering.InsertUsage(t.Context(), []store.Usage{
+				{IdempotencyKey: "k1", InstanceID: "ppu-1", Meter: "m", Quantity: "1.25", OccurredAt: now.Add(-50 * time.Minute)},
+				{IdempotencyKey: "k2", InstanceID: "ppu-1", Meter: "m", Quantity: "0.5", OccurredAt: now.Add(-40 * time.Minute)},
+			}, koogallery.MaxUsageValue)
+			require.NoError(t, err)
+			pusher := &capturePusher{}
+			a := &activities.Activities{Store: db, Usage: pusher, UsageValueForm: tt.form}
+			_, err = a.CloseUsagePeriods(t.Context(), activities.ClosePeriodsInput{InstanceID: "ppu-1",
+				Periods: []activities.Span{{Start: now.Add(-time.Hour), End: now}}, Billable: true, At: now})
+			require.NoError(t, err)
+
+			res, err := a.PushUsage(t.Context(), activities.PushUsageInput{InstanceID: "ppu-1", Now: now.Add(5 * time.Minute)})
+			require.NoError(t, err)
+			require.Equal(t, 1, res.Pushed, res.Error)
+			require.Len(t, pusher.records, 1)
+			value, err := json.Marshal(struct {
+				V koogallery.UsageValue `json:"usage_value"`
+			}{pusher.records[0].UsageValue})
+			require.NoError(t, err)
+			require.Equal(t, tt.want, string(value))
+		})
+	}
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
+	"github.com/fulfillment-server/fulfillment/activities"
 	"github.com/fulfillment-server/fulfillment/koogallery"
 	"github.com/fulfillment-server/fulfillment/store"
 	"github.com/fulfillment-server/fulfillment/workflows"
@@ -56,7 +58,7 @@ func (s *marketplace) queryInstance(c *gin.Context, req *koogallery.QueryInstanc
 		return s.answerQuery(c, koogallery.ResultInternalError, "instance provisioning failed; the merchant is handling it", nil)
 	}
 
-	usage, err := s.cfg.Store.Metering.UsageTotals(c.Request.Context(), ids)
+	usage, err := s.usageTotals(c.Request.Context(), ids, views)
 	if err != nil {
 		s.log.Error("queryInstance: usage unavailable", "error", err)
 		return s.answerQuery(c, koogallery.ResultInternalError, msgUnavailable, nil)
@@ -193,6 +195,37 @@ func (s *marketplace) askChangeCheck(ctx context.Context, instanceID string, tar
 	var result workflows.ChangeCheckResult
 	err = handle.Get(ctx, &result)
 	return result, err
+}
+
+// usageTotals is the usage queryInstance shows: cumulative, except for a
+// package whose content resets, which shows what was consumed in its
+// current cycle (its quota is counted per cycle).
+func (s *marketplace) usageTotals(ctx context.Context, ids []string, views map[string]store.InstanceView) (map[string][]store.UsageTotal, error) {
+	usage, err := s.cfg.Store.Metering.UsageTotals(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range ids {
+		if cycle := packageCycle(views[id].Instance); cycle != nil {
+			if usage[id], err = s.cfg.Store.Metering.PackageUsageSince(ctx, id, cycle.Start); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return usage, nil
+}
+
+// packageCycle is the current cycle of a package whose content resets, as
+// its workflow wrote it in the read model; nil for anything else.
+func packageCycle(inst *store.Instance) *activities.PackageCycleDetails {
+	if inst == nil || inst.ChargingMode != "ON_DEMAND_PKG" || len(inst.Details) == 0 {
+		return nil
+	}
+	var d activities.InstanceDetails
+	if err := json.Unmarshal(inst.Details, &d); err != nil {
+		return nil // written by the workflow: never malformed in practice
+	}
+	return d.PackageCycle
 }
 
 // usageInfo is the usage a pay-per-use instance or a package shows in

@@ -2,10 +2,12 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net/http"
 	"strings"
 	"time"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/fulfillment-server/fulfillment/activities"
 	"github.com/fulfillment-server/fulfillment/internal/fault"
 	"github.com/fulfillment-server/fulfillment/koogallery"
 	"github.com/fulfillment-server/fulfillment/store"
@@ -205,6 +208,51 @@ type UsageView struct {
 	InstanceID string              `json:"instanceId"`
 	Summary    store.UsageSummary  `json:"summary"`
 	Periods    []store.UsagePeriod `json:"periods"`
+	// Package is set for a package instance: its quota and what is left.
+	Package *PackageUsage `json:"package,omitempty"`
+}
+
+// PackageUsage is a package's quota, what the instances it covers drew on
+// it and what is left: in the current cycle for a package whose content
+// resets (Cycle), over its whole life otherwise.
+type PackageUsage struct {
+	Quota     string `json:"quota"`
+	Used      string `json:"used"`
+	Remaining string `json:"remaining"`
+	Active    bool   `json:"active"`
+	// Cycle is the current cycle of a package whose content resets
+	// monthly or yearly: Used and Remaining count from its start.
+	Cycle *activities.PackageCycleDetails `json:"cycle,omitempty"`
+}
+
+// packageUsage reads a package instance's quota and cycle; nil for an
+// instance that is no package.
+func (s *operatorAPI) packageUsage(ctx context.Context, id string) (*PackageUsage, error) {
+	p, err := s.cfg.Store.Metering.Package(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	quota, _ := new(big.Rat).SetString(p.Quota)
+	used, _ := new(big.Rat).SetString(p.Consumed)
+	if quota == nil || used == nil {
+		return nil, fmt.Errorf("package %s: quota %q or consumption %q is not a decimal", id, p.Quota, p.Consumed)
+	}
+	left := new(big.Rat).Sub(quota, used)
+	if left.Sign() < 0 {
+		left.SetInt64(0)
+	}
+	out := &PackageUsage{Quota: p.Quota, Used: p.Consumed, Remaining: left.FloatString(4), Active: p.Active}
+	inst, err := s.cfg.Store.Instances.Instance(ctx, id)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	if err == nil {
+		out.Cycle = packageCycle(&inst)
+	}
+	return out, nil
 }
 
 // getUsage serves GET /v1/instances/{id}/usage?from=…&to=…&limit=…: the
@@ -255,5 +303,10 @@ func (s *operatorAPI) getUsage(c *gin.Context) {
 		fault.Respond(c, s.log, fault.Database(err))
 		return
 	}
-	c.JSON(http.StatusOK, UsageView{InstanceID: id, Summary: summary, Periods: periods})
+	pkg, err := s.packageUsage(ctx, id)
+	if err != nil {
+		fault.Respond(c, s.log, fault.Database(err))
+		return
+	}
+	c.JSON(http.StatusOK, UsageView{InstanceID: id, Summary: summary, Periods: periods, Package: pkg})
 }

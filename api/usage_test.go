@@ -315,6 +315,60 @@ func TestQueryInstanceUsageInfo(t *testing.T) {
 	require.Equal(t, 12.25, pk.UsageInfo[0].UsageValue)
 }
 
+// A package whose content resets shows its current cycle: queryInstance's
+// usageInfo counts what was consumed since the cycle began, and the usage
+// view gives the cycle with what is used and left.
+func TestPackageCycleUsage(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.payPerUse(t, "u-ppu")
+	h.allocate(t, "u-pkg")
+	cycleStart := time.Date(2026, 11, 20, 2, 0, 0, 0, time.UTC)
+	cycle := activities.PackageCycleDetails{Reset: activities.PackageResetMonthly, Number: 3,
+		Start: cycleStart, End: time.Date(2026, 12, 20, 2, 0, 0, 0, time.UTC)}
+	details, err := json.Marshal(activities.InstanceDetails{PackageCycle: &cycle})
+	require.NoError(t, err)
+	pkg := instance("u-pkg", "active")
+	pkg.ChargingMode, pkg.CustomerID, pkg.SkuCode, pkg.Details = "ON_DEMAND_PKG", "cust-1", "sku-sms", details
+	h.save(t, pkg)
+	_, err = h.db.Metering.RegisterPackage(t.Context(), store.UsagePackage{PackageInstanceID: "u-pkg", CustomerID: "cust-1", SkuCode: "sku-sms", Quota: "100"})
+	require.NoError(t, err)
+	// 30 drawn in the cycle before, then the reset, then 12.25 in this one.
+	start := cycleStart.Add(-time.Hour)
+	for i, q := range []string{"30", "12.25"} {
+		from := start.Add(time.Duration(i) * time.Hour)
+		_, _, err = h.db.Metering.InsertUsage(t.Context(), []store.Usage{
+			{IdempotencyKey: fmt.Sprint("k", i), InstanceID: "u-ppu", Meter: "sms", Quantity: q, OccurredAt: from.Add(time.Minute)},
+		}, koogallery.MaxUsageValue)
+		require.NoError(t, err)
+		if i == 1 {
+			_, err = h.db.Metering.ResetPackage(t.Context(), "u-pkg", cycleStart)
+			require.NoError(t, err)
+		}
+		_, err = h.db.Metering.CloseUsagePeriod(t.Context(), activities.WithMeteringRules(store.ClosePeriod{
+			InstanceID: "u-ppu", Start: from, End: from.Add(time.Hour), Billable: true, At: from.Add(65 * time.Minute)}))
+		require.NoError(t, err)
+	}
+
+	a := h.produce(t, queryBody(t, "u-pkg"))
+	requireResult(t, a, "000000", msgSuccess)
+	require.Len(t, a.Info[0].UsageInfo, 1)
+	require.Equal(t, "u-ppu", a.Info[0].UsageInfo[0].RelatedInstanceID)
+	require.Equal(t, 12.25, a.Info[0].UsageInfo[0].UsageValue, "only the current cycle")
+
+	status, raw := h.admin(t, "/v1/instances/u-pkg/usage")
+	require.Equal(t, http.StatusOK, status, string(raw))
+	var view api.UsageView
+	require.NoError(t, json.Unmarshal(raw, &view))
+	require.Equal(t, &api.PackageUsage{Quota: "100.0000", Used: "12.2500", Remaining: "87.7500", Active: true, Cycle: &cycle}, view.Package)
+
+	status, raw = h.admin(t, "/v1/instances/u-ppu/usage")
+	require.Equal(t, http.StatusOK, status, string(raw))
+	var ppuView api.UsageView
+	require.NoError(t, json.Unmarshal(raw, &ppuView))
+	require.Nil(t, ppuView.Package, "a pay-per-use instance is no package")
+}
+
 // TestUsageIntakeRefusesAReusedKey: a record whose idempotency key was
 // already stored with another quantity, time, meter or instance is not a
 // duplicate: the batch is refused with a 400 naming it, and nothing of it

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/big"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -283,4 +284,46 @@ func TestPayPerUseUsageReachesTheEmulatorOncePerPeriod(t *testing.T) {
 	require.Equal(t, koogallery.FormatUsageTime(final.End), koogallery.FormatUsageTime(lastRecord.EndTime))
 	t.Logf("%d periods, %d pushed; the unsubscription reached the metering %s into its period",
 		len(server.Periods), len(pushed), final.End.Sub(final.Begin).Round(time.Millisecond))
+}
+
+// TestPackageResetThroughTheEmulator: a package whose content resets
+// monthly (emulator buy -reset monthly), bought through the emulator, with
+// the server counting the package's months on the emulator's clock
+// (PACKAGE_RESET_TIME_SCALE, as make run sets it): at the end of its first
+// emulated month its quota resets, which the merchant's timeline and usage
+// view show.
+func TestPackageResetThroughTheEmulator(t *testing.T) {
+	t.Parallel()
+	const scale = "1d=200ms" // a month in about 6 s
+	e := startEmulatorStack(t, scale, "PACKAGE_RESET_PRODUCTS=demo-package-monthly:monthly", "PACKAGE_RESET_TIME_SCALE="+scale)
+	id := e.buy(emulator.BuyRequest{BillingMode: emulator.ModeOnDemandPkg, PeriodType: "month", PeriodNumber: 3, Reset: "monthly"})
+	inst := e.purchaseState(id, emulator.StateInService).InstanceID
+	e.waitFor(inst, "reset once", func(i instance) bool {
+		for _, ev := range i.Events {
+			if strings.HasPrefix(ev.Key, "deadline/package-reset/") && strings.Contains(ev.Message, "cycle 1") {
+				return i.events("package/cycles") == 1
+			}
+		}
+		return false
+	})
+
+	var view struct {
+		Package *struct {
+			Quota     string `json:"quota"`
+			Remaining string `json:"remaining"`
+			Cycle     *struct {
+				Reset  string    `json:"reset"`
+				Number int       `json:"number"`
+				Start  time.Time `json:"start"`
+				End    time.Time `json:"end"`
+			} `json:"cycle"`
+		} `json:"package"`
+	}
+	e.adminGet("/v1/instances/"+inst+"/usage", &view)
+	require.NotNil(t, view.Package)
+	require.NotNil(t, view.Package.Cycle, "the package's current cycle")
+	require.Equal(t, "monthly", view.Package.Cycle.Reset)
+	require.GreaterOrEqual(t, view.Package.Cycle.Number, 1)
+	require.Less(t, view.Package.Cycle.End.Sub(view.Package.Cycle.Start), 10*time.Second, "a month on the emulator's clock")
+	require.Equal(t, view.Package.Quota, view.Package.Remaining, "nothing used in this cycle")
 }

@@ -90,10 +90,22 @@ type BuyRequest struct {
 	// §13.5): the buyer receives a code, which the merchant's software
 	// activates through the open API (contract §13.6).
 	LicenseCode bool `json:"licenseCode,omitempty"`
+	// Reset sells a package (ON_DEMAND_PKG) whose content resets
+	// "monthly" or "yearly" (按月/按年重置, contract §6.4): under the
+	// productId demo-package-monthly or demo-package-yearly unless one is
+	// given. Nothing in the order says it; the server's
+	// PACKAGE_RESET_PRODUCTS must name the product (make run does).
+	Reset string `json:"reset,omitempty"`
 }
 
 // Validate fills defaults and refuses what the marketplace would not sell.
 func (b *BuyRequest) Validate() error {
+	if b.Reset != "" && (b.BillingMode != ModeOnDemandPkg || (b.Reset != "monthly" && b.Reset != "yearly")) {
+		return fmt.Errorf("reset is monthly or yearly, for a package (ON_DEMAND_PKG)")
+	}
+	if b.ProductID == "" && b.Reset != "" {
+		b.ProductID = "demo-package-" + b.Reset
+	}
 	if b.ProductID == "" {
 		b.ProductID = "demo-product"
 	}

@@ -483,6 +483,12 @@ type UsageRecord struct {
 	UsageValue        string    `json:"usageValue"`
 	RelatePkgInstance string    `json:"relatePkgInstance,omitempty"`
 	ReceivedAt        time.Time `json:"receivedAt"`
+	// SignedForm is the form of the push's body its signature covered:
+	// raw, top-level-sorted or sorted (contract §11.2); ValueForm the JSON
+	// type usage_value came as, number or string (contract §11.3). Blank
+	// for records received before the emulator noted them.
+	SignedForm string `json:"signedForm,omitempty"`
+	ValueForm  string `json:"valueForm,omitempty"`
 }
 
 // UsageTotals sums an instance's usage records.
@@ -540,6 +546,7 @@ func (c *Console) usage(g *gin.Context) {
 		view.Records = append(view.Records, UsageRecord{
 			MeteringSN: r.MeteringSN, BeginTime: r.BeginTime.UTC(), EndTime: r.EndTime.UTC(), RecordTime: r.RecordTime.UTC(),
 			UsageValue: plainDecimal(r.UsageValue), RelatePkgInstance: r.RelatePkgInstance, ReceivedAt: r.ReceivedAt.UTC(),
+			SignedForm: r.SignedForm, ValueForm: r.ValueForm,
 		})
 		values = append(values, r.UsageValue)
 	}

@@ -184,17 +184,27 @@ func TestBuyRequestValidation(t *testing.T) {
 	require.Equal(t, BuyRequest{ProductID: "demo-product", SkuCode: "demo-sku", BillingMode: ModePeriod, PeriodType: "month",
 		PeriodNumber: 1, Quantity: 10, CustomerName: "emulated_buyer"}, b)
 	for name, bad := range map[string]BuyRequest{
-		"unknown mode":           {BillingMode: "WEEKLY"},
-		"unknown period":         {PeriodType: "week"},
-		"too many periods":       {PeriodNumber: 61},
-		"pay-per-use period":     {BillingMode: ModeOnDemand, PeriodType: "month"},
-		"trial of a one-time":    {BillingMode: ModeOneTime, TrialDays: 7},
-		"trial too long":         {TrialDays: 91},
-		"supervised pay-per-use": {BillingMode: ModeOnDemand, Supervised: true},
-		"negative quantity":      {Quantity: -1},
+		"unknown mode":            {BillingMode: "WEEKLY"},
+		"unknown period":          {PeriodType: "week"},
+		"too many periods":        {PeriodNumber: 61},
+		"pay-per-use period":      {BillingMode: ModeOnDemand, PeriodType: "month"},
+		"trial of a one-time":     {BillingMode: ModeOneTime, TrialDays: 7},
+		"trial too long":          {TrialDays: 91},
+		"supervised pay-per-use":  {BillingMode: ModeOnDemand, Supervised: true},
+		"negative quantity":       {Quantity: -1},
+		"reset of a subscription": {Reset: "monthly"},
+		"reset weekly":            {BillingMode: ModeOnDemandPkg, Reset: "weekly"},
 	} {
 		require.Error(t, bad.Validate(), name)
 	}
+	// A package whose content resets is sold under the product make run
+	// declares resetting, unless another is named.
+	pkg := BuyRequest{BillingMode: ModeOnDemandPkg, Reset: "monthly"}
+	require.NoError(t, pkg.Validate())
+	require.Equal(t, "demo-package-monthly", pkg.ProductID)
+	named := BuyRequest{BillingMode: ModeOnDemandPkg, Reset: "yearly", ProductID: "sms-pack"}
+	require.NoError(t, named.Validate())
+	require.Equal(t, "sms-pack", named.ProductID)
 }
 
 // fakeCalls answers the emulator's calls from a script, by activity.

@@ -71,7 +71,7 @@ func NewOpenAPI(db *Store, ak, sk, accessKey string, log *slog.Logger) *OpenAPI 
 			// 210 s after the purchase), and no merchant could pass.
 			Now:      time.Now,
 			Orders:   orderSource{db},
-			Usage:    usageSink{db},
+			Usage:    usageSink{db: db, log: log},
 			Licenses: licenseSink{db},
 			// The license codes it sold (activate, query).
 			LicenseCodes: codes,
@@ -223,15 +223,20 @@ func orderInfo(o Order) *koogallery.OrderInfo {
 	}
 }
 
-// usageSink keeps the usage merchants push, in the emulator's database.
-type usageSink struct{ db *Store }
+// usageSink keeps the usage merchants push, in the emulator's database,
+// with the form each push was signed and written in.
+type usageSink struct {
+	db  *Store
+	log *slog.Logger
+}
 
 func (s usageSink) InstanceExists(ctx context.Context, instanceID string) (bool, error) {
 	return s.db.InstanceExists(ctx, instanceID)
 }
 
-func (s usageSink) Record(ctx context.Context, records []koogallery.UsageRecord, receivedAt time.Time) (int, error) {
+func (s usageSink) Record(ctx context.Context, records []koogallery.UsageRecord, push mockapi.UsagePush) (int, error) {
 	rows := make([]ReceivedUsage, 0, len(records))
+	valueForms := map[koogallery.UsageValueForm]int{}
 	for _, r := range records {
 		begin, err1 := koogallery.ParseUsageTime(r.BeginTime)
 		end, err2 := koogallery.ParseUsageTime(r.EndTime)
@@ -241,8 +246,18 @@ func (s usageSink) Record(ctx context.Context, records []koogallery.UsageRecord,
 		}
 		rows = append(rows, ReceivedUsage{
 			MeteringSN: r.MeteringSN, InstanceID: r.InstanceID, BeginTime: begin, EndTime: end, RecordTime: rec,
-			UsageValue: r.UsageValue.String(), RelatePkgInstance: r.RelatePkgInstance, ReceivedAt: receivedAt,
+			UsageValue: r.UsageValue.String(), RelatePkgInstance: r.RelatePkgInstance, ReceivedAt: push.ReceivedAt,
+			SignedForm: string(push.SignedForm), ValueForm: string(r.UsageValue.Form()),
 		})
+		valueForms[r.UsageValue.Form()]++
 	}
-	return s.db.RecordUsage(ctx, rows)
+	accepted, err := s.db.RecordUsage(ctx, rows)
+	if err != nil {
+		return 0, err
+	}
+	// Which reading of the signature rules and which usage_value type the
+	// merchant's client uses (contract §11): what its live pushes must match.
+	s.log.Info("Usage push accepted", "records", len(records), "new", accepted, "signed", push.SignedForm,
+		"usage_value_numbers", valueForms[koogallery.UsageValueNumber], "usage_value_strings", valueForms[koogallery.UsageValueString])
+	return accepted, nil
 }

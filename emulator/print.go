@@ -26,14 +26,20 @@ func printUsage(w io.Writer, v UsageView) {
 	fmt.Fprintln(w, ", as the marketplace received them (times UTC):")
 	if len(v.Records) > 0 {
 		tw := tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
-		fmt.Fprintln(tw, "METERING_SN\tBEGIN\tEND\tVALUE\tPACKAGE\tRECEIVED")
+		fmt.Fprintln(tw, "METERING_SN\tBEGIN\tEND\tVALUE\tPACKAGE\tRECEIVED\tSIGNED")
 		for _, r := range v.Records {
 			pkg := r.RelatePkgInstance
 			if pkg == "" {
 				pkg = "-"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.MeteringSN, r.BeginTime.UTC().Format(time.DateTime),
-				r.EndTime.UTC().Format(time.DateTime), r.UsageValue, pkg, r.ReceivedAt.UTC().Format(time.DateTime))
+			// How the push was written: the body form its signature covered
+			// and usage_value's JSON type, e.g. "raw, number".
+			signed := "-"
+			if r.SignedForm != "" {
+				signed = r.SignedForm + ", " + r.ValueForm
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.MeteringSN, r.BeginTime.UTC().Format(time.DateTime),
+				r.EndTime.UTC().Format(time.DateTime), r.UsageValue, pkg, r.ReceivedAt.UTC().Format(time.DateTime), signed)
 		}
 		tw.Flush()
 	}

@@ -367,6 +367,11 @@ type ReceivedUsage struct {
 	UsageValue        string    `db:"usage_value" json:"usageValue"`
 	RelatePkgInstance string    `db:"relate_pkg_instance" json:"relatePkgInstance,omitempty"`
 	ReceivedAt        time.Time `db:"received_at" json:"receivedAt"`
+	// SignedForm is the form of the push's body its signature covered
+	// (koogallery.UsageSignatureForm); ValueForm the JSON type usage_value
+	// came as (number or string).
+	SignedForm string `db:"signed_form" json:"signedForm,omitempty"`
+	ValueForm  string `db:"value_form" json:"valueForm,omitempty"`
 }
 
 // InstanceExists reports whether an emulated purchase has the
@@ -388,9 +393,9 @@ func (s *Store) RecordUsage(ctx context.Context, rows []ReceivedUsage) (int, err
 		for _, r := range rows {
 			res, err := tx.NamedExecContext(ctx, `
 				INSERT INTO emulator.usage (metering_sn, instance_id, begin_time, end_time, record_time,
-					usage_value, relate_pkg_instance, received_at)
+					usage_value, relate_pkg_instance, received_at, signed_form, value_form)
 				VALUES (:metering_sn, :instance_id, :begin_time, :end_time, :record_time,
-					:usage_value, :relate_pkg_instance, :received_at)
+					:usage_value, :relate_pkg_instance, :received_at, :signed_form, :value_form)
 				ON CONFLICT DO NOTHING`, r)
 			if err != nil {
 				return fmt.Errorf("record usage %s: %w", r.MeteringSN, err)
@@ -410,7 +415,7 @@ func (s *Store) RecordUsage(ctx context.Context, rows []ReceivedUsage) (int, err
 func (s *Store) UsageOf(ctx context.Context, instanceID string) ([]ReceivedUsage, error) {
 	out := []ReceivedUsage{}
 	if err := s.x.SelectContext(ctx, &out, `SELECT metering_sn, instance_id, begin_time, end_time, record_time,
-		usage_value::text AS usage_value, relate_pkg_instance, received_at
+		usage_value::text AS usage_value, relate_pkg_instance, received_at, signed_form, value_form
 		FROM emulator.usage WHERE instance_id = $1 ORDER BY begin_time, metering_sn`, instanceID); err != nil {
 		return nil, fmt.Errorf("list usage of %s: %w", instanceID, err)
 	}

@@ -133,6 +133,46 @@ func ParseUsageTime(s string) (time.Time, error) {
 // not count: 1.50000 is 1.5).
 type UsageValue struct {
 	text string // a syntactically valid JSON number, or "" when absent
+	// quoted writes the number as a JSON string ("1.5"): the type one of
+	// the marketplace's pages gives usage_value (contract §11.3).
+	quoted bool
+}
+
+// UsageValueForm is the JSON type usage_value is sent as: the pages
+// disagree (contract §11.3), so it is a setting, settled with the seller
+// console's debugger or the first live push.
+type UsageValueForm string
+
+// The JSON types usage_value can be sent as.
+const (
+	// UsageValueNumber sends 1.5: the international page's Double.
+	UsageValueNumber UsageValueForm = "number"
+	// UsageValueString sends "1.5": the Chinese page's String(20), and the
+	// old API's example.
+	UsageValueString UsageValueForm = "string"
+)
+
+// ParseUsageValueForm reads "number" or "string".
+func ParseUsageValueForm(s string) (UsageValueForm, error) {
+	switch f := UsageValueForm(strings.ToLower(strings.TrimSpace(s))); f {
+	case UsageValueNumber, UsageValueString:
+		return f, nil
+	}
+	return "", fmt.Errorf("usage value form %q is neither number nor string", s)
+}
+
+// In returns v written in form f; an unknown form leaves it a number.
+func (f UsageValueForm) In(v UsageValue) UsageValue {
+	v.quoted = f == UsageValueString && v.text != ""
+	return v
+}
+
+// Form is the JSON type v is written as.
+func (v UsageValue) Form() UsageValueForm {
+	if v.quoted {
+		return UsageValueString
+	}
+	return UsageValueNumber
 }
 
 // ParseUsageValue reads a usage value written as a JSON number, e.g.
@@ -222,27 +262,39 @@ func (v UsageValue) Add(w UsageValue) (UsageValue, error) {
 	return UsageValueFromUnits(sum), nil
 }
 
-// MarshalJSON writes the number as written, or null when absent.
+// MarshalJSON writes the number as written, in quotes when its form is
+// UsageValueString, or null when absent.
 func (v UsageValue) MarshalJSON() ([]byte, error) {
-	if v.text == "" {
+	switch {
+	case v.text == "":
 		return []byte("null"), nil
+	case v.quoted:
+		// A JSON number has nothing a JSON string must escape.
+		return []byte(`"` + v.text + `"`), nil
 	}
 	return []byte(v.text), nil
 }
 
-// UnmarshalJSON keeps a JSON number as written and reads null as absent.
-// Strings and other types are refused: §6.2 types usage_value as Number.
+// UnmarshalJSON keeps a JSON number as written, reads a JSON string that
+// holds one as that number (remembering its form), and reads null as
+// absent. The pages type usage_value both ways (contract §11.3), so a
+// marketplace must take both; other types are refused.
 func (v *UsageValue) UnmarshalJSON(b []byte) error {
 	s := string(bytes.TrimSpace(b))
 	switch {
 	case s == "null":
 		*v = UsageValue{}
+		return nil
 	case isJSONNumber(s):
 		*v = UsageValue{text: s}
-	default:
-		return errors.New("usage_value must be a JSON number")
+		return nil
 	}
-	return nil
+	var text string
+	if err := json.Unmarshal(b, &text); err == nil && isJSONNumber(text) {
+		*v = UsageValue{text: text, quoted: true}
+		return nil
+	}
+	return errors.New("usage_value must be a JSON number, or a string holding one")
 }
 
 // isJSONNumber reports whether s is exactly one JSON number (RFC 8259):
@@ -458,11 +510,34 @@ func ValidateUsageRecords(records []UsageRecord, now time.Time) error {
 // repeats a key in one object (which would make the order ambiguous) is
 // refused with an error wrapping ErrInvalidJSON.
 func CanonicalJSON(body []byte) ([]byte, error) {
+	return rewriteJSON(body, canonicalForm{sortDepth: canonicalMaxDepth})
+}
+
+// TopLevelSortedJSON writes body as Huawei's SaaS sample re-writes the
+// bodies it verifies (contract §8.1): the top-level object's keys sorted and
+// its null members dropped, nested objects with their keys in the order
+// received; otherwise as CanonicalJSON (compact, numbers as written,
+// strings re-escaped). A marketplace may check a usage push's signature
+// over this form (contract §11.2), so a verifier of usage pushes accepts it.
+// Errors are CanonicalJSON's.
+func TopLevelSortedJSON(body []byte) ([]byte, error) {
+	return rewriteJSON(body, canonicalForm{sortDepth: 1, dropTopNulls: true})
+}
+
+// canonicalForm says how rewriteJSON writes objects: the keys of objects
+// nested less than sortDepth deep sorted (the top level is depth 0), and
+// the top level's null members dropped or kept.
+type canonicalForm struct {
+	sortDepth    int
+	dropTopNulls bool
+}
+
+func rewriteJSON(body []byte, form canonicalForm) ([]byte, error) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	var out bytes.Buffer
 	out.Grow(len(body))
-	if err := canonicalValue(dec, &out, 0); err != nil {
+	if err := canonicalValue(dec, &out, 0, form); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidJSON, err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
@@ -471,7 +546,7 @@ func CanonicalJSON(body []byte) ([]byte, error) {
 	return out.Bytes(), nil
 }
 
-func canonicalValue(dec *json.Decoder, out *bytes.Buffer, depth int) error {
+func canonicalValue(dec *json.Decoder, out *bytes.Buffer, depth int, form canonicalForm) error {
 	tok, err := dec.Token()
 	if err == io.EOF {
 		return io.ErrUnexpectedEOF
@@ -486,14 +561,14 @@ func canonicalValue(dec *json.Decoder, out *bytes.Buffer, depth int) error {
 		}
 		switch t {
 		case '{':
-			return canonicalObject(dec, out, depth)
+			return canonicalObject(dec, out, depth, form)
 		case '[':
 			out.WriteByte('[')
 			for first := true; dec.More(); first = false {
 				if !first {
 					out.WriteByte(',')
 				}
-				if err := canonicalValue(dec, out, depth+1); err != nil {
+				if err := canonicalValue(dec, out, depth+1, form); err != nil {
 					return err
 				}
 			}
@@ -519,12 +594,13 @@ func canonicalValue(dec *json.Decoder, out *bytes.Buffer, depth int) error {
 	return nil
 }
 
-func canonicalObject(dec *json.Decoder, out *bytes.Buffer, depth int) error {
+func canonicalObject(dec *json.Decoder, out *bytes.Buffer, depth int, form canonicalForm) error {
 	type member struct {
 		key   string
 		value []byte
 	}
 	var members []member
+	seen := map[string]bool{}
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
@@ -534,22 +610,30 @@ func canonicalObject(dec *json.Decoder, out *bytes.Buffer, depth int) error {
 		if !ok {
 			return errors.New("object key is not a string")
 		}
+		// A repeated key would make the order, and which value counts,
+		// ambiguous.
+		if seen[key] {
+			return fmt.Errorf("key %q repeated in one object", key)
+		}
+		seen[key] = true
 		var v bytes.Buffer
-		if err := canonicalValue(dec, &v, depth+1); err != nil {
+		if err := canonicalValue(dec, &v, depth+1, form); err != nil {
 			return err
+		}
+		if depth == 0 && form.dropTopNulls && v.String() == "null" {
+			continue
 		}
 		members = append(members, member{key, v.Bytes()})
 	}
 	if err := closing(dec, '}'); err != nil {
 		return err
 	}
-	slices.SortFunc(members, func(a, b member) int { return strings.Compare(a.key, b.key) })
+	if depth < form.sortDepth {
+		slices.SortFunc(members, func(a, b member) int { return strings.Compare(a.key, b.key) })
+	}
 	out.WriteByte('{')
 	for i, m := range members {
 		if i > 0 {
-			if m.key == members[i-1].key {
-				return fmt.Errorf("key %q repeated in one object", m.key)
-			}
 			out.WriteByte(',')
 		}
 		writeJSONString(out, m.key)
@@ -604,15 +688,43 @@ func usageBodyMAC(accessKey, ts, nonce string, body []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	mac := hmac.New(sha256.New, []byte(accessKey))
-	io.WriteString(mac, "ts="+ts+"&nonce="+nonce+"&body=")
-	mac.Write(canonical)
-	return mac.Sum(nil), nil
+	return usageMAC(accessKey, ts, nonce, canonical), nil
 }
 
+// usageMAC is the HMAC of the string signed, over text exactly as given.
+func usageMAC(accessKey, ts, nonce string, text []byte) []byte {
+	mac := hmac.New(sha256.New, []byte(accessKey))
+	io.WriteString(mac, "ts="+ts+"&nonce="+nonce+"&body=")
+	mac.Write(text)
+	return mac.Sum(nil)
+}
+
+// UsageSignatureForm names the text of a usage push's body that its
+// signature was found to cover. "Naturally sorted" is not defined further
+// (contract §11.1), so a verifier accepts any of the three readings and
+// says which one matched: the first, in this order.
+type UsageSignatureForm string
+
+// The forms of a usage push's body a signature may cover.
+const (
+	// UsageSignedRaw: the bytes as received. A client that sends what it
+	// signed, as this server does (contract §11.2), matches it.
+	UsageSignedRaw UsageSignatureForm = "raw"
+	// UsageSignedTopLevelSorted: TopLevelSortedJSON of the body, what
+	// Huawei's SaaS sample verifies (contract §8.1).
+	UsageSignedTopLevelSorted UsageSignatureForm = "top-level-sorted"
+	// UsageSignedSorted: CanonicalJSON of the body, keys sorted at every
+	// level.
+	UsageSignedSorted UsageSignatureForm = "sorted"
+)
+
 // VerifyUsageBodySignature checks the signature, ts and nonce headers of a
-// usage push against its raw body, as the marketplace does; the mock open API
-// and the emulator use it. Each header must occur exactly once; ts must be
+// usage push against its body, as the marketplace does; the mock open API
+// and the emulator use it. The signature may cover the raw bytes, the
+// top-level-sorted form or the fully sorted form of the body (see
+// UsageSignatureForm); the form that matched is returned. Whatever the
+// form, the body must be one JSON value without repeated keys, since the
+// marketplace reads it as JSON. Each header must occur exactly once; ts must be
 // Unix milliseconds within window of now, either way (non-positive window:
 // DefaultAKSKMaxSkew, the gateway's tolerance, since none is documented for
 // ts); nonce at most 64 visible ASCII characters; signature padded standard
@@ -624,60 +736,72 @@ func usageBodyMAC(accessKey, ts, nonce string, body []byte) ([]byte, error) {
 // which cannot be canonicalised and so not verified, returns an error
 // wrapping ErrInvalidJSON (MKT.0101) instead. Errors never contain the key
 // or the expected signature.
-func VerifyUsageBodySignature(header http.Header, accessKey string, body []byte, now time.Time, window time.Duration) error {
+func VerifyUsageBodySignature(header http.Header, accessKey string, body []byte, now time.Time, window time.Duration) (UsageSignatureForm, error) {
+	ts, nonce, sig, err := usageSignatureHeaders(header, accessKey, now, window)
+	if err != nil {
+		return "", err
+	}
+	sorted, err := CanonicalJSON(body)
+	if err != nil {
+		return "", fmt.Errorf("verify usage body signature: %w", err)
+	}
+	topSorted, err := TopLevelSortedJSON(body)
+	if err != nil {
+		return "", fmt.Errorf("verify usage body signature: %w", err)
+	}
+	for _, f := range []struct {
+		form UsageSignatureForm
+		text []byte
+	}{{UsageSignedRaw, body}, {UsageSignedTopLevelSorted, topSorted}, {UsageSignedSorted, sorted}} {
+		if hmac.Equal(sig, usageMAC(accessKey, ts, nonce, f.text)) {
+			return f.form, nil
+		}
+	}
+	return "", fmt.Errorf("%w: signature mismatch (raw, top-level-sorted and sorted forms tried)", ErrBadUsageSignature)
+}
+
+// usageSignatureHeaders reads and checks the signature, ts and nonce
+// headers of a usage push, ts against the clock.
+func usageSignatureHeaders(header http.Header, accessKey string, now time.Time, window time.Duration) (ts, nonce string, sig []byte, err error) {
 	if accessKey == "" {
-		return errors.New("verify usage body signature: verifier has no access key")
+		return "", "", nil, errors.New("verify usage body signature: verifier has no access key")
 	}
 	if window <= 0 {
 		window = DefaultAKSKMaxSkew
 	}
-	one := func(name string) (string, error) {
+	bad := func(format string, args ...any) (string, string, []byte, error) {
+		return "", "", nil, fmt.Errorf("%w: "+format, append([]any{ErrBadUsageSignature}, args...)...)
+	}
+	var values [3]string
+	for i, name := range []string{usageHeaderSignature, usageHeaderTS, usageHeaderNonce} {
 		vs := header.Values(name)
 		switch {
 		case len(vs) == 0 || vs[0] == "":
-			return "", fmt.Errorf("%w: %s header is missing", ErrBadUsageSignature, name)
+			return bad("%s header is missing", name)
 		case len(vs) > 1:
-			return "", fmt.Errorf("%w: %s header is repeated", ErrBadUsageSignature, name)
+			return bad("%s header is repeated", name)
 		}
-		return vs[0], nil
+		values[i] = vs[0]
 	}
-	sigText, err := one(usageHeaderSignature)
-	if err != nil {
-		return err
-	}
-	ts, err := one(usageHeaderTS)
-	if err != nil {
-		return err
-	}
-	nonce, err := one(usageHeaderNonce)
-	if err != nil {
-		return err
-	}
-	sig, err := base64.StdEncoding.Strict().DecodeString(sigText)
+	sigText, ts, nonce := values[0], values[1], values[2]
+	sig, err = base64.StdEncoding.Strict().DecodeString(sigText)
 	if err != nil || len(sig) != sha256.Size {
-		return fmt.Errorf("%w: signature is not base64 of %d bytes", ErrBadUsageSignature, sha256.Size)
+		return bad("signature is not base64 of %d bytes", sha256.Size)
 	}
 	if len(ts) > usageTSMaxLen || strings.Trim(ts, "0123456789") != "" {
-		return fmt.Errorf("%w: ts is not Unix milliseconds", ErrBadUsageSignature)
+		return bad("ts is not Unix milliseconds")
 	}
 	ms, err := strconv.ParseInt(ts, 10, 64)
 	if err != nil {
-		return fmt.Errorf("%w: ts is out of range", ErrBadUsageSignature)
+		return bad("ts is out of range")
 	}
 	if len(nonce) > usageNonceMaxLen || strings.IndexFunc(nonce, func(r rune) bool { return r <= ' ' || r > '~' }) >= 0 {
-		return fmt.Errorf("%w: nonce must be at most %d visible ASCII characters", ErrBadUsageSignature, usageNonceMaxLen)
-	}
-	want, err := usageBodyMAC(accessKey, ts, nonce, body)
-	if err != nil {
-		return fmt.Errorf("verify usage body signature: %w", err)
-	}
-	if !hmac.Equal(sig, want) {
-		return fmt.Errorf("%w: signature mismatch", ErrBadUsageSignature)
+		return bad("nonce must be at most %d visible ASCII characters", usageNonceMaxLen)
 	}
 	if skew := now.Sub(time.UnixMilli(ms)); skew > window || skew < -window {
-		return fmt.Errorf("%w: ts is %s from the server clock (allowed %s)", ErrBadUsageSignature, skew.Round(time.Millisecond), window)
+		return bad("ts is %s from the server clock (allowed %s)", skew.Round(time.Millisecond), window)
 	}
-	return nil
+	return ts, nonce, sig, nil
 }
 
 // PushUsage sends usage records to the marketplace (§6.2). accessKey is the
@@ -688,7 +812,8 @@ func VerifyUsageBodySignature(header http.Header, accessKey string, body []byte,
 // clock: the marketplace validates asynchronously and may answer MKT.0000 for
 // records it later drops (§6.2), so a bad record is refused here, as a
 // *UsageRecordError, before anything is sent. The body is sent in canonical
-// (sorted) form, so the bytes signed are the bytes sent.
+// (sorted) form, so the bytes signed are the bytes sent; each usage_value
+// is written in the form its UsageValue carries (UsageValueForm.In).
 //
 // Success is HTTP 200 with error_code (or resultCode) MKT.0000. Any other
 // answer is an *OpenAPIError, an unreachable marketplace a *TransportError;
@@ -715,10 +840,9 @@ func (c *OpenAPIClient) PushUsage(ctx context.Context, accessKey string, records
 	rand.Read(nb[:]) // never fails: crypto/rand crashes the program instead
 	nonce := hex.EncodeToString(nb[:])
 	ts := strconv.FormatInt(now.UnixMilli(), 10)
-	sig, err := UsageBodySignature(accessKey, ts, nonce, body)
-	if err != nil {
-		return fmt.Errorf("push usage: %w", err)
-	}
+	// Signed over exactly the bytes sent: a verifier that hashes the raw
+	// body, and one that sorts it first, see the same text (contract §11.2).
+	sig := base64.StdEncoding.EncodeToString(usageMAC(accessKey, ts, nonce, body))
 	headers := map[string]string{usageHeaderSignature: sig, usageHeaderTS: ts, usageHeaderNonce: nonce}
 	status, resp, err := c.do(ctx, http.MethodPost, UsageDataPath, nil, body, headers)
 	if err != nil {

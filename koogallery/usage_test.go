@@ -113,11 +113,12 @@ func TestVerifyUsageBodySignature(t *testing.T) {
 		body    string
 		now     time.Time
 		wantErr error
+		form    koogallery.UsageSignatureForm
 	}{
-		{name: "good", now: signedAt},
-		{name: "good, canonical body", body: kavCanonical, now: signedAt},
-		{name: "good, clock 59s ahead", now: signedAt.Add(59 * time.Second)},
-		{name: "good, clock 59s behind", now: signedAt.Add(-59 * time.Second)},
+		{name: "good", now: signedAt, form: koogallery.UsageSignedSorted},
+		{name: "good, canonical body", body: kavCanonical, now: signedAt, form: koogallery.UsageSignedRaw},
+		{name: "good, clock 59s ahead", now: signedAt.Add(59 * time.Second), form: koogallery.UsageSignedSorted},
+		{name: "good, clock 59s behind", now: signedAt.Add(-59 * time.Second), form: koogallery.UsageSignedSorted},
 		{name: "stale", now: signedAt.Add(61 * time.Second), wantErr: koogallery.ErrBadUsageSignature},
 		{name: "from the future", now: signedAt.Add(-61 * time.Second), wantErr: koogallery.ErrBadUsageSignature},
 		{name: "wrong key", key: "other-key", now: signedAt, wantErr: koogallery.ErrBadUsageSignature},
@@ -148,11 +149,13 @@ func TestVerifyUsageBodySignature(t *testing.T) {
 			if tt.body != "" {
 				body = tt.body
 			}
-			err := koogallery.VerifyUsageBodySignature(h, key, []byte(body), tt.now, time.Minute)
+			form, err := koogallery.VerifyUsageBodySignature(h, key, []byte(body), tt.now, time.Minute)
 			if tt.wantErr == nil {
 				require.NoError(t, err)
+				require.Equal(t, tt.form, form)
 				return
 			}
+			require.Empty(t, form)
 			require.ErrorIs(t, err, tt.wantErr)
 			require.NotContains(t, err.Error(), kavKey)
 			require.NotContains(t, err.Error(), kavSignature)
@@ -160,7 +163,7 @@ func TestVerifyUsageBodySignature(t *testing.T) {
 	}
 
 	// An empty key is a configuration error, not a bad request.
-	err := koogallery.VerifyUsageBodySignature(good(), "", []byte(kavBody), signedAt, time.Minute)
+	_, err := koogallery.VerifyUsageBodySignature(good(), "", []byte(kavBody), signedAt, time.Minute)
 	require.Error(t, err)
 	require.NotErrorIs(t, err, koogallery.ErrBadUsageSignature)
 }
@@ -224,11 +227,20 @@ func TestUsageValue(t *testing.T) {
 	var r struct {
 		V koogallery.UsageValue `json:"v"`
 	}
-	require.Error(t, json.Unmarshal([]byte(`{"v":"1.5"}`), &r), "a string is not a Number")
+	// A string holding a number is that number, and keeps its form.
+	require.NoError(t, json.Unmarshal([]byte(`{"v":"1.50"}`), &r))
+	require.Equal(t, "1.50", r.V.String())
+	require.Equal(t, koogallery.UsageValueString, r.V.Form())
+	out, err := json.Marshal(r)
+	require.NoError(t, err)
+	require.Equal(t, `{"v":"1.50"}`, string(out))
+	for _, bad := range []string{`"1.5 "`, `"1,5"`, `""`, `"abc"`, `"\u0031"x`} {
+		require.Error(t, json.Unmarshal([]byte(`{"v":`+bad+`}`), &r), bad)
+	}
 	require.Error(t, json.Unmarshal([]byte(`{"v":true}`), &r))
 	require.NoError(t, json.Unmarshal([]byte(`{"v":null}`), &r))
 	require.True(t, r.V.IsZero())
-	out, err := json.Marshal(r)
+	out, err = json.Marshal(r)
 	require.NoError(t, err)
 	require.Equal(t, `{"v":null}`, string(out))
 }
@@ -412,4 +424,75 @@ func TestShortestUsageValue(t *testing.T) {
 		_, err := koogallery.ShortestUsageValue(bad)
 		require.Error(t, err, bad)
 	}
+}
+
+// The vectors of contract §11.4: key abcde, ts 1680508066618, nonce abc123,
+// two records; one signature per reading of "naturally sorted" and per type
+// of usage_value.
+const (
+	v114Key, v114TS, v114Nonce = "abcde", "1680508066618", "abc123"
+	// v114Sorted is what the server sends: keys sorted at every level.
+	v114Sorted = `{"usage_records":[{"begin_time":"20220809T080000Z","end_time":"20220809T090000Z","instance_id":"7f141bf1-aec8-4859-8323-fb3a8ad50721","metering_sn":"sn-0001","record_time":"20220809T091000Z","usage_value":1.5},{"begin_time":"20220809T080000Z","end_time":"20220809T090000Z","instance_id":"7f141bf1-aec8-4859-8323-fb3a8ad50721","metering_sn":"sn-0002","record_time":"20220809T091000Z","relate_pkg_instance":"pkg-01","usage_value":2}]}`
+	// v114TopLevel has the record keys in the order of the contract's table.
+	v114TopLevel = `{"usage_records":[{"instance_id":"7f141bf1-aec8-4859-8323-fb3a8ad50721","record_time":"20220809T091000Z","begin_time":"20220809T080000Z","end_time":"20220809T090000Z","usage_value":1.5,"metering_sn":"sn-0001"},{"instance_id":"7f141bf1-aec8-4859-8323-fb3a8ad50721","record_time":"20220809T091000Z","begin_time":"20220809T080000Z","end_time":"20220809T090000Z","usage_value":2,"metering_sn":"sn-0002","relate_pkg_instance":"pkg-01"}]}`
+
+	v114SortedSig   = "oEM1KqAdDpvewgDo1jlcn714m9mC8KMr749juDAGBpE="
+	v114TopLevelSig = "rSpTqX0AVgQJxFzDRMVz9kePOMgg3/iELBWm6h/swJU="
+	v114StringSig   = "T/IdTAW4IiB89KnGxWMJMO80pl/BnJgVToJ3M8emZ7k="
+	// v114JavaDoubleSig signs v114Sorted with 2 re-printed as 2.0, as a
+	// verifier that reads numbers into Java doubles would.
+	v114JavaDoubleSig = "RJPV5leRp+suMHqq7m/s3EqzBBkRKkribxboXvBZH88="
+)
+
+// v114String is v114Sorted with usage_value sent as strings.
+var v114String = strings.NewReplacer(`"usage_value":1.5`, `"usage_value":"1.5"`, `"usage_value":2`, `"usage_value":"2"`).Replace(v114Sorted)
+
+func TestVerifyUsageBodySignatureForms(t *testing.T) {
+	signedAt := time.UnixMilli(1680508066618)
+	tests := []struct {
+		name, body, sig string
+		form            koogallery.UsageSignatureForm
+	}{
+		{"sorted body, as this server sends it", v114Sorted, v114SortedSig, koogallery.UsageSignedRaw},
+		{"table-order body, signed as sent", v114TopLevel, v114TopLevelSig, koogallery.UsageSignedRaw},
+		{"table-order body, signed top-level-sorted (a top-level null dropped, whitespace)",
+			"{ \"usage_records\" : " + v114TopLevel[len(`{"usage_records":`):len(v114TopLevel)-1] + ", \"extra\": null}",
+			v114TopLevelSig, koogallery.UsageSignedTopLevelSorted},
+		{"table-order body, signed fully sorted", v114TopLevel, v114SortedSig, koogallery.UsageSignedSorted},
+		{"usage_value as strings, sorted", v114String, v114StringSig, koogallery.UsageSignedRaw},
+		{"refused: the numbers re-printed by a Java verifier", v114Sorted, v114JavaDoubleSig, ""},
+		{"refused: string signature over numbers", v114Sorted, v114StringSig, ""},
+		{"refused: number signature over strings", v114String, v114SortedSig, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := http.Header{}
+			h.Set("signature", tt.sig)
+			h.Set("ts", v114TS)
+			h.Set("nonce", v114Nonce)
+			form, err := koogallery.VerifyUsageBodySignature(h, v114Key, []byte(tt.body), signedAt, time.Minute)
+			if tt.form == "" {
+				require.ErrorIs(t, err, koogallery.ErrBadUsageSignature)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tt.form, form)
+		})
+	}
+
+	// The sorted forms of the table-order body are the vectors' bodies.
+	top, err := koogallery.TopLevelSortedJSON([]byte(v114TopLevel))
+	require.NoError(t, err)
+	require.Equal(t, v114TopLevel, string(top))
+	sorted, err := koogallery.CanonicalJSON([]byte(v114TopLevel))
+	require.NoError(t, err)
+	require.Equal(t, v114Sorted, string(sorted))
+}
+
+func TestTopLevelSortedJSON(t *testing.T) {
+	got, err := koogallery.TopLevelSortedJSON([]byte(`{ "b": {"z": 1, "a": [ {"y":null,"x":1.50} ]}, "n": null, "a": "\u00e9" }`))
+	require.NoError(t, err)
+	require.Equal(t, `{"a":"é","b":{"z":1,"a":[{"y":null,"x":1.50}]}}`, string(got))
+	_, err = koogallery.TopLevelSortedJSON([]byte(`{"a":{"b":1,"b":2}}`))
+	require.ErrorIs(t, err, koogallery.ErrInvalidJSON, "a repeated key nested in an unsorted object")
 }

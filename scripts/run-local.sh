@@ -104,6 +104,10 @@ export LIFECYCLE_RETENTION="${LIFECYCLE_RETENTION:-$(scaled 16d)}"
 export SUPERVISION_SYNC_DELAY="${SUPERVISION_SYNC_DELAY:-$(scaled 3h)}"
 export SUPERVISION_STALL_ALERT="${SUPERVISION_STALL_ALERT:-$(scaled 5d)}"
 export DEBUG_INSTANCE_TTL="${DEBUG_INSTANCE_TTL:-$(scaled 3d)}"
+# Packages whose content resets (emulator buy -mode ON_DEMAND_PKG -reset monthly): their months
+# run on the emulator's clock, so that a reset comes every few minutes.
+export PACKAGE_RESET_PRODUCTS="${PACKAGE_RESET_PRODUCTS:-demo-package-monthly:monthly,demo-package-yearly:yearly}"
+export PACKAGE_RESET_TIME_SCALE="${PACKAGE_RESET_TIME_SCALE:-$EMULATOR_TIME_SCALE}"
 
 # Temporal: reuse one that answers, else start the dev server.
 t_host=${TEMPORAL_ADDRESS%:*}

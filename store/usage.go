@@ -606,6 +606,41 @@ func (s *Metering) RegisterPackage(ctx context.Context, p UsagePackage) ([]strin
 		ON CONFLICT (package_instance_id) DO NOTHING`, p.PackageInstanceID, p.CustomerID, p.SkuCode, p.Quota); err != nil {
 		return nil, fmt.Errorf("register package %s: %w", p.PackageInstanceID, err)
 	}
+	return s.coveredBy(ctx, p)
+}
+
+// ResetPackage starts a package's new cycle at cycleStart: what it has
+// consumed becomes what periods ending after cycleStart drew on it (none,
+// when it runs at the boundary; a period that straddles the boundary counts
+// in the new cycle, which is also where it is drawn when it closes after
+// the reset). Computed, not set to zero, so that a retry after periods were
+// drawn in the new cycle loses none of them. It returns the pay-per-use
+// instances the package covers.
+func (s *Metering) ResetPackage(ctx context.Context, packageInstanceID string, cycleStart time.Time) ([]string, error) {
+	var p UsagePackage
+	err := inTx(ctx, s.x, func(tx *sqlx.Tx) error {
+		// Locked first, as a closing period locks it to draw on it: the
+		// sum below then sees every period drawn before.
+		if err := getOne(ctx, tx, &p, ErrNotFound, fmt.Sprintf("lock package %s", packageInstanceID), `
+			SELECT package_instance_id, customer_id, sku_code, quota::text AS quota, consumed::text AS consumed, active
+			FROM usage_packages WHERE package_instance_id = $1 FOR UPDATE`, packageInstanceID); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `
+			UPDATE usage_packages SET consumed = (SELECT COALESCE(sum(quantity), 0) FROM usage_periods
+				WHERE relate_pkg_instance = $1 AND period_end > $2)
+			WHERE package_instance_id = $1`, packageInstanceID, cycleStart)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reset package %s at %s: %w", packageInstanceID, cycleStart.UTC().Format(time.RFC3339), err)
+	}
+	return s.coveredBy(ctx, p)
+}
+
+// coveredBy lists the pay-per-use instances a package covers: its
+// customer's instances of its skuCode.
+func (s *Metering) coveredBy(ctx context.Context, p UsagePackage) ([]string, error) {
 	covered := []string{}
 	if err := s.x.SelectContext(ctx, &covered, `SELECT instance_id FROM instances
 		WHERE customer_id = $1 AND sku_code = $2 AND charging_mode = 'ON_DEMAND' AND instance_id <> $3
@@ -613,6 +648,20 @@ func (s *Metering) RegisterPackage(ctx context.Context, p UsagePackage) ([]strin
 		return nil, fmt.Errorf("list instances covered by %s: %w", p.PackageInstanceID, err)
 	}
 	return covered, nil
+}
+
+// PackageUsageSince is what each instance a package covers drew on it in
+// periods ending after since (the current cycle of a package whose content
+// resets), like UsageTotals for a package.
+func (s *Metering) PackageUsageSince(ctx context.Context, packageInstanceID string, since time.Time) ([]UsageTotal, error) {
+	rows := []UsageTotal{}
+	if err := s.x.SelectContext(ctx, &rows, `
+		SELECT relate_pkg_instance AS instance_id, instance_id AS related, sum(quantity)::text AS quantity, max(closed_at) AS at
+		FROM usage_periods WHERE relate_pkg_instance = $1 AND period_end > $2 AND state IN ('pending', 'pushed')
+		GROUP BY relate_pkg_instance, instance_id ORDER BY 2`, packageInstanceID, since); err != nil {
+		return nil, fmt.Errorf("usage of package %s since %s: %w", packageInstanceID, since.UTC().Format(time.RFC3339), err)
+	}
+	return rows, nil
 }
 
 // DeactivatePackage stops a package (released or expired).

@@ -279,3 +279,59 @@ func TestPackagesStopWhenUsedUp(t *testing.T) {
 	require.Equal(t, store.PeriodEmpty, b3.State)
 	require.Equal(t, "pkg-3", b3.PackageExhausted)
 }
+
+// A package whose content resets: at the boundary what it consumed becomes
+// what periods ending after the boundary drew on it, so its quota is back;
+// a reset run again (a retry) loses nothing drawn since; the instances it
+// covers are returned; its current cycle's usage is read per instance.
+func TestResetPackage(t *testing.T) {
+	db := newDB(t)
+	payPerUse(t, db, "ppu-a", "cust", "sku")
+	payPerUse(t, db, "ppu-b", "cust", "sku")
+	_, err := db.Metering.RegisterPackage(t.Context(), store.UsagePackage{PackageInstanceID: "pkg-r", CustomerID: "cust", SkuCode: "sku", Quota: "10"})
+	require.NoError(t, err)
+	report := func(key, instance, quantity string, h int) {
+		_, _, err := db.Metering.InsertUsage(t.Context(), []store.Usage{usage(key, instance, quantity, at(h, 10))}, koogallery.MaxUsageValue)
+		require.NoError(t, err)
+	}
+
+	report("a0", "ppu-a", "6", 0)
+	closePeriod(t, db, "ppu-a", 0, true)
+	report("b0", "ppu-b", "5", 0)
+	b0 := closePeriod(t, db, "ppu-b", 0, true)
+	require.Equal(t, "pkg-r", b0.PackageExhausted, "used up in the first cycle")
+
+	// The boundary at 01:00: the quota is back.
+	boundary := at(1, 0)
+	covered, err := db.Metering.ResetPackage(t.Context(), "pkg-r", boundary)
+	require.NoError(t, err)
+	require.Equal(t, []string{"ppu-a", "ppu-b"}, covered)
+	p, err := db.Metering.Package(t.Context(), "pkg-r")
+	require.NoError(t, err)
+	require.Equal(t, "0.0000", p.Consumed)
+
+	report("a1", "ppu-a", "3", 1)
+	a1 := closePeriod(t, db, "ppu-a", 1, true)
+	require.Equal(t, "3.0000", a1.Quantity, "drawn on the new cycle's quota")
+	require.Equal(t, "pkg-r", a1.RelatePkgInstance)
+	require.Empty(t, a1.PackageExhausted)
+
+	// A retried reset of the same cycle keeps what was drawn in it.
+	_, err = db.Metering.ResetPackage(t.Context(), "pkg-r", boundary)
+	require.NoError(t, err)
+	p, err = db.Metering.Package(t.Context(), "pkg-r")
+	require.NoError(t, err)
+	require.Equal(t, "3.0000", p.Consumed)
+
+	cycle, err := db.Metering.PackageUsageSince(t.Context(), "pkg-r", boundary)
+	require.NoError(t, err)
+	require.Len(t, cycle, 1)
+	require.Equal(t, "ppu-a", cycle[0].Related)
+	require.Equal(t, "3.0000", cycle[0].Quantity)
+	all, err := db.Metering.PackageUsageSince(t.Context(), "pkg-r", time.Time{})
+	require.NoError(t, err)
+	require.Len(t, all, 2, "both instances over every cycle")
+
+	_, err = db.Metering.ResetPackage(t.Context(), "pkg-unknown", boundary)
+	require.ErrorIs(t, err, store.ErrNotFound)
+}

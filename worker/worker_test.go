@@ -35,7 +35,7 @@ func (r *registry) RegisterActivityWithOptions(a any, o activity.RegisterOptions
 var activityNames = []string{
 	"Alert", "ApplyDirectorySync", "CheckChange", "CloseUsagePeriods", "DeactivatePackage", "DropDirectory",
 	"ExcludeFrozenUsage", "FetchOrder", "Freeze", "IssueLicense", "NotifyLicenseCode", "Policy", "Provision", "PushUsage",
-	"RegisterPackage", "Release", "SaveInstance", "SaveLicenseCode", "Unfreeze", "Upgrade",
+	"RegisterPackage", "Release", "ResetPackage", "SaveInstance", "SaveLicenseCode", "Unfreeze", "Upgrade",
 }
 
 // TestActivitiesKeepTheirNames: the worker registers *Activities as a

@@ -272,6 +272,9 @@ type Snapshot struct {
 	// the customer's pay-per-use instances.
 	Metered bool `json:",omitempty"`
 	Package bool `json:",omitempty"`
+	// PackageCycle is set for a package whose content resets monthly or
+	// yearly (按月/按年重置): the cycle its quota is counted in.
+	PackageCycle *PackageCycle `json:",omitempty"`
 	// LastCallbackAt is when the newest callback arrived (debug instances
 	// are released DebugTTL after it).
 	LastCallbackAt time.Time
@@ -365,6 +368,9 @@ const (
 	// overdue by SUPERVISION_STALL_ALERT.
 	DeadlineSupervisionStall = "supervision-stall"
 	DeadlineDebugTTL         = "debug-ttl"
+	// DeadlinePackageReset ends a resetting package's cycle: its quota
+	// comes back.
+	DeadlinePackageReset = "package-reset"
 )
 
 // Deadline is a coming timer of an instance and what it will do.
@@ -458,4 +464,8 @@ const (
 type Internal struct {
 	Kind    string
 	Package string `json:",omitempty"`
+	// Reset is set on InternalQuotaRestored when the quota came back
+	// because the package's content reset (monthly or yearly), not
+	// because a package was bought.
+	Reset string `json:",omitempty"`
 }

@@ -47,6 +47,8 @@ type fakeApp struct {
 	closed        []closedSpan
 	excluded      []Span
 	quotaUsedUpAt *time.Time
+	// resetCovered are the instances a resetting package covers.
+	resetCovered []string
 	// droppedDirectories are the instances whose directory was dropped.
 	droppedDirectories []string
 	// licenseRefusal, when set, is IssueLicense's refusal.
@@ -259,6 +261,15 @@ func (f *fakeApp) RegisterPackage(_ context.Context, in activities.RegisterPacka
 	return nil, nil
 }
 
+// ResetPackage records the cycle start and answers the instances the
+// package covers (resetCovered).
+func (f *fakeApp) ResetPackage(_ context.Context, in activities.ResetPackageInput) ([]string, error) {
+	f.record("ResetPackage " + in.CycleStart.UTC().Format(time.RFC3339))
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.resetCovered), nil
+}
+
 func (f *fakeApp) DeactivatePackage(_ context.Context, id string) error {
 	f.record("DeactivatePackage " + id)
 	return nil
@@ -351,7 +362,7 @@ func newEnv(t *testing.T, app *fakeApp) *testsuite.TestWorkflowEnvironment {
 		"Policy": app.Policy, "Alert": app.Alert,
 		"CloseUsagePeriods": app.CloseUsagePeriods, "PushUsage": app.PushUsage,
 		"ExcludeFrozenUsage": app.ExcludeFrozenUsage, "RegisterPackage": app.RegisterPackage,
-		"DeactivatePackage":  app.DeactivatePackage,
+		"DeactivatePackage": app.DeactivatePackage, "ResetPackage": app.ResetPackage,
 		"ApplyDirectorySync": app.ApplyDirectorySync, "DropDirectory": app.DropDirectory,
 		"IssueLicense": app.IssueLicense,
 	} {

@@ -67,6 +67,13 @@ func (s *Snapshot) deadlines(now time.Time) []Deadline {
 		add(DeadlineSupervisionStall, sup.WaitingSince.Add(s.Policy.SupervisionStallAlert),
 			"the supervised order has waited this long on the merchant (requirements or delivery to confirm): operators are reminded once")
 	}
+	if c := s.PackageCycle; c != nil && s.Package && s.State == StateActive {
+		// Not past the expiry: a package that is not renewed ends there.
+		if end := c.End(); s.ExpireTime == nil || end.Before(*s.ExpireTime) {
+			add(DeadlinePackageReset, end, fmt.Sprintf(
+				"the package's content resets %s: its quota comes back for cycle %d, and instances stopped for quota resume", c.Reset, c.Number+1))
+		}
+	}
 	if s.ExpireTime == nil {
 		return out
 	}
@@ -227,6 +234,10 @@ func (w *instanceWorkflow) fire(ctx workflow.Context, d Deadline) bool {
 
 	case DeadlineSupervisionStall:
 		w.supervision.stalled(ctx, key)
+		return true
+
+	case DeadlinePackageReset:
+		w.payPerUse.reset(ctx, key)
 		return true
 
 	case DeadlineDebugTTL:

@@ -44,11 +44,16 @@ func (p payPerUse) handle(ctx workflow.Context, in Internal) {
 		}
 	case InternalQuotaRestored:
 		if (w.s.State == StateFrozen) && w.s.FrozenBy == FrozenByQuota {
-			if w.steps.tenant(ctx, StepUnfreeze, acts.Unfreeze, "a new package was bought") == stepAborted {
+			why, msg := "a new package was bought", "A new package covers the instance: the service resumes."
+			if in.Reset != "" {
+				why = "the package's quota was reset"
+				msg = fmt.Sprintf("Package %s's content reset (%s): its quota is back and the service resumes.", in.Package, in.Reset)
+			}
+			if w.steps.tenant(ctx, StepUnfreeze, acts.Unfreeze, why) == stepAborted {
 				return
 			}
 			w.unfrozen(ctx)
-			w.record(ctx, key, string(w.s.State), "A new package covers the instance: the service resumes.")
+			w.record(ctx, key, string(w.s.State), msg)
 			w.save(ctx)
 		}
 	}
@@ -103,13 +108,9 @@ func (p payPerUse) start(ctx workflow.Context, order Order) {
 		w.record(ctx, "package/registered", "package", fmt.Sprintf(
 			"Package of %d units registered for customer %s, sku %s; it covers %d pay-per-use instance(s).",
 			quota, order.CustomerID, order.SkuCode, len(covered)))
-		for _, id := range covered {
-			// An instance stopped for quota resumes; the others ignore it.
-			if err := workflow.SignalExternalWorkflow(ctx, InstanceWorkflowID(id), "", InternalSignal,
-				Internal{Kind: InternalQuotaRestored, Package: w.s.InstanceID}).Get(ctx, nil); err != nil {
-				workflow.GetLogger(ctx).Info("Covered instance not told of the new package", "instance", id, "error", err)
-			}
-		}
+		p.startCycles(ctx)
+		// An instance stopped for quota resumes; the others ignore it.
+		p.tellCovered(ctx, covered, "")
 	}
 }
 

@@ -45,6 +45,9 @@ func readModel(s Snapshot) activities.ReadModel {
 			AppealedFrom: string(sup.AppealedFrom), AppealReason: sup.AppealReason,
 		}
 	}
+	if c := s.PackageCycle; c != nil {
+		d.PackageCycle = &activities.PackageCycleDetails{Reset: c.Reset, Number: c.Number, Start: c.Start(), End: c.End()}
+	}
 	for _, dl := range s.Deadlines {
 		d.Deadlines = append(d.Deadlines, activities.DeadlineDetails{Kind: dl.Kind, At: dl.At.UTC(), Why: dl.Why})
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/fulfillment-server/fulfillment/api"
 	"github.com/fulfillment-server/fulfillment/emulator"
 	"github.com/fulfillment-server/fulfillment/internal/config"
+	"github.com/fulfillment-server/fulfillment/koogallery"
 	"github.com/fulfillment-server/fulfillment/workflows"
 )
 
@@ -28,6 +29,8 @@ type Config struct {
 	LicenseToken       config.Secret `env:"FULFILLMENT_LICENSE_TOKEN" doc:"bearer token with which your licensed software activates and checks license codes (/v1/licenses), and nothing else; the admin token works too"`
 	APIURL             string        `env:"KOOGALLERY_API_URL, default=https://mkt.myhuaweicloud.com" doc:"the open API (international: https://mkt-intl.myhuaweicloud.com, EU: https://mkt.myhuaweicloud.eu)"`
 	APIFallbackURL     string        `env:"KOOGALLERY_API_FALLBACK_URL" doc:"tried when the first host is unreachable (China: https://mkt.myhuaweicloud.cn)"`
+	PackageResetScale  string        `env:"PACKAGE_RESET_TIME_SCALE, default=1" doc:"rehearsals only: the packages of PACKAGE_RESET_PRODUCTS count their months this much faster, a factor or emulated=real like EMULATOR_TIME_SCALE (make run: the emulator's); 1 in production"`
+	UsageValueForm     string        `env:"USAGE_VALUE_FORM, default=number" doc:"the JSON type of usage_value in usage pushes: number (1.5) or string (\"1.5\"); Huawei's pages disagree, settle it with the seller console's debugger (docs/operations.md)"`
 	Provisioner        string        `env:"PROVISIONER, default=demo" doc:"demo, or the base URL of your application's provisioning endpoint"`
 	ProvisionerKey     config.Secret `env:"PROVISIONER_KEY" doc:"required with a URL: HMAC key that signs calls to your application"`
 	AlertWebhookURL    string        `env:"ALERT_WEBHOOK_URL" doc:"receives a JSON POST for every alert: a parked step or callback, an overdue release, a held usage period (alerts are logged at error level either way)"`
@@ -50,6 +53,9 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		c.PublicURL = localURL(c.HTTPAddr)
 	}
 	c.Lifecycle.ReleasePolicy = strings.ToLower(c.Lifecycle.ReleasePolicy)
+	if scale, err := emulator.ParseScale(c.PackageResetScale); err == nil && scale > 1 {
+		c.Lifecycle.PackageResetScale = scale // a bad value is refused by problems
+	}
 	problems := append(c.Common.Problems(), c.problems()...)
 	if len(problems) > 0 {
 		return Config{}, errors.New("configuration: " + strings.Join(problems, "; "))
@@ -90,6 +96,12 @@ func (c Config) problems() []string {
 	add(p.ReleasePolicy != workflows.ReleasePolicyHold && p.ReleasePolicy != workflows.ReleasePolicyRelease,
 		"LIFECYCLE_RELEASE_POLICY must be hold or release")
 	add(c.AlertWebhookURL != "" && !config.HTTPURL(c.AlertWebhookURL), "ALERT_WEBHOOK_URL must be an http(s) URL")
+	_, err := koogallery.ParseUsageValueForm(c.UsageValueForm)
+	add(err != nil, "USAGE_VALUE_FORM must be number or string")
+	_, scaleErr := emulator.ParseScale(c.PackageResetScale)
+	add(scaleErr != nil, "PACKAGE_RESET_TIME_SCALE must be a factor of at least 1, or emulated=real such as 1d=10s")
+	_, err = activities.PackageResets(c.Lifecycle.PackageResetProducts)
+	add(err != nil, "PACKAGE_RESET_PRODUCTS must be a comma-separated list of productId:monthly or productId:yearly")
 	add(c.Provisioner != "demo" && !config.HTTPURL(c.Provisioner),
 		"PROVISIONER must be demo or the http(s) URL of the merchant's application")
 	return problems
@@ -146,6 +158,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("usage_token", c.UsageToken.String()),
 		slog.String("license_token", c.LicenseToken.String()),
 		slog.String("open_api_url", c.APIURL),
+		slog.String("usage_value_form", c.UsageValueForm),
 		slog.String("provisioner", config.RedactURL(c.Provisioner)),
 		slog.String("provisioner_key", c.ProvisionerKey.String()),
 		slog.String("alert_webhook", config.RedactURL(c.AlertWebhookURL)),
@@ -157,6 +170,8 @@ func (c Config) LogValue() slog.Value {
 		slog.Any("supervised_products", c.Lifecycle.SupervisedProducts),
 		slog.String("supervision_stall_alert", p.SupervisionStallAlert.String()),
 		slog.Any("supervision_reviewed_products", c.Lifecycle.SupervisionReviewedProducts),
+		slog.Any("package_reset_products", c.Lifecycle.PackageResetProducts),
+		slog.String("package_reset_time_scale", c.PackageResetScale),
 		slog.String("metering_period", p.MeteringPeriod.String()),
 		slog.Any("metering_daily_products", c.Lifecycle.MeteringDailyProducts),
 		slog.String("metering_push_delay", p.MeteringPushDelay.String()),

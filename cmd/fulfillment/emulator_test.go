@@ -85,24 +85,31 @@ func TestEmulatorUsageCommands(t *testing.T) {
 	batch := []koogallery.UsageRecord{record("sn-a", hour.Add(-2*time.Hour), "1.25"), record("sn-b", hour.Add(-time.Hour), "0.25")}
 	require.Error(t, merchant.PushUsage(ctx, accessKey, batch), "the armed failure")
 	require.NoError(t, merchant.PushUsage(ctx, accessKey, batch))
+	// usage_value sent as a string (USAGE_VALUE_FORM=string) is taken too,
+	// and the page says so.
+	quoted := record("sn-c", hour.Add(-3*time.Hour), "0.5")
+	quoted.UsageValue = koogallery.UsageValueString.In(quoted.UsageValue)
+	require.NoError(t, merchant.PushUsage(ctx, accessKey, []koogallery.UsageRecord{quoted}))
 
 	byPurchase, err := cli("usage", "CSPURCHASE")
 	require.NoError(t, err)
 	lines := strings.Split(strings.TrimSpace(byPurchase), "\n")
-	require.Len(t, lines, 5, byPurchase)
+	require.Len(t, lines, 6, byPurchase)
 	require.Equal(t, "Usage records of instance inst-cli (purchase CSPURCHASE), as the marketplace received them (times UTC):", lines[0])
-	require.Equal(t, []string{"METERING_SN", "BEGIN", "END", "VALUE", "PACKAGE", "RECEIVED"}, strings.Fields(lines[1]))
-	for i, want := range []struct{ sn, begin, value string }{
-		{"sn-a", hour.Add(-2 * time.Hour).Format(time.DateTime), "1.25"},
-		{"sn-b", hour.Add(-time.Hour).Format(time.DateTime), "0.25"},
+	require.Equal(t, []string{"METERING_SN", "BEGIN", "END", "VALUE", "PACKAGE", "RECEIVED", "SIGNED"}, strings.Fields(lines[1]))
+	for i, want := range []struct{ sn, begin, value, signed string }{
+		{"sn-c", hour.Add(-3 * time.Hour).Format(time.DateTime), "0.5", "raw, string"},
+		{"sn-a", hour.Add(-2 * time.Hour).Format(time.DateTime), "1.25", "raw, number"},
+		{"sn-b", hour.Add(-time.Hour).Format(time.DateTime), "0.25", "raw, number"},
 	} {
 		fields := strings.Fields(lines[2+i])
 		require.Equal(t, want.sn, fields[0])
 		require.Equal(t, want.begin, fields[1]+" "+fields[2])
 		require.Equal(t, want.value, fields[5])
 		require.Equal(t, "-", fields[6])
+		require.Equal(t, want.signed, fields[9]+" "+fields[10])
 	}
-	require.Regexp(t, `^Total: 2 record\(s\), usage 1\.5; 1 push\(es\) refused \(last: HTTP 500 MKT\.0999 injected failure at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\)\.$`, lines[4])
+	require.Regexp(t, `^Total: 3 record\(s\), usage 2; 1 push\(es\) refused \(last: HTTP 500 MKT\.0999 injected failure at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\)\.$`, lines[5])
 
 	byInstance, err := cli("usage", "inst-cli")
 	require.NoError(t, err)
@@ -112,7 +119,9 @@ func TestEmulatorUsageCommands(t *testing.T) {
 	require.NoError(t, err)
 	var view emulator.UsageView
 	require.NoError(t, json.Unmarshal([]byte(raw), &view))
-	require.Equal(t, "1.5", view.Totals.UsageValue)
+	require.Equal(t, "2", view.Totals.UsageValue)
+	require.Equal(t, "raw", view.Records[0].SignedForm)
+	require.Equal(t, "string", view.Records[0].ValueForm)
 	require.Equal(t, 1, view.Totals.RefusedPushes)
 }
 

@@ -47,17 +47,20 @@ func TestConfigDefaults(t *testing.T) {
 
 func TestConfigRejectsBadValues(t *testing.T) {
 	for name, vars := range map[string]map[string]string{
-		"encryption":                           {"KOOGALLERY_APPINFO_ENCRYPTION": "rot13"},
-		"log level":                            {"LOG_LEVEL": "loud"},
-		"log format":                           {"LOG_FORMAT": "xml"},
-		"provisioner":                          {"PROVISIONER": "ftp://app"},
-		"metering period not dividing a day":   {"METERING_PERIOD": "7h"},
-		"metering period longer than a day":    {"METERING_PERIOD": "48h"},
-		"metering period zero":                 {"METERING_PERIOD": "0s"},
-		"push delay as long as the period":     {"METERING_PERIOD": "10s", "METERING_PUSH_DELAY": "10s"},
-		"push delay past the collection":       {"METERING_PUSH_DELAY": "3h", "METERING_PERIOD": "24h"},
-		"usage token equal to the admin token": {"FULFILLMENT_USAGE_TOKEN": "t", "FULFILLMENT_ADMIN_TOKEN": "t"},
-		"no retries of the application":        {"PROVISIONER_RETRY_LIMIT": "0s"},
+		"encryption":                               {"KOOGALLERY_APPINFO_ENCRYPTION": "rot13"},
+		"log level":                                {"LOG_LEVEL": "loud"},
+		"log format":                               {"LOG_FORMAT": "xml"},
+		"provisioner":                              {"PROVISIONER": "ftp://app"},
+		"metering period not dividing a day":       {"METERING_PERIOD": "7h"},
+		"metering period longer than a day":        {"METERING_PERIOD": "48h"},
+		"metering period zero":                     {"METERING_PERIOD": "0s"},
+		"push delay as long as the period":         {"METERING_PERIOD": "10s", "METERING_PUSH_DELAY": "10s"},
+		"push delay past the collection":           {"METERING_PUSH_DELAY": "3h", "METERING_PERIOD": "24h"},
+		"usage token equal to the admin token":     {"FULFILLMENT_USAGE_TOKEN": "t", "FULFILLMENT_ADMIN_TOKEN": "t"},
+		"no retries of the application":            {"PROVISIONER_RETRY_LIMIT": "0s"},
+		"usage value neither number nor string":    {"USAGE_VALUE_FORM": "float"},
+		"package reset neither monthly nor yearly": {"PACKAGE_RESET_PRODUCTS": "prod-a:monthly,prod-b:weekly"},
+		"package reset clock slower than real":     {"PACKAGE_RESET_TIME_SCALE": "0.5"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := loadConfig(env(vars))
@@ -80,6 +83,19 @@ func TestConfigMetering(t *testing.T) {
 	require.Equal(t, 2*time.Second, c.Lifecycle.MeteringPeriod)
 	require.Equal(t, 500*time.Millisecond, c.Lifecycle.MeteringPushDelay)
 	require.Equal(t, config.List{"sku-sms", "prod-mms"}, c.Lifecycle.MeteringDailyProducts)
+	require.Equal(t, "number", c.UsageValueForm, "the default")
+	require.Zero(t, c.Lifecycle.PackageResetScale, "packages reset on the calendar's own pace")
+
+	c, err = loadConfig(env(map[string]string{"PACKAGE_RESET_TIME_SCALE": "1d=10s"}))
+	require.NoError(t, err)
+	require.Equal(t, 8640.0, c.Lifecycle.PackageResetScale)
+
+	c, err = loadConfig(env(map[string]string{"USAGE_VALUE_FORM": "String", "PROVISIONER": "http://app.example", "PROVISIONER_KEY": "k",
+		"KOOGALLERY_AK": "ak", "KOOGALLERY_SK": "sk"}))
+	require.NoError(t, err)
+	a, err := newActivities(c, nil, nil)
+	require.NoError(t, err)
+	require.Equal(t, koogallery.UsageValueString, a.UsageValueForm, "the setting reaches the activities")
 }
 
 func TestConfigRequirements(t *testing.T) {

@@ -167,12 +167,17 @@ func newActivities(cfg Config, db *store.DB, demo *provisioner.DemoStore) (*acti
 	if err != nil {
 		return nil, err
 	}
+	valueForm, err := koogallery.ParseUsageValueForm(cfg.UsageValueForm)
+	if err != nil {
+		return nil, err // loadConfig refuses it first
+	}
 	return &activities.Activities{
 		Orders: orders, Provisioner: prov, Store: db, Sealer: activities.Sealer{AccessKey: string(cfg.AccessKey)},
-		Lifecycle: cfg.Lifecycle,
-		Alerts:    activities.Alerter{WebhookURL: cfg.AlertWebhookURL},
-		Usage:     activities.OpenAPIUsagePusher{Client: orders, AccessKey: string(cfg.AccessKey)},
-		Licenses:  orders,
+		UsageValueForm: valueForm,
+		Lifecycle:      cfg.Lifecycle,
+		Alerts:         activities.Alerter{WebhookURL: cfg.AlertWebhookURL},
+		Usage:          activities.OpenAPIUsagePusher{Client: orders, AccessKey: string(cfg.AccessKey)},
+		Licenses:       orders,
 	}, nil
 }
 

@@ -51,6 +51,8 @@
 //	AK/SK signature (koogallery.VerifyAKSK)           401 MKT.0154
 //	Config.AccessKey unset                            500 MKT.0999 "usage push not configured"
 //	signature/ts/nonce headers (Config.AccessKey)     400 MKT.0102
+//	  (the signature may cover the raw bytes, the top-level-sorted or the
+//	  fully sorted body; the form that matched goes to the UsageSink)
 //	  (a body that is not JSON cannot be verified)    400 MKT.0101
 //	a failure armed with FailUsage                    its status and code
 //	body: not one object with exactly usage_records,
@@ -168,12 +170,24 @@ type UsageSink interface {
 	// InstanceExists reports whether a usage push may name instanceID; a
 	// push naming an unknown one is refused with MKT.9001.
 	InstanceExists(ctx context.Context, instanceID string) (bool, error)
-	// Record stores a validated batch, in order, received at receivedAt. As
+	// Record stores a validated batch, in order, received as push says. As
 	// the marketplace does, it must skip a record whose metering_sn it has
 	// already stored (the first one wins) and one whose (instance_id,
 	// begin_time, end_time) it has already stored under another
-	// metering_sn. It returns how many records it stored.
-	Record(ctx context.Context, records []koogallery.UsageRecord, receivedAt time.Time) (accepted int, err error)
+	// metering_sn. It returns how many records it stored. Each record's
+	// UsageValue.Form says whether usage_value came as a number or a string.
+	Record(ctx context.Context, records []koogallery.UsageRecord, push UsagePush) (accepted int, err error)
+}
+
+// UsagePush is what the mock knows of an accepted usage push beside its
+// records.
+type UsagePush struct {
+	// ReceivedAt is the mock's clock when the push arrived.
+	ReceivedAt time.Time
+	// SignedForm is the form of the body its signature covers, for the
+	// merchant to see which reading of "naturally sorted" (contract §11.1)
+	// its client signs.
+	SignedForm koogallery.UsageSignatureForm
 }
 
 // Server is the mock open API, an http.Handler. It is safe for concurrent
@@ -481,8 +495,10 @@ func (s *Server) pushUsage(w http.ResponseWriter, r *http.Request) {
 		answer(koogallery.OpenAPIInternalError, "usage push not configured")
 		return
 	}
-	// The body signature is checked over the raw bytes, before decoding.
-	if err := koogallery.VerifyUsageBodySignature(r.Header, s.cfg.AccessKey, body, now, MaxSkew); err != nil {
+	// The body signature is checked over the raw bytes (or their sorted
+	// forms), before decoding.
+	form, err := koogallery.VerifyUsageBodySignature(r.Header, s.cfg.AccessKey, body, now, MaxSkew)
+	if err != nil {
 		if errors.Is(err, koogallery.ErrInvalidJSON) {
 			answer(koogallery.OpenAPIInvalidParam, "request body is not valid JSON")
 			return
@@ -491,14 +507,7 @@ func (s *Server) pushUsage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	s.mu.Lock()
-	s.usageCalls++
-	fail := s.failUsage
-	if fail.n > 0 {
-		s.failUsage.n--
-	}
-	s.mu.Unlock()
-	if fail.n > 0 {
+	if fail, armed := s.countUsageCall(); armed {
 		writeJSON(w, fail.status, usageAnswer{ErrorCode: fail.code, ErrorMsg: "injected failure"})
 		return
 	}
@@ -533,11 +542,25 @@ func (s *Server) pushUsage(w http.ResponseWriter, r *http.Request) {
 		}
 		checked[rec.InstanceID] = true
 	}
-	if _, err := s.cfg.Usage.Record(r.Context(), records, now); err != nil {
+	if _, err := s.cfg.Usage.Record(r.Context(), records, UsagePush{ReceivedAt: now, SignedForm: form}); err != nil {
 		answer(koogallery.OpenAPIInternalError, "internal error")
 		return
 	}
 	answer(koogallery.OpenAPISuccess, "success")
+}
+
+// countUsageCall counts a usage push that passed both signature checks and
+// takes the failure armed for it by FailUsage, if any.
+func (s *Server) countUsageCall() (usageFailure, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.usageCalls++
+	fail := s.failUsage
+	if fail.n <= 0 {
+		return fail, false
+	}
+	s.failUsage.n--
+	return fail, true
 }
 
 // decodeUsagePush reads the body strictly: one object whose only field is
@@ -565,6 +588,7 @@ type MemoryUsage struct {
 	sns     map[string]bool
 	periods map[usagePeriod]bool
 	totals  map[string]*big.Int // per instance, in units of 0.0001
+	forms   []koogallery.UsageSignatureForm
 }
 
 // usagePeriod is the marketplace's second deduplication key. The times are
@@ -601,7 +625,7 @@ func (m *MemoryUsage) InstanceExists(_ context.Context, instanceID string) (bool
 // metering_sn or their (instance_id, begin_time, end_time) are skipped. A
 // record with an invalid usage_value fails the whole call before anything is
 // stored.
-func (m *MemoryUsage) Record(_ context.Context, records []koogallery.UsageRecord, _ time.Time) (int, error) {
+func (m *MemoryUsage) Record(_ context.Context, records []koogallery.UsageRecord, push UsagePush) (int, error) {
 	units := make([]int64, len(records))
 	for i, r := range records {
 		u, err := r.UsageValue.Units()
@@ -612,6 +636,7 @@ func (m *MemoryUsage) Record(_ context.Context, records []koogallery.UsageRecord
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.forms = append(m.forms, push.SignedForm)
 	accepted := 0
 	for i, r := range records {
 		p := usagePeriod{r.InstanceID, r.BeginTime, r.EndTime}
@@ -636,6 +661,14 @@ func (m *MemoryUsage) Records() []koogallery.UsageRecord {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return slices.Clone(m.records)
+}
+
+// SignedForms returns, for each push Record was given, the form of the
+// body its signature covered.
+func (m *MemoryUsage) SignedForms() []koogallery.UsageSignatureForm {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.forms)
 }
 
 // Totals returns the exact sum of the stored usage per instance, as plain

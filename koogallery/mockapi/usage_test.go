@@ -3,6 +3,8 @@ package mockapi_test
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -131,7 +133,10 @@ func TestPushUsage(t *testing.T) {
 	require.NoError(t, err)
 	require.WithinDuration(t, time.Now(), time.UnixMilli(ts), time.Minute)
 	require.Contains(t, req.header.Get("Authorization"), "SignedHeaders=host;nonce;signature;ts;x-sdk-date,")
-	require.NoError(t, koogallery.VerifyUsageBodySignature(req.header, testAccessKey, req.body, time.Now(), time.Minute))
+	form, err := koogallery.VerifyUsageBodySignature(req.header, testAccessKey, req.body, time.Now(), time.Minute)
+	require.NoError(t, err)
+	require.Equal(t, koogallery.UsageSignedRaw, form, "the signature covers the bytes sent")
+	require.Equal(t, []koogallery.UsageSignatureForm{koogallery.UsageSignedRaw}, mem.SignedForms())
 	require.NotContains(t, req.header.Get("Authorization"), testAccessKey)
 
 	t.Run("resent batch stores nothing new", func(t *testing.T) {
@@ -251,6 +256,14 @@ func TestPushUsageRejections(t *testing.T) {
 // given time, so tests can send what the client refuses to.
 func signedPost(t *testing.T, base string, at time.Time, accessKey string, body []byte) *http.Request {
 	t.Helper()
+	return signedPostOver(t, base, at, accessKey, body, body)
+}
+
+// signedPostOver is signedPost with the body signature computed over
+// signed, another text of the body (UsageBodySignature sorts it first; an
+// HMAC over the text as given shows a client that signs another form).
+func signedPostOver(t *testing.T, base string, at time.Time, accessKey string, body, signed []byte) *http.Request {
+	t.Helper()
 	ts := strconv.FormatInt(at.UnixMilli(), 10)
 	nonce := "0123456789abcdef0123456789abcdef"
 	b := request.NewHttpRequestBuilder().WithEndpoint(base).WithPath(koogallery.UsageDataPath).WithMethod(http.MethodPost).
@@ -265,6 +278,12 @@ func signedPost(t *testing.T, base string, at time.Time, accessKey string, body 
 		sig, err := koogallery.UsageBodySignature(accessKey, ts, nonce, body)
 		if err != nil {
 			sig = base64.StdEncoding.EncodeToString(make([]byte, 32))
+		}
+		if !bytes.Equal(signed, body) {
+			mac := hmac.New(sha256.New, []byte(accessKey))
+			mac.Write([]byte("ts=" + ts + "&nonce=" + nonce + "&body="))
+			mac.Write(signed)
+			sig = base64.StdEncoding.EncodeToString(mac.Sum(nil))
 		}
 		b.AddHeaderParam("signature", sig)
 	}
@@ -308,7 +327,8 @@ func TestUsageEndpointAnswers(t *testing.T) {
 		{"stale begin", `{"usage_records":` + recordsJSON(t, good, old) + `}`, 500, "MKT.9004"},
 		{"five decimals", `{"usage_records":[` + strings.Replace(recordsJSON(t, good)[1:], `"usage_value":1`, `"usage_value":1.23456`, 1) + `}`, 500, "MKT.0100"},
 		{"value zero", `{"usage_records":[` + strings.Replace(recordsJSON(t, good)[1:], `"usage_value":1`, `"usage_value":0`, 1) + `}`, 500, "MKT.0100"},
-		{"value as a string", `{"usage_records":[` + strings.Replace(recordsJSON(t, good)[1:], `"usage_value":1`, `"usage_value":"1"`, 1) + `}`, 400, "MKT.0101"},
+		{"value a string that is no number", `{"usage_records":[` + strings.Replace(recordsJSON(t, good)[1:], `"usage_value":1`, `"usage_value":"one"`, 1) + `}`, 400, "MKT.0101"},
+		{"value as an array", `{"usage_records":[` + strings.Replace(recordsJSON(t, good)[1:], `"usage_value":1`, `"usage_value":[1]`, 1) + `}`, 400, "MKT.0101"},
 		{"missing metering_sn", `{"usage_records":[` + strings.Replace(recordsJSON(t, good)[1:], `"metering_sn":"sn-1"`, `"metering_sn":""`, 1) + `}`, 500, "MKT.0100"},
 		{"empty batch", `{"usage_records":[]}`, 500, "MKT.0100"},
 		{"missing usage_records", `{}`, 400, "MKT.0101"},
@@ -457,7 +477,7 @@ func TestMemoryUsage(t *testing.T) {
 	r2 := record("a", "sn-2", "0.2", 2)
 	r3 := record("a", "sn-1", "9", 3) // same sn: ignored
 	r4 := record("a", "sn-4", "9", 1) // same period as r1: ignored
-	n, err := mem.Record(t.Context(), []koogallery.UsageRecord{r1, r2, r3, r4}, time.Now())
+	n, err := mem.Record(t.Context(), []koogallery.UsageRecord{r1, r2, r3, r4}, mockapi.UsagePush{ReceivedAt: time.Now()})
 	require.NoError(t, err)
 	require.Equal(t, 2, n)
 	require.Equal(t, []koogallery.UsageRecord{r1, r2}, mem.Records())
@@ -470,13 +490,13 @@ func TestMemoryUsage(t *testing.T) {
 	// A bad value fails the call and stores nothing.
 	bad := record("a", "sn-9", "1", 5)
 	bad.UsageValue = koogallery.UsageValue{}
-	_, err = mem.Record(t.Context(), []koogallery.UsageRecord{record("a", "sn-8", "1", 4), bad}, time.Now())
+	_, err = mem.Record(t.Context(), []koogallery.UsageRecord{record("a", "sn-8", "1", 4), bad}, mockapi.UsagePush{ReceivedAt: time.Now()})
 	require.Error(t, err)
 	require.Len(t, mem.Records(), 2)
 
 	// Large totals stay exact.
 	big := record("b", "sn-b1", "922337203685477.5807", 1)
-	n, err = mem.Record(t.Context(), []koogallery.UsageRecord{big, record("b", "sn-b2", "0.0001", 2)}, time.Now())
+	n, err = mem.Record(t.Context(), []koogallery.UsageRecord{big, record("b", "sn-b2", "0.0001", 2)}, mockapi.UsagePush{ReceivedAt: time.Now()})
 	require.NoError(t, err)
 	require.Equal(t, 2, n)
 	require.Equal(t, "922337203685477.5808", mem.Totals()["b"])
@@ -551,4 +571,55 @@ func TestOrderSource(t *testing.T) {
 	_, err = c.QueryOrder(t.Context(), mockapi.OrderMonthRenew, "")
 	requireOpenAPIError(t, err, http.StatusInternalServerError, koogallery.OpenAPIInternalError, true)
 	require.NotContains(t, err.Error(), "secret detail")
+}
+
+// The mock accepts a signature over the raw bytes, the top-level-sorted
+// body or the fully sorted body, and usage_value as a number or a string,
+// and tells its sink which form the signature covered.
+func TestUsageSignatureForms(t *testing.T) {
+	_, srv, c, mem, last := usageSetup(t, mockapi.Config{})
+	now := time.Now()
+
+	// This server's own client, both usage_value forms: the bytes sent are
+	// the bytes signed.
+	num := record("inst-1", "sn-num", "1.5", 3)
+	str := record("inst-1", "sn-str", "2.25", 2)
+	str.UsageValue = koogallery.UsageValueString.In(str.UsageValue)
+	require.NoError(t, c.PushUsage(t.Context(), testAccessKey, []koogallery.UsageRecord{num}))
+	require.Contains(t, string(last().body), `"usage_value":1.5}`)
+	require.NoError(t, c.PushUsage(t.Context(), testAccessKey, []koogallery.UsageRecord{str}))
+	require.Contains(t, string(last().body), `"usage_value":"2.25"}`)
+
+	// Another client: record keys in the contract's table order, signed
+	// over that text (top-level sorted), or over the fully sorted body.
+	tableOrder := func(sn string, hoursAgo int, value string) []byte {
+		r := record("inst-1", sn, "1", hoursAgo)
+		return []byte(fmt.Sprintf(`{"usage_records":[{"instance_id":%q,"record_time":%q,"begin_time":%q,"end_time":%q,"usage_value":%s,"metering_sn":%q}]}`,
+			r.InstanceID, r.RecordTime, r.BeginTime, r.EndTime, value, r.MeteringSN))
+	}
+	top := tableOrder("sn-top", 4, `"3"`)
+	spaced := append([]byte("  "), top...) // the raw bytes differ, the top-level-sorted form does not
+	resp := send(t, signedPostOver(t, srv.URL, now, testAccessKey, spaced, top))
+	require.Equal(t, http.StatusOK, resp.status, string(resp.body))
+	sorted := tableOrder("sn-sorted", 5, "4")
+	resp = send(t, signedPost(t, srv.URL, now, testAccessKey, sorted))
+	require.Equal(t, http.StatusOK, resp.status, string(resp.body))
+
+	// Refused: the signature covers the numbers as a Java double prints
+	// them (4 as 4.0), which is none of the three forms of what was sent.
+	reprinted := tableOrder("sn-refused", 6, "4")
+	resp = send(t, signedPostOver(t, srv.URL, now, testAccessKey, reprinted,
+		bytes.Replace(reprinted, []byte(`"usage_value":4`), []byte(`"usage_value":4.0`), 1)))
+	require.Equal(t, http.StatusBadRequest, resp.status)
+	require.Contains(t, string(resp.body), koogallery.OpenAPIInvalidBodySign)
+
+	require.Equal(t, []koogallery.UsageSignatureForm{koogallery.UsageSignedRaw, koogallery.UsageSignedRaw,
+		koogallery.UsageSignedTopLevelSorted, koogallery.UsageSignedSorted}, mem.SignedForms())
+	var forms []koogallery.UsageValueForm
+	for _, r := range mem.Records() {
+		forms = append(forms, r.UsageValue.Form())
+	}
+	require.Equal(t, []koogallery.UsageValueForm{koogallery.UsageValueNumber, koogallery.UsageValueString,
+		koogallery.UsageValueString, koogallery.UsageValueNumber}, forms)
+	require.Equal(t, map[string]string{"inst-1": "10.75"}, mem.Totals())
 }
