@@ -301,6 +301,7 @@ type harnessConfig struct {
 	licenses   api.LicenseAPI
 	licenseTok string
 	licenseKey string
+	v1Key      string
 	now        func() time.Time
 	nodeLocked []string
 }
@@ -343,6 +344,11 @@ func withLicenses(licenses api.LicenseAPI, token string) harnessOption {
 // withLicenseKey verifies the license-code callbacks with key.
 func withLicenseKey(key string) harnessOption {
 	return func(c *harnessConfig) { c.licenseKey = key }
+}
+
+// withV1Key serves the V1 GET calls with key.
+func withV1Key(key string) harnessOption {
+	return func(c *harnessConfig) { c.v1Key = key }
 }
 
 // withNodeLocked names the products whose licences need a device.
@@ -438,6 +444,7 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 		KitKeys:      cfg.kitKeys,
 
 		LicenseAccessKey: cfg.licenseKey,
+		V1AccessKey:      cfg.v1Key,
 		Now:              cfg.now,
 
 		LicenseNodeLocked: cfg.nodeLocked,

@@ -230,6 +230,7 @@ func startAPI(ctx context.Context, cfg Config, log *slog.Logger, db *store.DB, d
 		AccessKey:         string(cfg.AccessKey),
 		KitAccessKey:      string(cfg.KitAccessKey),
 		LicenseAccessKey:  string(cfg.LicenseAccessKey),
+		V1AccessKey:       string(cfg.V1AccessKey),
 		KitKeys:           kitKeys,
 		Encryption:        api.AppInfoEncryption(cfg.AppInfoEncryption),
 		LicenseNodeLocked: cfg.LicenseNodeLocked,

@@ -39,7 +39,7 @@ type Common struct {
 	AccessKey         Secret `env:"KOOGALLERY_ACCESS_KEY" doc:"**required**: the key of the 基础接口 type from 卖家中心 > 应用工具 > 密钥管理: verifies requests, signs answers, encrypts appInfo fields and seals stored credentials"`
 	KitAccessKey      Secret `env:"KOOGALLERY_KIT_ACCESS_KEY" doc:"the key of the 联营SaaS同步接口 type from 卖家中心 > 应用工具 > 密钥管理, for listings integrated with the 联营 kit: verifies the kit's sync calls (x-sign); unset when the kit is not used"`
 	LicenseAccessKey  Secret `env:"KOOGALLERY_LICENSE_ACCESS_KEY" doc:"the key of the License授权码交付接口 type from 卖家中心 > 应用工具 > 密钥管理, for license-code products: verifies refreshLicenseCode, updateLicenseCodeStatus and releaseLicenseCode and signs their answers; unset when no license codes are sold"`
-	V1AccessKey       Secret `env:"KOOGALLERY_V1_ACCESS_KEY" doc:"the V1 key from 卖家中心 > 服务商管理 > 服务商信息, for listings still on the withdrawn V1.0 GET interface (contract §1.12, §2.5): 'fulfillment sign -v1' signs with it; the server does not serve V1 calls yet"`
+	V1AccessKey       Secret `env:"KOOGALLERY_V1_ACCESS_KEY" doc:"the V1 key from 卖家中心 > 服务商管理 > 服务商信息, for listings still on the withdrawn V1.0 GET interface (contract §1.12, §2.5): the server serves V1 calls on GET /produce with it, and 'fulfillment sign -v1' signs with it; unset, every V1 call is refused 000001"`
 	AppInfoEncryption string `env:"KOOGALLERY_APPINFO_ENCRYPTION, default=aes256" doc:"how appInfo.userName/password are sent: aes256, aes128 or none"`
 	AK                Secret `env:"KOOGALLERY_AK" doc:"**required by the worker**: the AK that signs open-API calls (Query Order, usage push)"`
 	SK                Secret `env:"KOOGALLERY_SK" doc:"**required by the worker**: the SK that signs open-API calls"`
