@@ -33,6 +33,8 @@ export FULFILLMENT_LICENSE_TOKEN="${FULFILLMENT_LICENSE_TOKEN:-local-license-tok
 export KOOGALLERY_KIT_ACCESS_KEY="${KOOGALLERY_KIT_ACCESS_KEY:-local-kit-key}"
 # License-code callbacks have a key type of their own.
 export KOOGALLERY_LICENSE_ACCESS_KEY="${KOOGALLERY_LICENSE_ACCESS_KEY:-local-license-key}"
+# Listings still on the withdrawn V1.0 GET interface have a key of their own.
+export KOOGALLERY_V1_ACCESS_KEY="${KOOGALLERY_V1_ACCESS_KEY:-local-v1-key}"
 export KOOGALLERY_KIT_PRIVATE_KEY_FILE="${KOOGALLERY_KIT_PRIVATE_KEY_FILE:-.data/kit/kit-private.pem}"
 export EMULATOR_KIT_PUBLIC_KEY_FILE="${EMULATOR_KIT_PUBLIC_KEY_FILE:-.data/kit/kit-public.pem}"
 # Pay-per-use metering runs in real time (the emulator's clock cannot reach
@@ -133,7 +135,7 @@ if [[ -n "$RUN_ENV_FILE" ]]; then
 		{
 			echo "# Written by scripts/run-local.sh (make run) for other terminals; removed when it stops."
 			for name in EMULATOR_URL EMULATOR_TIME_SCALE EMULATOR_MERCHANT_ADMIN_URL EMULATOR_MERCHANT_ADMIN_TOKEN \
-				FULFILLMENT_ADMIN_TOKEN FULFILLMENT_USAGE_TOKEN FULFILLMENT_LICENSE_TOKEN KOOGALLERY_ACCESS_KEY KOOGALLERY_KIT_ACCESS_KEY; do
+				FULFILLMENT_ADMIN_TOKEN FULFILLMENT_USAGE_TOKEN FULFILLMENT_LICENSE_TOKEN KOOGALLERY_ACCESS_KEY KOOGALLERY_KIT_ACCESS_KEY KOOGALLERY_V1_ACCESS_KEY; do
 				printf "export %s='%s'\n" "$name" "${!name}"
 			done
 		} >"$RUN_ENV_FILE"
@@ -143,7 +145,7 @@ fi
 
 cat <<MSG
 
-  fulfillment   http://localhost:${http_port}   (POST /produce, /v1/instances, /v1/usage, /metrics, /readyz)
+  fulfillment   http://localhost:${http_port}   (POST /produce, GET /produce for V1, /v1/instances, /v1/usage, /metrics, /readyz)
   emulator      ${EMULATOR_URL}   (KooGallery: consoles and open API; log .data/emulator.log)
                 one emulated day = $(scaled 1d) real
   Temporal      ${TEMPORAL_ADDRESS}   UI: http://localhost:${TEMPORAL_UI_PORT}
