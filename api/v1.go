@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -100,7 +101,24 @@ func (s *marketplace) verifiedV1Call(c *gin.Context) (inbox.V1Call, *refusal) {
 	if err != nil {
 		return inbox.V1Call{}, unparsable(err)
 	}
-	return inbox.V1Call{Request: req, Query: raw, SentAt: sentAt}, nil
+	return inbox.V1Call{Request: req, Query: withoutAuthToken(raw), SentAt: sentAt}, nil
+}
+
+// withoutAuthToken is a raw query without its authToken, as the inbox
+// keeps it: the audit trail needs the parameters, not a credential that,
+// V1 having no freshness window, would let a reader of the database replay
+// the call.
+func withoutAuthToken(raw string) string {
+	parts := strings.Split(raw, "&")
+	kept := parts[:0]
+	for _, part := range parts {
+		name, _, _ := strings.Cut(part, "=")
+		if decoded, err := url.QueryUnescape(name); err == nil && decoded == koogallery.ParamAuthToken {
+			continue
+		}
+		kept = append(kept, part)
+	}
+	return strings.Join(kept, "&")
 }
 
 // v1NewInstance answers a V1 purchase. V1 has no polling: the answer

@@ -111,6 +111,8 @@ func TestV1NewInstanceAnswersAppInfo(t *testing.T) {
 	require.Equal(t, "CSV1-APP", cbs[0].OrderID)
 	require.Equal(t, id, cbs[0].OrderLineID)
 	require.Contains(t, cbs[0].Body, "activity=newInstance")
+	require.Contains(t, cbs[0].Body, "timeStamp=")
+	require.NotContains(t, cbs[0].Body, "authToken", "the inbox keeps no credential")
 	raw, err := h.db.Callbacks.LatestPayload(t.Context(), id, "CSV1-APP")
 	require.NoError(t, err)
 	var p activities.V1OrderPayload

@@ -17,8 +17,8 @@ import (
 
 // V1Call is a V1 GET call (contract §1.12) whose authToken was verified and
 // whose parameters were parsed: the request, the query string as received
-// (kept as the inbox row's body, the audit trail) and when the marketplace
-// signed it (its timeStamp).
+// but without its authToken (kept as the inbox row's body, the audit
+// trail) and when the marketplace signed it (its timeStamp).
 type V1Call struct {
 	Request koogallery.V1Request
 	Query   string
