@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/fulfillment-server/fulfillment/emulator"
 	"github.com/fulfillment-server/fulfillment/koogallery"
 )
 
@@ -102,4 +103,39 @@ func TestV1Life(t *testing.T) {
 
 	ok(&koogallery.V1ReleaseInstanceRequest{V1InstanceOrder: koogallery.V1InstanceOrder{InstanceID: id, OrderID: "CSV1E2E0001"}})
 	s.waitState(id, "released")
+}
+
+// A V1 listing played by the emulator (buy -interface v1): the purchase
+// fails once and is retried as the marketplace retries it (a new
+// businessId, the same instance), its answer carries the access
+// information; expiry freezes the instance, a renewal restores it (no
+// UNFREEZE is sent), and the unsubscription releases it.
+func TestEmulatedV1Life(t *testing.T) {
+	t.Parallel()
+	e := startEmulatorStack(t, "1d=5s", "KOOGALLERY_V1_ACCESS_KEY="+v1AccessKey)
+	e.proxy.failNext("newInstance", 1)
+	id := e.buy(emulator.BuyRequest{PeriodType: "day", Interface: emulator.InterfaceV1})
+
+	inService := e.purchaseState(id, emulator.StateInService)
+	instanceID := inService.InstanceID
+	require.NotEqual(t, id, instanceID, "a V1 instanceId derives from the order, not the businessId")
+	require.NotNil(t, inService.AppInfo)
+	require.Empty(t, inService.AppInfo.DecryptError)
+	require.Equal(t, "admin", inService.AppInfo.UserName, "the buyer sees the credentials the answer carried")
+	require.Len(t, inService.Failed, 1)
+	require.Equal(t, emulator.MessageResolved, inService.Failed[0].Status, "the failed newInstance was retried")
+	e.waitState(instanceID, "active")
+
+	e.purchaseState(id, emulator.StateFrozen)
+	e.waitState(instanceID, "frozen")
+	e.act(id, emulator.Action{Kind: emulator.ActRenew})
+	e.purchaseState(id, emulator.StateInService)
+	e.waitState(instanceID, "active")
+
+	e.act(id, emulator.Action{Kind: emulator.ActUnsubscribe})
+	released := e.purchaseState(id, emulator.StateUnsubscribed)
+	e.waitState(instanceID, "released")
+	for _, m := range released.Failed {
+		require.Equal(t, emulator.MessageResolved, m.Status, "every failed call was retried and answered: %+v", m)
+	}
 }

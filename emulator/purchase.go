@@ -306,7 +306,7 @@ func (w *purchaseWorkflow) poll(ctx workflow.Context) {
 	p := w.p
 	var res CallResult
 	err := workflow.ExecuteActivity(w.callOptions(ctx, koogallery.Delivery{}), CallActivity, CallInput{
-		PurchaseID: p.ID, Activity: string(koogallery.ActivityQueryInstance), Debug: p.Buy.Debug,
+		PurchaseID: p.ID, Activity: string(koogallery.ActivityQueryInstance), Debug: p.Buy.Debug, V1: p.Buy.Interface == InterfaceV1,
 		Body: marketplaceJSON(map[string]any{"activity": "queryInstance", "instanceId": p.InstanceID}),
 	}).Get(ctx, &res)
 	if err != nil || res.ResultCode != string(koogallery.ResultSuccess) {
@@ -690,6 +690,7 @@ func (w *purchaseWorkflow) call(ctx workflow.Context, activity koogallery.Activi
 	in := CallInput{
 		MessageID:  fmt.Sprintf("%s-%03d-%s", p.ID, p.Calls, activity),
 		PurchaseID: p.ID, Activity: string(activity), Body: marketplaceJSON(body), Debug: p.Buy.Debug,
+		V1: p.Buy.Interface == InterfaceV1,
 	}
 	delivery := koogallery.Deliveries[activity]
 	if activity == koogallery.ActivityUpdateInstanceStatus && body["status"] == "UNFREEZE" {
@@ -747,6 +748,7 @@ func (w *purchaseWorkflow) restart(ctx workflow.Context, id string) {
 	var res CallResult
 	err := workflow.ExecuteActivity(w.callOptions(ctx, koogallery.Delivery{}), CallActivity, CallInput{
 		MessageID: f.MessageID, PurchaseID: p.ID, Activity: f.Activity, Body: f.Body, Debug: p.Buy.Debug,
+		V1: p.Buy.Interface == InterfaceV1,
 	}).Get(ctx, &res)
 	if err != nil {
 		w.record(ctx, "restart-failed", fmt.Sprintf("%s restarted from the console; failed again: %s.", f.Activity, callError(err)))
