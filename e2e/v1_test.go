@@ -122,6 +122,10 @@ func TestEmulatedV1Life(t *testing.T) {
 	require.NotNil(t, inService.AppInfo)
 	require.Empty(t, inService.AppInfo.DecryptError)
 	require.Equal(t, "admin", inService.AppInfo.UserName, "the buyer sees the credentials the answer carried")
+	require.True(t, hasEvent(inService, "provisioned"))
+	for _, ev := range inService.Timeline {
+		require.NotContains(t, ev.Message, "Polling", "V1 has no polling")
+	}
 	require.Len(t, inService.Failed, 1)
 	require.Equal(t, emulator.MessageResolved, inService.Failed[0].Status, "the failed newInstance was retried")
 	e.waitState(instanceID, "active")

@@ -191,6 +191,15 @@ func (w *purchaseWorkflow) order(ctx workflow.Context) bool {
 		return false
 	}
 	p.InstanceID = res.InstanceID
+	if p.Buy.Interface == InterfaceV1 {
+		// V1 has no polling: the answer carried the access information
+		// (contract §1.12), and V1 listings are never supervised.
+		p.State = StateInService
+		w.record(ctx, "provisioned", fmt.Sprintf("newInstance answered %s: instance %s, with the access information; the buyer can log in.",
+			res.ResultCode, res.InstanceID))
+		w.save(ctx)
+		return true
+	}
 	p.State = StateProvisioning
 	p.NextPollAt, p.PollEvery = workflow.Now(ctx), 250*time.Millisecond
 	w.record(ctx, "instance", fmt.Sprintf("newInstance answered %s: instance %s. Polling queryInstance.", res.ResultCode, res.InstanceID))
