@@ -143,3 +143,21 @@ func TestEmulatedV1Life(t *testing.T) {
 		require.Equal(t, emulator.MessageResolved, m.Status, "every failed call was retried and answered: %+v", m)
 	}
 }
+
+// A V1 pay-per-use listing in arrears: instanceStatus FREEZE freezes the
+// instance, NORMAL restores it once paid.
+func TestEmulatedV1PayPerUseArrears(t *testing.T) {
+	t.Parallel()
+	e := startEmulatorStack(t, "1d=5s", "KOOGALLERY_V1_ACCESS_KEY="+v1AccessKey)
+	id := e.buy(emulator.BuyRequest{BillingMode: emulator.ModeOnDemand, Interface: emulator.InterfaceV1})
+	instanceID := e.purchaseState(id, emulator.StateInService).InstanceID
+	e.waitState(instanceID, "active")
+
+	e.act(id, emulator.Action{Kind: emulator.ActArrears})
+	e.waitState(instanceID, "frozen")
+	e.act(id, emulator.Action{Kind: emulator.ActPay})
+	e.waitState(instanceID, "active")
+	for _, m := range e.purchaseState(id, emulator.StateInService).Failed {
+		require.Equal(t, emulator.MessageResolved, m.Status, "every call was answered: %+v", m)
+	}
+}
