@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -49,7 +50,14 @@ const (
 )
 
 // FetchOrder reads one order line through Query Order (contract §6.1).
+// A V1 order was sent in the request itself and is read from the inbox.
 func (a *Activities) FetchOrder(ctx context.Context, in FetchOrderInput) (Order, error) {
+	if strings.HasPrefix(in.OrderLineID, V1OrderLinePrefix) && a.Store != nil {
+		order, found, err := a.v1Order(ctx, in)
+		if err != nil || found {
+			return a.claimed(ctx, order, err, in.ClaimFor)
+		}
+	}
 	res, err := a.Orders.QueryOrder(ctx, in.OrderID, in.OrderLineID)
 	if err != nil {
 		msg := fmt.Sprintf("Query Order %s: %v", in.OrderID, err)
@@ -68,17 +76,38 @@ func (a *Activities) FetchOrder(ctx context.Context, in FetchOrderInput) (Order,
 			fmt.Sprintf("order %s has no line %s", in.OrderID, in.OrderLineID), errTypeOrder, nil)
 	}
 	order, err := orderFromLine(res.OrderInfo, line)
-	if err != nil || in.ClaimFor == "" || order.ChargingMode != string(koogallery.ChargingOnDemand) {
+	return a.claimed(ctx, order, err, in.ClaimFor)
+}
+
+// v1Order reads the order a V1 newInstance or upgrade carried, recorded in
+// the inbox under the instance its order line names; found is false when
+// there is none (a V2 order line that happens to look like a V1 one).
+func (a *Activities) v1Order(ctx context.Context, in FetchOrderInput) (Order, bool, error) {
+	raw, err := a.Store.Callbacks.LatestPayload(ctx, in.OrderLineID, in.OrderID)
+	if err != nil || raw == nil {
+		return Order{}, false, err
+	}
+	var p V1OrderPayload
+	if err := json.Unmarshal(raw, &p); err != nil || p.V1Order.OrderID == "" {
+		return Order{}, false, nil
+	}
+	return p.V1Order, true, nil
+}
+
+// claimed returns the order once a pay-per-use one's billing item is
+// claimed for the instance claimFor (when set).
+func (a *Activities) claimed(ctx context.Context, order Order, err error, claimFor string) (Order, error) {
+	if err != nil || claimFor == "" || order.ChargingMode != string(koogallery.ChargingOnDemand) {
 		return order, err
 	}
 	// A pay-per-use order has one instance per billing item (contract §1.2):
 	// a second instance for the same orderId + productId would meter and
 	// bill it twice.
-	owner, err := a.Store.Metering.ClaimBillingItem(ctx, order.OrderID, order.ProductID, in.ClaimFor)
+	owner, err := a.Store.Metering.ClaimBillingItem(ctx, order.OrderID, order.ProductID, claimFor)
 	if err != nil {
 		return Order{}, err
 	}
-	if owner != in.ClaimFor {
+	if owner != claimFor {
 		return Order{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf(
 			"billing item %s of order %s is already served by instance %s: a pay-per-use order has one instance per billing item; "+
 				"skip to abandon this duplicate", order.ProductID, order.OrderID, owner), errTypeOrder, nil)

@@ -2,6 +2,7 @@ package activities_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http/httptest"
 	"testing"
@@ -226,4 +227,31 @@ func TestSaveInstanceWritesTheReadModel(t *testing.T) {
 	inst, err = db.Instances.Instance(t.Context(), "inst-s")
 	require.NoError(t, err)
 	require.Equal(t, "frozen", inst.State)
+}
+
+// A V1 purchase or upgrade carries its order in the request (contract
+// §1.12): FetchOrder reads it from the inbox row instead of calling Query
+// Order, which knows no V1 order.
+func TestFetchOrderReadsTheV1OrderFromTheInbox(t *testing.T) {
+	orders, _ := newOrders(t)
+	db := testenv.NewStore(t)
+	a := &activities.Activities{Orders: orders, Store: db}
+	instanceID := activities.V1OrderLinePrefix + "0123456789abcdef"
+	expire := time.Date(2030, 12, 31, 0, 0, 0, 0, time.UTC)
+	want := workflows.Order{OrderID: "CSV1-1", OrderLineID: instanceID, OrderType: "NEW", ChargingMode: "PERIOD",
+		SkuCode: "sku", ProductID: "prod", ExpireTime: &expire, CustomerID: "cust"}
+	payload, err := json.Marshal(activities.V1OrderPayload{V1Order: want})
+	require.NoError(t, err)
+	_, err = db.Callbacks.RecordNewInstance(t.Context(), instanceID, store.NewCallback{
+		DedupKey: "v1:newInstance:" + instanceID, Activity: "newInstance", OrderID: "CSV1-1", OrderLineID: instanceID,
+		Body: []byte("activity=newInstance"), Payload: payload})
+	require.NoError(t, err)
+
+	got, err := a.FetchOrder(t.Context(), activities.FetchOrderInput{OrderID: "CSV1-1", OrderLineID: instanceID, ClaimFor: instanceID})
+	require.NoError(t, err)
+	require.Equal(t, want, got)
+
+	// An order line that only looks like a V1 one goes to Query Order.
+	_, err = a.FetchOrder(t.Context(), activities.FetchOrderInput{OrderID: "CSV1-2", OrderLineID: activities.V1OrderLinePrefix + "x"})
+	require.ErrorContains(t, err, "Query Order CSV1-2")
 }

@@ -106,6 +106,19 @@ type AppInfo struct {
 	HasCredentials bool
 }
 
+// V1OrderPayload is the inbox payload of a V1 newInstance or upgrade:
+// the order, which V1 sends in the request (contract §1.12) instead of
+// leaving it to Query Order. The inbox writes it; FetchOrder reads it.
+type V1OrderPayload struct {
+	V1Order Order `json:"v1Order"`
+}
+
+// V1OrderLinePrefix starts the order line of every V1 instance: V1 orders
+// have no order lines, and the inbox names the line after the instance it
+// creates (a V1 instanceId starts with it too), which is how FetchOrder
+// knows to read the order from the inbox.
+const V1OrderLinePrefix = "v1-"
+
 // FetchOrderInput asks for an order line through Query Order.
 type FetchOrderInput struct {
 	OrderID     string

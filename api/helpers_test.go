@@ -346,7 +346,7 @@ func withLicenseKey(key string) harnessOption {
 	return func(c *harnessConfig) { c.licenseKey = key }
 }
 
-// withV1Key verifies V1 calls (the V1 kit's) with key.
+// withV1Key serves the V1 GET calls and the V1 kit's with key.
 func withV1Key(key string) harnessOption {
 	return func(c *harnessConfig) { c.v1Key = key }
 }

@@ -291,8 +291,6 @@ func TestKitProbeCreatesNothing(t *testing.T) {
 	require.Empty(t, h.signaller.attempts(), "nothing is applied")
 }
 
-const testV1Key = "v1-key-8Hs2Lq"
-
 // kitV1 posts a V1 kit call with its authToken header (computed with key)
 // and checks that the answer is signed with answerKey.
 func (h *harness) kitV1(t testing.TB, key, answerKey, path string, body []byte) produceAnswer {

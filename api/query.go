@@ -64,8 +64,13 @@ func (s *marketplace) queryInstance(c *gin.Context, req *koogallery.QueryInstanc
 		return s.answerQuery(c, koogallery.ResultInternalError, msgUnavailable, nil)
 	}
 	info := make([]koogallery.InstanceInfo, 0, len(ids))
+	encrypt := s.encryptField
+	if key := c.GetString(fieldKey); key != "" {
+		// A V1 queryInstance: encrypted with the V1 key (contract §2.6).
+		encrypt = func(plain string) (string, error) { return encryptWith(key, s.v1KeySize(), plain) }
+	}
 	for _, id := range ids {
-		entry, err := s.instanceInfo(views[id])
+		entry, err := s.instanceInfo(views[id], encrypt)
 		if err != nil {
 			s.log.Error("queryInstance: credentials unusable", "instanceId", id, "error", err)
 			return s.answerQuery(c, koogallery.ResultInternalError, msgUnavailable, nil)
@@ -84,9 +89,10 @@ func (s *marketplace) answerQuery(c *gin.Context, code koogallery.ResultCode, ms
 	return code
 }
 
-// instanceInfo builds one instance's entry. A released instance has no
-// tenant left, so it is listed without appInfo.
-func (s *marketplace) instanceInfo(v store.InstanceView) (koogallery.InstanceInfo, error) {
+// instanceInfo builds one instance's entry, its credentials passed through
+// encrypt. A released instance has no tenant left, so it is listed
+// without appInfo.
+func (s *marketplace) instanceInfo(v store.InstanceView, encrypt func(string) (string, error)) (koogallery.InstanceInfo, error) {
 	out := koogallery.InstanceInfo{InstanceID: v.Key.InstanceID}
 	inst := v.Instance
 	if inst.State == string(workflows.StateReleased) {
@@ -98,10 +104,10 @@ func (s *marketplace) instanceInfo(v store.InstanceView) (koogallery.InstanceInf
 		if err != nil {
 			return out, err
 		}
-		if app.UserName, err = s.encryptField(user); err != nil {
+		if app.UserName, err = encrypt(user); err != nil {
 			return out, err
 		}
-		if app.Password, err = s.encryptField(password); err != nil {
+		if app.Password, err = encrypt(password); err != nil {
 			return out, err
 		}
 	}
@@ -111,18 +117,26 @@ func (s *marketplace) instanceInfo(v store.InstanceView) (koogallery.InstanceInf
 
 // encryptField applies KOOGALLERY_APPINFO_ENCRYPTION to one field.
 func (s *marketplace) encryptField(plain string) (string, error) {
-	if plain == "" {
-		return "", nil
-	}
 	switch s.cfg.Encryption {
 	case EncryptNone:
 		return plain, nil
 	case EncryptAES128:
-		return koogallery.EncryptField(s.cfg.AccessKey, koogallery.AES128, plain)
+		return encryptWith(s.cfg.AccessKey, koogallery.AES128, plain)
 	default:
-		return koogallery.EncryptField(s.cfg.AccessKey, koogallery.AES256, plain)
+		return encryptWith(s.cfg.AccessKey, koogallery.AES256, plain)
 	}
 }
+
+// encryptWith encrypts one field (contract §2.6); an empty one stays empty.
+func encryptWith(key string, size koogallery.KeySize, plain string) (string, error) {
+	if plain == "" {
+		return "", nil
+	}
+	return koogallery.EncryptField(key, size, plain)
+}
+
+// inClear leaves a field as it is: for an answer that encrypts it itself.
+func inClear(plain string) (string, error) { return plain, nil }
 
 // changeInstanceCheck asks the instance's workflow, synchronously, whether
 // the target spec fits the tenant (contract §1.8). A rejection is answered with

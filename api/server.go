@@ -1,6 +1,7 @@
 // Package api is the HTTP surface of the server: the marketplace's
-// production interface (POST /produce), health and metrics, the admin API
-// for operators, and the routes other components add (Config.Routes).
+// production interface (POST /produce, and GET /produce for V1), health
+// and metrics, the admin API for operators, and the routes other
+// components add (Config.Routes).
 // Handlers verify, record, signal and answer; lifecycle work happens in the
 // instance workflows.
 package api
@@ -52,9 +53,9 @@ type Config struct {
 	// KitAccessKey verifies the 联营 kit's calls and signs their answers
 	// (contract §12.3); empty refuses every kit call.
 	KitAccessKey string
-	// V1AccessKey verifies the V1 interface's calls (contract §2.5) and the
-	// V1 kit's (contract §12.10), and signs their answers; empty refuses
-	// them.
+	// V1AccessKey verifies the V1 GET calls (contract §2.5) and the V1
+	// kit's (contract §12.10), and signs (and encrypts) their answers;
+	// empty refuses them.
 	V1AccessKey string
 	// LicenseAccessKey verifies the license-code callbacks and signs
 	// their answers (contract §13.5); empty refuses them.
@@ -119,9 +120,11 @@ type marketplace struct {
 	// licenseVerifier checks the license-code callbacks; nil without
 	// a license key.
 	licenseVerifier *koogallery.Verifier
-	sealer          activities.Sealer
-	log             *slog.Logger
-	metrics         *Metrics
+	// v1Verifier checks the V1 GET calls; nil without a V1 key.
+	v1Verifier *koogallery.V1Verifier
+	sealer     activities.Sealer
+	log        *slog.Logger
+	metrics    *Metrics
 }
 
 // operatorAPI is the admin API (admin.go, signals.go, repairs.go).
@@ -162,6 +165,11 @@ func New(cfg Config) *Server {
 	if cfg.LicenseAccessKey != "" {
 		s.market.licenseVerifier = &koogallery.Verifier{AccessKey: cfg.LicenseAccessKey, Nonces: cfg.Store.Nonces, Now: cfg.Now}
 	}
+	if cfg.V1AccessKey != "" {
+		// No freshness window: V1 documents none, and its hourly retries
+		// may resend the first URL (docs/protocol-choices.md).
+		s.market.v1Verifier = &koogallery.V1Verifier{AccessKey: cfg.V1AccessKey, Window: -1, Now: cfg.Now}
+	}
 	s.kit = &kitInterface{
 		cfg:      &s.cfg,
 		verifier: &koogallery.KitVerifier{AccessKey: cfg.KitAccessKey, Nonces: cfg.Store.Nonces, Now: cfg.Now},
@@ -179,6 +187,7 @@ func (s *Server) Handler() http.Handler {
 	r := gin.New()
 	r.Use(s.recoverer(), s.requestLog())
 	r.POST("/produce", s.market.produce)
+	r.GET("/produce", s.market.produceV1)
 	for _, prefix := range kitRoutePrefixes {
 		r.POST(prefix+":op", s.kit.sync)
 	}

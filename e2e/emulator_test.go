@@ -60,6 +60,7 @@ func startEmulatorStackSigning(t *testing.T, signatureForm, scale string, server
 		"KOOGALLERY_SK=" + openAPISK,
 		"KOOGALLERY_KIT_ACCESS_KEY=" + kitAccessKey,
 		"KOOGALLERY_LICENSE_ACCESS_KEY=" + licenseAccessKey,
+		"KOOGALLERY_V1_ACCESS_KEY=" + v1AccessKey,
 		"EMULATOR_KIT_PUBLIC_KEY_FILE=" + kitPublicKeyFile,
 		"EMULATOR_ADDR=127.0.0.1:" + strconv.Itoa(emuPort),
 		"EMULATOR_PRODUCTION_URL=" + proxy.URL() + "/produce",
@@ -384,6 +385,9 @@ func (p *faultProxy) serve(w http.ResponseWriter, r *http.Request) {
 	_ = json.Unmarshal(body, &envelope)
 	if envelope.Activity == "" && strings.Contains(r.URL.Path, "/produceAPI/v2/") {
 		envelope.Activity = path.Base(r.URL.Path) // a 联营 kit call
+	}
+	if r.Method == http.MethodGet {
+		envelope.Activity = r.URL.Query().Get("activity") // a V1 call
 	}
 	p.mu.Lock()
 	target := p.target

@@ -35,6 +35,9 @@ type Activities struct {
 	// LicenseAccessKey signs the license-code callbacks and checks their
 	// answers (contract §13.5).
 	LicenseAccessKey string
+	// V1AccessKey signs the calls of V1 listings and checks their answers
+	// (contract §2.5).
+	V1AccessKey string
 	// SignatureForm is what the calls' signatures cover: the canonical
 	// body, as Huawei's sample verifies (the default, FormCanonical), or
 	// the raw bytes (FormRaw).
@@ -55,6 +58,9 @@ type CallInput struct {
 	Activity   string
 	Body       string
 	Debug      bool
+	// V1 sends the call as a V1 listing receives it: the V1 activity, a
+	// GET with authToken (contract §1.12).
+	V1 bool `json:",omitempty"`
 }
 
 // CallResult is the merchant's answer. The access information of a
@@ -87,6 +93,8 @@ type answer struct {
 	ResultMsg  string                    `json:"resultMsg"`
 	InstanceID string                    `json:"instanceId"`
 	Info       []koogallery.InstanceInfo `json:"info"`
+	// AppInfo is a V1 newInstance answer's access information.
+	AppInfo *koogallery.AppInfo `json:"appInfo"`
 }
 
 // Call signs and sends a call like the marketplace (contract §2.2), checks
@@ -118,6 +126,9 @@ func (a *Activities) Call(ctx context.Context, in CallInput) (CallResult, error)
 // call on the kit's sub-path with x-sign headers (contract §12.3). key is
 // what the answer's Body-Sign is checked with.
 func (a *Activities) signedRequest(ctx context.Context, in CallInput) (req *http.Request, key string, err error) {
+	if in.V1 {
+		return a.v1Request(ctx, in)
+	}
 	body := []byte(in.Body)
 	form := a.SignatureForm
 	if form == "" {
@@ -159,6 +170,10 @@ func (a *Activities) signedRequest(ctx context.Context, in CallInput) (req *http
 
 func (a *Activities) send(ctx context.Context, in CallInput) (CallResult, error) {
 	req, answerKey, err := a.signedRequest(ctx, in)
+	if errors.Is(err, errNotInV1) {
+		// Nothing to send: the V1 listing's instance needs no such call.
+		return CallResult{ResultCode: string(koogallery.ResultSuccess), ResultMsg: err.Error()}, nil
+	}
 	if err != nil {
 		return CallResult{}, err
 	}
@@ -192,6 +207,9 @@ func (a *Activities) send(ctx context.Context, in CallInput) (CallResult, error)
 	failed := fmt.Errorf("resultCode %s: %s", ans.ResultCode, ans.ResultMsg)
 	switch koogallery.Activity(in.Activity) {
 	case koogallery.ActivityNewInstance:
+		if in.V1 {
+			return a.v1Purchased(ctx, in.PurchaseID, ans, res, failed)
+		}
 		if ans.ResultCode != string(koogallery.ResultSuccess) && ans.ResultCode != string(koogallery.ResultProcessing) {
 			return CallResult{}, failed
 		}

@@ -96,6 +96,10 @@ type BuyRequest struct {
 	// given. Nothing in the order says it; the server's
 	// PACKAGE_RESET_PRODUCTS must name the product (make run does).
 	Reset string `json:"reset,omitempty"`
+	// Interface is the production interface the listing uses: "v2" (SaaS
+	// 2.0, the default) or InterfaceV1, the withdrawn V1.0 GET interface
+	// (contract §1.12).
+	Interface string `json:"interface,omitempty"`
 }
 
 // Validate fills defaults and refuses what the marketplace would not sell.
@@ -160,7 +164,7 @@ func (b *BuyRequest) Validate() error {
 	if b.LicenseCode && (b.BillingMode != ModePeriod || b.TrialDays > 0 || b.Supervised || b.OnlineLicense) {
 		return fmt.Errorf("a license code is a yearly/monthly product (PERIOD), without trial, supervision or online licences")
 	}
-	return nil
+	return b.validateInterface()
 }
 
 // Actions of the buyer and of the consoles, the Kind of an Action.

@@ -310,6 +310,7 @@ func buyCommand(fs *flag.FlagSet) func(ctx context.Context, c *cli, args []strin
 	fs.BoolVar(&buy.Debug, "debug", false, "send every call with testFlag=1, like the console's debugger")
 	fs.BoolVar(&buy.OnlineLicense, "online-license", false, "an online licence product (在线开通License): its devices ask for licences with license-request")
 	fs.StringVar(&buy.Reset, "reset", "", "with -mode ON_DEMAND_PKG: a package whose content resets monthly or yearly (按月/按年重置), sold as demo-package-monthly or demo-package-yearly (the server's PACKAGE_RESET_PRODUCTS must name the product; make run does)")
+	fs.StringVar(&buy.Interface, "interface", "v2", "the production interface of the listing: v2 (SaaS 2.0) or v1 (the withdrawn V1.0: GET calls with authToken, signed with KOOGALLERY_V1_ACCESS_KEY, the access information in the newInstance answer)")
 	fs.BoolVar(&buy.LicenseCode, "license-code", false, "a license code (License授权码 2.0): the buyer receives a code that the merchant's software activates (POST /v1/licenses/{code}/activate)")
 	return func(ctx context.Context, c *cli, _ []string) error {
 		if buy.BillingMode != ModePeriod && buy.BillingMode != ModeOnDemandPkg {

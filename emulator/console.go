@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 	"go.temporal.io/api/serviceerror"
@@ -54,6 +55,8 @@ type ConsoleConfig struct {
 	// emulated buyer ("aes256", "aes128", "none").
 	AccessKey  string
 	Encryption string
+	// V1AccessKey decrypts a V1 listing's access information.
+	V1AccessKey string
 	// OpenAPI serves the marketplace's open API (Query Order, usage push)
 	// under /api/; the usage console reads its refusals and arms its
 	// failures.
@@ -332,26 +335,47 @@ func (c *Console) show(g *gin.Context) {
 }
 
 // decrypt shows the buyer the credentials, as the marketplace's console does.
+// A V1 listing's are encrypted with the V1 key (contract §2.6), which is
+// tried when the access key does not open them.
 func (c *Console) decrypt(a AppInfo) *AppInfoView {
 	v := &AppInfoView{FrontEndURL: a.FrontEndURL, AdminURL: a.AdminURL, Memo: a.Memo}
+	user, password, err := c.openCredentials(c.cfg.AccessKey, c.cfg.Encryption, a)
+	if err != nil && c.cfg.V1AccessKey != "" {
+		encryption := c.cfg.Encryption
+		if encryption == "none" {
+			encryption = "aes256" // V1 always encrypts them
+		}
+		user, password, err = c.openCredentials(c.cfg.V1AccessKey, encryption, a)
+	}
+	if err != nil {
+		v.DecryptError = "the credentials do not decrypt with the access key (" + c.cfg.Encryption + ")"
+		return v
+	}
+	v.UserName, v.Password = user, password
+	return v
+}
+
+// openCredentials decrypts userName and password with key.
+func (c *Console) openCredentials(key, encryption string, a AppInfo) (user, password string, err error) {
 	open := func(s string) (string, error) {
 		switch {
-		case s == "" || c.cfg.Encryption == "none":
+		case s == "" || encryption == "none":
 			return s, nil
-		case c.cfg.Encryption == "aes128":
-			return koogallery.DecryptField(c.cfg.AccessKey, koogallery.AES128, s)
+		case encryption == "aes128":
+			return koogallery.DecryptField(key, koogallery.AES128, s)
 		default:
-			return koogallery.DecryptField(c.cfg.AccessKey, koogallery.AES256, s)
+			return koogallery.DecryptField(key, koogallery.AES256, s)
 		}
 	}
-	var err1, err2 error
-	v.UserName, err1 = open(a.UserName)
-	v.Password, err2 = open(a.Password)
+	user, err1 := open(a.UserName)
+	password, err2 := open(a.Password)
 	if err := errors.Join(err1, err2); err != nil {
-		v.UserName, v.Password = "", ""
-		v.DecryptError = "the credentials do not decrypt with the access key (" + c.cfg.Encryption + ")"
+		return "", "", err
 	}
-	return v
+	if !utf8.ValidString(user) || !utf8.ValidString(password) {
+		return "", "", errors.New("not the key the credentials were encrypted with")
+	}
+	return user, password, nil
 }
 
 func (c *Console) action(g *gin.Context) {

@@ -197,6 +197,15 @@ func (w *purchaseWorkflow) order(ctx workflow.Context) bool {
 		return false
 	}
 	p.InstanceID = res.InstanceID
+	if p.Buy.Interface == InterfaceV1 {
+		// V1 has no polling: the answer carried the access information
+		// (contract §1.12), and V1 listings are never supervised.
+		p.State = StateInService
+		w.record(ctx, "provisioned", fmt.Sprintf("newInstance answered %s: instance %s, with the access information; the buyer can log in.",
+			res.ResultCode, res.InstanceID))
+		w.save(ctx)
+		return true
+	}
 	p.State = StateProvisioning
 	p.NextPollAt, p.PollEvery = workflow.Now(ctx), 250*time.Millisecond
 	w.record(ctx, "instance", fmt.Sprintf("newInstance answered %s: instance %s. Polling queryInstance.", res.ResultCode, res.InstanceID))
@@ -316,7 +325,7 @@ func (w *purchaseWorkflow) poll(ctx workflow.Context) {
 	p := w.p
 	var res CallResult
 	err := workflow.ExecuteActivity(w.callOptions(ctx, koogallery.Delivery{}), CallActivity, CallInput{
-		PurchaseID: p.ID, Activity: string(koogallery.ActivityQueryInstance), Debug: p.Buy.Debug,
+		PurchaseID: p.ID, Activity: string(koogallery.ActivityQueryInstance), Debug: p.Buy.Debug, V1: p.Buy.Interface == InterfaceV1,
 		Body: marketplaceJSON(map[string]any{"activity": "queryInstance", "instanceId": p.InstanceID}),
 	}).Get(ctx, &res)
 	if err != nil || res.ResultCode != string(koogallery.ResultSuccess) {
@@ -713,6 +722,7 @@ func (w *purchaseWorkflow) call(ctx workflow.Context, activity koogallery.Activi
 	in := CallInput{
 		MessageID:  messageID(p.ID, p.Calls, activity),
 		PurchaseID: p.ID, Activity: string(activity), Body: marketplaceJSON(body), Debug: p.Buy.Debug,
+		V1: p.Buy.Interface == InterfaceV1,
 	}
 	delivery := koogallery.Deliveries[activity]
 	if activity == koogallery.ActivityUpdateInstanceStatus && body["status"] == "UNFREEZE" {
@@ -775,6 +785,7 @@ func (w *purchaseWorkflow) restart(ctx workflow.Context, id string) {
 	var res CallResult
 	err := workflow.ExecuteActivity(w.callOptions(ctx, koogallery.Delivery{}), CallActivity, CallInput{
 		MessageID: f.MessageID, PurchaseID: p.ID, Activity: f.Activity, Body: f.Body, Debug: p.Buy.Debug,
+		V1: p.Buy.Interface == InterfaceV1,
 	}).Get(ctx, &res)
 	if err != nil {
 		w.record(ctx, "restart-failed", fmt.Sprintf("%s restarted from the console; failed again: %s.", f.Activity, callError(err)))

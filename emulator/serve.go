@@ -55,6 +55,7 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		Store: db, ProductionURL: cfg.ProductionURL, AccessKey: string(cfg.AccessKey),
 		KitAccessKey:     string(cfg.KitAccessKey),
 		LicenseAccessKey: string(cfg.LicenseAccessKey),
+		V1AccessKey:      string(cfg.V1AccessKey),
 		SignatureForm:    koogallery.SignedForm(cfg.SignatureForm),
 		MerchantAdminURL: cfg.MerchantAdminURL, MerchantAdminToken: string(cfg.MerchantAdminToken),
 	}
@@ -66,7 +67,7 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	console := NewConsole(ConsoleConfig{
 		Store: db, Temporal: tc, TaskQueue: cfg.TaskQueue, Scale: scale,
 		Retention: cfg.Retention, SupervisionDelay: cfg.SupervisionDelay,
-		AccessKey: string(cfg.AccessKey), Encryption: cfg.AppInfoEncryption,
+		AccessKey: string(cfg.AccessKey), V1AccessKey: string(cfg.V1AccessKey), Encryption: cfg.AppInfoEncryption,
 		OpenAPI: NewOpenAPI(db, string(cfg.AK), string(cfg.SK), string(cfg.AccessKey), log),
 		Calls:   acts,
 		Logger:  log,

@@ -60,6 +60,9 @@ const (
 type Acceptance struct {
 	Verdict    Verdict
 	InstanceID string
+	// Provisioned is set when a V1 newInstance saw its tenant exist
+	// (AcceptV1): only then can its answer carry the access information.
+	Provisioned bool
 }
 
 // directSignalTimeout bounds a signal sent while the marketplace waits for
@@ -175,11 +178,16 @@ const (
 // provisioning continues (contract §1.2). A parked state saved at or before
 // revision staleUpTo is the failure a retry was just asked for, not news.
 func (ib *Inbox) awaitProvisioning(ctx context.Context, instanceID string, staleUpTo int64) provisioningOutcome {
-	if ib.NewInstanceWait <= 0 || ib.ReadModel == nil {
+	return ib.awaitProvisioningFor(ctx, instanceID, staleUpTo, ib.NewInstanceWait)
+}
+
+// awaitProvisioningFor is awaitProvisioning waiting up to wait.
+func (ib *Inbox) awaitProvisioningFor(ctx context.Context, instanceID string, staleUpTo int64, wait time.Duration) provisioningOutcome {
+	if wait <= 0 || ib.ReadModel == nil {
 		return provisioningPending
 	}
 	// The wait also ends with ctx (the answer's budget).
-	deadline := time.Now().Add(ib.NewInstanceWait)
+	deadline := time.Now().Add(wait)
 	for {
 		views, err := ib.ReadModel.LookupInstances(ctx, []string{instanceID})
 		if err != nil {

@@ -113,7 +113,8 @@ func DedupKey(req koogallery.Request) (string, error) {
 
 // newCallback maps a verified request to the inbox's row: its key and the
 // fields its instance's workflow will be given. It is the one place that
-// knows which fields each callback carries. businessID is newInstance's.
+// knows which fields each callback carries (newV1Callback, for the V1
+// requests). businessID is newInstance's.
 func newCallback(req koogallery.Request) (in store.NewCallback, businessID string, err error) {
 	in = store.NewCallback{Activity: string(req.Activity()), Debug: req.Debug()}
 	switch r := req.(type) {
@@ -351,6 +352,7 @@ func WorkflowCallback(cb store.Callback) (workflows.Callback, error) {
 		Debug:       cb.Debug,
 		OrderID:     cb.OrderID,
 		OrderLineID: cb.OrderLineID,
+		V1:          IsV1Key(cb.DedupKey),
 	}
 	if cb.SentAt.Valid {
 		out.SentAt = cb.SentAt.Time.UTC()

@@ -35,6 +35,8 @@ export KOOGALLERY_KIT_ACCESS_KEY="${KOOGALLERY_KIT_ACCESS_KEY:-local-kit-key}"
 export KOOGALLERY_V1_ACCESS_KEY="${KOOGALLERY_V1_ACCESS_KEY:-local-v1-key}"
 # License-code callbacks have a key type of their own.
 export KOOGALLERY_LICENSE_ACCESS_KEY="${KOOGALLERY_LICENSE_ACCESS_KEY:-local-license-key}"
+# Listings still on the withdrawn V1.0 GET interface have a key of their own.
+export KOOGALLERY_V1_ACCESS_KEY="${KOOGALLERY_V1_ACCESS_KEY:-local-v1-key}"
 export KOOGALLERY_KIT_PRIVATE_KEY_FILE="${KOOGALLERY_KIT_PRIVATE_KEY_FILE:-.data/kit/kit-private.pem}"
 export EMULATOR_KIT_PUBLIC_KEY_FILE="${EMULATOR_KIT_PUBLIC_KEY_FILE:-.data/kit/kit-public.pem}"
 # Pay-per-use metering runs in real time (the emulator's clock cannot reach
@@ -150,7 +152,7 @@ fi
 
 cat <<MSG
 
-  fulfillment   http://localhost:${http_port}   (POST /produce, /v1/instances, /v1/usage, /metrics, /readyz)
+  fulfillment   http://localhost:${http_port}   (POST /produce, GET /produce for V1, /v1/instances, /v1/usage, /metrics, /readyz)
   emulator      ${EMULATOR_URL}   (KooGallery: consoles and open API; log .data/emulator.log)
                 one emulated day = $(scaled 1d) real
   Temporal      ${TEMPORAL_ADDRESS}   UI: http://localhost:${TEMPORAL_UI_PORT}

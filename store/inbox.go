@@ -310,6 +310,23 @@ func (s *Callbacks) Payload(ctx context.Context, seq int64) (payload []byte, sea
 	return []byte(row.Payload), row.SealedSecret, nil
 }
 
+// LatestPayload returns the payload of the newest callback of an instance
+// that names orderID and carries one (a V1 purchase's or upgrade's order),
+// or nil when there is none.
+func (s *Callbacks) LatestPayload(ctx context.Context, instanceID, orderID string) ([]byte, error) {
+	var payload []string
+	if err := s.x.SelectContext(ctx, &payload, `
+		SELECT payload::text FROM callbacks
+		WHERE instance_id = $1 AND order_id = $2 AND payload IS NOT NULL
+		ORDER BY seq DESC LIMIT 1`, instanceID, orderID); err != nil {
+		return nil, fmt.Errorf("read the payload of order %s of instance %s: %w", orderID, instanceID, err)
+	}
+	if len(payload) == 0 {
+		return nil, nil
+	}
+	return []byte(payload[0]), nil
+}
+
 // InstanceKey returns the identity of an allocated instance.
 func (s *Callbacks) InstanceKey(ctx context.Context, instanceID string) (InstanceKey, error) {
 	var k InstanceKey

@@ -234,6 +234,10 @@ type Callback struct {
 	ProductID  string    `json:",omitempty"`
 	// updateInstanceStatus: FREEZE or UNFREEZE
 	Status string `json:",omitempty"`
+	// V1 is set for a callback that came through the V1 GET interface
+	// (contract §1.12), which has no UNFREEZE: its renewal restores an
+	// instance the marketplace froze.
+	V1 bool `json:",omitempty"`
 }
 
 // Snapshot is the complete state of an instance workflow: what the state

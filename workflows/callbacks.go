@@ -47,7 +47,8 @@ func (w *instanceWorkflow) apply(ctx workflow.Context, cb Callback) {
 // one delivered late is recorded and skipped. A tenant the server froze
 // itself is unfrozen at once by a renewal (the marketplace, which never
 // froze it, will send no UNFREEZE); one the marketplace froze waits for its
-// UNFREEZE, for at most the freeze grace.
+// UNFREEZE, for at most the freeze grace, unless the renewal came through
+// V1, which has no UNFREEZE.
 func (w *instanceWorkflow) applyRefresh(ctx workflow.Context, key string, cb Callback) {
 	if w.refreshIsStale(ctx, cb) {
 		w.record(ctx, key, "ignored", fmt.Sprintf(
@@ -72,37 +73,55 @@ func (w *instanceWorkflow) applyRefresh(ctx workflow.Context, key string, cb Cal
 		}
 	}
 	msg := fmt.Sprintf("refreshInstance %s (order %s): expiry %s → %s.", cb.Scene, cb.OrderID, previous, formatTime(cb.ExpireTime))
-	now := workflow.Now(ctx)
-	renewed := cb.ExpireTime.After(now)
-
 	switch w.s.State {
 	case StateActive, StateGrace:
-		w.s.State = w.s.serviceState(now)
+		w.s.State = w.s.serviceState(workflow.Now(ctx))
 		w.record(ctx, key, "expiry", msg)
 	case StateFrozen, StateReleaseOverdue:
-		switch {
-		case !renewed:
-			w.record(ctx, key, "expiry", msg+" Still expired; the tenant stays frozen.")
-		case w.s.FrozenBy == FrozenByExpiry:
-			reason := "Renewed after the server froze the expired tenant: unfrozen by the server."
-			if w.steps.tenant(ctx, StepUnfreeze, acts.Unfreeze, reason) == stepAborted {
-				w.record(ctx, key, "expiry", msg)
-				return
-			}
-			w.unfrozen(ctx)
-			w.record(ctx, key, "expiry", msg+" "+reason)
-		case w.s.FrozenBy == FrozenByOperator:
-			w.s.State = StateFrozen
-			w.record(ctx, key, "expiry", msg+" The tenant stays frozen: an operator froze it.")
-		default:
-			due := now.Add(w.s.Policy.FreezeGrace)
-			w.s.State, w.s.UnfreezeDueAt = StateFrozen, &due
-			w.record(ctx, key, "expiry", fmt.Sprintf("%s The marketplace's UNFREEZE is expected by %s.", msg, formatTime(due)))
-		}
+		w.refreshFrozen(ctx, key, msg, cb)
 	default:
 		w.record(ctx, key, "expiry", msg)
 	}
 }
+
+// refreshFrozen applies an expiry change to a frozen tenant: a renewal
+// unfreezes what the server froze itself (or, through V1, what the
+// marketplace froze); a marketplace freeze waits for its UNFREEZE.
+func (w *instanceWorkflow) refreshFrozen(ctx workflow.Context, key, msg string, cb Callback) {
+	now := workflow.Now(ctx)
+	switch {
+	case !cb.ExpireTime.After(now):
+		w.record(ctx, key, "expiry", msg+" Still expired; the tenant stays frozen.")
+	case w.s.FrozenBy == FrozenByExpiry:
+		w.unfreezeRenewed(ctx, key, msg, "Renewed after the server froze the expired tenant: unfrozen by the server.")
+	case w.s.FrozenBy == FrozenByOperator:
+		w.s.State = StateFrozen
+		w.record(ctx, key, "expiry", msg+" The tenant stays frozen: an operator froze it.")
+	case cb.V1 && workflow.GetVersion(ctx, v1RenewalUnfreezeChange, workflow.DefaultVersion, 1) == 1:
+		// V1 has no UNFREEZE to wait for (contract §1.12): the renewal
+		// itself restores what expireInstance froze.
+		w.unfreezeRenewed(ctx, key, msg, "Renewed through V1, which sends no UNFREEZE: unfrozen by the server.")
+	default:
+		due := now.Add(w.s.Policy.FreezeGrace)
+		w.s.State, w.s.UnfreezeDueAt = StateFrozen, &due
+		w.record(ctx, key, "expiry", fmt.Sprintf("%s The marketplace's UNFREEZE is expected by %s.", msg, formatTime(due)))
+	}
+}
+
+// unfreezeRenewed unfreezes a renewed tenant and records why.
+func (w *instanceWorkflow) unfreezeRenewed(ctx workflow.Context, key, msg, reason string) {
+	if w.steps.tenant(ctx, StepUnfreeze, acts.Unfreeze, reason) == stepAborted {
+		w.record(ctx, key, "expiry", msg)
+		return
+	}
+	w.unfrozen(ctx)
+	w.record(ctx, key, "expiry", msg+" "+reason)
+}
+
+// v1RenewalUnfreezeChange is the GetVersion change ID of a V1 renewal
+// restoring an instance the marketplace froze. It is asked only for V1
+// callbacks, which histories recorded before it never hold.
+const v1RenewalUnfreezeChange = "v1-renewal-unfreezes"
 
 // refreshOrderChange is the GetVersion change ID of ordering expiry changes
 // by when the marketplace sent them rather than by when they were recorded.

@@ -229,6 +229,23 @@ func TestRenewalDuringRetention(t *testing.T) {
 		require.Equal(t, []string{"FetchOrder ORDER-NEW", "Provision", "Freeze", "Unfreeze"}, app.Calls()[:4])
 		require.Contains(t, eventByKey(t, app, "deadline/unfreeze-due/2027-01-21T15:59:59Z").Message, "no UNFREEZE from the marketplace")
 	})
+	t.Run("frozen by V1's expireInstance: a V1 renewal unfreezes at once", func(t *testing.T) {
+		app := newFakeApp()
+		env := newEnv(t, app)
+		expire := statusCB(2, "FREEZE", 1)
+		expire.Key, expire.V1 = "v1:expireInstance:inst-1:1", true
+		renew := renewal(3, "RENEW-V1", "RENEWAL", renewed)
+		renew.Key, renew.V1 = "v1:refreshInstance:inst-1:RENEW-V1:RENEWAL", true
+		signalAt(env, since(firstYear)+time.Hour, expire)
+		signalAt(env, since(firstYear)+10*day, renew)
+		active := stateAt(t, env, since(firstYear)+10*day+time.Minute)
+		env.ExecuteWorkflow(InstanceWorkflowName, input)
+
+		require.Equal(t, StateActive, active.State, "V1 sends no UNFREEZE")
+		require.Nil(t, active.UnfreezeDueAt)
+		require.Equal(t, []string{"FetchOrder ORDER-NEW", "Provision", "Freeze", "Unfreeze"}, app.Calls()[:4])
+		require.Contains(t, eventByKey(t, app, "callback/"+renew.Key).Message, "Renewed through V1")
+	})
 	t.Run("frozen by the server: the renewal unfreezes at once", func(t *testing.T) {
 		app := newFakeApp()
 		env := newEnv(t, app)

@@ -1,0 +1,163 @@
+package e2e
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/fulfillment-server/fulfillment/emulator"
+	"github.com/fulfillment-server/fulfillment/koogallery"
+)
+
+const v1AccessKey = "e2e-v1-key-51d0"
+
+// v1Reply is the answer to a V1 call, its Body-Sign checked with the V1 key.
+type v1Reply struct {
+	ResultCode  string              `json:"resultCode"`
+	ResultMsg   string              `json:"resultMsg"`
+	InstanceID  string              `json:"instanceId"`
+	EncryptType string              `json:"encryptType"`
+	AppInfo     *koogallery.AppInfo `json:"appInfo"`
+	took        time.Duration
+}
+
+// produceV1 sends a V1 call as the marketplace does: a GET of /produce
+// with timeStamp and authToken.
+func (s *stack) produceV1(req koogallery.V1Request) v1Reply {
+	s.t.Helper()
+	signed, err := koogallery.SignedV1Query(v1AccessKey, koogallery.V1Query(req), time.Now())
+	require.NoError(s.t, err)
+	start := time.Now()
+	resp, err := http.Get(s.baseURL + "/produce?" + koogallery.EncodeV1Query(signed))
+	require.NoError(s.t, err)
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	require.NoError(s.t, err)
+	require.Equal(s.t, http.StatusOK, resp.StatusCode, string(raw))
+	require.NoError(s.t, koogallery.VerifyBodySign(resp.Header.Get(koogallery.BodySignHeader), v1AccessKey, raw),
+		"every V1 answer must carry a Body-Sign with the V1 key")
+	r := v1Reply{took: time.Since(start)}
+	require.NoError(s.t, json.Unmarshal(raw, &r), string(raw))
+	return r
+}
+
+// A V1 life through the real server and workflow: the purchase answered
+// with its access information (retried, as the marketplace retries, until
+// the tenant is ready), an arrears freeze and its restoration, expiry
+// (freeze), a renewal that restores it (V1 has no UNFREEZE), and release.
+func TestV1Life(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, "KOOGALLERY_V1_ACCESS_KEY="+v1AccessKey)
+
+	buy := &koogallery.V1NewInstanceRequest{V1Order: koogallery.V1Order{
+		CustomerID: "cust-v1", CustomerName: "V1 买家", OrderID: "CSV1E2E0001", SkuCode: "sku-v1",
+		ProductID: "prod-v1", ChargingMode: 1, ExpireTime: "20301231000000", PeriodType: "year", PeriodNumber: 1,
+	}}
+	var bought v1Reply
+	for attempt := 1; ; attempt++ {
+		buy.BusinessID = "b-" + strconv.Itoa(attempt) // new on every request, as V1 sends it
+		bought = s.produceV1(buy)
+		require.Less(t, bought.took, 5*time.Second, "answered within KooGallery's timeout")
+		if bought.ResultCode == "000000" {
+			break
+		}
+		require.Equal(t, "000005", bought.ResultCode, "%+v", bought)
+		require.NotEmpty(t, bought.InstanceID, "a failure answer names the instance")
+		require.Less(t, attempt, 10, "the tenant was never ready")
+	}
+	id := bought.InstanceID
+	require.Equal(t, string(koogallery.EncryptAES256), bought.EncryptType)
+	require.NotNil(t, bought.AppInfo)
+	require.NotEmpty(t, bought.AppInfo.FrontEndURL)
+	user, err := koogallery.DecryptField(v1AccessKey, koogallery.AES256, bought.AppInfo.UserName)
+	require.NoError(t, err)
+	require.NotEmpty(t, user)
+	active := s.waitState(id, "active")
+	require.Equal(t, time.Date(2030, 12, 31, 0, 0, 0, 0, time.UTC), active.ExpireTime.UTC(), "the order came from the request")
+
+	again := s.produceV1(buy)
+	require.Equal(t, "000000", again.ResultCode, "a retry of the purchase")
+	require.Equal(t, id, again.InstanceID, "the same instance")
+
+	ok := func(req koogallery.V1Request) {
+		t.Helper()
+		r := s.produceV1(req)
+		require.Equal(t, "000000", r.ResultCode, "%s: %+v", req.V1Activity(), r)
+	}
+	ok(&koogallery.V1InstanceStatusRequest{InstanceID: id, Status: koogallery.V1StatusFreeze})
+	s.waitState(id, "frozen")
+	ok(&koogallery.V1InstanceStatusRequest{InstanceID: id, Status: koogallery.V1StatusNormal})
+	s.waitState(id, "active")
+
+	ok(&koogallery.V1ExpireInstanceRequest{V1InstanceOrder: koogallery.V1InstanceOrder{InstanceID: id, OrderID: "CSV1E2E0001"}})
+	s.waitState(id, "frozen")
+	ok(&koogallery.V1RefreshInstanceRequest{V1Renewal: koogallery.V1Renewal{
+		OrderID: "CSV1E2E0002", InstanceID: id, ExpireTime: "20311231000000"}, OrderAmount: "99"})
+	renewed := s.waitState(id, "active")
+	require.Equal(t, time.Date(2031, 12, 31, 0, 0, 0, 0, time.UTC), renewed.ExpireTime.UTC())
+
+	ok(&koogallery.V1ReleaseInstanceRequest{V1InstanceOrder: koogallery.V1InstanceOrder{InstanceID: id, OrderID: "CSV1E2E0001"}})
+	s.waitState(id, "released")
+}
+
+// A V1 listing played by the emulator (buy -interface v1): the purchase
+// fails once and is retried as the marketplace retries it (a new
+// businessId, the same instance), its answer carries the access
+// information; expiry freezes the instance, a renewal restores it (no
+// UNFREEZE is sent), and the unsubscription releases it.
+func TestEmulatedV1Life(t *testing.T) {
+	t.Parallel()
+	e := startEmulatorStack(t, "1d=5s", "KOOGALLERY_V1_ACCESS_KEY="+v1AccessKey)
+	e.proxy.failNext("newInstance", 1)
+	id := e.buy(emulator.BuyRequest{PeriodType: "day", Interface: emulator.InterfaceV1})
+
+	inService := e.purchaseState(id, emulator.StateInService)
+	instanceID := inService.InstanceID
+	require.NotEqual(t, id, instanceID, "a V1 instanceId derives from the order, not the businessId")
+	require.NotNil(t, inService.AppInfo)
+	require.Empty(t, inService.AppInfo.DecryptError)
+	require.Equal(t, "admin", inService.AppInfo.UserName, "the buyer sees the credentials the answer carried")
+	require.True(t, hasEvent(inService, "provisioned"))
+	for _, ev := range inService.Timeline {
+		require.NotContains(t, ev.Message, "Polling", "V1 has no polling")
+	}
+	require.Len(t, inService.Failed, 1)
+	require.Equal(t, emulator.MessageResolved, inService.Failed[0].Status, "the failed newInstance was retried")
+	e.waitState(instanceID, "active")
+
+	e.purchaseState(id, emulator.StateFrozen)
+	e.waitState(instanceID, "frozen")
+	e.act(id, emulator.Action{Kind: emulator.ActRenew})
+	e.purchaseState(id, emulator.StateInService)
+	e.waitState(instanceID, "active")
+
+	e.act(id, emulator.Action{Kind: emulator.ActUnsubscribe})
+	released := e.purchaseState(id, emulator.StateUnsubscribed)
+	e.waitState(instanceID, "released")
+	for _, m := range released.Failed {
+		require.Equal(t, emulator.MessageResolved, m.Status, "every failed call was retried and answered: %+v", m)
+	}
+}
+
+// A V1 pay-per-use listing in arrears: instanceStatus FREEZE freezes the
+// instance, NORMAL restores it once paid.
+func TestEmulatedV1PayPerUseArrears(t *testing.T) {
+	t.Parallel()
+	e := startEmulatorStack(t, "1d=5s", "KOOGALLERY_V1_ACCESS_KEY="+v1AccessKey)
+	id := e.buy(emulator.BuyRequest{BillingMode: emulator.ModeOnDemand, Interface: emulator.InterfaceV1})
+	instanceID := e.purchaseState(id, emulator.StateInService).InstanceID
+	e.waitState(instanceID, "active")
+
+	e.act(id, emulator.Action{Kind: emulator.ActArrears})
+	e.waitState(instanceID, "frozen")
+	e.act(id, emulator.Action{Kind: emulator.ActPay})
+	e.waitState(instanceID, "active")
+	for _, m := range e.purchaseState(id, emulator.StateInService).Failed {
+		require.Equal(t, emulator.MessageResolved, m.Status, "every call was answered: %+v", m)
+	}
+}
