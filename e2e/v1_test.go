@@ -161,3 +161,33 @@ func TestEmulatedV1PayPerUseArrears(t *testing.T) {
 		require.Equal(t, emulator.MessageResolved, m.Status, "every call was answered: %+v", m)
 	}
 }
+
+// TestEmulatedV1Kit (contract §12.10): a V1 listing's kit, played by the
+// emulator on the sub-paths without /v2 with an authToken header made with
+// the V1 key and the V1 shapes (userList and orgInfo as strings, a
+// department's name): the enterprise, its app, its departments and its
+// users reach the merchant's directory as a V2 listing's do.
+func TestEmulatedV1Kit(t *testing.T) {
+	t.Parallel()
+	e := startEmulatorStack(t, "1d=5s", "KOOGALLERY_V1_ACCESS_KEY="+v1AccessKey)
+	id := e.buy(emulator.BuyRequest{PeriodType: "month", Interface: emulator.InterfaceV1})
+	instanceID := e.purchaseState(id, emulator.StateInService).InstanceID
+	e.waitState(instanceID, "active")
+
+	e.act(id, emulator.Action{Kind: emulator.ActBind, Enterprise: "Acme V1 有限公司"})
+	bound := e.purchase(id, "bound", func(v emulator.PurchaseView) bool { return hasEvent(v, "kit-bound") })
+	require.Empty(t, bound.Failed, "every V1 kit call was answered 000000 with the V1 key's Body-Sign")
+	d := e.waitDirectory(instanceID, "the enterprise, its app and departments", func(d directory) bool {
+		return len(d.Tenants) == 1 && len(d.Tenants[0].Apps) == 1 && len(d.Tenants[0].Orgs) == 2
+	})
+	require.Equal(t, "Acme V1 有限公司", d.Tenants[0].Name)
+	require.Equal(t, bound.Kit.SecretSHA256, d.Tenants[0].Apps[0].ClientSecretSHA256)
+	_, name, _ := d.org("D1")
+	require.NotEmpty(t, name, "a V1 department's name is read from name")
+
+	e.act(id, emulator.Action{Kind: emulator.ActAuthorize, Users: []string{"alice"}, Role: "admin"})
+	e.waitDirectory(instanceID, "alice authorised", func(d directory) bool { return d.userState("alice") == "authorized" })
+	shown, err := e.emu.Purchase(t.Context(), id)
+	require.NoError(t, err)
+	require.Empty(t, shown.Failed)
+}

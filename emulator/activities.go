@@ -123,9 +123,14 @@ func (a *Activities) Call(ctx context.Context, in CallInput) (CallResult, error)
 
 // signedRequest is a call signed as the marketplace signs it: a basic
 // interface call with its signature in the query (contract §2.2), a kit
-// call on the kit's sub-path with x-sign headers (contract §12.3). key is
-// what the answer's Body-Sign is checked with.
+// call on the kit's sub-path with x-sign headers (contract §12.3); for a V1
+// listing a GET with authToken (contract §2.5), or a kit call on the V1
+// sub-path with an authToken header (contract §12.10). key is what the
+// answer's Body-Sign is checked with.
 func (a *Activities) signedRequest(ctx context.Context, in CallInput) (req *http.Request, key string, err error) {
+	if op, kit := koogallery.ParseKitOperation(in.Activity); kit && in.V1 {
+		return a.v1KitRequest(ctx, op, in)
+	}
 	if in.V1 {
 		return a.v1Request(ctx, in)
 	}
