@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -83,7 +84,7 @@ func run(ctx context.Context, out, cli, only string) error {
 		"SaveInstance": acts.Save, "Policy": acts.Policy, "Alert": acts.Alert,
 		"CloseUsagePeriods": acts.ClosePeriods, "PushUsage": acts.PushUsage,
 		"ExcludeFrozenUsage": acts.ExcludeFrozen, "RegisterPackage": acts.RegisterPackage,
-		"DeactivatePackage": acts.DeactivatePackage,
+		"DeactivatePackage": acts.DeactivatePackage, "DropDirectory": acts.DropDirectory,
 	} {
 		w.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
 	}
@@ -119,7 +120,9 @@ type step struct {
 	operator *workflows.OperatorRequest
 	internal *workflows.Internal
 	waitFor  workflows.State
-	sleep    time.Duration
+	// applied waits until the callback with this key was applied.
+	applied string
+	sleep   time.Duration
 }
 
 func cb(seq int64, activity, key string, mod func(*workflows.Callback)) step {
@@ -140,12 +143,33 @@ func op(name string, mod func(*workflows.OperatorRequest)) step {
 
 func waitFor(s workflows.State) step { return step{waitFor: s} }
 
+func applied(key string) step { return step{applied: key} }
+
 // sleep lets the metering close a few periods.
 func sleep(d time.Duration) step { return step{sleep: d} }
 
 var far = time.Date(2040, 1, 1, 0, 0, 0, 0, time.UTC)
 
 var scenarios = []scenario{
+	// The standard life of a yearly purchase, each callback applied before
+	// the next is sent, so that its history is the same every time: what
+	// TestStandardLifeHistory measures (queryInstance, answered from the
+	// read model, never reaches the workflow).
+	{name: "standard", steps: []step{
+		waitFor(workflows.StateActive),
+		cb(1, workflows.ActivityNewInstance, "newInstance:o:l", nil),
+		applied("newInstance:o:l"),
+		cb(2, workflows.ActivityRefreshInstance, "refreshInstance:standard:R1:R1-1", func(c *workflows.Callback) {
+			c.Scene, c.ExpireTime, c.OrderID, c.OrderLineID = "RENEWAL", far.AddDate(1, 0, 0), "R1", "R1-1"
+		}),
+		applied("refreshInstance:standard:R1:R1-1"),
+		cb(3, workflows.ActivityUpdateInstanceStatus, "updateInstanceStatus:standard:FREEZE:1", func(c *workflows.Callback) { c.Status = "FREEZE" }),
+		waitFor(workflows.StateFrozen),
+		cb(4, workflows.ActivityUpdateInstanceStatus, "updateInstanceStatus:standard:UNFREEZE:2", func(c *workflows.Callback) { c.Status = "UNFREEZE" }),
+		waitFor(workflows.StateActive),
+		cb(5, workflows.ActivityReleaseInstance, "releaseInstance:standard", nil),
+		waitFor(workflows.StateReleased),
+	}},
 	{name: "lifecycle", steps: []step{
 		waitFor(workflows.StateActive),
 		cb(1, workflows.ActivityNewInstance, "newInstance:o:l", nil),
@@ -237,6 +261,8 @@ func record(ctx context.Context, c client.Client, out string, sc scenario) error
 			err = c.SignalWorkflow(ctx, id, "", workflows.InternalSignal, *s.internal)
 		case s.sleep > 0:
 			time.Sleep(s.sleep)
+		case s.applied != "":
+			err = waitApplied(ctx, c, id, s.applied)
 		default:
 			err = waitState(ctx, c, id, s.waitFor)
 		}
@@ -263,20 +289,32 @@ func record(ctx context.Context, c client.Client, out string, sc scenario) error
 }
 
 func waitState(ctx context.Context, c client.Client, id string, want workflows.State) error {
+	return waitSnapshot(ctx, c, id, string(want), func(s workflows.Snapshot) bool { return s.State == want })
+}
+
+// waitSnapshot polls the workflow's state until cond holds.
+func waitSnapshot(ctx context.Context, c client.Client, id, what string, cond func(workflows.Snapshot) bool) error {
+	var last workflows.Snapshot
 	for {
 		v, err := c.QueryWorkflow(ctx, id, "", workflows.StateQuery)
 		if err == nil {
 			var s workflows.Snapshot
-			if err := v.Get(&s); err == nil && s.State == want {
+			if err := v.Get(&s); err == nil && cond(s) {
 				return nil
 			}
+			last = s
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("waiting for %s: %w", want, ctx.Err())
+			return fmt.Errorf("waiting for %s (last seen: %s, %s): %w", what, last.State, last.Reason, ctx.Err())
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// waitApplied waits until the workflow applied the callback keyed key.
+func waitApplied(ctx context.Context, c client.Client, id, key string) error {
+	return waitSnapshot(ctx, c, id, "callback "+key, func(s workflows.Snapshot) bool { return slices.Contains(s.Applied, key) })
 }
 
 func writeHistory(ctx context.Context, c client.Client, id, path string) error {
@@ -312,6 +350,9 @@ func (f *fakes) FetchOrder(_ context.Context, in activities.FetchOrderInput) (wo
 			SkuCode: "sku-ppu", ProductID: "prod-ppu", CustomerID: "cust"}, nil
 	}
 	expire := time.Now().Add(3 * time.Second).UTC().Truncate(time.Second)
+	if in.OrderID == "order-standard" {
+		expire = far // nothing expires during the standard life
+	}
 	ten := int64(10)
 	return workflows.Order{OrderID: in.OrderID, OrderLineID: in.OrderLineID, OrderType: "NEW", ChargingMode: "PERIOD",
 		SkuCode: "sku", ProductID: "prod", LinearValue: &ten, PeriodType: "month", PeriodNumber: 1, ExpireTime: &expire}, nil
@@ -350,6 +391,9 @@ func (f *fakes) RegisterPackage(context.Context, activities.RegisterPackageInput
 }
 
 func (f *fakes) DeactivatePackage(context.Context, string) error { return nil }
+
+// DropDirectory: the recorded purchases have no 联营 directory.
+func (f *fakes) DropDirectory(context.Context, string) error { return nil }
 
 func (f *fakes) Provision(_ context.Context, in activities.ProvisionInput) (workflows.AppInfo, error) {
 	f.mu.Lock()
