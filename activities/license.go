@@ -27,6 +27,9 @@ type LicenseRequest struct {
 	DeviceFingerprint string     `json:"deviceFingerprint,omitempty"`
 	EffectiveTime     time.Time  `json:"effectiveTime"`
 	ExpireTime        *time.Time `json:"expireTime,omitempty"`
+	// InAnswer marks a 联营License's licence (V1 getLicense, contract
+	// §1.11): it is given back in the call's answer, never uploaded.
+	InAnswer bool `json:"inAnswer,omitempty"`
 }
 
 // NewLicenseRequest is what the server keeps of a getLicenseAsync.
@@ -89,6 +92,8 @@ func (a *Activities) IssueLicense(ctx context.Context, in LicenseInput) (License
 	case err == nil && lic.Uploaded():
 		return LicenseIssued{Summary: fmt.Sprintf("Licence for event %s (%s) was uploaded before; nothing sent again.",
 			req.EventID, device(req.DeviceFingerprint))}, nil
+	case err == nil && req.InAnswer:
+		return LicenseIssued{Summary: fmt.Sprintf("Licence of order %s was issued before; getLicense answers it.", req.EventID)}, nil
 	case errors.Is(err, store.ErrNotFound):
 		var refused string
 		if lic, refused, err = a.issue(ctx, in, req, key); err != nil || refused != "" {
@@ -96,6 +101,10 @@ func (a *Activities) IssueLicense(ctx context.Context, in LicenseInput) (License
 		}
 	case err != nil:
 		return LicenseIssued{}, err
+	}
+	if req.InAnswer {
+		return LicenseIssued{Summary: fmt.Sprintf("Licence of order %s issued (%s, SHA-256 %s…); getLicense answers it.",
+			req.EventID, lic.Kind, lic.SHA256[:12])}, nil
 	}
 	file := koogallery.LicenseFile{Type: lic.Kind, FileName: lic.FileName, Content: lic.Content}
 	if err := a.Licenses.UploadLicense(ctx, req.EventID, file); err != nil {

@@ -2,6 +2,8 @@ package api
 
 import (
 	"context"
+	"encoding/base64"
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -11,12 +13,13 @@ import (
 
 	"github.com/fulfillment-server/fulfillment/inbox"
 	"github.com/fulfillment-server/fulfillment/koogallery"
+	"github.com/fulfillment-server/fulfillment/provisioner"
+	"github.com/fulfillment-server/fulfillment/store"
 )
 
 // Messages of the V1 answers.
 const (
 	msgNotProvisionedYet = "the instance is still being provisioned; please retry"
-	msgV1NotServed       = "this V1 activity is not served"
 	msgNUL               = "parameters must not contain NUL characters"
 )
 
@@ -61,11 +64,8 @@ func (s *marketplace) produceV1(c *gin.Context) {
 		code = s.queryInstance(c, &koogallery.QueryInstanceRequest{InstanceID: r.InstanceID})
 	case *koogallery.V1NewInstanceRequest:
 		code = s.v1NewInstance(c, s.cfg.Inbox.AcceptV1(ctx, call))
-	case *koogallery.V1GetLicenseRequest, *koogallery.V1RefreshLicenseRequest,
-		*koogallery.V1ExpireLicenseRequest, *koogallery.V1ReleaseLicenseRequest:
-		// The withdrawn 联营License (contract §1.11) is not served.
-		code = koogallery.ResultInvalidParam
-		s.answer(c, http.StatusOK, koogallery.Response{ResultCode: code, ResultMsg: msgV1NotServed})
+	case *koogallery.V1GetLicenseRequest:
+		code = s.v1GetLicense(c, r, s.cfg.Inbox.AcceptV1(ctx, call))
 	default:
 		code = s.answerAcceptance(c, s.cfg.Inbox.AcceptV1(ctx, call))
 	}
@@ -169,4 +169,62 @@ func (s *marketplace) v1KeySize() koogallery.KeySize {
 		return koogallery.AES128
 	}
 	return koogallery.AES256
+}
+
+// v1GetLicense answers a 联营License purchase (contract §1.11) with its
+// licence: the instance is provisioned and the licence issued in the
+// background, and the answer waits for both within the budget. Not ready
+// by then, it is 000005 with the instanceId: the marketplace's hourly
+// retries come back, and the same order gets the same instance and the
+// same licence.
+func (s *marketplace) v1GetLicense(c *gin.Context, r *koogallery.V1GetLicenseRequest, a inbox.Acceptance) koogallery.ResultCode {
+	if a.Verdict != inbox.Accepted {
+		return s.answerAcceptance(c, a)
+	}
+	if !a.Provisioned {
+		// The licence is issued once the instance exists.
+		s.answer(c, http.StatusOK, koogallery.V1GetLicenseResponse{ResultCode: koogallery.ResultInternalError,
+			ResultMsg: msgNotProvisionedYet, InstanceID: a.InstanceID})
+		return koogallery.ResultInternalError
+	}
+	ctx := c.Request.Context()
+	key := store.LicenseKey{InstanceID: a.InstanceID, EventID: r.OrderID}
+	for {
+		lic, err := s.cfg.Store.Licenses.Get(ctx, key)
+		if err == nil {
+			s.answer(c, http.StatusOK, koogallery.V1GetLicenseResponse{ResultCode: koogallery.ResultSuccess, ResultMsg: msgSuccess,
+				License: licenseText(lic), InstanceID: a.InstanceID})
+			return koogallery.ResultSuccess
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			s.log.Error("V1 getLicense: licences unavailable", "instanceId", a.InstanceID, "error", err)
+		}
+		deadline, _ := ctx.Deadline()
+		if err != nil && !errors.Is(err, store.ErrNotFound) || time.Until(deadline) < v1LicenseMargin {
+			s.answer(c, http.StatusOK, koogallery.V1GetLicenseResponse{ResultCode: koogallery.ResultInternalError,
+				ResultMsg: msgLicenseNotIssuedYet, InstanceID: a.InstanceID})
+			return koogallery.ResultInternalError
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// v1LicenseMargin is what getLicense leaves of the answer budget for
+// answering.
+const v1LicenseMargin = 300 * time.Millisecond
+
+// msgLicenseNotIssuedYet answers a getLicense whose licence is not issued
+// within the budget.
+const msgLicenseNotIssuedYet = "the licence is not issued yet; please retry"
+
+// licenseText is a licence as getLicense's answer carries it: a string,
+// the characters of a character licence, a file's bytes in base64.
+func licenseText(l store.License) string {
+	if l.Kind == provisioner.LicenseCharacters {
+		return string(l.Content)
+	}
+	return base64.StdEncoding.EncodeToString(l.Content)
 }

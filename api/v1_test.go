@@ -349,7 +349,7 @@ func TestV1Refusals(t *testing.T) {
 	missing := url.Values{"activity": {"expireInstance"}, "orderId": {"CSV1-X"}}
 	requireResult(t, h.produceV1(t, testV1Key, missing).produceAnswer, "000002", "missing field instanceId")
 	license := koogallery.V1Query(&koogallery.V1ReleaseLicenseRequest{V1InstanceOrder: koogallery.V1InstanceOrder{InstanceID: "lic-1", OrderID: "CSV1-L"}})
-	requireResult(t, h.produceV1(t, testV1Key, license).produceAnswer, "000002", "this V1 activity is not served")
+	requireResult(t, h.produceV1(t, testV1Key, license).produceAnswer, "000003", "instance does not exist")
 	nul := koogallery.V1Query(v1Purchase("CSV1-\x00", "b-1"))
 	requireResult(t, h.produceV1(t, testV1Key, nul).produceAnswer, "000002", "parameters must not contain NUL characters")
 	require.Equal(t, before, h.effects(t))

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,6 +24,7 @@ type v1Reply struct {
 	InstanceID  string              `json:"instanceId"`
 	EncryptType string              `json:"encryptType"`
 	AppInfo     *koogallery.AppInfo `json:"appInfo"`
+	License     string              `json:"license"`
 	took        time.Duration
 }
 
@@ -102,6 +104,56 @@ func TestV1Life(t *testing.T) {
 	require.Equal(t, time.Date(2031, 12, 31, 0, 0, 0, 0, time.UTC), renewed.ExpireTime.UTC())
 
 	ok(&koogallery.V1ReleaseInstanceRequest{V1InstanceOrder: koogallery.V1InstanceOrder{InstanceID: id, OrderID: "CSV1E2E0001"}})
+	s.waitState(id, "released")
+}
+
+// TestV1LicenseLife (contract §1.11): a 联营License purchase (getLicense)
+// is answered, once the instance is provisioned and the licence issued by
+// the merchant's generator, with the licence and the instance; the same
+// order gets the same licence and instance again; refreshLicense renews,
+// expireLicense freezes, releaseLicense releases.
+func TestV1LicenseLife(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, "KOOGALLERY_V1_ACCESS_KEY="+v1AccessKey)
+	buy := &koogallery.V1GetLicenseRequest{V1Order: koogallery.V1Order{
+		CustomerID: "cust-lic", OrderID: "CSV1LIC0001", ProductID: "prod-lic", ChargingMode: 1,
+		ExpireTime: "20301231000000", PeriodType: "year", PeriodNumber: 1,
+	}}
+	var bought v1Reply
+	for attempt := 1; ; attempt++ {
+		buy.BusinessID = "lic-b-" + strconv.Itoa(attempt)
+		bought = s.produceV1(buy)
+		require.Less(t, bought.took, 5*time.Second, "answered within KooGallery's timeout")
+		if bought.ResultCode == "000000" {
+			break
+		}
+		require.Equal(t, "000005", bought.ResultCode, "%+v", bought)
+		require.NotEmpty(t, bought.InstanceID, "a failure answer names the instance")
+		require.Less(t, attempt, 10, "the licence was never issued")
+	}
+	require.True(t, strings.HasPrefix(bought.License, "DEMO-LIC-"), "the demo generator's licence: %q", bought.License)
+	id := bought.InstanceID
+	s.waitState(id, "active")
+
+	buy.BusinessID = "lic-b-again"
+	again := s.produceV1(buy)
+	require.Equal(t, "000000", again.ResultCode)
+	require.Equal(t, id, again.InstanceID)
+	require.Equal(t, bought.License, again.License, "one order, one licence")
+
+	ok := func(req koogallery.V1Request) {
+		t.Helper()
+		r := s.produceV1(req)
+		require.Equal(t, "000000", r.ResultCode, "%s: %+v", req.V1Activity(), r)
+	}
+	ok(&koogallery.V1RefreshLicenseRequest{V1Renewal: koogallery.V1Renewal{OrderID: "CSV1LIC0002", InstanceID: id, ExpireTime: "20311231000000"}})
+	renewed := s.waitFor(id, "renewed", func(i instance) bool {
+		return i.ExpireTime != nil && i.ExpireTime.UTC().Equal(time.Date(2031, 12, 31, 0, 0, 0, 0, time.UTC))
+	})
+	require.Equal(t, "active", renewed.State)
+	ok(&koogallery.V1ExpireLicenseRequest{V1InstanceOrder: koogallery.V1InstanceOrder{InstanceID: id, OrderID: "CSV1LIC0001"}})
+	s.waitState(id, "frozen")
+	ok(&koogallery.V1ReleaseLicenseRequest{V1InstanceOrder: koogallery.V1InstanceOrder{InstanceID: id, OrderID: "CSV1LIC0001"}})
 	s.waitState(id, "released")
 }
 

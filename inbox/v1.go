@@ -130,12 +130,23 @@ func newV1Callback(req koogallery.V1Request) (in store.NewCallback, instanceID s
 		if in.Payload, err = json.Marshal(activities.V1OrderPayload{V1Order: v1Order(r, instanceID)}); err != nil {
 			return store.NewCallback{}, "", fmt.Errorf("encode V1 order %s: %w", r.OrderID, err)
 		}
+	case *koogallery.V1GetLicenseRequest:
+		// A 联营License purchase (contract §1.11) is an instance like a V1
+		// newInstance's; its licence is asked for by a second row
+		// (V1LicenseCallback).
+		return newV1Callback(&koogallery.V1NewInstanceRequest{V1Common: r.V1Common, V1Order: r.V1Order})
 	case *koogallery.V1RefreshInstanceRequest:
 		in = v1Refresh(in, r)
+	case *koogallery.V1RefreshLicenseRequest:
+		// 续费: a renewal, sent once (contract §1.11).
+		in = v1Refresh(in, &koogallery.V1RefreshInstanceRequest{V1Common: r.V1Common, V1Renewal: r.V1Renewal})
+	case *koogallery.V1ExpireLicenseRequest:
+		in = v1Expire(in, r.InstanceID, r.OrderID)
+	case *koogallery.V1ReleaseLicenseRequest:
+		in.Activity, in.InstanceID, in.OrderID = string(koogallery.ActivityReleaseInstance), r.InstanceID, r.OrderID
+		in.DedupKey = "releaseInstance:" + r.InstanceID
 	case *koogallery.V1ExpireInstanceRequest:
-		// Expiry freezes the instance (contract §1.12); keyed by episode.
-		in.Activity, in.InstanceID, in.OrderID, in.Status = string(koogallery.ActivityUpdateInstanceStatus), r.InstanceID, r.OrderID, "FREEZE"
-		in.DedupKey = "expireInstance:" + r.InstanceID
+		in = v1Expire(in, r.InstanceID, r.OrderID)
 	case *koogallery.V1InstanceStatusRequest:
 		in.Activity, in.InstanceID, in.Status = string(koogallery.ActivityUpdateInstanceStatus), r.InstanceID, "FREEZE"
 		if r.Status == koogallery.V1StatusNormal {
@@ -167,6 +178,14 @@ func newV1Callback(req koogallery.V1Request) (in store.NewCallback, instanceID s
 		in.StatusChange = v1RenewalEndsFreeze(in)
 	}
 	return in, instanceID, nil
+}
+
+// v1Expire maps an expiry (expireInstance, expireLicense) onto a FREEZE
+// (contract §1.12), keyed by episode.
+func v1Expire(in store.NewCallback, instanceID, orderID string) store.NewCallback {
+	in.Activity, in.InstanceID, in.OrderID, in.Status = string(koogallery.ActivityUpdateInstanceStatus), instanceID, orderID, "FREEZE"
+	in.DedupKey = "expireInstance:" + instanceID
+	return in
 }
 
 // v1Refresh maps a V1 refreshInstance onto V2's scenes: trialToFormal is
@@ -225,10 +244,46 @@ func (ib *Inbox) RecordV1(ctx context.Context, call V1Call) (store.Recorded, err
 		return store.Recorded{}, err
 	}
 	in.Body, in.SentAt, in.DeliverAfter = []byte(call.Query), call.SentAt, time.Now().Add(ib.DirectGrace)
-	if _, ok := call.Request.(*koogallery.V1NewInstanceRequest); ok {
-		return ib.Store.RecordNewInstance(ctx, instanceID, in)
+	if instanceID == "" {
+		return ib.Store.RecordCallback(ctx, in)
 	}
-	return ib.Store.RecordCallback(ctx, in)
+	rec, err := ib.Store.RecordNewInstance(ctx, instanceID, in)
+	if r, ok := call.Request.(*koogallery.V1GetLicenseRequest); ok && err == nil {
+		// The licence after the instance: the workflow provisions first.
+		ib.Dispatch(rec)
+		lic, lerr := V1LicenseCallback(r, instanceID, call.SentAt)
+		if lerr != nil {
+			return store.Recorded{}, lerr
+		}
+		lic.Body, lic.SentAt, lic.DeliverAfter = in.Body, in.SentAt, in.DeliverAfter
+		return ib.Store.RecordCallback(ctx, lic)
+	}
+	return rec, err
+}
+
+// V1LicenseCallback is the inbox row that asks for the licence of a
+// 联营License purchase (getLicense, contract §1.11): a licence request of
+// the instance, its event the order (one licence per order: the same
+// order always gets the same licence), no device, the order's validity,
+// and the licence given back in getLicense's answer instead of uploaded.
+// It runs from the first call's signed time (the row is recorded once).
+func V1LicenseCallback(r *koogallery.V1GetLicenseRequest, instanceID string, sentAt time.Time) (store.NewCallback, error) {
+	req := activities.LicenseRequest{EventID: r.OrderID, InAnswer: true, EffectiveTime: sentAt.UTC().Truncate(time.Second)}
+	if t := r.ExpireAt(); !t.IsZero() {
+		req.ExpireTime = &t
+	}
+	payload, err := json.Marshal(req)
+	if err != nil {
+		return store.NewCallback{}, fmt.Errorf("encode the licence request of order %s: %w", r.OrderID, err)
+	}
+	in := store.NewCallback{
+		Activity: string(koogallery.ActivityGetLicenseAsync), InstanceID: instanceID, Debug: r.Debug(), Payload: payload,
+		DedupKey: v1KeyPrefix + "getLicense:" + activities.LicenseOperationID(instanceID, r.OrderID, "")[len("license:"):],
+	}
+	if in.Debug {
+		in.DedupKey = "debug:" + in.DedupKey
+	}
+	return in, nil
 }
 
 // v1AnswerMargin is what a V1 newInstance leaves of the answer budget for
@@ -265,7 +320,9 @@ func (ib *Inbox) AcceptV1(ctx context.Context, call V1Call) Acceptance {
 	}
 	ib.Dispatch(rec)
 
-	if _, ok := call.Request.(*koogallery.V1NewInstanceRequest); !ok {
+	switch call.Request.(type) {
+	case *koogallery.V1NewInstanceRequest, *koogallery.V1GetLicenseRequest:
+	default:
 		return Acceptance{Verdict: Accepted}
 	}
 	var retriedAt int64
