@@ -123,3 +123,34 @@ func TestDemoLicenseIsDeterministic(t *testing.T) {
 	req.DeviceFingerprint = "G"
 	require.NotEqual(t, a.Characters, provisioner.DemoLicense(req).Characters)
 }
+
+// TestIssueLicenseInAnswerUploadsNothing: a 联营License's licence (V1
+// getLicense) is issued once and stored for the call's answer; nothing is
+// uploaded, and applied again it is not issued again.
+func TestIssueLicenseInAnswerUploadsNothing(t *testing.T) {
+	f := newDirectoryFixture(t)
+	mock := mockapi.New(mockapi.Config{AK: "ak", SK: "sk"})
+	srv := httptest.NewServer(mock)
+	t.Cleanup(srv.Close)
+	client, err := koogallery.NewOpenAPIClient(koogallery.OpenAPIConfig{BaseURL: srv.URL, AK: "ak", SK: "sk"})
+	require.NoError(t, err)
+	gen := &flipProvisioner{Demo: f.demo}
+	acts := &activities.Activities{Provisioner: gen, Store: f.db, Licenses: client}
+	payload, err := json.Marshal(activities.LicenseRequest{EventID: "CSLIC1", InAnswer: true,
+		EffectiveTime: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)})
+	require.NoError(t, err)
+	rec, err := f.db.Callbacks.RecordCallback(t.Context(), store.NewCallback{
+		DedupKey: "v1:getLicense:k", Activity: "getLicenseAsync", InstanceID: "inst-k", Body: []byte(`{}`), Payload: payload})
+	require.NoError(t, err)
+
+	for range 2 {
+		done, err := acts.IssueLicense(t.Context(), activities.LicenseInput{InstanceID: "inst-k", Seq: rec.Callback.Seq, Quota: 1})
+		require.NoError(t, err)
+		require.Contains(t, done.Summary, "getLicense answers it")
+	}
+	require.Equal(t, 1, gen.n, "issued once")
+	require.Empty(t, mock.Licenses().(*mockapi.MemoryLicenses).Uploads(), "never uploaded")
+	stored, err := f.db.Licenses.Get(t.Context(), store.LicenseKey{InstanceID: "inst-k", EventID: "CSLIC1"})
+	require.NoError(t, err)
+	require.NotEmpty(t, stored.Content)
+}
