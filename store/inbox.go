@@ -381,8 +381,12 @@ func (s *Callbacks) LeaseUndelivered(ctx context.Context, limit int, lease time.
 }
 
 // MarkDelivered records that the callback reached its destination.
+//
+// Committed lazily (execLazy): a mark lost in a crash of PostgreSQL makes
+// the relay deliver the callback again, which its workflow ignores (it
+// knows the key).
 func (s *Callbacks) MarkDelivered(ctx context.Context, seq int64, outcome string) error {
-	_, err := s.x.ExecContext(ctx, `
+	_, err := execLazy(ctx, s.x, `
 		UPDATE callbacks SET delivered_at = now(), outcome = $2, attempts = attempts + 1, last_error = ''
 		WHERE seq = $1 AND delivered_at IS NULL`, seq, outcome)
 	if err != nil {

@@ -119,6 +119,27 @@ func inTx(ctx context.Context, x *sqlx.DB, fn func(tx *sqlx.Tx) error) error {
 	return tx.Commit()
 }
 
+// execLazy runs one statement whose loss in a crash of PostgreSQL the
+// server survives by design, committed without waiting for the WAL flush
+// (synchronous_commit off for this transaction only). What it buys: the
+// answers to the marketplace wait for one flush each, the inbox record's,
+// instead of queueing behind the flushes of bookkeeping (contract §9: the
+// answer budget). A commit made this way is durable a fraction of a second
+// later, or lost with the last ones before a crash of PostgreSQL, never
+// applied half.
+func execLazy(ctx context.Context, x *sqlx.DB, query string, args ...any) (sql.Result, error) {
+	var res sql.Result
+	err := inTx(ctx, x, func(tx *sqlx.Tx) error {
+		if _, err := tx.ExecContext(ctx, `SET LOCAL synchronous_commit TO off`); err != nil {
+			return err
+		}
+		var err error
+		res, err = tx.ExecContext(ctx, query, args...)
+		return err
+	})
+	return res, err
+}
+
 // getOne reads the one row a query selects into dest. When there is none
 // it returns missing as it is: ErrNotFound, or the caller's more specific
 // error. Any other failure is wrapped with what was being read.
