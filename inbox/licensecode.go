@@ -92,6 +92,7 @@ func (ib *Inbox) deliverLicenseCode(ctx context.Context, cb store.Callback) erro
 			WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		}, workflows.LicenseCodeWorkflowName, workflows.LicenseCodeInput{
 			License: code.License, ProductID: code.ProductID, OrderID: code.OrderID, ExpireAt: code.ExpireTime,
+			Status: code.Status,
 		})
 	return ib.delivered(ctx, cb, err)
 }

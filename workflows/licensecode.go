@@ -42,6 +42,9 @@ type LicenseCodeInput struct {
 	ProductID string     `json:",omitempty"`
 	OrderID   string     `json:",omitempty"`
 	ExpireAt  *time.Time `json:",omitempty"`
+	// Status is the code's status at its activation, when the marketplace
+	// reported it expired or released; empty: by its expiry.
+	Status string `json:",omitempty"`
 	// Carried is the state a continued run starts from.
 	Carried *LicenseCodeSnapshot `json:",omitempty"`
 }
@@ -105,6 +108,10 @@ func LicenseCodeWorkflow(ctx workflow.Context, in LicenseCodeInput) error {
 	}
 	if in.Carried == nil {
 		w.s.Status = w.statusAt(workflow.Now(ctx))
+		if in.Status == activities.LicenseCodeExpired || in.Status == activities.LicenseCodeReleased {
+			// Activated after its end: the application hears it as it is.
+			w.s.Status = in.Status
+		}
 		w.change(ctx, activities.EventLicenseCodeActivated, in.OrderID, "the merchant's software activated the code")
 	}
 	for w.s.Status != activities.LicenseCodeReleased {

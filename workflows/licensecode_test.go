@@ -201,3 +201,15 @@ func TestLicenseCodeContinuesAsNewWithItsState(t *testing.T) {
 	require.Len(t, next.Carried.Pending, 1, "the FREEZE not yet applied travels with the state")
 	require.Equal(t, []string{"activated active -"}, app.events())
 }
+
+// TestLicenseCodeActivatedAfterItsRelease: a code the marketplace reports
+// released at its activation is told to the application as released, and
+// its workflow ends.
+func TestLicenseCodeActivatedAfterItsRelease(t *testing.T) {
+	app := &fakeLicenseApp{}
+	env := newLicenseCodeEnv(t, app)
+	env.ExecuteWorkflow(LicenseCodeWorkflowName, LicenseCodeInput{License: "PL1", Status: activities.LicenseCodeReleased})
+	require.True(t, env.IsWorkflowCompleted())
+	require.NoError(t, env.GetWorkflowError())
+	require.Equal(t, []string{"activated released -"}, app.events())
+}
