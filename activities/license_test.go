@@ -35,12 +35,10 @@ func (p *flipProvisioner) IssueLicense(_ context.Context, req provisioner.Licens
 	return l, nil
 }
 
-// TestIssueLicenseOnceAndUploadOnce: a request is issued and uploaded;
-// applied again (a redelivery under another seq, or a retried activity) it
-// uploads nothing more; a failed upload is retried with the same licence
-// even when the generator would answer otherwise; the quota counts other
-// devices only.
-func TestIssueLicenseOnceAndUploadOnce(t *testing.T) {
+// newLicenseFixture is the activities with a licence generator whose
+// licences change on every call and the mock open API that takes uploads.
+func newLicenseFixture(t *testing.T) (*directoryFixture, *mockapi.Server, *flipProvisioner, *activities.Activities) {
+	t.Helper()
 	f := newDirectoryFixture(t)
 	mock := mockapi.New(mockapi.Config{AK: "ak", SK: "sk"})
 	srv := httptest.NewServer(mock)
@@ -48,7 +46,16 @@ func TestIssueLicenseOnceAndUploadOnce(t *testing.T) {
 	client, err := koogallery.NewOpenAPIClient(koogallery.OpenAPIConfig{BaseURL: srv.URL, AK: "ak", SK: "sk"})
 	require.NoError(t, err)
 	gen := &flipProvisioner{Demo: f.demo}
-	acts := &activities.Activities{Provisioner: gen, Store: f.db, Licenses: client}
+	return f, mock, gen, &activities.Activities{Provisioner: gen, Store: f.db, Licenses: client}
+}
+
+// TestIssueLicenseOnceAndUploadOnce: a request is issued and uploaded;
+// applied again (a redelivery under another seq, or a retried activity) it
+// uploads nothing more; a failed upload is retried with the same licence
+// even when the generator would answer otherwise; the quota counts other
+// devices only.
+func TestIssueLicenseOnceAndUploadOnce(t *testing.T) {
+	f, mock, gen, acts := newLicenseFixture(t)
 	uploads := func() []mockapi.LicenseUpload { return mock.Licenses().(*mockapi.MemoryLicenses).Uploads() }
 
 	expire := time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -66,7 +73,7 @@ func TestIssueLicenseOnceAndUploadOnce(t *testing.T) {
 	// The first upload fails for a while: the licence is stored, the
 	// error is retryable.
 	mock.FailLicenseUploads(1, http.StatusServiceUnavailable, "CBC.0999")
-	_, err = acts.IssueLicense(t.Context(), activities.LicenseInput{InstanceID: "inst-k", Seq: seq, Quota: 2})
+	_, err := acts.IssueLicense(t.Context(), activities.LicenseInput{InstanceID: "inst-k", Seq: seq, Quota: 2})
 	require.Error(t, err)
 	require.False(t, nonRetryable(err), "%v", err)
 	stored, err := f.db.Licenses.Get(t.Context(), store.LicenseKey{InstanceID: "inst-k", EventID: "E1", DeviceFingerprint: "FP-1"})
@@ -128,14 +135,7 @@ func TestDemoLicenseIsDeterministic(t *testing.T) {
 // getLicense) is issued once and stored for the call's answer; nothing is
 // uploaded, and applied again it is not issued again.
 func TestIssueLicenseInAnswerUploadsNothing(t *testing.T) {
-	f := newDirectoryFixture(t)
-	mock := mockapi.New(mockapi.Config{AK: "ak", SK: "sk"})
-	srv := httptest.NewServer(mock)
-	t.Cleanup(srv.Close)
-	client, err := koogallery.NewOpenAPIClient(koogallery.OpenAPIConfig{BaseURL: srv.URL, AK: "ak", SK: "sk"})
-	require.NoError(t, err)
-	gen := &flipProvisioner{Demo: f.demo}
-	acts := &activities.Activities{Provisioner: gen, Store: f.db, Licenses: client}
+	f, mock, gen, acts := newLicenseFixture(t)
 	payload, err := json.Marshal(activities.LicenseRequest{EventID: "CSLIC1", InAnswer: true,
 		EffectiveTime: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)})
 	require.NoError(t, err)

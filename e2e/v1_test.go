@@ -48,6 +48,25 @@ func (s *stack) produceV1(req koogallery.V1Request) v1Reply {
 	return r
 }
 
+// buyV1 sends a V1 purchase (newInstance or getLicense) as the marketplace
+// does until it is answered 000000: each answer within 5 s, 000005 (naming
+// the instance) until the tenant, or the licence, is ready. retry prepares
+// each attempt (a new businessId, as V1 sends on every request).
+func (s *stack) buyV1(req koogallery.V1Request, retry func(attempt int)) v1Reply {
+	s.t.Helper()
+	for attempt := 1; ; attempt++ {
+		retry(attempt)
+		r := s.produceV1(req)
+		require.Less(s.t, r.took, 5*time.Second, "answered within KooGallery's timeout")
+		if r.ResultCode == "000000" {
+			return r
+		}
+		require.Equal(s.t, "000005", r.ResultCode, "%+v", r)
+		require.NotEmpty(s.t, r.InstanceID, "a failure answer names the instance")
+		require.Less(s.t, attempt, 10, "the purchase was never ready")
+	}
+}
+
 // A V1 life through the real server and workflow: the purchase answered
 // with its access information (retried, as the marketplace retries, until
 // the tenant is ready), an arrears freeze and its restoration, expiry
@@ -60,18 +79,7 @@ func TestV1Life(t *testing.T) {
 		CustomerID: "cust-v1", CustomerName: "V1 买家", OrderID: "CSV1E2E0001", SkuCode: "sku-v1",
 		ProductID: "prod-v1", ChargingMode: 1, ExpireTime: "20301231000000", PeriodType: "year", PeriodNumber: 1,
 	}}
-	var bought v1Reply
-	for attempt := 1; ; attempt++ {
-		buy.BusinessID = "b-" + strconv.Itoa(attempt) // new on every request, as V1 sends it
-		bought = s.produceV1(buy)
-		require.Less(t, bought.took, 5*time.Second, "answered within KooGallery's timeout")
-		if bought.ResultCode == "000000" {
-			break
-		}
-		require.Equal(t, "000005", bought.ResultCode, "%+v", bought)
-		require.NotEmpty(t, bought.InstanceID, "a failure answer names the instance")
-		require.Less(t, attempt, 10, "the tenant was never ready")
-	}
+	bought := s.buyV1(buy, func(attempt int) { buy.BusinessID = "b-" + strconv.Itoa(attempt) })
 	id := bought.InstanceID
 	require.Equal(t, string(koogallery.EncryptAES256), bought.EncryptType)
 	require.NotNil(t, bought.AppInfo)
@@ -119,18 +127,7 @@ func TestV1LicenseLife(t *testing.T) {
 		CustomerID: "cust-lic", OrderID: "CSV1LIC0001", ProductID: "prod-lic", ChargingMode: 1,
 		ExpireTime: "20301231000000", PeriodType: "year", PeriodNumber: 1,
 	}}
-	var bought v1Reply
-	for attempt := 1; ; attempt++ {
-		buy.BusinessID = "lic-b-" + strconv.Itoa(attempt)
-		bought = s.produceV1(buy)
-		require.Less(t, bought.took, 5*time.Second, "answered within KooGallery's timeout")
-		if bought.ResultCode == "000000" {
-			break
-		}
-		require.Equal(t, "000005", bought.ResultCode, "%+v", bought)
-		require.NotEmpty(t, bought.InstanceID, "a failure answer names the instance")
-		require.Less(t, attempt, 10, "the licence was never issued")
-	}
+	bought := s.buyV1(buy, func(attempt int) { buy.BusinessID = "lic-b-" + strconv.Itoa(attempt) })
 	require.True(t, strings.HasPrefix(bought.License, "DEMO-LIC-"), "the demo generator's licence: %q", bought.License)
 	id := bought.InstanceID
 	s.waitState(id, "active")

@@ -422,8 +422,14 @@ func (a *Activities) ProbeKit(ctx context.Context, now time.Time) KitProbe {
 // kitURL is where a kit call goes: the production address, path included,
 // and the kit's sub-path (contract §12.2).
 func kitURL(productionURL string, op koogallery.KitOperation) string {
+	return underProductionURL(productionURL, "/produceAPI/v2/"+string(op))
+}
+
+// underProductionURL appends a sub-path to the production address's path,
+// keeping its query.
+func underProductionURL(productionURL, subPath string) string {
 	base, query, _ := strings.Cut(productionURL, "?")
-	u := strings.TrimRight(base, "/") + "/produceAPI/v2/" + string(op)
+	u := strings.TrimRight(base, "/") + subPath
 	if query != "" {
 		u += "?" + query
 	}

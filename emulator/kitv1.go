@@ -81,10 +81,5 @@ func quoteOrgNames(s string) string {
 
 // v1KitURL is the V1 kit's sub-path under the production address.
 func v1KitURL(productionURL string, op koogallery.KitOperation) string {
-	base, query, _ := strings.Cut(productionURL, "?")
-	u := strings.TrimRight(base, "/") + "/produceAPI/" + string(op)
-	if query != "" {
-		u += "?" + query
-	}
-	return u
+	return underProductionURL(productionURL, "/produceAPI/"+string(op))
 }
