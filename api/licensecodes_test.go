@@ -2,7 +2,6 @@ package api_test
 
 import (
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -34,20 +33,11 @@ func licenseMarket(t *testing.T) (*koogallery.OpenAPIClient, *mockapi.MemoryLice
 // licenseCall sends a /v1/licenses request and decodes the answer.
 func (h *harness) licenseCall(t *testing.T, method, path, token, body string) (int, map[string]any) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), method, h.srv.URL+path, strings.NewReader(body))
-	require.NoError(t, err)
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := h.srv.Client().Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
+	status, raw := h.bearerCall(t, method, path, token, body)
 	var out map[string]any
 	require.NoError(t, json.Unmarshal(raw, &out), "%s", raw)
 	h.settle(t) // an activation starts the code's workflow in the background
-	return resp.StatusCode, out
+	return status, out
 }
 
 // TestLicenseActivation: the merchant's software activates a code once

@@ -38,7 +38,17 @@ type usageAnswer struct {
 
 func (h *harness) postUsage(t testing.TB, token, body string) (int, usageAnswer) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, h.srv.URL+"/v1/usage", strings.NewReader(body))
+	status, raw := h.bearerCall(t, http.MethodPost, "/v1/usage", token, body)
+	var a usageAnswer
+	require.NoError(t, json.Unmarshal(raw, &a), "answer %s", raw)
+	return status, a
+}
+
+// bearerCall sends a request with a bearer token (none when empty) and
+// returns the status and the body of the answer.
+func (h *harness) bearerCall(t testing.TB, method, path, token, body string) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, h.srv.URL+path, strings.NewReader(body))
 	require.NoError(t, err)
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -48,9 +58,7 @@ func (h *harness) postUsage(t testing.TB, token, body string) (int, usageAnswer)
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
-	var a usageAnswer
-	require.NoError(t, json.Unmarshal(raw, &a), "answer %s", raw)
-	return resp.StatusCode, a
+	return resp.StatusCode, raw
 }
 
 // usageRecords counts and sums the stored usage.

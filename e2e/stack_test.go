@@ -255,6 +255,17 @@ func (s *stack) produceAnsweredWith(answerKey string, query url.Values, body str
 	req, err := http.NewRequest(http.MethodPost, s.baseURL+"/produce?"+query.Encode(), strings.NewReader(body))
 	require.NoError(s.t, err)
 	req.Header.Set("Content-Type", "application/json;charset=utf8")
+	raw, took := s.signedAnswer(req, answerKey)
+	r := reply{raw: raw, took: took}
+	require.NoError(s.t, json.Unmarshal(raw, &r), string(raw))
+	return r
+}
+
+// signedAnswer sends a call to the production interface and returns its
+// answer, checked to be HTTP 200 with a Body-Sign made with answerKey, and
+// how long it took.
+func (s *stack) signedAnswer(req *http.Request, answerKey string) ([]byte, time.Duration) {
+	s.t.Helper()
 	start := time.Now()
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(s.t, err)
@@ -263,10 +274,8 @@ func (s *stack) produceAnsweredWith(answerKey string, query url.Values, body str
 	require.NoError(s.t, err)
 	require.Equal(s.t, http.StatusOK, resp.StatusCode, string(raw))
 	require.NoError(s.t, koogallery.VerifyBodySign(resp.Header.Get(koogallery.BodySignHeader), answerKey, raw),
-		"every answer must carry a valid Body-Sign")
-	r := reply{raw: raw, took: time.Since(start)}
-	require.NoError(s.t, json.Unmarshal(raw, &r), string(raw))
-	return r
+		"every answer must carry a valid Body-Sign made with the interface's key")
+	return raw, time.Since(start)
 }
 
 // metrics returns the server's /metrics page.

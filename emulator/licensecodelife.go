@@ -144,14 +144,7 @@ func (w *purchaseWorkflow) codeValidity() string {
 // refreshLicenseCode RENEWAL and unfreezes a frozen code.
 func (w *purchaseWorkflow) renewCode(ctx workflow.Context, periods int) {
 	p, c := w.p, w.p.Code
-	exp, _ := addPeriod(w.codeExpiry(), p.Buy.PeriodType, p.Buy.PeriodNumber*periods)
-	w.setCodeExpiry(exp)
-	o := w.newOrder(ctx, "RENEW")
-	o.ExpireTime = nil
-	if c.Activated {
-		o.ExpireTime = ptr(c.expiry())
-	}
-	w.saveOrder(ctx, &o)
+	o, exp := w.moveCodeExpiry(ctx, "RENEW", periods)
 	p.Renewals = append(p.Renewals, periods)
 	if !c.Activated {
 		w.record(ctx, "renewed", fmt.Sprintf("Renewed by order %s for %d more period(s): the code, not activated yet, is valid %s "+
@@ -171,20 +164,30 @@ func (w *purchaseWorkflow) renewCode(ctx workflow.Context, periods int) {
 	}
 }
 
+// moveCodeExpiry moves the code's expiry by periods (negative: back) and
+// sells the order of orderType that does it, which carries the new expiry
+// once the code is activated (before, its validity counts from the
+// activation). It returns the order and the new expiry.
+func (w *purchaseWorkflow) moveCodeExpiry(ctx workflow.Context, orderType string, periods int) (Order, time.Time) {
+	p, c := w.p, w.p.Code
+	exp, _ := addPeriod(w.codeExpiry(), p.Buy.PeriodType, p.Buy.PeriodNumber*periods)
+	w.setCodeExpiry(exp)
+	o := w.newOrder(ctx, orderType)
+	o.ExpireTime = nil
+	if c.Activated {
+		o.ExpireTime = ptr(c.expiry())
+	}
+	w.saveOrder(ctx, &o)
+	return o, exp
+}
+
 // refundCodeRenewal refunds the last renewal: the expiry moves back by its
 // periods, and refreshLicenseCode UNSUBSCRIBE_RENEWAL_PERIOD says so.
 func (w *purchaseWorkflow) refundCodeRenewal(ctx workflow.Context) {
 	p, c := w.p, w.p.Code
 	last := p.Renewals[len(p.Renewals)-1]
 	p.Renewals = p.Renewals[:len(p.Renewals)-1]
-	exp, _ := addPeriod(w.codeExpiry(), p.Buy.PeriodType, -p.Buy.PeriodNumber*last)
-	w.setCodeExpiry(exp)
-	o := w.newOrder(ctx, "UNSUBSCRIBE")
-	o.ExpireTime = nil
-	if c.Activated {
-		o.ExpireTime = ptr(c.expiry())
-	}
-	w.saveOrder(ctx, &o)
+	o, exp := w.moveCodeExpiry(ctx, "UNSUBSCRIBE", -last)
 	if !c.Activated {
 		w.record(ctx, "refunded", fmt.Sprintf("Renewal period refunded by order %s: the code, not activated yet, is valid %s from its activation. "+
 			"No refreshLicenseCode.", o.OrderID, w.codeValidity()))
