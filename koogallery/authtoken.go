@@ -264,9 +264,9 @@ func authTokenParam(params url.Values) ([]byte, error) {
 	if len(token) > maxAuthTokenLen {
 		return nil, fmt.Errorf("%w: authToken is longer than %d characters", ErrMissingSignatureParams, maxAuthTokenLen)
 	}
-	mac, err := base64.StdEncoding.Strict().DecodeString(token)
-	if err != nil || len(mac) != sha256.Size {
-		return nil, fmt.Errorf("%w: authToken is not the base64 of an HMAC-SHA256", ErrMissingSignatureParams)
+	mac, problem := decodeSignatureBase64(ParamAuthToken, token)
+	if problem != "" {
+		return nil, fmt.Errorf("%w: %s", ErrMissingSignatureParams, problem)
 	}
 	return mac, nil
 }

@@ -151,7 +151,8 @@ func TestV1VerifierRefusals(t *testing.T) {
 		{"nameless", "=1&" + good, ErrMissingSignatureParams, "has no name"},
 		{"bad escape", "x=%zz&" + good, ErrMissingSignatureParams, "not valid URL encoding"},
 		{"not UTF-8", "x=%ff&" + good, ErrMissingSignatureParams, "not UTF-8"},
-		{"token not base64", without(ParamAuthToken) + "&authToken=abc", ErrMissingSignatureParams, "not the base64"},
+		{"token not base64", without(ParamAuthToken) + "&authToken=abc", ErrMissingSignatureParams, "base64 characters of an HMAC-SHA256"},
+		{"token split by a line break", without(ParamAuthToken) + "&authToken=" + url.QueryEscape(signed.Get(ParamAuthToken)[:20]+"\n"+signed.Get(ParamAuthToken)[20:]), ErrMissingSignatureParams, "base64 characters of an HMAC-SHA256"},
 		{"token too long", without(ParamAuthToken) + "&authToken=" + strings.Repeat("A", 51), ErrMissingSignatureParams, "longer than 50"},
 		{"timeStamp not a time", strings.Replace(good, "timeStamp=20261205010203456", "timeStamp=2026-12-05", 1), ErrMissingSignatureParams, "yyyyMMddHHmmssSSS"},
 	} {

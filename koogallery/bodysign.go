@@ -89,9 +89,9 @@ func VerifyBodySign(headerValue, accessKey string, body []byte) error {
 	if signType != bodySignType {
 		return fmt.Errorf("%w: sign_type %q, want %q", ErrBadBodySign, signType, bodySignType)
 	}
-	got, err := base64.StdEncoding.Strict().DecodeString(signature)
-	if err != nil {
-		return fmt.Errorf("%w: signature is not padded base64", ErrBadBodySign)
+	got, problem := decodeSignatureBase64("signature", signature)
+	if problem != "" {
+		return fmt.Errorf("%w: %s", ErrBadBodySign, problem)
 	}
 	if !hmac.Equal(got, bodyMAC(accessKey, body)) {
 		return fmt.Errorf("%w: signature does not match the body", ErrBadBodySign)

@@ -107,6 +107,17 @@ func TestVerifyBodySignOneByteChanged(t *testing.T) {
 	require.ErrorIs(t, VerifyBodySign(header, "abcde", append(append([]byte{}, body...), '\n')), ErrBadBodySign)
 }
 
+// TestVerifyBodySignRefusesLineBreaks: a signature split by line breaks
+// is refused, not read whole (Go's base64 decoder would skip them).
+func TestVerifyBodySignRefusesLineBreaks(t *testing.T) {
+	body := []byte(`{"resultCode":"000000","resultMsg":"success"}`)
+	sig := base64.StdEncoding.EncodeToString(bodyMAC("abcde", body))
+	for _, split := range []string{sig[:29] + "\n" + sig[29:], sig[:4] + "\r\n" + sig[4:], sig + "\n", "\n" + sig} {
+		err := VerifyBodySign(`sign_type="HMAC-SHA256", signature="`+split+`"`, "abcde", body)
+		require.ErrorIs(t, err, ErrBadBodySign, "%q", split)
+	}
+}
+
 func TestVerifyBodySignEmptyKey(t *testing.T) {
 	err := VerifyBodySign(BodySign("", nil), "", nil)
 	require.Error(t, err)
@@ -127,6 +138,8 @@ func FuzzVerifyBodySign(f *testing.F) {
 	f.Add(`sign_type="HMAC-SHA256", signature="`+strings.TrimRight(sig, "=")+`"`, body)
 	f.Add(`sign_type="HMAC-SHA256", signature="`+sig+`", extra="1"`, body)
 	f.Add(`sign_type="hmac-sha256", signature="`+sig+`"`, body)
+	// Go's base64 decoder skips line breaks, even in strict mode.
+	f.Add(`sign_type="HMAC-SHA256",signature="`+sig[:29]+"\n\n\n\n\n\n"+sig[29:]+`"`, body)
 	f.Fuzz(func(t *testing.T, header string, body []byte) {
 		require.NoError(t, VerifyBodySign(BodySign(key, body), key, body))
 		if err := VerifyBodySign(header, key, body); err != nil {

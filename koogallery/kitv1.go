@@ -77,9 +77,9 @@ func VerifyV1Kit(accessKey string, h http.Header, body []byte) error {
 	if len(raw) != 1 || raw[0] == "" || len(raw[0]) > 255 {
 		return fmt.Errorf("%w: want exactly one authToken header", ErrMissingSignatureParams)
 	}
-	token, err := base64.StdEncoding.DecodeString(strings.TrimSpace(raw[0]))
-	if err != nil {
-		return fmt.Errorf("%w: authToken is not base64", ErrBadSignature)
+	token, problem := decodeSignatureBase64(HeaderV1KitAuthToken, strings.TrimSpace(raw[0]))
+	if problem != "" {
+		return fmt.Errorf("%w: %s", ErrBadSignature, problem)
 	}
 	params, err := v1KitParams(body)
 	if err != nil {

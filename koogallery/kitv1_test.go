@@ -41,7 +41,12 @@ func TestV1KitSkipsBlankMembers(t *testing.T) {
 		"changed flag": func() error {
 			return VerifyV1Kit("abcde", h, []byte(`{"flag":0`+v1KitVectorBody[len(`{"instanceId":"huaiweitest123456"`):]))
 		},
-		"no header":    func() error { return VerifyV1Kit("abcde", http.Header{}, []byte(v1KitVectorBody)) },
+		"no header": func() error { return VerifyV1Kit("abcde", http.Header{}, []byte(v1KitVectorBody)) },
+		"token split by a line break": func() error {
+			split := http.Header{}
+			split.Set(HeaderV1KitAuthToken, v1KitVectorToken[:20]+"\r\n"+v1KitVectorToken[20:])
+			return VerifyV1Kit("abcde", split, []byte(v1KitVectorBody))
+		},
 		"no timeStamp": func() error { return VerifyV1Kit("abcde", h, []byte(`{"tenantId":"T"}`)) },
 		"a list":       func() error { return VerifyV1Kit("abcde", h, []byte(`{"userList":[],"timeStamp":"1"}`)) },
 		"not JSON":     func() error { return VerifyV1Kit("abcde", h, []byte(`tenantId=T`)) },

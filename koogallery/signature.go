@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -315,6 +316,21 @@ func decodeSignatureHex(name, s string) ([]byte, string) {
 	sig, err := hex.DecodeString(s)
 	if err != nil {
 		return nil, name + " is not hex"
+	}
+	return sig, ""
+}
+
+// decodeSignatureBase64 is decodeSignatureHex for the signatures sent in
+// padded base64 (Body-Sign, authToken, usage pushes): exactly the 44
+// characters of an HMAC-SHA256. Go's decoder skips line breaks even in
+// strict mode; a signature split by them is refused, not read whole.
+func decodeSignatureBase64(name, s string) ([]byte, string) {
+	if len(s) != base64.StdEncoding.EncodedLen(sha256.Size) || strings.ContainsAny(s, "\r\n") {
+		return nil, fmt.Sprintf("%s must be the %d base64 characters of an HMAC-SHA256", name, base64.StdEncoding.EncodedLen(sha256.Size))
+	}
+	sig, err := base64.StdEncoding.Strict().DecodeString(s)
+	if err != nil || len(sig) != sha256.Size {
+		return nil, name + " is not padded base64"
 	}
 	return sig, ""
 }

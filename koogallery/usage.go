@@ -784,9 +784,9 @@ func usageSignatureHeaders(header http.Header, accessKey string, now time.Time, 
 		values[i] = vs[0]
 	}
 	sigText, ts, nonce := values[0], values[1], values[2]
-	sig, err = base64.StdEncoding.Strict().DecodeString(sigText)
-	if err != nil || len(sig) != sha256.Size {
-		return bad("signature is not base64 of %d bytes", sha256.Size)
+	sig, problem := decodeSignatureBase64(usageHeaderSignature, sigText)
+	if problem != "" {
+		return bad("%s", problem)
 	}
 	if len(ts) > usageTSMaxLen || strings.Trim(ts, "0123456789") != "" {
 		return bad("ts is not Unix milliseconds")

@@ -132,6 +132,7 @@ func TestVerifyUsageBodySignature(t *testing.T) {
 		{name: "repeated nonce header", edit: func(h http.Header) { h.Add("nonce", kavNonce) }, now: signedAt, wantErr: koogallery.ErrBadUsageSignature},
 		{name: "ts not digits", edit: func(h http.Header) { h.Set("ts", "17041653e0000") }, now: signedAt, wantErr: koogallery.ErrBadUsageSignature},
 		{name: "signature not base64", edit: func(h http.Header) { h.Set("signature", "!!"+kavSignature[2:]) }, now: signedAt, wantErr: koogallery.ErrBadUsageSignature},
+		{name: "signature split by a line break", edit: func(h http.Header) { h.Set("signature", kavSignature[:10]+"\n"+kavSignature[10:]) }, now: signedAt, wantErr: koogallery.ErrBadUsageSignature},
 		{name: "nonce too long", edit: func(h http.Header) { h.Set("nonce", strings.Repeat("a", 65)) }, now: signedAt, wantErr: koogallery.ErrBadUsageSignature},
 		{name: "body not JSON", body: `{"usage_records":`, now: signedAt, wantErr: koogallery.ErrInvalidJSON},
 	}
