@@ -51,6 +51,9 @@ Usage: %[1]s emulator <command> [flags] [ID]
   restart MESSAGE_ID               restart a failed call (重新启动)
   usage ID                         pay-per-use: the usage records received for a purchase or an
                                    instance, with totals and refused pushes (话单管理)
+  pushes [-limit N] [PUSH_ID]      pay-per-use: the usage pushes (calls) received, newest first, with
+                                   how many records and instances each carried; with PUSH_ID, that
+                                   push and the records it delivered
   fail-usage [-status S] [-code C] N
                                    make the next N usage pushes fail (default 500 MKT.0999, the
                                    marketplace's internal error, which merchants retry)
@@ -97,7 +100,7 @@ const RunEnvFile = ".data/run.env"
 // synopses are the commands' arguments, for their -h.
 var synopses = map[string]string{
 	"buy": "[flags]", "purchases": "", "show": "ID", "watch": "[-merchant] ID", "messages": "[-all]",
-	"restart": "MESSAGE_ID", "usage": "ID", "fail-usage": "[-status S] [-code C] N",
+	"restart": "MESSAGE_ID", "usage": "ID", "pushes": "[-limit N] [PUSH_ID]", "fail-usage": "[-status S] [-code C] N",
 	ActRenew: "[-periods N] ID", ActUpgrade: "-quantity N [-sku S] ID", ActConfirmDelivery: "-evidence E -result R [-start RFC3339] ID",
 	ActRejectRequirements: "-reason R ID", ActRejectReview: "-reason R ID",
 	ActBind: "[-enterprise NAME] ID", ActAuthorize: "[-role R] [-org D] ID USER...", ActRevoke: "ID USER...",
@@ -292,6 +295,7 @@ var commands = map[string]command{
 	"messages":   messagesCommand,
 	"restart":    restartCommand,
 	"usage":      usageCommand,
+	"pushes":     pushesCommand,
 	"fail-usage": failUsageCommand,
 	"probe-kit":  probeKitCommand,
 }
@@ -502,6 +506,35 @@ func usageCommand(*flag.FlagSet) func(ctx context.Context, c *cli, args []string
 			return err
 		}
 		return c.print(v, func(w io.Writer) { printUsage(w, v) })
+	}
+}
+
+func pushesCommand(fs *flag.FlagSet) func(ctx context.Context, c *cli, args []string) error {
+	limit := fs.Int("limit", 50, "how many pushes, newest first (1 to 1000)")
+	return func(ctx context.Context, c *cli, args []string) error {
+		switch len(args) {
+		case 0:
+			if *limit < 1 || *limit > 1000 {
+				return errors.New("pushes: -limit must be a whole number from 1 to 1000")
+			}
+			ps, err := c.client.UsagePushes(ctx, *limit)
+			if err != nil {
+				return err
+			}
+			return c.print(UsagePushes{Pushes: ps}, func(w io.Writer) { printUsagePushes(w, ps) })
+		case 1:
+			v, err := c.client.UsagePush(ctx, args[0])
+			var apiErr *APIError
+			if errors.As(err, &apiErr) && apiErr.Status == http.StatusNotFound {
+				return fmt.Errorf("pushes: no usage push %s (see '%s emulator pushes')", args[0], c.prog)
+			}
+			if err != nil {
+				return err
+			}
+			return c.print(v, func(w io.Writer) { printUsagePush(w, v) })
+		default:
+			return fmt.Errorf("%s: give at most one push ID", c.name)
+		}
 	}
 }
 

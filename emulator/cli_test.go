@@ -63,7 +63,7 @@ func TestCommandsTakeFlagsBeforeOrAfterTheID(t *testing.T) {
 	_, err := cliRun(t, vars, "show", "--", "-odd-id", "extra")
 	require.ErrorContains(t, err, "show: give the purchase ID", "after --, everything is an argument")
 
-	for _, cmd := range []string{"buy", "watch", "show", "renew", "upgrade", "confirm-delivery", "usage", "fail-usage", "messages", "scale"} {
+	for _, cmd := range []string{"buy", "watch", "show", "renew", "upgrade", "confirm-delivery", "usage", "pushes", "fail-usage", "messages", "scale"} {
 		for _, h := range []string{"-h", "-help", "--help"} {
 			out, err := cliRun(t, vars, cmd, h)
 			require.NoError(t, err, "%s %s exits 0", cmd, h)

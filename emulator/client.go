@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -88,6 +89,25 @@ func (c *Client) Usage(ctx context.Context, instanceID string) (UsageView, error
 func (c *Client) PurchaseUsage(ctx context.Context, purchaseID string) (UsageView, error) {
 	var out UsageView
 	err := c.do(ctx, http.MethodGet, "/emulator/usage?purchaseId="+url.QueryEscape(purchaseID), nil, &out)
+	return out, err
+}
+
+// UsagePushes lists the latest usage pushes the open API accepted, newest
+// first; limit 0 leaves the console's default (50).
+func (c *Client) UsagePushes(ctx context.Context, limit int) ([]ReceivedPush, error) {
+	path := "/emulator/usage/pushes"
+	if limit != 0 {
+		path += "?limit=" + strconv.Itoa(limit)
+	}
+	var out UsagePushes
+	err := c.do(ctx, http.MethodGet, path, nil, &out)
+	return out.Pushes, err
+}
+
+// UsagePush returns one accepted usage push and the records it delivered.
+func (c *Client) UsagePush(ctx context.Context, pushID string) (UsagePushView, error) {
+	var out UsagePushView
+	err := c.do(ctx, http.MethodGet, "/emulator/usage/pushes/"+url.PathEscape(pushID), nil, &out)
 	return out, err
 }
 

@@ -109,6 +109,8 @@ func (c *Console) licenseActivated(ctx context.Context, purchaseID string, at ti
 //	GET  /emulator/messages?status=failed          failed production-interface calls
 //	POST /emulator/messages/{id}/restart           restart one (重新启动)
 //	GET  /emulator/usage?instanceId=…|purchaseId=…  usage records received, with totals (话单管理)
+//	GET  /emulator/usage/pushes?limit=N            the usage pushes (calls) accepted, newest first
+//	GET  /emulator/usage/pushes/{id}               one push and the records it delivered
 //	POST /emulator/usage/failures                  make the next usage pushes fail (UsageFailures)
 //	POST /emulator/kit/probe                       the seller's kit credential probe (KitProbe)
 //	     /api/mkp-openapi-public/...                the open API
@@ -127,6 +129,8 @@ func (c *Console) Handler() http.Handler {
 	e.GET("/messages", c.messages)
 	e.POST("/messages/:id/restart", c.restart)
 	e.GET("/usage", c.usage)
+	e.GET("/usage/pushes", c.usagePushes)
+	e.GET("/usage/pushes/:id", c.usagePush)
 	e.POST("/usage/failures", c.failUsage)
 	e.POST("/kit/probe", c.probeKit)
 	if c.cfg.OpenAPI != nil {
@@ -513,6 +517,13 @@ type UsageRecord struct {
 	// for records received before the emulator noted them.
 	SignedForm string `json:"signedForm,omitempty"`
 	ValueForm  string `json:"valueForm,omitempty"`
+	// PushID names the push (the call) that first delivered the record;
+	// PushRecords and PushInstances are that call's counts, so that a
+	// batch carrying many instances shows as such in each one's view.
+	// Blank for records received before the emulator noted pushes.
+	PushID        string `json:"pushId,omitempty"`
+	PushInstances int    `json:"pushInstances,omitempty"`
+	PushRecords   int    `json:"pushRecords,omitempty"`
 }
 
 // UsageTotals sums an instance's usage records.
@@ -571,6 +582,7 @@ func (c *Console) usage(g *gin.Context) {
 			MeteringSN: r.MeteringSN, BeginTime: r.BeginTime.UTC(), EndTime: r.EndTime.UTC(), RecordTime: r.RecordTime.UTC(),
 			UsageValue: plainDecimal(r.UsageValue), RelatePkgInstance: r.RelatePkgInstance, ReceivedAt: r.ReceivedAt.UTC(),
 			SignedForm: r.SignedForm, ValueForm: r.ValueForm,
+			PushID: r.PushID, PushInstances: r.PushInstances, PushRecords: r.PushRecords,
 		})
 		values = append(values, r.UsageValue)
 	}
@@ -584,6 +596,73 @@ func (c *Console) usage(g *gin.Context) {
 	if c.cfg.OpenAPI != nil {
 		refused := c.cfg.OpenAPI.Refusals(p.InstanceID)
 		view.Totals.RefusedPushes, view.Totals.LastRefusal = refused.Count, refused.Last
+	}
+	g.JSON(http.StatusOK, view)
+}
+
+// UsagePushes is the list of accepted usage pushes, newest first.
+type UsagePushes struct {
+	Pushes []ReceivedPush `json:"pushes"`
+}
+
+// UsagePushView is one accepted usage push and the records it delivered
+// first, by instance then period. A record it repeated is listed under
+// the push that delivered it first: a resent batch has none.
+type UsagePushView struct {
+	Push    ReceivedPush      `json:"push"`
+	Records []UsagePushRecord `json:"records"`
+}
+
+// UsagePushRecord is one record of a push.
+type UsagePushRecord struct {
+	MeteringSN string    `json:"meteringSn"`
+	InstanceID string    `json:"instanceId"`
+	BeginTime  time.Time `json:"beginTime"`
+	EndTime    time.Time `json:"endTime"`
+	// UsageValue is the exact decimal, in its shortest form ("12.5").
+	UsageValue string `json:"usageValue"`
+}
+
+// usagePushes serves GET /emulator/usage/pushes?limit=N.
+func (c *Console) usagePushes(g *gin.Context) {
+	limit := 50
+	if raw := g.Query("limit"); raw != "" {
+		n, err := strconv.Atoi(raw)
+		if err != nil || n < 1 || n > 1000 {
+			fault.Respond(g, c.cfg.Logger, fault.Invalid("limit must be a whole number from 1 to 1000"))
+			return
+		}
+		limit = n
+	}
+	ps, err := c.cfg.Store.UsagePushes(g.Request.Context(), limit)
+	if err != nil {
+		fault.Respond(g, c.cfg.Logger, fault.Database(err))
+		return
+	}
+	for i := range ps {
+		ps[i].ReceivedAt = ps[i].ReceivedAt.UTC()
+	}
+	g.JSON(http.StatusOK, UsagePushes{Pushes: ps})
+}
+
+// usagePush serves GET /emulator/usage/pushes/{id}.
+func (c *Console) usagePush(g *gin.Context) {
+	p, rows, err := c.cfg.Store.UsagePush(g.Request.Context(), g.Param("id"))
+	if errors.Is(err, ErrNotFound) {
+		fault.Respond(g, c.cfg.Logger, fault.NotFound("no such usage push"))
+		return
+	}
+	if err != nil {
+		fault.Respond(g, c.cfg.Logger, fault.Database(err))
+		return
+	}
+	p.ReceivedAt = p.ReceivedAt.UTC()
+	view := UsagePushView{Push: p, Records: make([]UsagePushRecord, 0, len(rows))}
+	for _, r := range rows {
+		view.Records = append(view.Records, UsagePushRecord{
+			MeteringSN: r.MeteringSN, InstanceID: r.InstanceID, BeginTime: r.BeginTime.UTC(), EndTime: r.EndTime.UTC(),
+			UsageValue: plainDecimal(r.UsageValue),
+		})
 	}
 	g.JSON(http.StatusOK, view)
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -335,4 +336,177 @@ func TestShowHidesTheCredentialsOfAReleasedPurchase(t *testing.T) {
 		require.NotContains(t, text.String(), "admin /")
 		require.Contains(t, text.String(), "login      none: the instance is released")
 	}
+}
+
+// TestUsagePushesShowWhatEachCallCarried: a merchant that batches its
+// pushes sends the records of many instances in one call; the console
+// lists the call once, with its counts, and each instance's usage view
+// names it. The same batch resent is a second push that stored nothing
+// new, and the records keep the push that delivered them first.
+func TestUsagePushesShowWhatEachCallCarried(t *testing.T) {
+	db := newStore(t)
+	ctx := context.Background()
+	emu, merchant, _ := usageConsole(t, db, "P-BATCH-A", "inst-a")
+	for _, p := range []struct{ purchase, instance string }{{"P-BATCH-B", "inst-b"}, {"P-BATCH-C", "inst-c"}} {
+		require.NoError(t, db.SavePurchase(ctx, Purchase{
+			PurchaseID: p.purchase, State: StateInService, ChargingMode: ModeOnDemand, ProductID: "demo-product",
+			InstanceID: p.instance, Revision: 1,
+		}, nil))
+	}
+	hour := time.Now().UTC().Truncate(time.Hour)
+	batch := []koogallery.UsageRecord{
+		usageRecord("inst-c", "sn-c1", hour.Add(-time.Hour), hour, "3"),
+		usageRecord("inst-a", "sn-a2", hour.Add(-time.Hour), hour, "1.5"),
+		usageRecord("inst-b", "sn-b1", hour.Add(-time.Hour), hour, "2"),
+		usageRecord("inst-a", "sn-a1", hour.Add(-2*time.Hour), hour.Add(-time.Hour), "0.25"),
+	}
+
+	empty, err := emu.UsagePushes(ctx, 0)
+	require.NoError(t, err)
+	require.Empty(t, empty, "no push yet")
+	require.NotNil(t, empty, "an empty list, not null")
+
+	require.NoError(t, merchant.PushUsage(ctx, key, batch))
+	pushes, err := emu.UsagePushes(ctx, 0)
+	require.NoError(t, err)
+	require.Len(t, pushes, 1, "one call, one push, whatever instances it names")
+	first := pushes[0]
+	require.True(t, strings.HasPrefix(first.PushID, "push-"), first.PushID)
+	require.Equal(t, 4, first.Records)
+	require.Equal(t, 4, first.NewRecords)
+	require.Equal(t, 3, first.Instances)
+	require.Equal(t, "raw", first.SignedForm)
+	require.Contains(t, []string{"number", "string"}, first.ValueForm, "the records all came in one form")
+	require.WithinDuration(t, time.Now(), first.ReceivedAt, time.Minute)
+	require.Equal(t, time.UTC, first.ReceivedAt.Location())
+
+	for _, instance := range []string{"inst-a", "inst-b", "inst-c"} {
+		v, err := emu.Usage(ctx, instance)
+		require.NoError(t, err)
+		require.NotEmpty(t, v.Records, instance)
+		for _, r := range v.Records {
+			require.Equal(t, first.PushID, r.PushID, "%s %s", instance, r.MeteringSN)
+			require.Equal(t, 3, r.PushInstances, "the view shows the call carried 3 instances")
+			require.Equal(t, 4, r.PushRecords)
+		}
+	}
+
+	one, err := emu.UsagePush(ctx, first.PushID)
+	require.NoError(t, err)
+	require.Equal(t, first, one.Push)
+	require.Equal(t, []UsagePushRecord{
+		{MeteringSN: "sn-a1", InstanceID: "inst-a", BeginTime: hour.Add(-2 * time.Hour), EndTime: hour.Add(-time.Hour), UsageValue: "0.25"},
+		{MeteringSN: "sn-a2", InstanceID: "inst-a", BeginTime: hour.Add(-time.Hour), EndTime: hour, UsageValue: "1.5"},
+		{MeteringSN: "sn-b1", InstanceID: "inst-b", BeginTime: hour.Add(-time.Hour), EndTime: hour, UsageValue: "2"},
+		{MeteringSN: "sn-c1", InstanceID: "inst-c", BeginTime: hour.Add(-time.Hour), EndTime: hour, UsageValue: "3"},
+	}, one.Records, "by instance, then period")
+
+	// The merchant resends the batch (it did not see the answer): answered
+	// MKT.0000, listed as a push that stored nothing new.
+	require.NoError(t, merchant.PushUsage(ctx, key, batch))
+	pushes, err = emu.UsagePushes(ctx, 0)
+	require.NoError(t, err)
+	require.Len(t, pushes, 2)
+	resent := pushes[0]
+	require.NotEqual(t, first.PushID, resent.PushID)
+	require.Equal(t, first, pushes[1], "newest first")
+	require.Equal(t, 4, resent.Records)
+	require.Zero(t, resent.NewRecords, "every record was a duplicate")
+	require.Equal(t, 3, resent.Instances)
+	require.Less(t, first.PushID, resent.PushID, "push IDs sort as the pushes arrived")
+	v, err := emu.Usage(ctx, "inst-b")
+	require.NoError(t, err)
+	require.Len(t, v.Records, 1)
+	require.Equal(t, first.PushID, v.Records[0].PushID, "a record keeps the push that delivered it first")
+	again, err := emu.UsagePush(ctx, resent.PushID)
+	require.NoError(t, err)
+	require.Equal(t, resent, again.Push)
+	require.Empty(t, again.Records, "its records are listed under the first push")
+	require.NotNil(t, again.Records)
+
+	latest, err := emu.UsagePushes(ctx, 1)
+	require.NoError(t, err)
+	require.Equal(t, []ReceivedPush{resent}, latest, "limit 1: the newest")
+
+	// A refused call is no push.
+	_, err = emu.FailUsage(ctx, UsageFailures{Count: 1})
+	require.NoError(t, err)
+	openAPIError(t, merchant.PushUsage(ctx, key, batch))
+	pushes, err = emu.UsagePushes(ctx, 0)
+	require.NoError(t, err)
+	require.Len(t, pushes, 2, "the marketplace keeps no record of a push it refused")
+}
+
+// TestUsagePushesLookups: a bad limit is refused with a message saying
+// what is allowed, an unknown push is 404.
+func TestUsagePushesLookups(t *testing.T) {
+	db := newStore(t)
+	ctx := context.Background()
+	emu, _, _ := usageConsole(t, db, "P-PUSHES", "inst-pushes")
+	for _, limit := range []string{"0", "1001", "-1", "ten", "1.5"} {
+		t.Run("limit="+limit, func(t *testing.T) {
+			var out UsagePushes
+			err := emu.do(ctx, http.MethodGet, "/emulator/usage/pushes?limit="+limit, nil, &out)
+			var apiErr *APIError
+			require.ErrorAs(t, err, &apiErr)
+			require.Equal(t, http.StatusBadRequest, apiErr.Status)
+			require.Equal(t, "limit must be a whole number from 1 to 1000", apiErr.Message)
+		})
+	}
+	for _, limit := range []string{"1", "1000"} {
+		var out UsagePushes
+		require.NoError(t, emu.do(ctx, http.MethodGet, "/emulator/usage/pushes?limit="+limit, nil, &out), limit)
+		require.NotNil(t, out.Pushes)
+	}
+
+	_, err := emu.UsagePush(ctx, "push-20260101T000000.000000Z-nosuch")
+	var apiErr *APIError
+	require.ErrorAs(t, err, &apiErr)
+	require.Equal(t, http.StatusNotFound, apiErr.Status)
+	require.Equal(t, "no such usage push", apiErr.Message)
+}
+
+// TestUsagePushValueFormAndCommands: a call whose usage_values came as
+// both numbers and strings is "mixed"; the pushes command lists the calls
+// and shows one with its records, and the usage command names each
+// record's call with what it carried.
+func TestUsagePushValueFormAndCommands(t *testing.T) {
+	t.Chdir(t.TempDir())
+	db := newStore(t)
+	ctx := context.Background()
+	emu, merchant, _ := usageConsole(t, db, "P-MIXED", "inst-mixed")
+	hour := time.Now().UTC().Truncate(time.Hour)
+	asString := usageRecord("inst-mixed", "sn-s", hour.Add(-2*time.Hour), hour.Add(-time.Hour), "2")
+	asString.UsageValue = koogallery.UsageValueString.In(asString.UsageValue)
+	require.NoError(t, merchant.PushUsage(ctx, key, []koogallery.UsageRecord{
+		usageRecord("inst-mixed", "sn-n", hour.Add(-time.Hour), hour, "1"), asString,
+	}))
+	pushes, err := emu.UsagePushes(ctx, 0)
+	require.NoError(t, err)
+	require.Len(t, pushes, 1)
+	p := pushes[0]
+	require.Equal(t, "mixed", p.ValueForm)
+	require.Equal(t, []int{2, 2, 1}, []int{p.Records, p.NewRecords, p.Instances})
+
+	vars := map[string]string{"EMULATOR_URL": emu.BaseURL}
+	out, err := cliRun(t, vars, "pushes")
+	require.NoError(t, err)
+	require.Regexp(t, `PUSH\s+RECEIVED\s+RECORDS\s+NEW\s+INSTANCES\s+SIGNED\n`+p.PushID+`\s+\S+ \S+\s+2\s+2\s+1\s+raw, mixed\n$`, out)
+	out, err = cliRun(t, vars, "pushes", p.PushID)
+	require.NoError(t, err)
+	require.Contains(t, out, "Usage push "+p.PushID+", received ")
+	require.Contains(t, out, ": 2 record(s) of 1 instance(s), 2 new.\n")
+	require.Regexp(t, `INSTANCE\s+METERING_SN\s+BEGIN\s+END\s+VALUE\ninst-mixed\s+sn-s\s.*\s2\ninst-mixed\s+sn-n\s.*\s1\n$`, out)
+	_, err = cliRun(t, vars, "pushes", "push-nosuch")
+	require.EqualError(t, err, "pushes: no usage push push-nosuch (see 'bin/fulfillment emulator pushes')")
+	_, err = cliRun(t, vars, "pushes", "-limit", "0")
+	require.EqualError(t, err, "pushes: -limit must be a whole number from 1 to 1000")
+	out, err = cliRun(t, vars, "pushes", "-limit", "1", "-json")
+	require.NoError(t, err)
+	var listed UsagePushes
+	require.NoError(t, json.Unmarshal([]byte(out), &listed))
+	require.Equal(t, UsagePushes{Pushes: []ReceivedPush{p}}, listed, "-json prints the console's answer")
+	out, err = cliRun(t, vars, "usage", "inst-mixed")
+	require.NoError(t, err)
+	require.Contains(t, out, p.PushID+" (2 record(s), 1 instance(s))")
 }

@@ -3,6 +3,7 @@ package emulator
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"io"
@@ -251,13 +252,47 @@ func (s usageSink) Record(ctx context.Context, records []koogallery.UsageRecord,
 		})
 		valueForms[r.UsageValue.Form()]++
 	}
-	accepted, err := s.db.RecordUsage(ctx, rows)
+	// The call as a whole: one push, whatever instances its records name.
+	valueForm := ""
+	for f := range valueForms {
+		if valueForm == "" {
+			valueForm = string(f)
+		} else {
+			valueForm = pushValueForm
+		}
+	}
+	// To the database's microsecond, so that the ID and received_at say
+	// the same instant (Postgres rounds finer times).
+	at := push.ReceivedAt.UTC().Truncate(time.Microsecond)
+	stored, err := s.db.RecordUsage(ctx, ReceivedPush{
+		PushID: newPushID(at), ReceivedAt: at,
+		SignedForm: string(push.SignedForm), ValueForm: valueForm,
+	}, rows)
 	if err != nil {
 		return 0, err
 	}
 	// Which reading of the signature rules and which usage_value type the
 	// merchant's client uses (contract §11): what its live pushes must match.
-	s.log.Info("Usage push accepted", "records", len(records), "new", accepted, "signed", push.SignedForm,
+	s.log.Info("Usage push accepted", "push", stored.PushID, "records", stored.Records, "new", stored.NewRecords,
+		"instances", stored.Instances, "signed", push.SignedForm,
 		"usage_value_numbers", valueForms[koogallery.UsageValueNumber], "usage_value_strings", valueForms[koogallery.UsageValueString])
-	return accepted, nil
+	return stored.NewRecords, nil
+}
+
+// pushValueForm is the value form of a push whose records came as both
+// numbers and strings.
+const pushValueForm = "mixed"
+
+// newPushID names an accepted push: "push-", the time it was received to
+// the microsecond (UTC), and random characters, so that IDs sort as the
+// pushes arrived and two pushes in the same microsecond differ
+// (push-20261121T010506.123456Z-k3x9q2).
+func newPushID(at time.Time) string {
+	const alphabet = "abcdefghijkmnpqrstuvwxyz23456789"
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return "push-" + at.UTC().Format("20060102T150405.000000Z") + "-" + string(b[:])
 }

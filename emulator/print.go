@@ -26,7 +26,7 @@ func printUsage(w io.Writer, v UsageView) {
 	fmt.Fprintln(w, ", as the marketplace received them (times UTC):")
 	if len(v.Records) > 0 {
 		tw := tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
-		fmt.Fprintln(tw, "METERING_SN\tBEGIN\tEND\tVALUE\tPACKAGE\tRECEIVED\tSIGNED")
+		fmt.Fprintln(tw, "METERING_SN\tBEGIN\tEND\tVALUE\tPACKAGE\tRECEIVED\tSIGNED\tPUSH")
 		for _, r := range v.Records {
 			pkg := r.RelatePkgInstance
 			if pkg == "" {
@@ -38,8 +38,14 @@ func printUsage(w io.Writer, v UsageView) {
 			if r.SignedForm != "" {
 				signed = r.SignedForm + ", " + r.ValueForm
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.MeteringSN, r.BeginTime.UTC().Format(time.DateTime),
-				r.EndTime.UTC().Format(time.DateTime), r.UsageValue, pkg, r.ReceivedAt.UTC().Format(time.DateTime), signed)
+			// The call that delivered it, and what else it carried: a
+			// batch of many instances shows as such.
+			push := "-"
+			if r.PushID != "" {
+				push = fmt.Sprintf("%s (%d record(s), %d instance(s))", r.PushID, r.PushRecords, r.PushInstances)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.MeteringSN, r.BeginTime.UTC().Format(time.DateTime),
+				r.EndTime.UTC().Format(time.DateTime), r.UsageValue, pkg, r.ReceivedAt.UTC().Format(time.DateTime), signed, push)
 		}
 		tw.Flush()
 	}
@@ -49,6 +55,39 @@ func printUsage(w io.Writer, v UsageView) {
 		fmt.Fprintf(w, " (last: HTTP %d %s %s at %s)", l.HTTPStatus, l.Code, l.Message, l.At.UTC().Format(time.DateTime))
 	}
 	fmt.Fprintln(w, ".")
+}
+
+// printUsagePushes prints the accepted usage pushes, newest first.
+func printUsagePushes(w io.Writer, ps []ReceivedPush) {
+	if len(ps) == 0 {
+		fmt.Fprintln(w, "No usage push received.")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
+	fmt.Fprintln(tw, "PUSH\tRECEIVED\tRECORDS\tNEW\tINSTANCES\tSIGNED")
+	for _, p := range ps {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\n", p.PushID, p.ReceivedAt.UTC().Format(time.DateTime),
+			p.Records, p.NewRecords, p.Instances, p.SignedForm+", "+p.ValueForm)
+	}
+	tw.Flush()
+}
+
+// printUsagePush prints one push and the records it delivered first.
+func printUsagePush(w io.Writer, v UsagePushView) {
+	p := v.Push
+	fmt.Fprintf(w, "Usage push %s, received %s UTC (signed %s, %s): %d record(s) of %d instance(s), %d new.\n",
+		p.PushID, p.ReceivedAt.UTC().Format(time.DateTime), p.SignedForm, p.ValueForm, p.Records, p.Instances, p.NewRecords)
+	if len(v.Records) == 0 {
+		fmt.Fprintln(w, "It delivered no record first: each was delivered by an earlier push.")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
+	fmt.Fprintln(tw, "INSTANCE\tMETERING_SN\tBEGIN\tEND\tVALUE")
+	for _, r := range v.Records {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.InstanceID, r.MeteringSN, r.BeginTime.UTC().Format(time.DateTime),
+			r.EndTime.UTC().Format(time.DateTime), r.UsageValue)
+	}
+	tw.Flush()
 }
 
 func printPurchase(w io.Writer, v PurchaseView) {

@@ -372,7 +372,32 @@ type ReceivedUsage struct {
 	// came as (number or string).
 	SignedForm string `db:"signed_form" json:"signedForm,omitempty"`
 	ValueForm  string `db:"value_form" json:"valueForm,omitempty"`
+	// PushID names the push that first delivered the record (blank for
+	// records received before pushes were noted); PushRecords and
+	// PushInstances are that push's counts, read with the record, so that
+	// a record shows at a glance whether its push carried other instances.
+	PushID        string `db:"push_id" json:"pushId,omitempty"`
+	PushRecords   int    `db:"push_records" json:"pushRecords,omitempty"`
+	PushInstances int    `db:"push_instances" json:"pushInstances,omitempty"`
 }
+
+// ReceivedPush is one usage push (one call) the open API accepted.
+type ReceivedPush struct {
+	PushID     string    `db:"push_id" json:"pushId"`
+	ReceivedAt time.Time `db:"received_at" json:"receivedAt"`
+	// Records counts the records in the call, NewRecords those stored as
+	// new (0 for a resent batch), Instances the distinct instance_ids.
+	Records    int `db:"records" json:"records"`
+	NewRecords int `db:"new_records" json:"newRecords"`
+	Instances  int `db:"instances" json:"instances"`
+	// SignedForm is the form of the body the call's signature covered;
+	// ValueForm the JSON type its usage_values came as: number, string, or
+	// mixed.
+	SignedForm string `db:"signed_form" json:"signedForm"`
+	ValueForm  string `db:"value_form" json:"valueForm"`
+}
+
+const pushColumns = `push_id, received_at, records, new_records, instances, signed_form, value_form`
 
 // InstanceExists reports whether an emulated purchase has the
 // instance.
@@ -384,18 +409,27 @@ func (s *Store) InstanceExists(ctx context.Context, instanceID string) (bool, er
 	return ok, nil
 }
 
-// RecordUsage stores pushed usage. A metering_sn seen before, or an
-// (instance, begin, end) already recorded, is ignored: the first one wins
-// (contract §6.2). It returns how many records were new.
-func (s *Store) RecordUsage(ctx context.Context, rows []ReceivedUsage) (int, error) {
-	accepted := 0
+// RecordUsage stores one accepted push: its new records, each naming the
+// push, and the push with its counts, in one transaction, so that the
+// console never lists a push without its records or records without their
+// push. A metering_sn seen before, or an (instance, begin, end) already
+// recorded, is ignored: the first one wins (contract §6.2), and keeps the
+// push that delivered it first. push gives the ID, the time and the forms;
+// RecordUsage counts the rest and returns the push as stored.
+func (s *Store) RecordUsage(ctx context.Context, push ReceivedPush, rows []ReceivedUsage) (ReceivedPush, error) {
+	instances := map[string]bool{}
+	for _, r := range rows {
+		instances[r.InstanceID] = true
+	}
+	push.Records, push.NewRecords, push.Instances = len(rows), 0, len(instances)
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
 		for _, r := range rows {
+			r.PushID = push.PushID
 			res, err := tx.NamedExecContext(ctx, `
 				INSERT INTO emulator.usage (metering_sn, instance_id, begin_time, end_time, record_time,
-					usage_value, relate_pkg_instance, received_at, signed_form, value_form)
+					usage_value, relate_pkg_instance, received_at, signed_form, value_form, push_id)
 				VALUES (:metering_sn, :instance_id, :begin_time, :end_time, :record_time,
-					:usage_value, :relate_pkg_instance, :received_at, :signed_form, :value_form)
+					:usage_value, :relate_pkg_instance, :received_at, :signed_form, :value_form, :push_id)
 				ON CONFLICT DO NOTHING`, r)
 			if err != nil {
 				return fmt.Errorf("record usage %s: %w", r.MeteringSN, err)
@@ -404,22 +438,66 @@ func (s *Store) RecordUsage(ctx context.Context, rows []ReceivedUsage) (int, err
 			if err != nil {
 				return err
 			}
-			accepted += int(n)
+			push.NewRecords += int(n)
+		}
+		if _, err := tx.NamedExecContext(ctx, `INSERT INTO emulator.usage_pushes (`+pushColumns+`)
+			VALUES (:push_id, :received_at, :records, :new_records, :instances, :signed_form, :value_form)`, push); err != nil {
+			return fmt.Errorf("record usage push %s: %w", push.PushID, err)
 		}
 		return nil
 	})
-	return accepted, err
+	if err != nil {
+		return ReceivedPush{}, err
+	}
+	return push, nil
 }
+
+// usageColumns are a usage record's columns (u) with its push's counts
+// (p, joined on push_id; 0 for records received before pushes were noted).
+const usageColumns = `u.metering_sn, u.instance_id, u.begin_time, u.end_time, u.record_time,
+	u.usage_value::text AS usage_value, u.relate_pkg_instance, u.received_at, u.signed_form, u.value_form,
+	u.push_id, COALESCE(p.records, 0) AS push_records, COALESCE(p.instances, 0) AS push_instances`
 
 // UsageOf lists an instance's usage records by period.
 func (s *Store) UsageOf(ctx context.Context, instanceID string) ([]ReceivedUsage, error) {
 	out := []ReceivedUsage{}
-	if err := s.x.SelectContext(ctx, &out, `SELECT metering_sn, instance_id, begin_time, end_time, record_time,
-		usage_value::text AS usage_value, relate_pkg_instance, received_at, signed_form, value_form
-		FROM emulator.usage WHERE instance_id = $1 ORDER BY begin_time, metering_sn`, instanceID); err != nil {
+	if err := s.x.SelectContext(ctx, &out, `SELECT `+usageColumns+`
+		FROM emulator.usage u LEFT JOIN emulator.usage_pushes p ON p.push_id = u.push_id
+		WHERE u.instance_id = $1 ORDER BY u.begin_time, u.metering_sn`, instanceID); err != nil {
 		return nil, fmt.Errorf("list usage of %s: %w", instanceID, err)
 	}
 	return out, nil
+}
+
+// UsagePushes lists the latest accepted usage pushes, newest first.
+func (s *Store) UsagePushes(ctx context.Context, limit int) ([]ReceivedPush, error) {
+	out := []ReceivedPush{}
+	if err := s.x.SelectContext(ctx, &out, `SELECT `+pushColumns+` FROM emulator.usage_pushes
+		ORDER BY received_at DESC, push_id DESC LIMIT $1`, limit); err != nil {
+		return nil, fmt.Errorf("list usage pushes: %w", err)
+	}
+	return out, nil
+}
+
+// UsagePush returns an accepted push and the records it delivered first,
+// by instance then period, or ErrNotFound. A record the push repeated is
+// listed under the push that delivered it first.
+func (s *Store) UsagePush(ctx context.Context, pushID string) (ReceivedPush, []ReceivedUsage, error) {
+	var p ReceivedPush
+	err := s.x.GetContext(ctx, &p, `SELECT `+pushColumns+` FROM emulator.usage_pushes WHERE push_id = $1`, pushID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ReceivedPush{}, nil, ErrNotFound
+	}
+	if err != nil {
+		return ReceivedPush{}, nil, fmt.Errorf("read usage push %s: %w", pushID, err)
+	}
+	rows := []ReceivedUsage{}
+	if err := s.x.SelectContext(ctx, &rows, `SELECT `+usageColumns+`
+		FROM emulator.usage u LEFT JOIN emulator.usage_pushes p ON p.push_id = u.push_id
+		WHERE u.push_id = $1 ORDER BY u.instance_id, u.begin_time, u.metering_sn`, pushID); err != nil {
+		return ReceivedPush{}, nil, fmt.Errorf("list the records of usage push %s: %w", pushID, err)
+	}
+	return p, rows, nil
 }
 
 // PurchaseOfInstance returns the purchase that has an instance, or

@@ -96,11 +96,12 @@ func TestEmulatorUsageCommands(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(byPurchase), "\n")
 	require.Len(t, lines, 6, byPurchase)
 	require.Equal(t, "Usage records of instance inst-cli (purchase CSPURCHASE), as the marketplace received them (times UTC):", lines[0])
-	require.Equal(t, []string{"METERING_SN", "BEGIN", "END", "VALUE", "PACKAGE", "RECEIVED", "SIGNED"}, strings.Fields(lines[1]))
-	for i, want := range []struct{ sn, begin, value, signed string }{
-		{"sn-c", hour.Add(-3 * time.Hour).Format(time.DateTime), "0.5", "raw, string"},
-		{"sn-a", hour.Add(-2 * time.Hour).Format(time.DateTime), "1.25", "raw, number"},
-		{"sn-b", hour.Add(-time.Hour).Format(time.DateTime), "0.25", "raw, number"},
+	require.Equal(t, []string{"METERING_SN", "BEGIN", "END", "VALUE", "PACKAGE", "RECEIVED", "SIGNED", "PUSH"}, strings.Fields(lines[1]))
+	pushOf := map[string]string{}
+	for i, want := range []struct{ sn, begin, value, signed, carried string }{
+		{"sn-c", hour.Add(-3 * time.Hour).Format(time.DateTime), "0.5", "raw, string", "(1 record(s), 1 instance(s))"},
+		{"sn-a", hour.Add(-2 * time.Hour).Format(time.DateTime), "1.25", "raw, number", "(2 record(s), 1 instance(s))"},
+		{"sn-b", hour.Add(-time.Hour).Format(time.DateTime), "0.25", "raw, number", "(2 record(s), 1 instance(s))"},
 	} {
 		fields := strings.Fields(lines[2+i])
 		require.Equal(t, want.sn, fields[0])
@@ -108,7 +109,17 @@ func TestEmulatorUsageCommands(t *testing.T) {
 		require.Equal(t, want.value, fields[5])
 		require.Equal(t, "-", fields[6])
 		require.Equal(t, want.signed, fields[9]+" "+fields[10])
+		require.True(t, strings.HasPrefix(fields[11], "push-"), lines[2+i])
+		require.Equal(t, want.carried, strings.Join(fields[12:], " "), "the call that delivered it, and what it carried")
+		pushOf[want.sn] = fields[11]
 	}
+	require.Equal(t, pushOf["sn-a"], pushOf["sn-b"], "one call carried both")
+	require.NotEqual(t, pushOf["sn-a"], pushOf["sn-c"])
+	pushes, err := cli("pushes")
+	require.NoError(t, err)
+	require.Regexp(t, `^PUSH\s+RECEIVED\s+RECORDS\s+NEW\s+INSTANCES\s+SIGNED\n`+
+		pushOf["sn-c"]+`\s+\S+ \S+\s+1\s+1\s+1\s+raw, string\n`+
+		pushOf["sn-a"]+`\s+\S+ \S+\s+2\s+2\s+1\s+raw, number\n$`, pushes, "the accepted calls, newest first; the refused one is not listed")
 	require.Regexp(t, `^Total: 3 record\(s\), usage 2; 1 push\(es\) refused \(last: HTTP 500 MKT\.0999 injected failure at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\)\.$`, lines[5])
 
 	byInstance, err := cli("usage", "inst-cli")
