@@ -1,6 +1,10 @@
 package activities
 
-import "time"
+import (
+	"time"
+
+	"github.com/fulfillment-server/fulfillment/store"
+)
 
 // The payloads of the activities: what the workflows send and receive.
 // They live here, beside the activities, so that the workflows can name
@@ -196,9 +200,7 @@ type SaveInput struct {
 }
 
 // Span is a stretch of time [Start, End).
-type Span struct {
-	Start, End time.Time
-}
+type Span = store.Span
 
 // ClosePeriodsInput closes metering periods of an instance.
 type ClosePeriodsInput struct {

@@ -54,7 +54,9 @@ func (a *Activities) CloseUsagePeriods(ctx context.Context, in ClosePeriodsInput
 }
 
 // PushUsage pushes an instance's pending periods, oldest first, one batch
-// the marketplace accepts (the workflow comes back at once for the rest).
+// the marketplace accepts (the workflow comes back at once for the rest):
+// a release's final flush, a retry an operator asks for, and the hourly
+// push of the instances whose metering has not moved to the collector yet.
 // Periods too old for the marketplace are marked expired first. A push the
 // marketplace refuses or that cannot reach it is not an activity failure:
 // the result carries the error, so that the expired periods are reported
@@ -75,62 +77,33 @@ func (a *Activities) PushUsage(ctx context.Context, in PushUsageInput) (PushUsag
 	if err != nil {
 		return res, err
 	}
-	// A period whose usage no record can carry is held for an operator
-	// (who may split it or write it off) instead of blocking the periods
-	// after it.
-	pushable := pending[:0]
-	for _, p := range pending {
-		if _, err := koogallery.ParseUsageValue(p.Quantity); err != nil {
-			reason := fmt.Sprintf("usage %s cannot be pushed as one record: %v (at most %s); split it or write it off",
-				p.Quantity, err, koogallery.MaxUsageValue)
-			held, err := a.Store.Metering.HoldUsagePeriod(ctx, in.InstanceID, p.PeriodStart, reason)
-			if err != nil {
-				return res, err
-			}
-			if held {
-				res.Held = append(res.Held, fmt.Sprintf("period %s–%s: %s",
-					p.PeriodStart.UTC().Format(time.RFC3339), p.PeriodEnd.UTC().Format(time.RFC3339), reason))
-			}
-			continue
-		}
-		pushable = append(pushable, p)
-	}
-	batch := pushable[:min(len(pushable), koogallery.MaxUsageRecords)]
+	batch := pending[:min(len(pending), koogallery.MaxUsageRecords)]
 	if len(batch) == 0 {
-		res.Remaining = len(pushable)
 		return res, nil
 	}
-	records, starts, err := usageRecords(batch, in.Now, a.UsageValueForm)
-	if err != nil {
-		return res, temporal.NewNonRetryableApplicationError(err.Error(), "BadUsagePeriod", nil)
-	}
-	if err := a.Usage.PushUsage(ctx, records); err != nil {
-		res.Error = shorten(fmt.Sprintf("push %d usage period(s): %v", len(records), err))
-		return res, a.Store.Metering.MarkUsagePushFailed(ctx, in.InstanceID, starts, res.Error)
-	}
-	if err := a.Store.Metering.MarkUsagePushed(ctx, in.InstanceID, starts, time.Now()); err != nil {
+	out, err := a.pushPeriods(ctx, batch, in.Now)
+	res.Pushed, res.Held, res.Error = out.pushed, out.held, out.failure
+	if err != nil || out.failure != "" {
 		return res, err
 	}
-	res.Pushed = len(batch)
-	res.Remaining = len(pushable) - len(batch)
-	if len(pending) > koogallery.MaxUsageRecords && res.Remaining == 0 {
-		res.Remaining = 1 // more were pending than this call read
+	res.Remaining = len(batch) - out.pushed - len(out.held)
+	if len(pending) > len(batch) {
+		res.Remaining++ // more were pending than this call read
 	}
 	return res, nil
 }
 
 // usageRecords turns closed periods into usage push records, usage_value
 // written in form (a number unless it is UsageValueString).
-func usageRecords(periods []store.UsagePeriod, now time.Time, form koogallery.UsageValueForm) ([]koogallery.UsageRecord, []time.Time, error) {
+func usageRecords(periods []store.UsagePeriod, now time.Time, form koogallery.UsageValueForm) ([]koogallery.UsageRecord, error) {
 	records := make([]koogallery.UsageRecord, 0, len(periods))
-	starts := make([]time.Time, 0, len(periods))
 	for _, p := range periods {
 		// The database keeps four decimals; the push carries the shortest
 		// form, which survives a marketplace that re-prints the numbers
 		// it verifies (contract §11.3).
 		v, err := koogallery.ShortestUsageValue(p.Quantity)
 		if err != nil {
-			return nil, nil, fmt.Errorf("period %s of %s: quantity %q: %w", p.PeriodStart.Format(time.RFC3339), p.InstanceID, p.Quantity, err)
+			return nil, fmt.Errorf("period %s of %s: quantity %q: %w", p.PeriodStart.Format(time.RFC3339), p.InstanceID, p.Quantity, err)
 		}
 		records = append(records, koogallery.UsageRecord{
 			InstanceID:        p.InstanceID,
@@ -141,9 +114,8 @@ func usageRecords(periods []store.UsagePeriod, now time.Time, form koogallery.Us
 			MeteringSN:        p.MeteringSN,
 			RelatePkgInstance: p.RelatePkgInstance,
 		})
-		starts = append(starts, p.PeriodStart)
 	}
-	return records, starts, nil
+	return records, nil
 }
 
 // ExcludeFrozenUsage excludes from billing the usage reported for a
@@ -203,8 +175,15 @@ func WithMeteringRules(p store.ClosePeriod) store.ClosePeriod {
 // instance and period always give the same number, so the marketplace
 // deduplicates any resend (contract §6.2: metering_sn, at most 64 characters).
 func MeteringSN(instanceID string, periodStart time.Time) string {
+	return MeteringSNPrefix(instanceID) + periodStart.UTC().Format("20060102150405")
+}
+
+// MeteringSNPrefix is what every metering_sn of an instance begins with;
+// the collector's set-based close appends the period's start to it
+// (yyyyMMddHHmmss, UTC) the same way.
+func MeteringSNPrefix(instanceID string) string {
 	sum := sha256.Sum256([]byte(instanceID))
-	return "m" + hex.EncodeToString(sum[:10]) + "-" + periodStart.UTC().Format("20060102150405")
+	return "m" + hex.EncodeToString(sum[:10]) + "-"
 }
 
 // DrawOnPackages splits a closed period's total between the customer's

@@ -327,3 +327,56 @@ func TestPackageResetThroughTheEmulator(t *testing.T) {
 	require.Less(t, view.Package.Cycle.End.Sub(view.Package.Cycle.Start), 10*time.Second, "a month on the emulator's clock")
 	require.Equal(t, view.Package.Quota, view.Package.Remaining, "nothing used in this cycle")
 }
+
+// TestUsageOfManyInstancesIsPushedInOneCall: the usage collector closes the
+// periods of every pay-per-use instance together and pushes them in one
+// call; the emulator's usage view shows that call carrying all of them,
+// each record once.
+func TestUsageOfManyInstancesIsPushedInOneCall(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := startEmulatorStack(t, "1d=500ms", "METERING_PERIOD="+meteringPeriod.String(), "METERING_PUSH_DELAY=300ms",
+		"FULFILLMENT_USAGE_TOKEN="+usageToken)
+	const buyers = 4
+	var instances []string
+	for range buyers {
+		id := e.buy(emulator.BuyRequest{BillingMode: emulator.ModeOnDemand})
+		inst := e.purchaseState(id, emulator.StateInService).InstanceID
+		e.waitFor(inst, "metered", func(i instance) bool { return i.State == "active" && i.events("metering/started") == 1 })
+		instances = append(instances, inst)
+	}
+	// One record per instance, all in the same period: reported just
+	// after a boundary, so that the period cannot close in between.
+	boundary := time.Now().Truncate(meteringPeriod).Add(meteringPeriod)
+	<-time.After(time.Until(boundary) + 50*time.Millisecond)
+	var batch []usageIn
+	for i, inst := range instances {
+		batch = append(batch, usageIn{InstanceID: inst, Meter: "api-calls", Quantity: fmt.Sprintf("%d.5", i+1),
+			Time: time.Now().UTC().Format(time.RFC3339Nano), IdempotencyKey: inst + "/one"})
+	}
+	accepted, _ := e.reportUsage(batch)
+	require.Equal(t, buyers, accepted)
+	for _, inst := range instances {
+		waitUntil(t, 30*time.Second, "the usage of "+inst+" pushed", func() serverUsage { return e.usage(inst) }, serverUsage.settled)
+	}
+
+	var pushID string
+	for i, inst := range instances {
+		view, err := e.emu.Usage(ctx, inst)
+		require.NoError(t, err)
+		require.Len(t, view.Records, 1, "one record for %s", inst)
+		r := view.Records[0]
+		requireSameDecimal(t, decimal(fmt.Sprintf("%d.5", i+1)), r.UsageValue, inst)
+		require.NotEmpty(t, r.PushID)
+		if pushID == "" {
+			pushID = r.PushID
+		}
+		require.Equal(t, pushID, r.PushID, "every instance's record came in the same call")
+		require.Equal(t, buyers, r.PushInstances)
+		require.Equal(t, buyers, r.PushRecords)
+	}
+	push, err := e.emu.UsagePush(ctx, pushID)
+	require.NoError(t, err)
+	require.Len(t, push.Records, buyers)
+	t.Logf("push %s carried %d records of %d instances", pushID, push.Push.Records, push.Push.Instances)
+}

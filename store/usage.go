@@ -255,6 +255,20 @@ type ClosedPeriod struct {
 func (s *Metering) CloseUsagePeriod(ctx context.Context, in ClosePeriod) (ClosedPeriod, error) {
 	var out ClosedPeriod
 	err := inTx(ctx, s.x, func(tx *sqlx.Tx) error {
+		var err error
+		out, err = closeUsagePeriod(ctx, tx, in)
+		return err
+	})
+	if err != nil {
+		return ClosedPeriod{}, err
+	}
+	return out, nil
+}
+
+// closeUsagePeriod is CloseUsagePeriod in the caller's transaction.
+func closeUsagePeriod(ctx context.Context, tx *sqlx.Tx, in ClosePeriod) (ClosedPeriod, error) {
+	var out ClosedPeriod
+	err := func() error {
 		err := tx.GetContext(ctx, &out.UsagePeriod, `SELECT `+usagePeriodColumns+` FROM usage_periods
 			WHERE instance_id = $1 AND period_start = $2`, in.InstanceID, in.Start)
 		if err == nil {
@@ -304,7 +318,7 @@ func (s *Metering) CloseUsagePeriod(ctx context.Context, in ClosePeriod) (Closed
 		}
 		out.PackageExhausted = draw.Exhausted
 		return nil
-	})
+	}()
 	if err != nil {
 		return ClosedPeriod{}, fmt.Errorf("close period %s of %s: %w", in.Start.UTC().Format(time.RFC3339), in.InstanceID, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/activity"
@@ -48,6 +49,7 @@ func Register(r interface {
 }, acts *activities.Activities) {
 	r.RegisterWorkflowWithOptions(workflows.InstanceWorkflow, workflow.RegisterOptions{Name: workflows.InstanceWorkflowName})
 	r.RegisterWorkflowWithOptions(workflows.MeteringWorkflow, workflow.RegisterOptions{Name: workflows.MeteringWorkflowName})
+	r.RegisterWorkflowWithOptions(workflows.UsageCollectorWorkflow, workflow.RegisterOptions{Name: workflows.UsageCollectorWorkflowName})
 	r.RegisterWorkflowWithOptions(workflows.LicenseCodeWorkflow, workflow.RegisterOptions{Name: workflows.LicenseCodeWorkflowName})
 	r.RegisterActivityWithOptions(acts, activity.RegisterOptions{})
 }
@@ -75,6 +77,22 @@ func EnsureSearchAttributes(ctx context.Context, c client.Client, namespace stri
 	var exists *serviceerror.AlreadyExists
 	if err != nil && !errors.As(err, &exists) {
 		return fmt.Errorf("add search attributes to namespace %s: %w", namespace, err)
+	}
+	return nil
+}
+
+// EnsureUsageCollector starts the usage collector (UsageCollectorWorkflow)
+// unless it runs already: one for the namespace, however many servers
+// start it.
+func EnsureUsageCollector(ctx context.Context, c client.Client, taskQueue string, in workflows.UsageCollectorInput) error {
+	_, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:                       workflows.UsageCollectorWorkflowID,
+		TaskQueue:                taskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+	}, workflows.UsageCollectorWorkflowName, in)
+	if err != nil {
+		return fmt.Errorf("start the usage collector: %w", err)
 	}
 	return nil
 }

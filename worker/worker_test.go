@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/api/operatorservice/v1"
@@ -33,9 +34,10 @@ func (r *registry) RegisterActivityWithOptions(a any, o activity.RegisterOptions
 // activityNames are the names running workflows' histories hold: the
 // activities must keep them, whatever else changes.
 var activityNames = []string{
-	"Alert", "ApplyDirectorySync", "CheckChange", "CloseUsagePeriods", "DeactivatePackage", "DropDirectory",
-	"ExcludeFrozenUsage", "FetchOrder", "Freeze", "IssueLicense", "NotifyLicenseCode", "Policy", "Provision", "PushUsage",
-	"RegisterPackage", "Release", "ResetPackage", "SaveInstance", "SaveLicenseCode", "Unfreeze", "Upgrade",
+	"Alert", "ApplyDirectorySync", "CheckChange", "CloseUsagePeriods", "CollectUsage", "DeactivatePackage", "DropDirectory",
+	"ExcludeFrozenUsage", "FetchOrder", "Freeze", "IssueLicense", "NotifyLicenseCode", "PauseMetering", "Policy", "Provision",
+	"PushUsage", "RegisterMetering", "RegisterPackage", "Release", "ResetPackage", "ResumeMetering", "SaveInstance",
+	"SaveLicenseCode", "StopMetering", "Unfreeze", "Upgrade",
 }
 
 // TestActivitiesKeepTheirNames: the worker registers *Activities as a
@@ -45,7 +47,8 @@ func TestActivitiesKeepTheirNames(t *testing.T) {
 	var r registry
 	acts := &activities.Activities{}
 	worker.Register(&r, acts)
-	require.Equal(t, []string{workflows.InstanceWorkflowName, workflows.MeteringWorkflowName, workflows.LicenseCodeWorkflowName}, r.workflows)
+	require.Equal(t, []string{workflows.InstanceWorkflowName, workflows.MeteringWorkflowName, workflows.UsageCollectorWorkflowName,
+		workflows.LicenseCodeWorkflowName}, r.workflows)
 	require.Equal(t, []any{acts}, r.activities)
 	typ := reflect.TypeOf(acts)
 	var names []string
@@ -54,6 +57,22 @@ func TestActivitiesKeepTheirNames(t *testing.T) {
 	}
 	slices.Sort(names)
 	require.Equal(t, activityNames, names)
+}
+
+// TestEnsureUsageCollector starts one collector, however many servers
+// start it.
+func TestEnsureUsageCollector(t *testing.T) {
+	srv := testenv.StartTemporal(t)
+	c := srv.Client(t)
+	in := workflows.UsageCollectorInput{Period: time.Hour, PushDelay: 5 * time.Minute}
+	require.NoError(t, worker.EnsureUsageCollector(t.Context(), c, "collector-test", in))
+	first, err := c.DescribeWorkflowExecution(t.Context(), workflows.UsageCollectorWorkflowID, "")
+	require.NoError(t, err)
+	require.NoError(t, worker.EnsureUsageCollector(t.Context(), c, "collector-test", in))
+	second, err := c.DescribeWorkflowExecution(t.Context(), workflows.UsageCollectorWorkflowID, "")
+	require.NoError(t, err)
+	require.Equal(t, first.GetWorkflowExecutionInfo().GetExecution().GetRunId(), second.GetWorkflowExecutionInfo().GetExecution().GetRunId(),
+		"the running collector is kept")
 }
 
 // TestEnsureSearchAttributes registers the attributes on a fresh server and

@@ -436,8 +436,11 @@ type MeteringSnapshot struct {
 	PushDelay  time.Duration
 	// OpenSince is the start of the period being metered now.
 	OpenSince time.Time
-	Paused    bool
-	PausedAt  time.Time `json:",omitempty"`
+	// Batched: the usage collector closes and pushes the periods; this
+	// workflow only reports freezes, unfreezes and the release.
+	Batched  bool `json:",omitempty"`
+	Paused   bool
+	PausedAt time.Time `json:",omitempty"`
 	// PushFailures counts the consecutive failed pushes; NextPushAt is
 	// the retry after one.
 	PushFailures int

@@ -355,6 +355,10 @@ func newEnv(t *testing.T, app *fakeApp) *testsuite.TestWorkflowEnvironment {
 	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: InstanceWorkflowID("inst-1")})
 	env.RegisterWorkflowWithOptions(InstanceWorkflow, workflow.RegisterOptions{Name: InstanceWorkflowName})
 	env.RegisterWorkflowWithOptions(MeteringWorkflow, workflow.RegisterOptions{Name: MeteringWorkflowName})
+	// The fake application closes and pushes usage the way the metering
+	// workflow does by itself; the usage collector's batches are tested
+	// against the real activities (collector_test.go).
+	MeterByItself(env)
 	for name, fn := range map[string]any{
 		"FetchOrder": app.FetchOrder, "Provision": app.Provision, "Freeze": app.Freeze,
 		"Unfreeze": app.Unfreeze, "Upgrade": app.Upgrade, "Release": app.Release,

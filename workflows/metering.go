@@ -16,7 +16,14 @@ import (
 // periods is 8,760 steps).
 var meteringStepsPerRun = 400
 
-// MeteringWorkflow meters one pay-per-use instance: at the end of every
+// MeteringWorkflow meters one pay-per-use instance. It hands the instance
+// to the usage collector (UsageCollectorWorkflow), which closes and pushes
+// the periods of all instances together, and then only carries the
+// instance's freezes, unfreezes and release to it, pushing the instance's
+// pending periods at once at those moments and on an operator's retry.
+//
+// Runs that began before the collector existed meter by themselves until
+// their next close, as follows, and hand over then: at the end of every
 // period it closes the period (the usage reported until then, late usage
 // included, goes to it) and pushes what is pending to the marketplace,
 // oldest first, each period under a metering_sn derived from the instance
@@ -46,6 +53,10 @@ func MeteringWorkflow(ctx workflow.Context, in MeteringInput) error {
 		}
 	})
 	mw := &meteringWorkflow{m: m}
+	if !m.Batched {
+		// A new run hands its periods to the usage collector at once.
+		mw.handOver(ctx, fmt.Sprintf("start/%d", m.OpenSince.Unix()))
+	}
 	for steps := 0; ; steps++ {
 		if len(controls) > 0 {
 			c := controls[0]
@@ -56,7 +67,13 @@ func MeteringWorkflow(ctx workflow.Context, in MeteringInput) error {
 			continue
 		}
 		now := workflow.Now(ctx)
-		if !m.Paused && !now.Before(mw.closeAt()) {
+		if !m.Batched && !m.Paused && !now.Before(mw.closeAt()) {
+			// A run that began before the collector existed hands over
+			// at its next close (each such wake asks anew: a run being
+			// replayed from an older history keeps its own closes).
+			if mw.handOver(ctx, fmt.Sprintf("close/%d", mw.closeAt().Unix())) {
+				continue
+			}
 			mw.closeDue(ctx, now)
 			mw.push(ctx)
 			continue
@@ -122,41 +139,22 @@ func waitUntil(ctx workflow.Context, at time.Time) {
 	}
 }
 
-// boundaryAfter is the first period boundary strictly after t.
-func boundaryAfter(t time.Time, period time.Duration) time.Time {
-	return t.Truncate(period).Add(period)
-}
-
 // closeAt is when the open period ends and is closed: its end plus the push
 // delay, so that late usage reported in the first minutes is included.
 func (mw *meteringWorkflow) closeAt() time.Time {
-	return boundaryAfter(mw.m.OpenSince, mw.m.Period).Add(mw.m.PushDelay)
+	return activities.PeriodBoundaryAfter(mw.m.OpenSince, mw.m.Period).Add(mw.m.PushDelay)
 }
 
 func (mw *meteringWorkflow) nextWake() (time.Time, bool) {
 	var wake time.Time
 	ok := false
-	if !mw.m.Paused {
+	if !mw.m.Paused && !mw.m.Batched {
 		wake, ok = mw.closeAt(), true
 	}
 	if p := mw.m.NextPushAt; p != nil && (!ok || p.Before(wake)) {
 		wake, ok = *p, true
 	}
 	return wake, ok
-}
-
-// spans splits [from, to) at the period boundaries.
-func spans(from, to time.Time, period time.Duration) []Span {
-	var out []Span
-	for from.Before(to) {
-		end := boundaryAfter(from, period)
-		if end.After(to) {
-			end = to
-		}
-		out = append(out, Span{Start: from, End: end})
-		from = end
-	}
-	return out
 }
 
 // closeDue closes every full period that ended before now.
@@ -168,7 +166,7 @@ func (mw *meteringWorkflow) closeDue(ctx workflow.Context, now time.Time) {
 // close closes [from, to) as periods; billable is false for a frozen
 // stretch. It moves the open period to start at to.
 func (mw *meteringWorkflow) close(ctx workflow.Context, from, to time.Time, billable bool) {
-	all := spans(from, to, mw.m.Period)
+	all := activities.MeteringSpans(from, to, mw.m.Period)
 	for len(all) > 0 {
 		batch := all[:min(len(all), 500)]
 		all = all[len(batch):]
@@ -182,16 +180,70 @@ func (mw *meteringWorkflow) close(ctx workflow.Context, from, to time.Time, bill
 			return
 		}
 		if res.PackageExhausted != "" {
-			// The package is used up: the instance stops (用完即停).
-			err := workflow.SignalExternalWorkflow(ctx, InstanceWorkflowID(mw.m.InstanceID), "", InternalSignal,
-				Internal{Kind: InternalQuotaExhausted, Package: res.PackageExhausted}).Get(ctx, nil)
-			if err != nil {
-				workflow.GetLogger(ctx).Error("Instance not told its package is used up", "error", err)
-			}
+			tellQuotaExhausted(ctx, mw.m.InstanceID, res.PackageExhausted)
 		}
 	}
 	if to.After(mw.m.OpenSince) {
 		mw.m.OpenSince = to
+	}
+}
+
+// tellQuotaExhausted tells an instance that its package is used up: the
+// instance stops (用完即停).
+func tellQuotaExhausted(ctx workflow.Context, instanceID, pkg string) {
+	err := workflow.SignalExternalWorkflow(ctx, InstanceWorkflowID(instanceID), "", InternalSignal,
+		Internal{Kind: InternalQuotaExhausted, Package: pkg}).Get(ctx, nil)
+	if err != nil {
+		workflow.GetLogger(ctx).Error("Instance not told its package is used up", "instanceId", instanceID, "error", err)
+	}
+}
+
+// batchedMeteringChange is the GetVersion change ID (with a suffix per
+// point of decision) of the hand-over to the usage collector.
+const batchedMeteringChange = "batched-metering"
+
+// handOver hands the instance's periods to the usage collector, from the
+// open one on, and reports whether it did. From then on this workflow only
+// carries the freezes, unfreezes and the release to the collector's table
+// and pushes at those moments; the hourly closes and pushes are the
+// collector's. Nothing is closed twice or skipped: the collector starts at
+// OpenSince, where this workflow stopped, and the periods already pending
+// keep their metering_sn.
+func (mw *meteringWorkflow) handOver(ctx workflow.Context, point string) bool {
+	m := mw.m
+	if workflow.GetVersion(ctx, batchedMeteringChange+"/"+point, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return false
+	}
+	in := activities.RegisterMeteringInput{InstanceID: m.InstanceID, Period: m.Period, PushDelay: m.PushDelay, OpenSince: m.OpenSince}
+	if m.Paused {
+		pausedAt := m.PausedAt
+		in.PausedAt = &pausedAt
+	}
+	if err := execute(ctx, saveOptions, acts.RegisterMetering, in).Get(ctx, nil); err != nil {
+		workflow.GetLogger(ctx).Error("Metering not handed to the usage collector; metering here", "error", err)
+		return false
+	}
+	m.Batched = true
+	return true
+}
+
+// closeMetered has the collector's table close the instance's periods
+// until at, before a freeze (acts.PauseMetering) or the release
+// (acts.StopMetering).
+func (mw *meteringWorkflow) closeMetered(ctx workflow.Context, activity any, at time.Time) {
+	var res activities.MeteringChangeResult
+	err := execute(ctx, saveOptions, activity, activities.MeteringChangeInput{
+		InstanceID: mw.m.InstanceID, At: at, Now: workflow.Now(ctx),
+	}).Get(ctx, &res)
+	if err != nil {
+		workflow.GetLogger(ctx).Error("Usage periods not closed", "error", err)
+		return
+	}
+	if res.PackageExhausted != "" {
+		tellQuotaExhausted(ctx, mw.m.InstanceID, res.PackageExhausted)
+	}
+	if at.After(mw.m.OpenSince) {
+		mw.m.OpenSince = at
 	}
 }
 
@@ -255,16 +307,27 @@ func (mw *meteringWorkflow) control(ctx workflow.Context, c MeteringControl) boo
 			return false
 		}
 		waitUntil(ctx, at)
-		mw.close(ctx, m.OpenSince, at, true)
+		if m.Batched {
+			mw.closeMetered(ctx, acts.PauseMetering, at)
+		} else {
+			mw.close(ctx, m.OpenSince, at, true)
+		}
 		m.Paused, m.PausedAt = true, at
 		mw.push(ctx)
 	case MeterResume:
 		if !m.Paused {
 			return false
 		}
-		err := execute(ctx, saveOptions, acts.ExcludeFrozenUsage, activities.ExcludeFrozenInput{
-			InstanceID: m.InstanceID, Span: Span{Start: m.PausedAt, End: at},
-		}).Get(ctx, nil)
+		var err error
+		if m.Batched {
+			err = execute(ctx, saveOptions, acts.ResumeMetering, activities.MeteringChangeInput{
+				InstanceID: m.InstanceID, At: at, Now: workflow.Now(ctx),
+			}).Get(ctx, nil)
+		} else {
+			err = execute(ctx, saveOptions, acts.ExcludeFrozenUsage, activities.ExcludeFrozenInput{
+				InstanceID: m.InstanceID, Span: Span{Start: m.PausedAt, End: at},
+			}).Get(ctx, nil)
+		}
 		if err != nil {
 			workflow.GetLogger(ctx).Error("Frozen usage not excluded", "error", err)
 		}
@@ -272,7 +335,15 @@ func (mw *meteringWorkflow) control(ctx workflow.Context, c MeteringControl) boo
 	case MeterRetryPush:
 		mw.push(ctx)
 	case MeterStop:
-		if !m.Paused {
+		switch {
+		case m.Batched:
+			if !m.Paused {
+				waitUntil(ctx, at)
+			}
+			// Closes the last partial period and ends the collector's
+			// metering of the instance (also when it is frozen).
+			mw.closeMetered(ctx, acts.StopMetering, at)
+		case !m.Paused:
 			waitUntil(ctx, at)
 			mw.close(ctx, m.OpenSince, at, true)
 		}

@@ -112,8 +112,12 @@ func (a *alerts) ofKind(kind string) []activities.AlertInput {
 // meteringRig is one metered instance: its database, the fake marketplace
 // and what the instance workflow was told.
 type meteringRig struct {
-	db          *store.DB
-	period      time.Duration
+	db     *store.DB
+	period time.Duration
+	// byItself: the metering closes and pushes its own periods, as the
+	// runs that began before the usage collector do until they hand over
+	// (collector_test.go tests the collector).
+	byItself    bool
 	marketplace *fakeMarketplace
 	alerts      *alerts
 	acts        *activities.Activities
@@ -136,7 +140,7 @@ func newMeteringRig(t *testing.T, outages ...outage) *meteringRig {
 	}, nil)
 	require.NoError(t, err)
 	m := &fakeMarketplace{outages: outages}
-	return &meteringRig{db: db, period: time.Hour, marketplace: m, alerts: &alerts{}, acts: &activities.Activities{Store: db, Usage: m}}
+	return &meteringRig{db: db, period: time.Hour, byItself: true, marketplace: m, alerts: &alerts{}, acts: &activities.Activities{Store: db, Usage: m}}
 }
 
 // report stores usage as POST /v1/usage would.
@@ -202,6 +206,9 @@ func (r *meteringRig) newEnv(t *testing.T, start time.Time) *testsuite.TestWorkf
 	env.SetStartTime(start)
 	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: workflows.MeteringWorkflowID(ppu)})
 	env.RegisterWorkflowWithOptions(workflows.MeteringWorkflow, workflow.RegisterOptions{Name: workflows.MeteringWorkflowName})
+	if r.byItself {
+		workflows.MeterByItself(env)
+	}
 	for name, fn := range map[string]any{
 		"CloseUsagePeriods": r.acts.CloseUsagePeriods, "PushUsage": r.acts.PushUsage,
 		"ExcludeFrozenUsage": r.acts.ExcludeFrozenUsage, "Alert": r.alerts.Alert,

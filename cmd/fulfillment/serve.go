@@ -22,6 +22,7 @@ import (
 	"github.com/fulfillment-server/fulfillment/provisioner"
 	"github.com/fulfillment-server/fulfillment/store"
 	"github.com/fulfillment-server/fulfillment/worker"
+	"github.com/fulfillment-server/fulfillment/workflows"
 )
 
 // Intervals of the background loops.
@@ -273,12 +274,32 @@ func runWorker(ctx context.Context, cfg Config, log *slog.Logger, tc client.Clie
 			w := worker.New(tc, cfg.TaskQueue, acts, worker.Options())
 			if err = w.Start(); err == nil {
 				log.Info("Worker started", "task_queue", cfg.TaskQueue)
+				go ensureUsageCollector(ctx, cfg, log, tc)
 				<-ctx.Done()
 				w.Stop()
 				return
 			}
 		}
 		log.Warn("Worker not started; retrying", "error", err, "temporal_address", cfg.TemporalAddress)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(workerRetryPause):
+		}
+	}
+}
+
+// ensureUsageCollector starts the usage collector, retrying while Temporal
+// refuses: without it no pay-per-use usage is pushed.
+func ensureUsageCollector(ctx context.Context, cfg Config, log *slog.Logger, tc client.Client) {
+	p := cfg.Lifecycle.Policy
+	in := workflows.UsageCollectorInput{Period: p.MeteringPeriod, PushDelay: p.MeteringPushDelay}
+	for {
+		err := worker.EnsureUsageCollector(ctx, tc, cfg.TaskQueue, in)
+		if err == nil {
+			return
+		}
+		log.Error("Usage collector not started: pay-per-use usage is not pushed; retrying", "error", err)
 		select {
 		case <-ctx.Done():
 			return
