@@ -244,8 +244,8 @@ func TestGetUsage(t *testing.T) {
 		_, err := h.db.Metering.CloseUsagePeriod(t.Context(), activities.WithMeteringRules(store.ClosePeriod{InstanceID: "u-ppu", Start: from, End: from.Add(time.Hour), Billable: true, At: from.Add(65 * time.Minute)}))
 		require.NoError(t, err)
 	}
-	require.NoError(t, h.db.Metering.MarkUsagePushed(t.Context(), "u-ppu", []time.Time{start}, start.Add(66*time.Minute)))
-	require.NoError(t, h.db.Metering.MarkUsagePushFailed(t.Context(), "u-ppu", []time.Time{start.Add(time.Hour)}, "HTTP 500 MKT.0999"))
+	require.NoError(t, h.db.Metering.MarkPeriodsPushed(t.Context(), []string{activities.MeteringSN("u-ppu", start)}, start.Add(66*time.Minute)))
+	require.NoError(t, h.db.Metering.MarkPeriodsPushFailed(t.Context(), []string{activities.MeteringSN("u-ppu", start.Add(time.Hour))}, "HTTP 500 MKT.0999"))
 
 	status, raw := h.admin(t, "/v1/instances/u-ppu/usage")
 	require.Equal(t, http.StatusOK, status, string(raw))

@@ -375,40 +375,6 @@ func (s *Metering) PendingUsageCount(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
-// MarkUsagePushed records that the marketplace accepted these periods.
-func (s *Metering) MarkUsagePushed(ctx context.Context, instanceID string, starts []time.Time, at time.Time) error {
-	_, err := s.x.ExecContext(ctx, `UPDATE usage_periods SET state = 'pushed', pushed_at = $3,
-		attempts = attempts + 1, last_error = '' WHERE instance_id = $1 AND period_start = ANY($2) AND state = 'pending'`,
-		instanceID, pq.Array(starts), at)
-	if err != nil {
-		return fmt.Errorf("mark periods of %s pushed: %w", instanceID, err)
-	}
-	return nil
-}
-
-// MarkUsagePushFailed records a failed push of these periods.
-func (s *Metering) MarkUsagePushFailed(ctx context.Context, instanceID string, starts []time.Time, reason string) error {
-	_, err := s.x.ExecContext(ctx, `UPDATE usage_periods SET attempts = attempts + 1, last_error = $3
-		WHERE instance_id = $1 AND period_start = ANY($2) AND state = 'pending'`, instanceID, pq.Array(starts), reason)
-	if err != nil {
-		return fmt.Errorf("mark periods of %s failed: %w", instanceID, err)
-	}
-	return nil
-}
-
-// HoldUsagePeriod takes a pending period out of the pushes, with the
-// reason: it cannot be pushed as it is, and must not stop the periods after
-// it. It reports whether it held it.
-func (s *Metering) HoldUsagePeriod(ctx context.Context, instanceID string, start time.Time, reason string) (bool, error) {
-	res, err := s.x.ExecContext(ctx, `UPDATE usage_periods SET state = 'held', last_error = $3
-		WHERE instance_id = $1 AND period_start = $2 AND state = 'pending'`, instanceID, start, reason)
-	if err != nil {
-		return false, fmt.Errorf("hold period %s of %s: %w", start.UTC().Format(time.RFC3339), instanceID, err)
-	}
-	n, err := res.RowsAffected()
-	return n == 1, err
-}
-
 // HeldUsageCount counts the held periods of every instance (a metric).
 func (s *Metering) HeldUsageCount(ctx context.Context) (int64, error) {
 	var n int64

@@ -166,10 +166,11 @@ func TestPushedFailedAndExpiredPeriods(t *testing.T) {
 		closePeriod(t, db, "ppu-1", h, true)
 	}
 
-	require.NoError(t, db.Metering.MarkUsagePushFailed(t.Context(), "ppu-1", []time.Time{at(0, 0), at(1, 0), at(2, 0)}, "HTTP 500 MKT.0999"))
+	first3 := []string{activities.MeteringSN("ppu-1", at(0, 0)), activities.MeteringSN("ppu-1", at(1, 0)), activities.MeteringSN("ppu-1", at(2, 0))}
+	require.NoError(t, db.Metering.MarkPeriodsPushFailed(t.Context(), first3, "HTTP 500 MKT.0999"))
 	expired, err := db.Metering.ExpireUsagePeriods(t.Context(), "ppu-1", at(1, 0))
 	require.NoError(t, err)
-	require.NoError(t, db.Metering.MarkUsagePushed(t.Context(), "ppu-1", []time.Time{at(0, 0), at(1, 0), at(2, 0)}, at(5, 0)))
+	require.NoError(t, db.Metering.MarkPeriodsPushed(t.Context(), first3, at(5, 0)))
 
 	require.Len(t, expired, 1)
 	require.Equal(t, at(0, 0), expired[0].PeriodStart.UTC())
