@@ -133,15 +133,23 @@ const refreshOrderChange = "refresh-ordered-by-sent-at"
 // their spools, so a renewal can be recorded after its own refund; the
 // marketplace's signed send time says which came first. Without it (older
 // callbacks, equal times) the arrival number decides.
+//
+// The version is asked only where the two orders disagree: a GetVersion
+// costs the history a marker and a search-attribute upsert, and a run
+// replayed from a history that recorded it at an earlier refresh still
+// finds it (version markers are read ahead and never matched by position).
 func (w *instanceWorkflow) refreshIsStale(ctx workflow.Context, cb Callback) bool {
-	if workflow.GetVersion(ctx, refreshOrderChange, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
-		return cb.Seq < w.s.LastRefreshSeq
-	}
+	byArrival := cb.Seq < w.s.LastRefreshSeq
 	last := w.s.LastRefreshSentAt
 	if cb.SentAt.IsZero() || last.IsZero() || cb.SentAt.Equal(last) {
-		return cb.Seq < w.s.LastRefreshSeq
+		return byArrival
 	}
-	return cb.SentAt.Before(last)
+	bySending := cb.SentAt.Before(last)
+	if bySending == byArrival ||
+		workflow.GetVersion(ctx, refreshOrderChange, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return byArrival
+	}
+	return bySending
 }
 
 // applyStatus freezes or unfreezes the tenant. Freezing keeps its data.

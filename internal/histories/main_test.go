@@ -16,7 +16,7 @@ import (
 // workflow) may cost. It is what the workflow costs today: a change that
 // makes a life dearer in Temporal work fails here, and one that makes it
 // cheaper lowers it.
-const maxStandardLifeEvents = 57
+const maxStandardLifeEvents = 55
 
 // TestStandardLifeHistory plays the standard life against a Temporal dev
 // server, each callback applied before the next is sent, and counts the
