@@ -255,6 +255,7 @@ func (ib *Inbox) Deliver(ctx context.Context, key store.InstanceKey, cb store.Ca
 		workflows.CallbackSignal, signal, startOptions(key, ib.TaskQueue),
 		workflows.InstanceWorkflowName, workflows.InstanceInput{
 			InstanceID: key.InstanceID, OrderID: key.OrderID, OrderLineID: key.OrderLineID, Debug: key.Debug,
+			Generation: workflows.InstanceGeneration,
 		})
 	return ib.delivered(ctx, cb, err)
 }

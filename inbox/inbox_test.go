@@ -311,7 +311,7 @@ func TestDeliverNowNewInstance(t *testing.T) {
 
 	require.Equal(t, workflows.InstanceWorkflowName, c.Workflow)
 	require.Equal(t, []any{workflows.InstanceInput{
-		InstanceID: "B1", OrderID: "O1", OrderLineID: "O1-1", Debug: true,
+		InstanceID: "B1", OrderID: "O1", OrderLineID: "O1-1", Debug: true, Generation: workflows.InstanceGeneration,
 	}}, c.Args)
 
 	stored := row(t, ib, rec)
@@ -400,7 +400,8 @@ func TestDeliverNowEachActivity(t *testing.T) {
 				require.Equal(t, time.UTC, c.Signal.ExpireTime.Location())
 			}
 			// The workflow is started for the instance's own order line.
-			require.Equal(t, []any{workflows.InstanceInput{InstanceID: "B1", OrderID: "O1", OrderLineID: "O1-1"}}, c.Args)
+			require.Equal(t, []any{workflows.InstanceInput{InstanceID: "B1", OrderID: "O1", OrderLineID: "O1-1",
+				Generation: workflows.InstanceGeneration}}, c.Args, "a new workflow starts with the newest behaviour")
 			orderID, ok := c.Options.TypedSearchAttributes.GetKeyword(workflows.OrderIDAttribute)
 			require.True(t, ok)
 			require.Equal(t, "O1", orderID)

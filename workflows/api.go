@@ -208,7 +208,22 @@ type InstanceInput struct {
 	OrderLineID string
 	Debug       bool
 	Carried     *Snapshot `json:",omitempty"`
+	// Generation is the instance workflow's behaviour this run was started
+	// with (InstanceGeneration when it starts now). Runs started before a
+	// change replay with the behaviour they had, and a new run needs no
+	// version marker in its history to take the newest one: a change that
+	// only new runs should see raises InstanceGeneration.
+	Generation int `json:",omitempty"`
 }
+
+// Generations of the instance workflow's behaviour (InstanceInput.Generation).
+const (
+	// GenerationKeptDeadlineTimer: the workflow keeps one timer for its
+	// next deadline across waits, instead of starting one at every wait.
+	GenerationKeptDeadlineTimer = 1
+	// InstanceGeneration is the behaviour of runs started now.
+	InstanceGeneration = GenerationKeptDeadlineTimer
+)
 
 // Callback is a recorded marketplace callback delivered to the instance
 // workflow. Key is the inbox's deduplication key and Seq its arrival order;

@@ -333,7 +333,7 @@ func newFakeApp() *fakeApp {
 // withOrder registers an order and returns its input for a new instance.
 func (f *fakeApp) withOrder(o Order) InstanceInput {
 	f.orders[o.OrderID] = o
-	return InstanceInput{InstanceID: "inst-1", OrderID: o.OrderID, OrderLineID: o.OrderLineID}
+	return InstanceInput{InstanceID: "inst-1", OrderID: o.OrderID, OrderLineID: o.OrderLineID, Generation: InstanceGeneration}
 }
 
 func newEnv(t *testing.T, app *fakeApp) *testsuite.TestWorkflowEnvironment {
@@ -375,7 +375,7 @@ func newEnv(t *testing.T, app *fakeApp) *testsuite.TestWorkflowEnvironment {
 	return env
 }
 
-var input = InstanceInput{InstanceID: "inst-1", OrderID: "ORDER-NEW", OrderLineID: "ORDER-NEW-000001"}
+var input = InstanceInput{InstanceID: "inst-1", OrderID: "ORDER-NEW", OrderLineID: "ORDER-NEW-000001", Generation: InstanceGeneration}
 
 // callbacks used across tests, numbered by arrival.
 func newInstanceCB(seq int64) Callback {

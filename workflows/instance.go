@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"time"
 
 	"go.temporal.io/sdk/workflow"
 
@@ -64,9 +65,11 @@ func InstanceWorkflow(ctx workflow.Context, in InstanceInput) error {
 				continue
 			}
 			snapshot := w.snapshot(ctx)
+			// The next run's history starts with this code: it takes the
+			// newest behaviour.
 			return workflow.NewContinueAsNewError(ctx, InstanceWorkflowName, InstanceInput{
 				InstanceID: w.s.InstanceID, OrderID: w.s.OrderID, OrderLineID: w.s.OrderLineID,
-				Debug: w.s.Debug, Carried: &snapshot,
+				Debug: w.s.Debug, Carried: &snapshot, Generation: InstanceGeneration,
 			})
 		}
 		if err := w.waitForWork(ctx); err != nil {
@@ -201,8 +204,38 @@ func (w *instanceWorkflow) waitForWork(ctx workflow.Context) error {
 	if wait <= 0 {
 		return nil
 	}
-	_, err := workflow.AwaitWithTimeout(ctx, wait, ready)
-	return err
+	if w.generation < GenerationKeptDeadlineTimer {
+		_, err := workflow.AwaitWithTimeout(ctx, wait, ready)
+		return err
+	}
+	t := &w.deadlineTimer
+	if t.number == 0 || t.fired || next.At.Before(t.at) {
+		t.start(ctx, next.At, wait)
+	}
+	return workflow.Await(ctx, func() bool { return ready() || t.fired })
+}
+
+// deadlineTimer is the timer the workflow waits on for its next deadline.
+// It is kept across waits (a callback that leaves the deadline where it
+// was starts no timer), and replaced only by an earlier deadline or when
+// it fires; a deadline moved later (a renewal) is waited for once the
+// timer of the earlier one has fired. Each timer started is an event in
+// the history, so this saves one per callback.
+type deadlineTimer struct {
+	at     time.Time
+	number int  // of the current timer; an older one that fires is ignored
+	fired  bool // the current timer has fired
+}
+
+func (t *deadlineTimer) start(ctx workflow.Context, at time.Time, wait time.Duration) {
+	t.number++
+	t.at, t.fired = at, false
+	number, timer := t.number, workflow.NewTimer(ctx, wait)
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		if err := timer.Get(ctx, nil); err == nil && t.number == number {
+			t.fired = true
+		}
+	})
 }
 
 // farFutureDeadlineChange is the GetVersion change ID of not waiting on a
@@ -222,6 +255,11 @@ type instanceWorkflow struct {
 	meteringFlushed bool
 	// shownState is the state last written to the search attribute.
 	shownState State
+	// generation is the behaviour this run was started with
+	// (InstanceInput.Generation); deadlineTimer the timer of the next
+	// deadline from GenerationKeptDeadlineTimer on.
+	generation    int
+	deadlineTimer deadlineTimer
 	// appliedThisRun counts the callbacks and actions handled in this run.
 	appliedThisRun int
 
@@ -256,6 +294,7 @@ func newInstanceWorkflow(in InstanceInput) *instanceWorkflow {
 		w.s.Pending, w.s.Deadlines = 0, nil
 		w.shownState = w.s.State
 	}
+	w.generation = in.Generation
 	w.steps, w.payPerUse, w.supervision = stepRunner{w}, payPerUse{w}, supervisionFlow{w}
 	return w
 }

@@ -22,6 +22,7 @@ func TestReplayRecordedHistories(t *testing.T) {
 			replayer := worker.NewWorkflowReplayer()
 			replayer.RegisterWorkflowWithOptions(InstanceWorkflow, workflow.RegisterOptions{Name: InstanceWorkflowName})
 			replayer.RegisterWorkflowWithOptions(MeteringWorkflow, workflow.RegisterOptions{Name: MeteringWorkflowName})
+			replayer.RegisterWorkflowWithOptions(UsageCollectorWorkflow, workflow.RegisterOptions{Name: UsageCollectorWorkflowName})
 			require.NoError(t, replayer.ReplayWorkflowHistoryFromJSONFile(nil, file))
 		})
 	}

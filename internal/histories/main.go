@@ -12,6 +12,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -77,6 +78,7 @@ func run(ctx context.Context, out, cli, only string) error {
 	w := worker.New(c, taskQueue, worker.Options{})
 	w.RegisterWorkflowWithOptions(workflows.InstanceWorkflow, workflow.RegisterOptions{Name: workflows.InstanceWorkflowName})
 	w.RegisterWorkflowWithOptions(workflows.MeteringWorkflow, workflow.RegisterOptions{Name: workflows.MeteringWorkflowName})
+	w.RegisterWorkflowWithOptions(workflows.UsageCollectorWorkflow, workflow.RegisterOptions{Name: workflows.UsageCollectorWorkflowName})
 	for name, fn := range map[string]any{
 		"FetchOrder": acts.FetchOrder, "Provision": acts.Provision,
 		"Freeze": acts.Step, "Unfreeze": acts.Step, "Release": acts.Step,
@@ -85,6 +87,8 @@ func run(ctx context.Context, out, cli, only string) error {
 		"CloseUsagePeriods": acts.ClosePeriods, "PushUsage": acts.PushUsage,
 		"ExcludeFrozenUsage": acts.ExcludeFrozen, "RegisterPackage": acts.RegisterPackage,
 		"DeactivatePackage": acts.DeactivatePackage, "DropDirectory": acts.DropDirectory,
+		"RegisterMetering": acts.RegisterMetering, "PauseMetering": acts.CloseMetered, "StopMetering": acts.CloseMetered,
+		"ResumeMetering": acts.ResumeMetering, "CollectUsage": acts.CollectUsage,
 	} {
 		w.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
 	}
@@ -100,7 +104,11 @@ func run(ctx context.Context, out, cli, only string) error {
 		if only != "" && sc.name != only {
 			continue
 		}
-		if err := record(ctx, c, out, sc); err != nil {
+		rec := record
+		if sc.collector {
+			rec = recordCollector
+		}
+		if err := rec(ctx, c, out, sc); err != nil {
 			return fmt.Errorf("scenario %s: %w", sc.name, err)
 		}
 		fmt.Println("recorded", sc.name)
@@ -113,7 +121,16 @@ func run(ctx context.Context, out, cli, only string) error {
 type scenario struct {
 	name  string
 	steps []step
+	// collector records the usage collector instead of a purchase.
+	collector bool
+	// file names the recording (default: the name). A scenario whose
+	// workflow changed behaviour is recorded under a new file, so that the
+	// recording of the earlier behaviour stays: running purchases may
+	// still replay it.
+	file string
 }
+
+func (sc scenario) fileName() string { return cmp.Or(sc.file, sc.name) + ".json" }
 
 type step struct {
 	callback *workflows.Callback
@@ -155,7 +172,7 @@ var scenarios = []scenario{
 	// the next is sent, so that its history is the same every time: what
 	// TestStandardLifeHistory measures (queryInstance, answered from the
 	// read model, never reaches the workflow).
-	{name: "standard", steps: []step{
+	{name: "standard", file: "standard-generation1", steps: []step{
 		waitFor(workflows.StateActive),
 		cb(1, workflows.ActivityNewInstance, "newInstance:o:l", nil),
 		applied("newInstance:o:l"),
@@ -217,7 +234,7 @@ var scenarios = []scenario{
 	}},
 	// Pay-per-use: metered every second, the first pushes refused, arrears
 	// (FREEZE, UNFREEZE), then a package used up and a new one.
-	{name: "payperuse", steps: []step{
+	{name: "payperuse", file: "payperuse-batched", steps: []step{
 		waitFor(workflows.StateActive),
 		sleep(3 * time.Second),
 		cb(1, workflows.ActivityUpdateInstanceStatus, "updateInstanceStatus:payperuse:FREEZE:1", func(c *workflows.Callback) { c.Status = "FREEZE" }),
@@ -225,13 +242,20 @@ var scenarios = []scenario{
 		sleep(2 * time.Second),
 		cb(2, workflows.ActivityUpdateInstanceStatus, "updateInstanceStatus:payperuse:UNFREEZE:2", func(c *workflows.Callback) { c.Status = "UNFREEZE" }),
 		waitFor(workflows.StateActive),
-		waitFor(workflows.StateFrozen), // the package is used up
+		// The package is used up: what the usage collector tells the
+		// instance (a metering run from before the collector found it
+		// itself, in its first close after the unfreeze).
+		step{internal: &workflows.Internal{Kind: workflows.InternalQuotaExhausted, Package: "pkg-1"}},
+		waitFor(workflows.StateFrozen),
 		step{internal: &workflows.Internal{Kind: workflows.InternalQuotaRestored, Package: "pkg-2"}},
 		waitFor(workflows.StateActive),
 		sleep(2 * time.Second),
 		cb(3, workflows.ActivityReleaseInstance, "releaseInstance:payperuse", nil),
 		waitFor(workflows.StateReleased),
 	}},
+	// The usage collector: passes that close, push, fail once and find a
+	// package used up; it runs for ever, so the recording ends it.
+	{name: "usage-collector", collector: true},
 	{name: "parked-retry", steps: []step{
 		waitFor(workflows.StateParked),
 		op(workflows.OpRetry, nil),
@@ -246,7 +270,8 @@ func record(ctx context.Context, c client.Client, out string, sc scenario) error
 	defer cancel()
 	id := workflows.InstanceWorkflowID(sc.name)
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: taskQueue},
-		workflows.InstanceWorkflowName, workflows.InstanceInput{InstanceID: sc.name, OrderID: "order-" + sc.name, OrderLineID: "line-" + sc.name})
+		workflows.InstanceWorkflowName, workflows.InstanceInput{InstanceID: sc.name, OrderID: "order-" + sc.name, OrderLineID: "line-" + sc.name,
+			Generation: workflows.InstanceGeneration})
 	if err != nil {
 		return err
 	}
@@ -273,7 +298,7 @@ func record(ctx context.Context, c client.Client, out string, sc scenario) error
 	if err := run.Get(ctx, nil); err != nil {
 		return fmt.Errorf("workflow ended with %w", err)
 	}
-	if err := writeHistory(ctx, c, id, filepath.Join(out, sc.name+".json")); err != nil {
+	if err := writeHistory(ctx, c, id, filepath.Join(out, sc.fileName())); err != nil {
 		return err
 	}
 	// A metered purchase's metering is a workflow of its own, ended by the
@@ -285,7 +310,37 @@ func record(ctx context.Context, c client.Client, out string, sc scenario) error
 	if err := c.GetWorkflow(ctx, metering, "").Get(ctx, nil); err != nil {
 		return fmt.Errorf("metering ended with %w", err)
 	}
-	return writeHistory(ctx, c, metering, filepath.Join(out, sc.name+"-metering.json"))
+	return writeHistory(ctx, c, metering, filepath.Join(out, strings.TrimSuffix(sc.fileName(), ".json")+"-metering.json"))
+}
+
+// recordCollector records the usage collector's first passes (one a
+// second), then terminates it: it never ends by itself.
+func recordCollector(ctx context.Context, c client.Client, out string, sc scenario) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: workflows.UsageCollectorWorkflowID, TaskQueue: taskQueue},
+		workflows.UsageCollectorWorkflowName, workflows.UsageCollectorInput{Period: time.Second, PushDelay: 0})
+	if err != nil {
+		return err
+	}
+	for {
+		v, err := c.QueryWorkflow(ctx, workflows.UsageCollectorWorkflowID, "", workflows.UsageCollectorQuery)
+		if err != nil {
+			return err
+		}
+		var st workflows.CollectorState
+		if err := v.Get(&st); err != nil {
+			return err
+		}
+		if st.Passes >= 5 {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if err := c.TerminateWorkflow(ctx, workflows.UsageCollectorWorkflowID, run.GetRunID(), "recorded"); err != nil {
+		return err
+	}
+	return writeHistory(ctx, c, workflows.UsageCollectorWorkflowID, filepath.Join(out, sc.fileName()))
 }
 
 func waitState(ctx context.Context, c client.Client, id string, want workflows.State) error {
@@ -342,6 +397,7 @@ type fakes struct {
 	pushFailures      int // the first pushes the marketplace refuses
 	quotaUsedUp       int // closes after the unfreeze that report a package used up
 	unfrozen          bool
+	passes            int // of the usage collector
 }
 
 func (f *fakes) FetchOrder(_ context.Context, in activities.FetchOrderInput) (workflows.Order, error) {
@@ -377,6 +433,31 @@ func (f *fakes) PushUsage(context.Context, activities.PushUsageInput) (activitie
 		return activities.PushUsageResult{Error: "push 1 usage period(s): koogallery open API: HTTP 500 MKT.0999"}, nil
 	}
 	return activities.PushUsageResult{Pushed: 1}, nil
+}
+
+func (f *fakes) RegisterMetering(context.Context, activities.RegisterMeteringInput) error { return nil }
+
+func (f *fakes) CloseMetered(context.Context, activities.MeteringChangeInput) (activities.MeteringChangeResult, error) {
+	return activities.MeteringChangeResult{Periods: 1}, nil
+}
+
+func (f *fakes) ResumeMetering(context.Context, activities.MeteringChangeInput) error { return nil }
+
+// CollectUsage: the second pass cannot push, the third finds a package
+// used up.
+func (f *fakes) CollectUsage(_ context.Context, in activities.CollectUsageInput) (activities.CollectUsageResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.passes++
+	next := in.Now.Add(time.Second)
+	res := activities.CollectUsageResult{Instances: 2, Periods: 2, Pushed: 2, Calls: 1, NextClose: &next}
+	switch f.passes {
+	case 2:
+		res.Pushed, res.Error = 0, "push 2 usage period(s): koogallery open API: HTTP 500 MKT.0999"
+	case 3:
+		res.Exhausted = []activities.ExhaustedPackage{{InstanceID: "collector-ppu", Package: "pkg-9"}}
+	}
+	return res, nil
 }
 
 func (f *fakes) ExcludeFrozen(context.Context, activities.ExcludeFrozenInput) error {
