@@ -221,8 +221,13 @@ const (
 	// GenerationKeptDeadlineTimer: the workflow keeps one timer for its
 	// next deadline across waits, instead of starting one at every wait.
 	GenerationKeptDeadlineTimer = 1
+	// GenerationKnownDirectory: the workflow knows from its first run
+	// whether a 联营 kit sync ever gave the instance a directory
+	// (Snapshot.DirectoryKnown), and a release drops the directory only
+	// then, without asking the version of dropping it.
+	GenerationKnownDirectory = 2
 	// InstanceGeneration is the behaviour of runs started now.
-	InstanceGeneration = GenerationKeptDeadlineTimer
+	InstanceGeneration = GenerationKnownDirectory
 )
 
 // Callback is a recorded marketplace callback delivered to the instance
@@ -263,6 +268,12 @@ type Snapshot struct {
 	OrderLineID string
 	Debug       bool
 	State       State
+	// DirectoryKnown: HasDirectory has been kept since the first run (a
+	// purchase started from GenerationKnownDirectory on); HasDirectory: a
+	// 联营 kit sync reached the instance, so its release drops the
+	// directory.
+	DirectoryKnown bool `json:",omitempty"`
+	HasDirectory   bool `json:",omitempty"`
 	// Reason says why the instance is in its state, when that is not
 	// obvious (a failure, a freeze).
 	Reason     string     `json:",omitempty"`

@@ -214,13 +214,23 @@ func (w *instanceWorkflow) release(ctx workflow.Context, key, reason string) boo
 		return false
 	}
 	w.payPerUse.closePackage(ctx)
-	if workflow.GetVersion(ctx, dropDirectoryChange, workflow.DefaultVersion, 1) == 1 {
+	if w.dropsDirectory(ctx) {
 		// The directory the 联营 kit synchronised is the buyer's data too.
 		_ = execute(ctx, saveOptions, acts.DropDirectory, w.s.InstanceID).Get(ctx, nil)
 	}
 	w.s.State, w.s.Reason, w.s.Parked = StateReleased, reason, nil
 	w.record(ctx, key, "released", reason+" Its data is deleted.")
 	return true
+}
+
+// dropsDirectory reports whether a release drops the instance's 联营
+// directory: when it has one, if the workflow knows (DirectoryKnown);
+// otherwise as the version of the run decides.
+func (w *instanceWorkflow) dropsDirectory(ctx workflow.Context) bool {
+	if w.s.DirectoryKnown {
+		return w.s.HasDirectory
+	}
+	return workflow.GetVersion(ctx, dropDirectoryChange, workflow.DefaultVersion, 1) == 1
 }
 
 // dropDirectoryChange is the GetVersion change ID of dropping the

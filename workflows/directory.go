@@ -14,6 +14,9 @@ import (
 // was fixed by hand).
 func (r stepRunner) directory(ctx workflow.Context, key string, cb Callback) {
 	w := r.w
+	// Whatever the outcome, the application may hold part of the
+	// directory: the release drops it.
+	w.s.HasDirectory = true
 	var done activities.DirectoryApplied
 	in := activities.DirectoryInput{InstanceID: w.s.InstanceID, Seq: cb.Seq, Debug: w.s.Debug}
 	switch r.run(ctx, StepDirectory, withRetryLimit(directoryOptions, w.s.Policy), acts.ApplyDirectorySync, in, &done) {

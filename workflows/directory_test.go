@@ -42,6 +42,34 @@ func TestKitSyncsApplyInArrivalOrder(t *testing.T) {
 	require.Equal(t, "ignored", eventByKey(t, app, "callback/"+probe.Key).Kind)
 }
 
+// TestReleaseDropsADirectoryOnlyWhenThereIsOne: a purchase started now
+// knows whether a kit sync ever reached it, and its release drops the
+// directory only then; one started before (an older generation) drops it
+// as its version says, whatever it holds.
+func TestReleaseDropsADirectoryOnlyWhenThereIsOne(t *testing.T) {
+	for _, tt := range []struct {
+		name       string
+		generation int
+		dropped    []string
+	}{
+		{"started now", InstanceGeneration, nil},
+		{"started before", GenerationKeptDeadlineTimer, []string{"inst-1"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			app := newFakeApp()
+			env := newEnv(t, app)
+			signalAt(env, time.Hour, releaseCB(2))
+			in := input
+			in.Generation = tt.generation
+
+			env.ExecuteWorkflow(InstanceWorkflowName, in)
+
+			require.True(t, env.IsWorkflowCompleted())
+			require.Equal(t, tt.dropped, app.droppedDirectories)
+		})
+	}
+}
+
 // TestFailedKitSyncParksUntilRetried: the marketplace never sends a sync
 // again by itself, so one the application refuses waits for an operator.
 func TestFailedKitSyncParksUntilRetried(t *testing.T) {

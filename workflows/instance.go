@@ -295,6 +295,9 @@ func newInstanceWorkflow(in InstanceInput) *instanceWorkflow {
 		w.shownState = w.s.State
 	}
 	w.generation = in.Generation
+	if in.Carried == nil && in.Generation >= GenerationKnownDirectory {
+		w.s.DirectoryKnown = true
+	}
 	w.steps, w.payPerUse, w.supervision = stepRunner{w}, payPerUse{w}, supervisionFlow{w}
 	return w
 }

@@ -172,7 +172,7 @@ var scenarios = []scenario{
 	// the next is sent, so that its history is the same every time: what
 	// TestStandardLifeHistory measures (queryInstance, answered from the
 	// read model, never reaches the workflow).
-	{name: "standard", file: "standard-generation1", steps: []step{
+	{name: "standard", file: "standard-generation2", steps: []step{
 		waitFor(workflows.StateActive),
 		cb(1, workflows.ActivityNewInstance, "newInstance:o:l", nil),
 		applied("newInstance:o:l"),
