@@ -1,7 +1,7 @@
 // Package benchenv is what the benchmark programs (make bench, make
 // bench-usage) share: databases of their own on a Postgres server, a
-// description of the machine, bounded parallelism, percentiles and the
-// sections they own in docs/benchmarks.md.
+// description of the machine, the CPU time of its processes, bounded
+// parallelism, percentiles and the sections they own in docs/benchmarks.md.
 package benchenv
 
 import (
@@ -46,6 +46,9 @@ func OpenCluster(ctx context.Context, rawURL, prefix string) (*Cluster, error) {
 	_, _ = rand.Read(suffix)
 	return &Cluster{admin: admin, server: *u, prefix: prefix + "_" + hex.EncodeToString(suffix)}, nil
 }
+
+// Prefix is what the names of the cluster's databases begin with.
+func (c *Cluster) Prefix() string { return c.prefix }
 
 // Admin is the connection to the server's maintenance database.
 func (c *Cluster) Admin() *sql.DB { return c.admin }

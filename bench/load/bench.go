@@ -24,18 +24,29 @@ type report struct {
 	sustainedInstances int
 	// rounds are the flat-out runs, each with the ceiling measured after
 	// it; flatOut and ceiling are the round with the median ratio.
-	rounds   []round
-	flatOut  loadgen.MixResult
-	ceiling  loadgen.CeilingResult
-	storm    *loadgen.StormResult
-	stormErr error
-	idle     *loadgen.Bought
+	rounds  []round
+	flatOut loadgen.MixResult
+	ceiling loadgen.CeilingResult
+	// flatOutCPU, ceilingCPU and lifeEvents are the median round's.
+	flatOutCPU, ceilingCPU cpuUse
+	lifeEvents             []int
+	// postgresAll is set when the postmaster was not found, and the
+	// PostgreSQL figures count every process named "postgres".
+	postgresAll bool
+	storm       *loadgen.StormResult
+	stormErr    error
+	idle        *loadgen.Bought
 }
 
 // round is one flat-out run and the ceiling measured right after it.
 type round struct {
 	flatOut loadgen.MixResult
 	ceiling loadgen.CeilingResult
+	// flatOutCPU and ceilingCPU are what each part of the stack spent on
+	// the two runs; lifeEvents the history lengths of a sample of the
+	// flat-out run's lives.
+	flatOutCPU, ceilingCPU cpuUse
+	lifeEvents             []int
 }
 
 // ratio is the changing callbacks applied a second over the ceiling's
@@ -79,7 +90,12 @@ func benchmark(ctx context.Context, cfg config, progress io.Writer) (*report, er
 	if err := rep.measureLatency(ctx, s.target, say); err != nil {
 		return nil, err
 	}
-	if err := rep.measureRounds(ctx, s, say); err != nil {
+	probe := cpuProbe{serverPID: s.serverPID, temporalPID: s.temporalPID, databases: pg.Prefix()}
+	if probe.postgresPID, err = postmasterPID(ctx, pg); err != nil {
+		return nil, err
+	}
+	rep.postgresAll = probe.postgresPID == 0
+	if err := rep.measureRounds(ctx, s, probe, say); err != nil {
 		return nil, err
 	}
 	if cfg.Storm > 0 && cfg.StormIdle > 0 {
@@ -127,36 +143,54 @@ func (r *report) measureLatency(ctx context.Context, target loadgen.Target, say 
 // The ratio compares two rates measured a few seconds apart on a shared
 // machine, so it is measured in rounds, each a flat-out run followed by the
 // ceiling, and the round with the median ratio is the one reported in
-// detail.
-func (r *report) measureRounds(ctx context.Context, s *stack, say sayFunc) error {
+// detail. Each run is bracketed by readings of the CPU time of the server,
+// Postgres and Temporal (the flat-out run's includes its wait for every
+// life to be applied and the check of every timeline, a read of each
+// instance); after the flat-out run, a sample of its lives' instance
+// workflows have their history counted.
+func (r *report) measureRounds(ctx context.Context, s *stack, probe cpuProbe, say sayFunc) error {
 	cfg := r.cfg
 	for i := range cfg.Rounds {
 		say("round %d of %d, flat-out run: %d lives, %d clients", i+1, cfg.Rounds, cfg.Mix, cfg.Concurrency)
 		var rd round
 		var err error
-		rd.flatOut, err = loadgen.RunMix(ctx, s.target, loadgen.Mix{
-			Instances: cfg.Mix, Concurrency: cfg.Concurrency, Redeliver: cfg.Redeliver,
-			OrderPrefix: fmt.Sprintf("FLATOUT%d", i+1), Patience: cfg.Patience,
+		rd.flatOutCPU, err = probe.measure(func() (err error) {
+			rd.flatOut, err = loadgen.RunMix(ctx, s.target, loadgen.Mix{
+				Instances: cfg.Mix, Concurrency: cfg.Concurrency, Redeliver: cfg.Redeliver,
+				OrderPrefix: fmt.Sprintf("FLATOUT%d", i+1), Patience: cfg.Patience,
+			})
+			return err
 		})
 		if err != nil {
 			return fmt.Errorf("flat-out run: %w", err)
 		}
 		say("  %s", describeMix(rd.flatOut))
+		applied := float64(cfg.Mix * loadgen.Changes)
+		say("  CPU per changing callback applied: server %s, PostgreSQL %s, Temporal %s", perCall(rd.flatOutCPU.Server, applied),
+			perCall(rd.flatOutCPU.Postgres, applied), perCall(rd.flatOutCPU.Temporal, applied))
+		if rd.lifeEvents, err = lifeEvents(ctx, s.temporal, rd.flatOut.InstanceIDs); err != nil {
+			return fmt.Errorf("flat-out run: %w", err)
+		}
 
 		say("round %d of %d, ceiling: %d bare SignalWithStart calls, %d clients", i+1, cfg.Rounds, cfg.Mix*loadgen.Changes, cfg.Concurrency)
-		rd.ceiling, err = loadgen.RunCeiling(ctx, s.temporal, loadgen.Ceiling{
-			Instances: cfg.Mix, Concurrency: cfg.Concurrency, TaskQueue: "loadgen-ceiling", Patience: cfg.Patience,
+		rd.ceilingCPU, err = probe.measure(func() (err error) {
+			rd.ceiling, err = loadgen.RunCeiling(ctx, s.temporal, loadgen.Ceiling{
+				Instances: cfg.Mix, Concurrency: cfg.Concurrency, TaskQueue: "loadgen-ceiling", Patience: cfg.Patience,
+			})
+			return err
 		})
 		if err != nil {
 			return fmt.Errorf("ceiling: %w", err)
 		}
-		say("  sent %.0f/s, applied %.0f/s, %d errors; ratio %.0f %%", rd.ceiling.SentRate(), rd.ceiling.AppliedRate(),
-			rd.ceiling.Errors, rd.ratio(cfg.Mix)*100)
+		say("  sent %.0f/s, applied %.0f/s, %d errors; ratio %.0f %%; Temporal CPU per signal %s", rd.ceiling.SentRate(),
+			rd.ceiling.AppliedRate(), rd.ceiling.Errors, rd.ratio(cfg.Mix)*100, perCall(rd.ceilingCPU.Temporal, float64(rd.ceiling.Signals)))
 		r.rounds = append(r.rounds, rd)
 	}
 	median := slices.Clone(r.rounds)
 	slices.SortFunc(median, func(a, b round) int { return cmp.Compare(a.ratio(cfg.Mix), b.ratio(cfg.Mix)) })
-	r.flatOut, r.ceiling = median[len(median)/2].flatOut, median[len(median)/2].ceiling
+	m := median[len(median)/2]
+	r.flatOut, r.ceiling = m.flatOut, m.ceiling
+	r.flatOutCPU, r.ceilingCPU, r.lifeEvents = m.flatOutCPU, m.ceilingCPU, m.lifeEvents
 	return nil
 }
 

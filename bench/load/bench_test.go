@@ -44,6 +44,16 @@ func TestBenchmarkSmall(t *testing.T) {
 		require.Zero(t, rd.flatOut.Lost)
 		require.Zero(t, rd.flatOut.Duplicated)
 		require.Positive(t, rd.ratio(6), "both the server's and the ceiling's runs finished")
+		require.Positive(t, rd.flatOutCPU.Server, "the server worked on the flat-out run")
+		require.Positive(t, rd.flatOutCPU.Temporal, "so did Temporal")
+		require.Positive(t, rd.ceilingCPU.Temporal, "and on the ceiling")
+		require.GreaterOrEqual(t, rd.flatOutCPU.Postgres, time.Duration(0))
+		require.Len(t, rd.lifeEvents, 6, "every life's history counted (fewer than 20)")
+		for _, n := range rd.lifeEvents {
+			// At least the start, newInstance's signal and task, and the
+			// release that completes it.
+			require.Greater(t, n, 10)
+		}
 	}
 	require.Equal(t, 6, rep.flatOut.Checked)
 	require.Equal(t, 6*loadgen.Changes, rep.ceiling.Signals)
@@ -62,6 +72,11 @@ func TestBenchmarkSmall(t *testing.T) {
 	require.Contains(t, md, "| **all** |")
 	require.Contains(t, md, "**Ratio:** median")
 	require.Contains(t, md, "| 2 | ")
+	require.Contains(t, md, "### CPU per applied callback (flat-out run)")
+	require.Contains(t, md, "| **total** |")
+	require.Contains(t, md, "| of which the connections to the benchmark's databases |")
+	require.Regexp(t, `\| Temporal \(the dev server\) \| [0-9.]+ s \| [0-9.]+ ms \| [0-9.]+ s \| [0-9.]+ ms \|`, md)
+	require.Regexp(t, `History events per life:\*\* median [1-9][0-9]* \(max [1-9][0-9]*\) over 6 lives`, md)
 	require.Contains(t, md, "3 idle ones open")
 	require.True(t, strings.HasSuffix(md, "<!-- bench-dev: end -->\n"))
 	path := filepath.Join(t.TempDir(), "benchmarks.md")

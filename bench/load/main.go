@@ -3,8 +3,10 @@
 // Temporal server, a mock of the marketplace's open API) and measures it
 // with package loadgen — answer latency at a sustained 200 callbacks a
 // second, throughput flat out against the raw SignalWithStart ceiling of
-// the same Temporal server, and the expiry storm — then prints the figures
-// as Markdown (-write puts them into docs/benchmarks.md).
+// the same Temporal server (with the CPU time the server, Postgres and
+// Temporal spend on each, read from /proc, and the history length of a
+// life's instance workflow), and the expiry storm — then prints the
+// figures as Markdown (-write puts them into docs/benchmarks.md).
 //
 //	make bench                              # dev server, about 25 minutes on 2 cores
 //	go run ./bench/load -storm 500 -mix 100 # a quick look

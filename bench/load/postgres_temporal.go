@@ -33,7 +33,9 @@ type temporalServer struct {
 	client  client.Client
 	address string
 	version string
-	stop    func()
+	// pid is the server's process, whose CPU time the report gives.
+	pid  int
+	stop func()
 }
 
 // startPostgresTemporal runs the Temporal server with its persistence and
@@ -70,7 +72,7 @@ func startPostgresTemporal(ctx context.Context, cfg config, pg *benchenv.Cluster
 	if err != nil {
 		return nil, fmt.Errorf("start the Temporal server: %w", err)
 	}
-	ts := &temporalServer{address: fmt.Sprintf("127.0.0.1:%d", ports["frontend"])}
+	ts := &temporalServer{address: fmt.Sprintf("127.0.0.1:%d", ports["frontend"]), pid: srv.Process.Pid}
 	ts.stop = func() {
 		if ts.client != nil {
 			ts.client.Close()

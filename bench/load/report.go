@@ -50,6 +50,7 @@ func (r *report) markdown() string {
 	r.writeIntro(p)
 	r.writeLatency(p)
 	r.writeThroughput(p)
+	r.writeCPU(p)
 	if r.cfg.Storm > 0 && r.storm != nil {
 		r.writeStorm(p)
 	}
@@ -121,6 +122,70 @@ func (r *report) writeThroughput(p func(string, ...any)) {
 	p("Per callback type, flat out:\n\n")
 	latencyTable(p, r.flatOut.Summary)
 }
+
+// writeCPU writes what each part of the stack spent on the median round's
+// runs, and how long a life's history is.
+func (r *report) writeCPU(p func(string, ...any)) {
+	cfg := r.cfg
+	applied, signals := float64(cfg.Mix*loadgen.Changes), float64(r.ceiling.Signals)
+	p("### CPU per applied callback (flat-out run)\n\n")
+	p("In the round with the median ratio, where the server applied its changing callbacks at %.0f %% of the rate of the "+
+		"ceiling's bare signals on the same Temporal server, each part of the stack spent this much processor time (user "+
+		"plus system, read from /proc before and after each run; a process's figure includes every process under it). "+
+		"The flat-out run's is divided among its %d changing callbacks (%d a life; the lives' queryInstance calls and "+
+		"redeliveries cost CPU too but are not counted), and includes the wait for every life to be applied and the "+
+		"check of every timeline; the ceiling's is divided among its %d bare signals.\n\n",
+		r.ratioOf(r.flatOut, r.ceiling)*100, cfg.Mix*loadgen.Changes, loadgen.Changes, r.ceiling.Signals)
+	postgres := "PostgreSQL (the whole server: postmaster and every process under it)"
+	if r.postgresAll {
+		postgres = "PostgreSQL (every process named `postgres`: the postmaster is not among this machine's processes)"
+	}
+	if cfg.Temporal == "postgres" {
+		postgres += ", the Temporal server's databases included"
+	}
+	p("| process | flat out: CPU | ms per applied callback | ceiling: CPU | ms per bare signal |\n|---|---:|---:|---:|---:|\n")
+	row := func(name string, flat, ceiling time.Duration) {
+		p("| %s | %s | %s | %s | %s |\n", name, cpuSeconds(flat), perCall(flat, applied), cpuSeconds(ceiling), perCall(ceiling, signals))
+	}
+	row("fulfillment server (`fulfillment serve`)", r.flatOutCPU.Server, r.ceilingCPU.Server)
+	row(postgres, r.flatOutCPU.Postgres, r.ceilingCPU.Postgres)
+	row("of which the connections to the benchmark's databases", r.flatOutCPU.PostgresOwn, r.ceilingCPU.PostgresOwn)
+	row("Temporal ("+map[string]string{"dev": "the dev server", "postgres": "the server"}[cfg.Temporal]+")",
+		r.flatOutCPU.Temporal, r.ceilingCPU.Temporal)
+	p("| **total** | %s | %s | %s | %s |\n\n", cpuSeconds(r.flatOutCPU.total()), perCall(r.flatOutCPU.total(), applied),
+		cpuSeconds(r.ceilingCPU.total()), perCall(r.ceilingCPU.total(), signals))
+	p("The total counts PostgreSQL once, as the whole server. On a shared machine the whole server's figure also holds " +
+		"whatever else it served meanwhile, while the connections to the benchmark's databases leave out its own " +
+		"processes (WAL writer, checkpointer, autovacuum): the benchmark's share of PostgreSQL lies between the two. " +
+		"The load generator's own CPU, and that of the ceiling's worker (which runs in it), are not counted.\n\n")
+	if len(r.lifeEvents) > 0 {
+		ev := slices.Sorted(slices.Values(r.lifeEvents))
+		p("**History events per life:** median %d (max %d) over %d lives of that flat-out run: every event of the instance "+
+			"workflow (`instance/<instanceId>`, all its runs), none of the workflows it starts. A life is newInstance, "+
+			"queryInstance, refreshInstance (RENEWAL), FREEZE, UNFREEZE, queryInstance, releaseInstance: 7 callbacks, the "+
+			"%d that change the instance each sent a second time at %.0f %%.\n\n",
+			ev[(len(ev)-1)/2], ev[len(ev)-1], len(ev), loadgen.Changes, cfg.Redeliver*100)
+	}
+}
+
+// ratioOf is the ratio of a flat-out run and its ceiling.
+func (r *report) ratioOf(flatOut loadgen.MixResult, ceiling loadgen.CeilingResult) float64 {
+	return round{flatOut: flatOut, ceiling: ceiling}.ratio(r.cfg.Mix)
+}
+
+// perCall is CPU time in milliseconds per call.
+func perCall(d time.Duration, calls float64) string {
+	if calls <= 0 {
+		return "–"
+	}
+	per := float64(d) / float64(time.Millisecond) / calls
+	if per < 10 {
+		return fmt.Sprintf("%.2f ms", per)
+	}
+	return fmt.Sprintf("%.1f ms", per)
+}
+
+func cpuSeconds(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }
 
 // writeStorm writes the figures of the expiry storm.
 func (r *report) writeStorm(p func(string, ...any)) {

@@ -40,7 +40,10 @@ type stack struct {
 	temporal client.Client
 	// temporalVersion describes the Temporal server for the report.
 	temporalVersion string
-	stops           []func()
+	// serverPID and temporalPID are the processes whose CPU time the
+	// report gives (with whatever runs under them).
+	serverPID, temporalPID int
+	stops                  []func()
 }
 
 func (s *stack) stop() {
@@ -82,7 +85,7 @@ func startStack(ctx context.Context, cfg config, pg *benchenv.Cluster, orders *l
 		return nil, err
 	}
 	s.stops = append(s.stops, ts.stop)
-	s.temporal, s.temporalVersion = ts.client, ts.version
+	s.temporal, s.temporalVersion, s.temporalPID = ts.client, ts.version, ts.pid
 
 	openAPI := httptest.NewServer(mockapi.New(mockapi.Config{AK: openAPIAK, SK: openAPISK, Orders: orders}))
 	s.stops = append(s.stops, openAPI.Close)
@@ -114,6 +117,7 @@ func startStack(ctx context.Context, cfg config, pg *benchenv.Cluster, orders *l
 		return nil, fmt.Errorf("start the server: %w", err)
 	}
 	s.stops = append(s.stops, stop)
+	s.serverPID = srv.Process.Pid
 	if err := waitReady(ctx, s.target.URL+"/readyz", time.Minute); err != nil {
 		return nil, fmt.Errorf("the server did not become ready (its log is %s): %w", logFile.Name(), err)
 	}
@@ -137,8 +141,13 @@ func startDevTemporal(ctx context.Context, cli string) (*temporalServer, error) 
 		stop()
 		return nil, fmt.Errorf("run %s --version: %w", cli, err)
 	}
+	pid, err := devServerPID(srv.FrontendHostPort())
+	if err != nil {
+		stop()
+		return nil, err
+	}
 	return &temporalServer{
-		client: srv.Client(), address: srv.FrontendHostPort(), stop: stop,
+		client: srv.Client(), address: srv.FrontendHostPort(), stop: stop, pid: pid,
 		version: "dev server `" + strings.TrimSpace(string(out)) + "` (SQLite in memory)",
 	}, nil
 }

@@ -56,6 +56,9 @@ type MixResult struct {
 	// callbacks answered 000000 whose effect is missing, Duplicated those
 	// applied more than once.
 	Checked, Lost, Duplicated int
+	// InstanceIDs are the lives' instances, "" for a life whose
+	// newInstance was never answered 000000.
+	InstanceIDs []string
 }
 
 // AppliedRate is the changing callbacks applied a second, from the first
@@ -98,7 +101,7 @@ func RunMix(ctx context.Context, t Target, m Mix) (MixResult, error) {
 	if err := ctx.Err(); err != nil {
 		return MixResult{}, err
 	}
-	res := MixResult{Summary: stats.Summary()}
+	res := MixResult{Summary: stats.Summary(), InstanceIDs: ids}
 	want := before["released"] + int64(m.Instances)
 	if err := waitForState(ctx, hc, t, "released", want, m.Patience); err != nil {
 		// Not lost, perhaps, only not yet applied: say how far it got
