@@ -14,10 +14,7 @@ import (
 
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
-	"go.temporal.io/sdk/activity"
-	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
-	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/fulfillment-server/fulfillment/activities"
@@ -74,36 +71,6 @@ func newCollectorRig(t *testing.T, n int, until time.Time, outages ...outage) *c
 	return r
 }
 
-// env is a test environment with the workflows and activities registered,
-// starting at start, with the instance workflows mocked: what they are
-// told is recorded.
-func (r *collectorRig) env(t *testing.T, start time.Time, id string) *testsuite.TestWorkflowEnvironment {
-	t.Helper()
-	var suite testsuite.WorkflowTestSuite
-	env := suite.NewTestWorkflowEnvironment()
-	env.SetTestTimeout(2 * time.Minute)
-	env.SetStartTime(start)
-	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: id})
-	env.RegisterWorkflowWithOptions(workflows.UsageCollectorWorkflow, workflow.RegisterOptions{Name: workflows.UsageCollectorWorkflowName})
-	env.RegisterWorkflowWithOptions(workflows.MeteringWorkflow, workflow.RegisterOptions{Name: workflows.MeteringWorkflowName})
-	for name, fn := range map[string]any{
-		"CollectUsage": r.acts.CollectUsage, "RegisterMetering": r.acts.RegisterMetering,
-		"PauseMetering": r.acts.PauseMetering, "ResumeMetering": r.acts.ResumeMetering, "StopMetering": r.acts.StopMetering,
-		"CloseUsagePeriods": r.acts.CloseUsagePeriods, "PushUsage": r.acts.PushUsage,
-		"ExcludeFrozenUsage": r.acts.ExcludeFrozenUsage, "Alert": r.alerts.Alert,
-	} {
-		env.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
-	}
-	env.OnSignalExternalWorkflow(mock.Anything, mock.Anything, "", workflows.InternalSignal, mock.Anything).
-		Return(func(_, _, _, _ string, arg any) error {
-			r.mu.Lock()
-			defer r.mu.Unlock()
-			r.internal = append(r.internal, arg.(workflows.Internal))
-			return nil
-		})
-	return env
-}
-
 // register hands every instance to the collector from meteringStart, as
 // their metering workflows do when they start.
 func (r *collectorRig) register(t *testing.T) {
@@ -119,7 +86,7 @@ func (r *collectorRig) register(t *testing.T) {
 // what happens on the way.
 func (r *collectorRig) runCollector(t *testing.T, until time.Time, events ...scheduled) {
 	t.Helper()
-	env := r.env(t, meteringStart, workflows.UsageCollectorWorkflowID)
+	env := r.envFor(t, meteringStart, workflows.UsageCollectorWorkflowID)
 	for _, e := range events {
 		env.RegisterDelayedCallback(func() { e.do(env) }, e.at.Sub(meteringStart))
 	}
@@ -183,7 +150,7 @@ func TestMeteringWorkflowHandsItsInstanceToTheCollector(t *testing.T) {
 	freeze := meteringStart.Truncate(time.Hour).Add(2*time.Hour + 40*time.Minute)
 	unfreeze := freeze.Add(time.Hour)
 	release := meteringStart.Truncate(time.Hour).Add(5*time.Hour + 30*time.Minute)
-	env := r.env(t, meteringStart, workflows.MeteringWorkflowID(id))
+	env := r.envFor(t, meteringStart, workflows.MeteringWorkflowID(id))
 	control := func(kind string, at time.Time) {
 		env.RegisterDelayedCallback(func() {
 			env.SignalWorkflow(workflows.MeteringSignal, workflows.MeteringControl{Kind: kind, At: at})
@@ -237,7 +204,7 @@ func TestMeteringHandsOverInPlace(t *testing.T) {
 	r := newCollectorRig(t, 1, release)
 	id := r.ids[0]
 	upgrade := meteringStart.Truncate(time.Hour).Add(3*time.Hour + 30*time.Minute)
-	env := r.env(t, meteringStart, workflows.MeteringWorkflowID(id))
+	env := r.envFor(t, meteringStart, workflows.MeteringWorkflowID(id))
 	env.OnGetVersion(mock.Anything, workflow.DefaultVersion, 1).Return(
 		func(changeID string, _, maxSupported workflow.Version) workflow.Version {
 			if len(changeID) > len("batched-metering/") && changeID[:len("batched-metering/")] == "batched-metering/" &&

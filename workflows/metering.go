@@ -170,19 +170,34 @@ func (mw *meteringWorkflow) close(ctx workflow.Context, from, to time.Time, bill
 	for len(all) > 0 {
 		batch := all[:min(len(all), 500)]
 		all = all[len(batch):]
-		var res activities.ClosePeriodsResult
-		err := execute(ctx, saveOptions, acts.CloseUsagePeriods, activities.ClosePeriodsInput{
+		if !mw.closing(ctx, acts.CloseUsagePeriods, activities.ClosePeriodsInput{
 			InstanceID: mw.m.InstanceID, Periods: batch, Billable: billable, At: workflow.Now(ctx),
-		}).Get(ctx, &res)
-		if err != nil {
-			// Only cancellation ends the unlimited retry of a local write.
-			workflow.GetLogger(ctx).Error("Usage periods not closed", "error", err)
+		}) {
 			return
 		}
-		if res.PackageExhausted != "" {
-			tellQuotaExhausted(ctx, mw.m.InstanceID, res.PackageExhausted)
-		}
 	}
+	mw.openFrom(to)
+}
+
+// closing runs an activity that closes periods (CloseUsagePeriods,
+// PauseMetering, StopMetering) and tells the instance when a closed period
+// used up its package. It reports whether the periods were closed: only
+// cancellation ends the unlimited retry of a local write.
+func (mw *meteringWorkflow) closing(ctx workflow.Context, activity, input any) bool {
+	var res struct{ PackageExhausted string }
+	if err := execute(ctx, saveOptions, activity, input).Get(ctx, &res); err != nil {
+		workflow.GetLogger(ctx).Error("Usage periods not closed", "error", err)
+		return false
+	}
+	if res.PackageExhausted != "" {
+		tellQuotaExhausted(ctx, mw.m.InstanceID, res.PackageExhausted)
+	}
+	return true
+}
+
+// openFrom moves the open period to start at to, once what precedes it is
+// closed.
+func (mw *meteringWorkflow) openFrom(to time.Time) {
 	if to.After(mw.m.OpenSince) {
 		mw.m.OpenSince = to
 	}
@@ -231,19 +246,8 @@ func (mw *meteringWorkflow) handOver(ctx workflow.Context, point string) bool {
 // until at, before a freeze (acts.PauseMetering) or the release
 // (acts.StopMetering).
 func (mw *meteringWorkflow) closeMetered(ctx workflow.Context, activity any, at time.Time) {
-	var res activities.MeteringChangeResult
-	err := execute(ctx, saveOptions, activity, activities.MeteringChangeInput{
-		InstanceID: mw.m.InstanceID, At: at, Now: workflow.Now(ctx),
-	}).Get(ctx, &res)
-	if err != nil {
-		workflow.GetLogger(ctx).Error("Usage periods not closed", "error", err)
-		return
-	}
-	if res.PackageExhausted != "" {
-		tellQuotaExhausted(ctx, mw.m.InstanceID, res.PackageExhausted)
-	}
-	if at.After(mw.m.OpenSince) {
-		mw.m.OpenSince = at
+	if mw.closing(ctx, activity, activities.MeteringChangeInput{InstanceID: mw.m.InstanceID, At: at, Now: workflow.Now(ctx)}) {
+		mw.openFrom(at)
 	}
 }
 

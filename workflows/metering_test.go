@@ -196,6 +196,14 @@ func (r *meteringRig) run(t *testing.T, events ...scheduled) {
 }
 
 func (r *meteringRig) newEnv(t *testing.T, start time.Time) *testsuite.TestWorkflowEnvironment {
+	return r.envFor(t, start, workflows.MeteringWorkflowID(ppu))
+}
+
+// envFor is a test environment starting at start, running the workflow
+// with ID id, with the metering workflows, the usage collector and their
+// activities registered. The instance workflows are not in it: what they
+// are told is recorded in r.internal.
+func (r *meteringRig) envFor(t *testing.T, start time.Time, id string) *testsuite.TestWorkflowEnvironment {
 	var suite testsuite.WorkflowTestSuite
 	out := io.Discard
 	if testing.Verbose() {
@@ -203,21 +211,23 @@ func (r *meteringRig) newEnv(t *testing.T, start time.Time) *testsuite.TestWorkf
 	}
 	suite.SetLogger(sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelWarn}))))
 	env := suite.NewTestWorkflowEnvironment()
+	env.SetTestTimeout(2 * time.Minute)
 	env.SetStartTime(start)
-	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: workflows.MeteringWorkflowID(ppu)})
+	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: id})
 	env.RegisterWorkflowWithOptions(workflows.MeteringWorkflow, workflow.RegisterOptions{Name: workflows.MeteringWorkflowName})
+	env.RegisterWorkflowWithOptions(workflows.UsageCollectorWorkflow, workflow.RegisterOptions{Name: workflows.UsageCollectorWorkflowName})
 	if r.byItself {
 		workflows.MeterByItself(env)
 	}
 	for name, fn := range map[string]any{
 		"CloseUsagePeriods": r.acts.CloseUsagePeriods, "PushUsage": r.acts.PushUsage,
 		"ExcludeFrozenUsage": r.acts.ExcludeFrozenUsage, "Alert": r.alerts.Alert,
+		"CollectUsage": r.acts.CollectUsage, "RegisterMetering": r.acts.RegisterMetering,
+		"PauseMetering": r.acts.PauseMetering, "ResumeMetering": r.acts.ResumeMetering, "StopMetering": r.acts.StopMetering,
 	} {
 		env.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
 	}
-	// The instance workflow is not in this environment: record what the
-	// metering tells it.
-	env.OnSignalExternalWorkflow(mock.Anything, workflows.InstanceWorkflowID(ppu), "", workflows.InternalSignal, mock.Anything).
+	env.OnSignalExternalWorkflow(mock.Anything, mock.Anything, "", workflows.InternalSignal, mock.Anything).
 		Return(func(_, _, _, _ string, arg any) error {
 			r.mu.Lock()
 			defer r.mu.Unlock()
