@@ -226,8 +226,12 @@ const (
 	// (Snapshot.DirectoryKnown), and a release drops the directory only
 	// then, without asking the version of dropping it.
 	GenerationKnownDirectory = 2
+	// GenerationStateShownAtStart: the starter sets the state search
+	// attribute to provisioning (as the inbox does), so the first run does
+	// not upsert it again.
+	GenerationStateShownAtStart = 3
 	// InstanceGeneration is the behaviour of runs started now.
-	InstanceGeneration = GenerationKnownDirectory
+	InstanceGeneration = GenerationStateShownAtStart
 )
 
 // Callback is a recorded marketplace callback delivered to the instance

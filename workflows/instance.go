@@ -298,6 +298,9 @@ func newInstanceWorkflow(in InstanceInput) *instanceWorkflow {
 	if in.Carried == nil && in.Generation >= GenerationKnownDirectory {
 		w.s.DirectoryKnown = true
 	}
+	if in.Carried == nil && in.Generation >= GenerationStateShownAtStart {
+		w.shownState = StateProvisioning
+	}
 	w.steps, w.payPerUse, w.supervision = stepRunner{w}, payPerUse{w}, supervisionFlow{w}
 	return w
 }

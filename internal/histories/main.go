@@ -172,7 +172,7 @@ var scenarios = []scenario{
 	// the next is sent, so that its history is the same every time: what
 	// TestStandardLifeHistory measures (queryInstance, answered from the
 	// read model, never reaches the workflow).
-	{name: "standard", file: "standard-generation2", steps: []step{
+	{name: "standard", file: "standard-generation3", steps: []step{
 		waitFor(workflows.StateActive),
 		cb(1, workflows.ActivityNewInstance, "newInstance:o:l", nil),
 		applied("newInstance:o:l"),
@@ -269,7 +269,10 @@ func record(ctx context.Context, c client.Client, out string, sc scenario) error
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	id := workflows.InstanceWorkflowID(sc.name)
-	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: taskQueue},
+	// Started as the inbox starts it: with its search attributes.
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: taskQueue,
+		TypedSearchAttributes: temporal.NewSearchAttributes(workflows.InstanceIDAttribute.ValueSet(sc.name),
+			workflows.OrderIDAttribute.ValueSet("order-"+sc.name), workflows.StateAttribute.ValueSet(string(workflows.StateProvisioning)))},
 		workflows.InstanceWorkflowName, workflows.InstanceInput{InstanceID: sc.name, OrderID: "order-" + sc.name, OrderLineID: "line-" + sc.name,
 			Generation: workflows.InstanceGeneration})
 	if err != nil {
