@@ -64,7 +64,7 @@ bin/server:
 bin/sql:
 	GOBIN=$(CURDIR)/bin go install go.temporal.io/server/cmd/tools/sql@$(TEMPORAL_SERVER_VERSION)
 
-## bench-usage: measure usage intake (1,000,000 records over HTTP) and the hourly close of 10,000 pay-per-use instances into docs/benchmarks.md (12 to 15 min)
+## bench-usage: measure usage intake (1,000,000 records over HTTP), the hourly close of 10,000 pay-per-use instances one by one and of 100,000 by the usage collector (directly and through Temporal) into docs/benchmarks.md (17 to 20 min)
 .PHONY: bench-usage
 bench-usage: bin/temporal
 	go run ./bench/usage -write docs/benchmarks.md

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/fulfillment-server/fulfillment/bench/benchenv"
@@ -15,7 +16,8 @@ import (
 // Each measurement starts from a copy of a prepared database, so that runs
 // do not disturb each other: intake runs from a database with the
 // instances and no usage, close runs from one holding the whole hour of
-// usage as the intake left it.
+// usage as the intake left it, the collector's from one holding its own
+// instances, metered, and their hour of usage.
 func benchmark(ctx context.Context, cfg config, log io.Writer) (*report, error) {
 	pg, err := benchenv.OpenCluster(ctx, cfg.DatabaseURL, "benchusage")
 	if err != nil {
@@ -51,7 +53,14 @@ func benchmark(ctx context.Context, cfg config, log io.Writer) (*report, error) 
 	if err := rep.measureCloses(ctx, pg, load, loaded, log); err != nil {
 		return nil, err
 	}
-	if err := rep.measureTemporalCloses(ctx, pg, load, loaded, log); err != nil {
+	// The collector's databases are ten times larger: the disk need not
+	// hold these as well.
+	for _, db := range []string{empty, loaded} {
+		if err := pg.Drop(ctx, db); err != nil {
+			return nil, err
+		}
+	}
+	if err := rep.measureCollector(ctx, pg, log); err != nil {
 		return nil, err
 	}
 	rep.machine.LoadAfter = benchenv.LoadAverage()
@@ -110,26 +119,53 @@ func (r *report) measureCloses(ctx context.Context, pg *benchenv.Cluster, load *
 	return nil
 }
 
-// measureTemporalCloses closes the hour through the metering workflows,
-// cfg.TemporalRuns times, each time on a fresh copy of the database loaded;
-// none without a Temporal CLI.
-func (r *report) measureTemporalCloses(ctx context.Context, pg *benchenv.Cluster, load *workload, loaded string, log io.Writer) error {
-	for run := 1; r.cfg.TemporalCLI != "" && run <= r.cfg.TemporalRuns; run++ {
-		db, err := pg.Create(ctx, loaded)
-		if err != nil {
-			return err
-		}
-		m, err := measureTemporal(ctx, pg.URL(db), r.cfg.TemporalCLI, load, r.cfg.TemporalInstances, r.cfg.TemporalLead)
-		if err != nil {
-			return fmt.Errorf("close through Temporal: %w", err)
-		}
-		fmt.Fprintf(log, "Close through Temporal, run %d: %s\n", run, m)
-		r.temporal = append(r.temporal, m)
-		if err := pg.Drop(ctx, db); err != nil {
-			return err
+// measureCollector prepares cfg.BatchedInstances metered instances and
+// their hour of usage, then has the usage collector close and push the
+// hour: cfg.Runs times by calling CollectUsage directly, then
+// cfg.TemporalRuns times through Temporal (none without a Temporal CLI),
+// each time on a fresh copy of the prepared database.
+func (r *report) measureCollector(ctx context.Context, pg *benchenv.Cluster, log io.Writer) error {
+	if r.cfg.BatchedInstances == 0 {
+		return nil
+	}
+	load := newUsage(r.cfg.BatchedInstances, r.cfg.BatchedRecords, batchedHour(time.Now().UTC()))
+	fmt.Fprintf(log, "Preparing %d metered instances and %d usage records\n", r.cfg.BatchedInstances, r.cfg.BatchedRecords)
+	metered, err := prepareMetered(ctx, pg, load)
+	if err != nil {
+		return err
+	}
+	r.batchedWithUsage = load.withUsage(load.instances)
+	type measure struct {
+		name string
+		runs int
+		fn   func(ctx context.Context, dbURL string, load *workload) (collectRun, error)
+		out  *[]collectRun
+	}
+	measures := []measure{{"Collector (activities)", r.cfg.Runs, measureCollect, &r.collect}}
+	if r.cfg.TemporalCLI != "" {
+		measures = append(measures, measure{"Collector through Temporal", r.cfg.TemporalRuns,
+			func(ctx context.Context, dbURL string, load *workload) (collectRun, error) {
+				return measureCollectorTemporal(ctx, dbURL, r.cfg.TemporalCLI, load)
+			}, &r.collectTemporal})
+	}
+	for _, m := range measures {
+		for run := 1; run <= m.runs; run++ {
+			db, err := pg.Create(ctx, metered)
+			if err != nil {
+				return err
+			}
+			c, err := m.fn(ctx, pg.URL(db), load)
+			if err != nil {
+				return fmt.Errorf("%s: %w", strings.ToLower(m.name[:1])+m.name[1:], err)
+			}
+			fmt.Fprintf(log, "%s, run %d: %s\n", m.name, run, c)
+			*m.out = append(*m.out, c)
+			if err := pg.Drop(ctx, db); err != nil {
+				return err
+			}
 		}
 	}
-	return nil
+	return pg.Drop(ctx, metered)
 }
 
 // prepareInstances creates a migrated database holding the instances, active

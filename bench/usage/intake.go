@@ -39,36 +39,65 @@ type workload struct {
 }
 
 func newWorkload(instances, records, batchSize int, hour time.Time) (*workload, error) {
-	w := &workload{hour: hour, records: records, batchSize: batchSize, units: map[string]int64{}}
-	for i := range instances {
-		w.instances = append(w.instances, fmt.Sprintf("bench-%06d", i))
-	}
-	// A fixed seed: every run reports the same usage.
-	rng := rand.New(rand.NewPCG(1, 2))
-	step := time.Hour / time.Duration(records)
-	for first := 0; first < records; first += batchSize {
-		in := api.UsageIntake{Records: make([]api.UsageIn, min(batchSize, records-first))}
-		for j := range in.Records {
-			k := first + j
-			id := w.instances[rng.IntN(instances)]
-			units := 1 + rng.Int64N(5*koogallery.UsageValueScale) // 0.0001 to 5
-			w.units[id] += units
-			in.Records[j] = api.UsageIn{
-				InstanceID:     id,
-				Meter:          "api_calls",
-				Quantity:       json.RawMessage(koogallery.UsageValueFromUnits(units).String()),
-				Time:           hour.Add(time.Duration(k) * step).Format(time.RFC3339Nano),
-				IdempotencyKey: fmt.Sprintf("bench-%09d", k),
-			}
+	w := newUsage(instances, records, hour)
+	w.batchSize = batchSize
+	var in api.UsageIntake
+	err := w.generate(func(k int, id string, units int64, at time.Time) error {
+		in.Records = append(in.Records, api.UsageIn{
+			InstanceID:     id,
+			Meter:          "api_calls",
+			Quantity:       json.RawMessage(koogallery.UsageValueFromUnits(units).String()),
+			Time:           at.Format(time.RFC3339Nano),
+			IdempotencyKey: usageKey(k),
+		})
+		if len(in.Records) < batchSize && k < records-1 {
+			return nil
 		}
 		body, err := json.Marshal(in)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		w.bodies = append(w.bodies, body)
+		in.Records = nil
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return w, nil
 }
+
+// newUsage is a workload of the instances and hour whose records are not
+// generated yet (generate makes them).
+func newUsage(instances, records int, hour time.Time) *workload {
+	w := &workload{hour: hour, records: records, units: map[string]int64{}}
+	for i := range instances {
+		w.instances = append(w.instances, fmt.Sprintf("bench-%06d", i))
+	}
+	return w
+}
+
+// generate makes the hour's records, in time order, adds up each
+// instance's units and hands each record to add: the k-th record, of
+// instance id, units (of 0.0001) at the time at.
+func (w *workload) generate(add func(k int, id string, units int64, at time.Time) error) error {
+	// A fixed seed: every run reports the same usage.
+	rng := rand.New(rand.NewPCG(1, 2))
+	w.units = map[string]int64{}
+	step := time.Hour / time.Duration(w.records)
+	for k := range w.records {
+		id := w.instances[rng.IntN(len(w.instances))]
+		units := 1 + rng.Int64N(5*koogallery.UsageValueScale) // 0.0001 to 5
+		w.units[id] += units
+		if err := add(k, id, units, w.hour.Add(time.Duration(k)*step)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// usageKey is the idempotency key of the workload's k-th record.
+func usageKey(k int) string { return fmt.Sprintf("bench-%09d", k) }
 
 // withUsage counts the instances among ids that have usage: the others'
 // periods are empty, and not pushed.

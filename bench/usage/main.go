@@ -1,14 +1,17 @@
 // Command usage measures pay-per-use metering at scale (make
-// bench-usage): the intake of usage records through POST /v1/usage, and
-// the hourly close (CloseUsagePeriods, then PushUsage) of every pay-per-use
-// instance, first by calling the activities directly and then through a
-// real Temporal dev server and worker. It works on databases of its own,
-// created on the given Postgres server and dropped at the end, checks that
-// every record was stored, closed and pushed exactly once, and prints the
-// figures as Markdown (-write puts them into docs/benchmarks.md).
+// bench-usage): the intake of usage records through POST /v1/usage; the
+// hourly close of every pay-per-use instance one instance at a time, as
+// the per-instance metering workflows did (CloseUsagePeriods, then
+// PushUsage, called directly); and the hourly close and push of 100,000
+// instances by the usage collector, which replaces them (CollectUsage,
+// called directly and then run by UsageCollectorWorkflow on a real Temporal
+// dev server and worker). It works on databases of its own, created on the
+// given Postgres server and dropped at the end, checks that every record
+// was stored, closed and pushed exactly once, and prints the figures as
+// Markdown (-write puts them into docs/benchmarks.md).
 //
-//	make bench-usage   # the full run, 12 to 15 minutes on 2 cores
-//	go run ./bench/usage -records 20000 -instances 200 -runs 1 -temporal ""   # a quick look
+//	make bench-usage   # the full run, 17 to 20 minutes on 2 cores
+//	go run ./bench/usage -records 20000 -instances 200 -batched-instances 2000 -runs 1 -temporal ""   # a quick look
 package main
 
 import (
@@ -21,7 +24,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 )
 
 func main() {
@@ -55,15 +57,13 @@ type config struct {
 	// Workers are the numbers of instances closed concurrently.
 	Workers []int
 	Runs    int
-	// TemporalCLI is the Temporal CLI whose dev server the end-to-end close
-	// runs on; empty skips it.
-	TemporalCLI string
-	// TemporalInstances are the first instances metered through Temporal.
-	TemporalInstances int
-	TemporalRuns      int
-	// TemporalLead is how long after the first workflow starts the hourly
-	// close falls due; zero picks one from the number of instances.
-	TemporalLead time.Duration
+	// BatchedInstances are the instances the usage collector closes (none
+	// skips it), with BatchedRecords records in their hour.
+	BatchedInstances, BatchedRecords int
+	// TemporalCLI is the Temporal CLI whose dev server the collector runs
+	// on; empty skips it.
+	TemporalCLI  string
+	TemporalRuns int
 	// Write is the Markdown file whose pay-per-use section is replaced.
 	Write string
 	// Command is the command line shown in the report.
@@ -75,19 +75,19 @@ func parseFlags(args []string) (config, error) {
 	cfg := config{Command: "go run ./bench/usage " + strings.Join(args, " ")}
 	fs.StringVar(&cfg.DatabaseURL, "database", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable",
 		"a Postgres server where the benchmark may create (and drops) its databases")
-	fs.IntVar(&cfg.Instances, "instances", 10000, "pay-per-use instances")
+	fs.IntVar(&cfg.Instances, "instances", 10000, "pay-per-use instances of the intake and the per-instance close")
 	fs.IntVar(&cfg.Records, "records", 1000000, "usage records taken in by each intake run")
 	fs.IntVar(&cfg.BatchSize, "batch", 1000, "records per POST /v1/usage")
 	clients := fs.String("clients", "1,4", "concurrent HTTP clients of the intake, comma-separated")
 	fs.IntVar(&cfg.Resend, "resend", 100, "stored batches sent again, to time all-duplicate batches")
 	workers := fs.String("workers", "8,32", "instances closed concurrently, comma-separated")
 	fs.IntVar(&cfg.Runs, "runs", 3, "repetitions of each intake and close measurement (medians are reported)")
-	fs.StringVar(&cfg.TemporalCLI, "temporal", "bin/temporal", `the Temporal CLI for the end-to-end close ("" skips it)`)
-	fs.IntVar(&cfg.TemporalInstances, "temporal-instances", 1000,
-		"instances metered end to end through Temporal (the dev server is slower than the activities)")
-	fs.IntVar(&cfg.TemporalRuns, "temporal-runs", 1, "repetitions of the end-to-end close")
-	fs.DurationVar(&cfg.TemporalLead, "temporal-lead", 0,
-		"time from starting the metering workflows to their close (0: 30s plus 15ms per workflow)")
+	fs.IntVar(&cfg.BatchedInstances, "batched-instances", 100000,
+		"pay-per-use instances closed and pushed by the usage collector (0 skips it)")
+	fs.IntVar(&cfg.BatchedRecords, "batched-records", 0,
+		"usage records in the hour of the collector's instances (0: three per instance, so that about 95 % have usage)")
+	fs.StringVar(&cfg.TemporalCLI, "temporal", "bin/temporal", `the Temporal CLI for the collector's end-to-end close ("" skips it)`)
+	fs.IntVar(&cfg.TemporalRuns, "temporal-runs", 1, "repetitions of the collector's end-to-end close")
 	fs.StringVar(&cfg.Write, "write", "", "a Markdown file to put the figures in (its pay-per-use section is replaced)")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
@@ -100,14 +100,12 @@ func parseFlags(args []string) (config, error) {
 		return config{}, fmt.Errorf("-workers: %w", err)
 	}
 	if cfg.Instances < 1 || cfg.Records < 1 || cfg.BatchSize < 1 || cfg.Runs < 1 || cfg.Resend < 0 ||
-		cfg.TemporalInstances < 1 || cfg.TemporalRuns < 1 {
-		return config{}, errors.New("-instances, -records, -batch, -runs, -temporal-instances and -temporal-runs must be positive, -resend not negative")
+		cfg.TemporalRuns < 1 || cfg.BatchedInstances < 0 || cfg.BatchedRecords < 0 {
+		return config{}, errors.New("-instances, -records, -batch, -runs and -temporal-runs must be positive, " +
+			"-resend, -batched-instances and -batched-records not negative")
 	}
-	cfg.TemporalInstances = min(cfg.TemporalInstances, cfg.Instances)
-	if cfg.TemporalLead == 0 {
-		// Starting a workflow takes about 8 ms on a busy 2-core machine; the
-		// close must not fall due before the last one has started.
-		cfg.TemporalLead = 30*time.Second + time.Duration(cfg.TemporalInstances)*15*time.Millisecond
+	if cfg.BatchedRecords == 0 {
+		cfg.BatchedRecords = 3 * cfg.BatchedInstances
 	}
 	return cfg, nil
 }

@@ -2,19 +2,18 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/fulfillment-server/fulfillment/activities"
-	"github.com/fulfillment-server/fulfillment/bench/benchenv"
 	"github.com/fulfillment-server/fulfillment/store"
 	"github.com/fulfillment-server/fulfillment/worker"
 	"github.com/fulfillment-server/fulfillment/workflows"
@@ -22,57 +21,30 @@ import (
 
 const (
 	temporalTaskQueue = "benchusage"
-	// temporalPatience is how long after the close fell due the benchmark
-	// waits for every period to be pushed before it reports how far the
-	// close got.
-	temporalPatience = 10 * time.Minute
+	// temporalPatience is how long the benchmark waits for the collector's
+	// pass to push every record before it gives up.
+	temporalPatience = 20 * time.Minute
 	// pollInterval is the resolution of the end-to-end figures.
 	pollInterval = 200 * time.Millisecond
 )
 
-// temporalRun is one hourly close of every instance by its metering
-// workflow, on a Temporal dev server with the server's worker.
-type temporalRun struct {
-	Instances int
-	// Starting is how long starting every metering workflow took.
-	Starting time.Duration
-	// Closed and Pushed are the periods closed and pushed when the
-	// benchmark stopped waiting; Finished says whether all were pushed.
-	Closed, Pushed int
-	Finished       bool
-	// AllClosed and AllPushed are the times from the moment the close fell
-	// due until every period was closed, and pushed.
-	AllClosed, AllPushed time.Duration
-}
-
-// rate is the instances closed and pushed a second.
-func (r temporalRun) rate() float64 { return float64(r.Instances) / r.AllPushed.Seconds() }
-
-func (r temporalRun) String() string {
-	if !r.Finished {
-		return fmt.Sprintf("not finished within %s: %d of %d periods closed, %d pushed",
-			temporalPatience, r.Closed, r.Instances, r.Pushed)
-	}
-	return fmt.Sprintf("%d workflows started in %s; all periods closed after %s, pushed after %s (%.0f instances/s)",
-		r.Instances, r.Starting.Round(time.Millisecond), r.AllClosed.Round(time.Millisecond),
-		r.AllPushed.Round(time.Millisecond), r.rate())
-}
-
-// measureTemporal starts a metering workflow for each of the first n
-// instances, with the production period of an hour, and times their close
-// of the hour from the moment it falls due until every period is pushed.
-// The workflows meter from the start of the workload's hour; their push
-// delay puts the close lead after the first start, once all have started.
-func measureTemporal(ctx context.Context, dbURL, cli string, load *workload, n int, lead time.Duration) (temporalRun, error) {
-	ids := load.instances[:n]
+// measureCollectorTemporal runs the usage collector as the server does: a
+// Temporal dev server, the server's worker (default options) with the real
+// activities on the database and the mock marketplace, and
+// UsageCollectorWorkflow started as the server starts it, with the
+// production period and push delay. The hour's close is due already, so
+// the collector's first pass, which it runs at once, closes and pushes it:
+// timed from the start until the marketplace holds every record. The
+// pass's Temporal actions are then counted from the workflow's history.
+func measureCollectorTemporal(ctx context.Context, dbURL, cli string, load *workload) (collectRun, error) {
 	db, err := store.Open(ctx, dbURL)
 	if err != nil {
-		return temporalRun{}, err
+		return collectRun{}, err
 	}
 	defer db.Close()
 	mkt, err := newMarketplace()
 	if err != nil {
-		return temporalRun{}, err
+		return collectRun{}, err
 	}
 	defer mkt.close()
 	quiet := sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
@@ -82,73 +54,111 @@ func measureTemporal(ctx context.Context, dbURL, cli string, load *workload, n i
 		Stdout: io.Discard, Stderr: os.Stderr,
 	})
 	if err != nil {
-		return temporalRun{}, fmt.Errorf("start the Temporal dev server: %w", err)
+		return collectRun{}, fmt.Errorf("start the Temporal dev server: %w", err)
 	}
 	defer srv.Stop()
 	tc := srv.Client()
-	// The worker as the server runs it: default options.
 	w := worker.New(tc, temporalTaskQueue, &activities.Activities{Store: db, Usage: mkt.pusher}, worker.Options())
 	if err := w.Start(); err != nil {
-		return temporalRun{}, err
+		return collectRun{}, err
 	}
 	defer w.Stop()
 
+	r := collectRun{Temporal: true, WithUsage: load.withUsage(load.instances)}
 	start := time.Now()
-	due := start.Add(lead)
-	in := workflows.MeteringInput{Period: time.Hour, PushDelay: due.Sub(load.hour.Add(time.Hour)), From: load.hour}
-	err = benchenv.Parallel(ctx, len(ids), 16, func(ctx context.Context, i int) error {
-		in := in
-		in.InstanceID = ids[i]
-		_, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-			ID: workflows.MeteringWorkflowID(in.InstanceID), TaskQueue: temporalTaskQueue,
-		}, workflows.MeteringWorkflowName, in)
-		return err
-	})
+	if due := load.hour.Add(collectorPeriod + collectorDelay); start.Before(due) {
+		// The collector would sleep until then instead of passing at once.
+		return collectRun{}, fmt.Errorf("the hour from %s is not due before %s", load.hour, due)
+	}
+	if err := worker.EnsureUsageCollector(ctx, tc, temporalTaskQueue,
+		workflows.UsageCollectorInput{Period: collectorPeriod, PushDelay: collectorDelay}); err != nil {
+		return collectRun{}, err
+	}
+	// Whatever happens, the collector must not outlive the dev server's
+	// client; stopping the server ends it anyway.
+	defer func() {
+		_ = tc.TerminateWorkflow(context.WithoutCancel(ctx), workflows.UsageCollectorWorkflowID, "", "benchmark over")
+	}()
+	for len(mkt.ledger.Records()) < r.WithUsage {
+		if time.Since(start) > temporalPatience {
+			return collectRun{}, fmt.Errorf("the collector pushed %d of %d records within %s",
+				len(mkt.ledger.Records()), r.WithUsage, temporalPatience)
+		}
+		if err := sleep(ctx, pollInterval); err != nil {
+			return collectRun{}, err
+		}
+	}
+	r.Elapsed = time.Since(start)
+
+	// The pass is over once the collector sleeps until the next one: its
+	// first timer.
+	var (
+		actions int
+		asleep  bool
+	)
+	for !asleep {
+		if actions, asleep, err = passActions(ctx, tc); err != nil {
+			return collectRun{}, err
+		}
+		if time.Since(start) > temporalPatience {
+			return collectRun{}, fmt.Errorf("the collector's first pass did not end within %s", temporalPatience)
+		}
+		if !asleep {
+			if err := sleep(ctx, pollInterval); err != nil {
+				return collectRun{}, err
+			}
+		}
+	}
+	r.Actions = actions
+	q, err := tc.QueryWorkflow(ctx, workflows.UsageCollectorWorkflowID, "", workflows.UsageCollectorQuery)
 	if err != nil {
-		return temporalRun{}, fmt.Errorf("start metering workflows: %w", err)
+		return collectRun{}, fmt.Errorf("query the collector: %w", err)
 	}
-	r := temporalRun{Instances: len(ids), Starting: time.Since(start)}
-	if time.Now().After(due) {
-		return temporalRun{}, fmt.Errorf("starting %d workflows took %s, longer than -temporal-lead %s", r.Instances, r.Starting, lead)
+	var st workflows.CollectorState
+	if err := q.Get(&st); err != nil {
+		return collectRun{}, err
 	}
-	if err := waitForPush(ctx, dbURL, due, load.withUsage(ids), &r); err != nil {
-		return temporalRun{}, err
+	if st.Passes != 1 {
+		return collectRun{}, fmt.Errorf("the collector made %d passes, want 1", st.Passes)
 	}
-	if r.Finished {
-		return r, mkt.check(load, ids)
-	}
-	return r, nil
+	res := st.Last
+	r.Instances, r.Periods, r.Pushed, r.Calls = res.Instances, res.Periods, res.Pushed, res.Calls
+	return r, r.check(res, mkt, load)
 }
 
-// waitForPush polls the usage periods until every metered instance's
-// period is closed and every one with usage pushed, or temporalPatience has
-// passed since the close fell due.
-func waitForPush(ctx context.Context, dbURL string, due time.Time, withUsage int, r *temporalRun) error {
-	db, err := sql.Open("postgres", dbURL)
-	if err != nil {
-		return err
+// passActions counts the Temporal actions (what Temporal Cloud bills) of
+// the collector's first pass: its start, the activities scheduled and
+// their retries, timers, markers (side effects, versions), signals to and
+// children of other workflows, and search attribute updates, up to and
+// including the first timer, which ends the pass. asleep says whether
+// that timer has started.
+func passActions(ctx context.Context, tc client.Client) (actions int, asleep bool, err error) {
+	iter := tc.GetWorkflowHistory(ctx, workflows.UsageCollectorWorkflowID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for iter.HasNext() {
+		e, err := iter.Next()
+		if err != nil {
+			return 0, false, fmt.Errorf("read the collector's history: %w", err)
+		}
+		switch e.GetEventType() {
+		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED, enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED,
+			enumspb.EVENT_TYPE_MARKER_RECORDED, enumspb.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED,
+			enumspb.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED, enumspb.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
+			actions++
+		case enumspb.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+			// Only the last attempt is written; each retry was an action.
+			actions += int(e.GetActivityTaskStartedEventAttributes().GetAttempt()) - 1
+		case enumspb.EVENT_TYPE_TIMER_STARTED:
+			return actions + 1, true, nil
+		}
 	}
-	defer db.Close()
-	for {
-		if err := db.QueryRowContext(ctx, `SELECT count(*), count(*) FILTER (WHERE state = 'pushed') FROM usage_periods`).
-			Scan(&r.Closed, &r.Pushed); err != nil {
-			return fmt.Errorf("count usage periods: %w", err)
-		}
-		now := time.Now()
-		if r.Closed == r.Instances && r.AllClosed == 0 {
-			r.AllClosed = now.Sub(due)
-		}
-		if r.Closed == r.Instances && r.Pushed == withUsage {
-			r.AllPushed, r.Finished = now.Sub(due), true
-			return nil
-		}
-		if now.Sub(due) > temporalPatience {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(pollInterval):
-		}
+	return actions, false, nil
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
 	}
 }
