@@ -481,7 +481,8 @@ func TestNewInstance(t *testing.T) {
 	require.Equal(t, "instance/"+id, call.Options.ID)
 	require.Equal(t, testTaskQueue, call.Options.TaskQueue)
 	require.Equal(t, enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE, call.Options.WorkflowIDReusePolicy)
-	require.Equal(t, []any{workflows.InstanceInput{InstanceID: id, OrderID: orderID, OrderLineID: lineID, Debug: true}}, call.Args)
+	require.Equal(t, []any{workflows.InstanceInput{InstanceID: id, OrderID: orderID, OrderLineID: lineID, Debug: true,
+		Generation: workflows.InstanceGeneration}}, call.Args)
 	signal, ok := call.Arg.(workflows.Callback)
 	require.True(t, ok, "signal argument %T", call.Arg)
 	require.Equal(t, wantKey, signal.Key)
