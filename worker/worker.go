@@ -83,14 +83,16 @@ func EnsureSearchAttributes(ctx context.Context, c client.Client, namespace stri
 
 // EnsureUsageCollector starts the usage collector (UsageCollectorWorkflow)
 // unless it runs already: one for the namespace, however many servers
-// start it.
+// start it. A running collector is given this server's metering settings,
+// which apply from its next pass.
 func EnsureUsageCollector(ctx context.Context, c client.Client, taskQueue string, in workflows.UsageCollectorInput) error {
-	_, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID:                       workflows.UsageCollectorWorkflowID,
-		TaskQueue:                taskQueue,
-		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-	}, workflows.UsageCollectorWorkflowName, in)
+	_, err := c.SignalWithStartWorkflow(ctx, workflows.UsageCollectorWorkflowID, workflows.UsageCollectorSettingsSignal,
+		workflows.UsageCollectorSettings{Period: in.Period, PushDelay: in.PushDelay},
+		client.StartWorkflowOptions{
+			ID:                    workflows.UsageCollectorWorkflowID,
+			TaskQueue:             taskQueue,
+			WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		}, workflows.UsageCollectorWorkflowName, in)
 	if err != nil {
 		return fmt.Errorf("start the usage collector: %w", err)
 	}

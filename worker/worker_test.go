@@ -73,6 +73,22 @@ func TestEnsureUsageCollector(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, first.GetWorkflowExecutionInfo().GetExecution().GetRunId(), second.GetWorkflowExecutionInfo().GetExecution().GetRunId(),
 		"the running collector is kept")
+
+	// A server started with other settings gives them to the running
+	// collector (a worker runs it here, with no metered instance).
+	w := worker.New(c, "collector-test", &activities.Activities{Store: testenv.NewStore(t)}, worker.Options())
+	require.NoError(t, w.Start())
+	defer w.Stop()
+	daily := workflows.UsageCollectorInput{Period: 24 * time.Hour, PushDelay: 10 * time.Minute}
+	require.NoError(t, worker.EnsureUsageCollector(t.Context(), c, "collector-test", daily))
+	require.Eventually(t, func() bool {
+		v, err := c.QueryWorkflow(t.Context(), workflows.UsageCollectorWorkflowID, "", workflows.UsageCollectorQuery)
+		if err != nil {
+			return false
+		}
+		var st workflows.CollectorState
+		return v.Get(&st) == nil && st.Settings == workflows.UsageCollectorSettings{Period: 24 * time.Hour, PushDelay: 10 * time.Minute}
+	}, 20*time.Second, 100*time.Millisecond)
 }
 
 // TestEnsureSearchAttributes registers the attributes on a fresh server and

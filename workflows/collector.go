@@ -30,7 +30,18 @@ const (
 	UsageCollectorSignal = "collect-now"
 	// UsageCollectorQuery returns the collector's state (CollectorState).
 	UsageCollectorQuery = "collector"
+	// UsageCollectorSettingsSignal gives the running collector the
+	// metering settings of a server that starts (UsageCollectorSettings),
+	// so that a changed METERING_PERIOD or METERING_PUSH_DELAY applies
+	// from the next pass.
+	UsageCollectorSettingsSignal = "settings"
 )
+
+// UsageCollectorSettings are the metering settings the collector passes by.
+type UsageCollectorSettings struct {
+	Period    time.Duration
+	PushDelay time.Duration
+}
 
 // UsageCollectorInput starts the collector.
 type UsageCollectorInput struct {
@@ -45,6 +56,8 @@ type UsageCollectorInput struct {
 
 // CollectorState is the collector's state, carried across runs.
 type CollectorState struct {
+	// Settings are those the collector passes by now.
+	Settings   UsageCollectorSettings
 	Passes     int
 	LastPassAt *time.Time `json:",omitempty"`
 	// Last is the last pass's result.
@@ -85,6 +98,7 @@ func UsageCollectorWorkflow(ctx workflow.Context, in UsageCollectorInput) error 
 	if err := workflow.SetQueryHandler(ctx, UsageCollectorQuery, func() (CollectorState, error) { return *st, nil }); err != nil {
 		return err
 	}
+	st.Settings = UsageCollectorSettings{Period: in.Period, PushDelay: in.PushDelay}
 	asked := false
 	ch := workflow.GetSignalChannel(ctx, UsageCollectorSignal)
 	workflow.Go(ctx, func(ctx workflow.Context) {
@@ -93,7 +107,18 @@ func UsageCollectorWorkflow(ctx workflow.Context, in UsageCollectorInput) error 
 			asked = true
 		}
 	})
-	c := &collector{st: st, in: in}
+	settings := workflow.GetSignalChannel(ctx, UsageCollectorSettingsSignal)
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			var s UsageCollectorSettings
+			settings.Receive(ctx, &s)
+			if s.Period > 0 && s.PushDelay >= 0 && s != st.Settings {
+				// The next wake is computed anew with them.
+				st.Settings, asked = s, true
+			}
+		}
+	})
+	c := &collector{st: st}
 	for passes := 1; ; passes++ {
 		asked = false
 		next := c.pass(ctx)
@@ -103,7 +128,7 @@ func UsageCollectorWorkflow(ctx workflow.Context, in UsageCollectorInput) error 
 			}
 			carried := *st
 			return workflow.NewContinueAsNewError(ctx, UsageCollectorWorkflowName, UsageCollectorInput{
-				Period: in.Period, PushDelay: in.PushDelay, Carried: &carried,
+				Period: st.Settings.Period, PushDelay: st.Settings.PushDelay, Carried: &carried,
 			})
 		}
 		if _, err := workflow.AwaitWithTimeout(ctx, next.Sub(workflow.Now(ctx)), func() bool { return asked }); err != nil {
@@ -114,7 +139,6 @@ func UsageCollectorWorkflow(ctx workflow.Context, in UsageCollectorInput) error 
 
 type collector struct {
 	st *CollectorState
-	in UsageCollectorInput
 }
 
 // pass runs one CollectUsage, tells operators what needs them, and returns
@@ -153,7 +177,7 @@ func (c *collector) pass(ctx workflow.Context) time.Time {
 	st.Failures++
 	st.LastError = failure
 	c.alertFailing(ctx)
-	if retry := now.Add(pushBackoff(st.Failures, c.in.Period)); retry.Before(next) {
+	if retry := now.Add(pushBackoff(st.Failures, st.Settings.Period)); retry.Before(next) {
 		next = retry
 	}
 	return maxTime(next, now.Add(time.Second))
@@ -162,7 +186,8 @@ func (c *collector) pass(ctx workflow.Context) time.Time {
 // tick is the next period boundary plus the push delay after now: when the
 // periods of the instances metered with the default settings close.
 func (c *collector) tick(now time.Time) time.Time {
-	return activities.PeriodBoundaryAfter(now.Add(-c.in.PushDelay), c.in.Period).Add(c.in.PushDelay)
+	s := c.st.Settings
+	return activities.PeriodBoundaryAfter(now.Add(-s.PushDelay), s.Period).Add(s.PushDelay)
 }
 
 func maxTime(a, b time.Time) time.Time {
