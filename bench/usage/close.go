@@ -51,6 +51,21 @@ func newMarketplace() (*marketplace, error) {
 
 func (m *marketplace) close() { m.srv.Close() }
 
+// openActivities opens the benchmark's database and the mock marketplace,
+// and returns the activities on both and what closes them.
+func openActivities(ctx context.Context, dbURL string) (*activities.Activities, *marketplace, func(), error) {
+	db, err := store.Open(ctx, dbURL)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	mkt, err := newMarketplace()
+	if err != nil {
+		db.Close()
+		return nil, nil, nil, err
+	}
+	return &activities.Activities{Store: db, Usage: mkt.pusher}, mkt, func() { mkt.close(); db.Close() }, nil
+}
+
 // check verifies that the marketplace received one record for each of the
 // instances with usage, carrying exactly that instance's usage of the hour.
 func (m *marketplace) check(load *workload, ids []string) error {
@@ -97,17 +112,11 @@ func (r closeRun) String() string {
 // PushUsage activity, the given number of instances at a time, like a
 // worker's concurrent activity slots.
 func measureClose(ctx context.Context, dbURL string, load *workload, workers int) (closeRun, error) {
-	db, err := store.Open(ctx, dbURL)
+	acts, mkt, done, err := openActivities(ctx, dbURL)
 	if err != nil {
 		return closeRun{}, err
 	}
-	defer db.Close()
-	mkt, err := newMarketplace()
-	if err != nil {
-		return closeRun{}, err
-	}
-	defer mkt.close()
-	acts := &activities.Activities{Store: db, Usage: mkt.pusher}
+	defer done()
 	period := []workflows.Span{{Start: load.hour, End: load.hour.Add(time.Hour)}}
 
 	var closed, pushed atomic.Int64

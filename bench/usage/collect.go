@@ -100,17 +100,11 @@ func (r collectRun) check(res activities.CollectUsageResult, mkt *marketplace, l
 // measureCollect runs one pass of the collector by calling CollectUsage
 // directly, as of the moment the hour's close falls due.
 func measureCollect(ctx context.Context, dbURL string, load *workload) (collectRun, error) {
-	db, err := store.Open(ctx, dbURL)
+	acts, mkt, done, err := openActivities(ctx, dbURL)
 	if err != nil {
 		return collectRun{}, err
 	}
-	defer db.Close()
-	mkt, err := newMarketplace()
-	if err != nil {
-		return collectRun{}, err
-	}
-	defer mkt.close()
-	acts := &activities.Activities{Store: db, Usage: mkt.pusher}
+	defer done()
 
 	start := time.Now()
 	res, err := acts.CollectUsage(ctx, activities.CollectUsageInput{Now: load.hour.Add(collectorPeriod + collectorDelay)})

@@ -13,8 +13,6 @@ import (
 	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/testsuite"
 
-	"github.com/fulfillment-server/fulfillment/activities"
-	"github.com/fulfillment-server/fulfillment/store"
 	"github.com/fulfillment-server/fulfillment/worker"
 	"github.com/fulfillment-server/fulfillment/workflows"
 )
@@ -37,16 +35,11 @@ const (
 // timed from the start until the marketplace holds every record. The
 // pass's Temporal actions are then counted from the workflow's history.
 func measureCollectorTemporal(ctx context.Context, dbURL, cli string, load *workload) (collectRun, error) {
-	db, err := store.Open(ctx, dbURL)
+	acts, mkt, done, err := openActivities(ctx, dbURL)
 	if err != nil {
 		return collectRun{}, err
 	}
-	defer db.Close()
-	mkt, err := newMarketplace()
-	if err != nil {
-		return collectRun{}, err
-	}
-	defer mkt.close()
+	defer done()
 	quiet := sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
 	srv, err := testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
 		ExistingPath: cli, ClientOptions: &client.Options{Logger: quiet}, LogLevel: "error",
@@ -58,7 +51,7 @@ func measureCollectorTemporal(ctx context.Context, dbURL, cli string, load *work
 	}
 	defer srv.Stop()
 	tc := srv.Client()
-	w := worker.New(tc, temporalTaskQueue, &activities.Activities{Store: db, Usage: mkt.pusher}, worker.Options())
+	w := worker.New(tc, temporalTaskQueue, acts, worker.Options())
 	if err := w.Start(); err != nil {
 		return collectRun{}, err
 	}
