@@ -82,14 +82,15 @@ func EnsureSearchAttributes(ctx context.Context, c client.Client, namespace stri
 }
 
 // EnsureUsageCollector starts the usage collector (UsageCollectorWorkflow)
-// unless it runs already: one for the namespace, however many servers
-// start it. A running collector is given this server's metering settings,
-// which apply from its next pass.
+// of the deployment whose workers poll taskQueue unless it runs already:
+// one per deployment, however many of its servers start it. A running
+// collector is given this server's metering settings, which apply from its
+// next pass.
 func EnsureUsageCollector(ctx context.Context, c client.Client, taskQueue string, in workflows.UsageCollectorInput) error {
-	_, err := c.SignalWithStartWorkflow(ctx, workflows.UsageCollectorWorkflowID, workflows.UsageCollectorSettingsSignal,
+	_, err := c.SignalWithStartWorkflow(ctx, workflows.UsageCollectorWorkflowID(taskQueue), workflows.UsageCollectorSettingsSignal,
 		workflows.UsageCollectorSettings{Period: in.Period, PushDelay: in.PushDelay},
 		client.StartWorkflowOptions{
-			ID:                    workflows.UsageCollectorWorkflowID,
+			ID:                    workflows.UsageCollectorWorkflowID(taskQueue),
 			TaskQueue:             taskQueue,
 			WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		}, workflows.UsageCollectorWorkflowName, in)

@@ -66,13 +66,21 @@ func TestEnsureUsageCollector(t *testing.T) {
 	c := srv.Client(t)
 	in := workflows.UsageCollectorInput{Period: time.Hour, PushDelay: 5 * time.Minute}
 	require.NoError(t, worker.EnsureUsageCollector(t.Context(), c, "collector-test", in))
-	first, err := c.DescribeWorkflowExecution(t.Context(), workflows.UsageCollectorWorkflowID, "")
+	first, err := c.DescribeWorkflowExecution(t.Context(), workflows.UsageCollectorWorkflowID("collector-test"), "")
 	require.NoError(t, err)
 	require.NoError(t, worker.EnsureUsageCollector(t.Context(), c, "collector-test", in))
-	second, err := c.DescribeWorkflowExecution(t.Context(), workflows.UsageCollectorWorkflowID, "")
+	second, err := c.DescribeWorkflowExecution(t.Context(), workflows.UsageCollectorWorkflowID("collector-test"), "")
 	require.NoError(t, err)
 	require.Equal(t, first.GetWorkflowExecutionInfo().GetExecution().GetRunId(), second.GetWorkflowExecutionInfo().GetExecution().GetRunId(),
 		"the running collector is kept")
+
+	// Another deployment on the same namespace (a rehearsal beside the
+	// real one, on its own task queue and database) has its own collector.
+	require.NoError(t, worker.EnsureUsageCollector(t.Context(), c, "collector-other", in))
+	other, err := c.DescribeWorkflowExecution(t.Context(), workflows.UsageCollectorWorkflowID("collector-other"), "")
+	require.NoError(t, err)
+	require.Equal(t, "collector-other", other.GetExecutionConfig().GetTaskQueue().GetName())
+	require.NotEqual(t, first.GetWorkflowExecutionInfo().GetExecution().GetRunId(), other.GetWorkflowExecutionInfo().GetExecution().GetRunId())
 
 	// A server started with other settings gives them to the running
 	// collector (a worker runs it here, with no metered instance).
@@ -82,7 +90,7 @@ func TestEnsureUsageCollector(t *testing.T) {
 	daily := workflows.UsageCollectorInput{Period: 24 * time.Hour, PushDelay: 10 * time.Minute}
 	require.NoError(t, worker.EnsureUsageCollector(t.Context(), c, "collector-test", daily))
 	require.Eventually(t, func() bool {
-		v, err := c.QueryWorkflow(t.Context(), workflows.UsageCollectorWorkflowID, "", workflows.UsageCollectorQuery)
+		v, err := c.QueryWorkflow(t.Context(), workflows.UsageCollectorWorkflowID("collector-test"), "", workflows.UsageCollectorQuery)
 		if err != nil {
 			return false
 		}

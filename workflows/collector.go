@@ -23,8 +23,6 @@ const (
 	// UsageCollectorWorkflowName is the registered name of
 	// UsageCollectorWorkflow.
 	UsageCollectorWorkflowName = "UsageCollectorWorkflow"
-	// UsageCollectorWorkflowID is the one collector's workflow ID.
-	UsageCollectorWorkflowID = "usage-collector"
 	// UsageCollectorSignal asks the collector for a pass now (an operator
 	// after an outage, with no payload).
 	UsageCollectorSignal = "collect-now"
@@ -36,6 +34,12 @@ const (
 	// from the next pass.
 	UsageCollectorSettingsSignal = "settings"
 )
+
+// UsageCollectorWorkflowID is the workflow ID of the collector of the
+// deployment whose workers poll taskQueue: one per deployment, and
+// deployments that share a Temporal namespace (a rehearsal beside the
+// real one) each have their own, working on their own database.
+func UsageCollectorWorkflowID(taskQueue string) string { return "usage-collector/" + taskQueue }
 
 // UsageCollectorSettings are the metering settings the collector passes by.
 type UsageCollectorSettings struct {

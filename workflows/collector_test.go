@@ -86,7 +86,7 @@ func (r *collectorRig) register(t *testing.T) {
 // what happens on the way.
 func (r *collectorRig) runCollector(t *testing.T, until time.Time, events ...scheduled) {
 	t.Helper()
-	env := r.envFor(t, meteringStart, workflows.UsageCollectorWorkflowID)
+	env := r.envFor(t, meteringStart, workflows.UsageCollectorWorkflowID("test"))
 	for _, e := range events {
 		env.RegisterDelayedCallback(func() { e.do(env) }, e.at.Sub(meteringStart))
 	}

@@ -70,7 +70,7 @@ func measureCollectorTemporal(ctx context.Context, dbURL, cli string, load *work
 	// Whatever happens, the collector must not outlive the dev server's
 	// client; stopping the server ends it anyway.
 	defer func() {
-		_ = tc.TerminateWorkflow(context.WithoutCancel(ctx), workflows.UsageCollectorWorkflowID, "", "benchmark over")
+		_ = tc.TerminateWorkflow(context.WithoutCancel(ctx), workflows.UsageCollectorWorkflowID(temporalTaskQueue), "", "benchmark over")
 	}()
 	for len(mkt.ledger.Records()) < r.WithUsage {
 		if time.Since(start) > temporalPatience {
@@ -103,7 +103,7 @@ func measureCollectorTemporal(ctx context.Context, dbURL, cli string, load *work
 		}
 	}
 	r.Actions = actions
-	q, err := tc.QueryWorkflow(ctx, workflows.UsageCollectorWorkflowID, "", workflows.UsageCollectorQuery)
+	q, err := tc.QueryWorkflow(ctx, workflows.UsageCollectorWorkflowID(temporalTaskQueue), "", workflows.UsageCollectorQuery)
 	if err != nil {
 		return collectRun{}, fmt.Errorf("query the collector: %w", err)
 	}
@@ -126,7 +126,7 @@ func measureCollectorTemporal(ctx context.Context, dbURL, cli string, load *work
 // including the first timer, which ends the pass. asleep says whether
 // that timer has started.
 func passActions(ctx context.Context, tc client.Client) (actions int, asleep bool, err error) {
-	iter := tc.GetWorkflowHistory(ctx, workflows.UsageCollectorWorkflowID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	iter := tc.GetWorkflowHistory(ctx, workflows.UsageCollectorWorkflowID(temporalTaskQueue), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	for iter.HasNext() {
 		e, err := iter.Next()
 		if err != nil {

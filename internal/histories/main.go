@@ -321,13 +321,13 @@ func record(ctx context.Context, c client.Client, out string, sc scenario) error
 func recordCollector(ctx context.Context, c client.Client, out string, sc scenario) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: workflows.UsageCollectorWorkflowID, TaskQueue: taskQueue},
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: workflows.UsageCollectorWorkflowID(taskQueue), TaskQueue: taskQueue},
 		workflows.UsageCollectorWorkflowName, workflows.UsageCollectorInput{Period: time.Second, PushDelay: 0})
 	if err != nil {
 		return err
 	}
 	for {
-		v, err := c.QueryWorkflow(ctx, workflows.UsageCollectorWorkflowID, "", workflows.UsageCollectorQuery)
+		v, err := c.QueryWorkflow(ctx, workflows.UsageCollectorWorkflowID(taskQueue), "", workflows.UsageCollectorQuery)
 		if err != nil {
 			return err
 		}
@@ -340,10 +340,10 @@ func recordCollector(ctx context.Context, c client.Client, out string, sc scenar
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	if err := c.TerminateWorkflow(ctx, workflows.UsageCollectorWorkflowID, run.GetRunID(), "recorded"); err != nil {
+	if err := c.TerminateWorkflow(ctx, workflows.UsageCollectorWorkflowID(taskQueue), run.GetRunID(), "recorded"); err != nil {
 		return err
 	}
-	return writeHistory(ctx, c, workflows.UsageCollectorWorkflowID, filepath.Join(out, sc.fileName()))
+	return writeHistory(ctx, c, workflows.UsageCollectorWorkflowID(taskQueue), filepath.Join(out, sc.fileName()))
 }
 
 func waitState(ctx context.Context, c client.Client, id string, want workflows.State) error {
