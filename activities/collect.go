@@ -201,6 +201,7 @@ func (a *Activities) closeCovered(ctx context.Context, now time.Time, res *Colle
 		if err != nil {
 			return err
 		}
+		progress := res.Instances
 		for _, id := range ids {
 			closed, err := a.Store.Metering.CloseMetered(ctx, store.CloseMetered{
 				InstanceID: id, Change: store.MeteringDue, Now: now, Rules: WithMeteringRules,
@@ -208,13 +209,18 @@ func (a *Activities) closeCovered(ctx context.Context, now time.Time, res *Colle
 			if err != nil {
 				return err
 			}
-			res.Instances++
+			if closed.Periods > 0 {
+				res.Instances++
+			}
 			res.Periods += closed.Periods
 			if closed.PackageExhausted != "" {
 				res.Exhausted = append(res.Exhausted, ExhaustedPackage{InstanceID: id, Package: closed.PackageExhausted})
 			}
 		}
-		if len(ids) < closeChunk {
+		// A full list again only if this one closed something: an
+		// instance that stays due without closing (it cannot, but a
+		// hand-edited row could) must not keep the pass going for ever.
+		if len(ids) < closeChunk || progress == res.Instances {
 			return nil
 		}
 	}

@@ -258,7 +258,7 @@ func (s usageSink) Record(ctx context.Context, records []koogallery.UsageRecord,
 		if valueForm == "" {
 			valueForm = string(f)
 		} else {
-			valueForm = pushValueForm
+			valueForm = mixedValueForm
 		}
 	}
 	// To the database's microsecond, so that the ID and received_at say
@@ -279,9 +279,9 @@ func (s usageSink) Record(ctx context.Context, records []koogallery.UsageRecord,
 	return stored.NewRecords, nil
 }
 
-// pushValueForm is the value form of a push whose records came as both
+// mixedValueForm is the value form of a push whose records came as both
 // numbers and strings.
-const pushValueForm = "mixed"
+const mixedValueForm = "mixed"
 
 // newPushID names an accepted push: "push-", the time it was received to
 // the microsecond (UTC), and random characters, so that IDs sort as the
